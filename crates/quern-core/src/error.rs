@@ -1,0 +1,143 @@
+//! Error types at the app and spec boundaries.
+//!
+//! [`AppError`] is what user code returns from map, reduce and combine;
+//! [`InputError`] is what an [`crate::InputFormat`] returns; [`SpecError`] is a
+//! job description that cannot run. Each says whether retrying can help, so
+//! the scheduler classifies a failure once.
+
+use std::fmt;
+
+/// An error returned by user code (map, reduce, combine, or building an app).
+///
+/// Wraps any error; [`AppError::retryable`] tells the scheduler whether
+/// another attempt might succeed (default: yes, as transient failures are the
+/// common case for user code that talks to the world).
+#[derive(Debug)]
+pub struct AppError {
+    message: String,
+    retryable: bool,
+}
+
+impl AppError {
+    /// An error with a message; retryable.
+    pub fn new(message: impl Into<String>) -> Self {
+        AppError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    /// An error that another attempt cannot fix (bad parameters, bad data).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        AppError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// Whether another attempt of the same task might succeed.
+    pub fn retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<std::io::Error> for AppError {
+    fn from(e: std::io::Error) -> Self {
+        AppError::new(e.to_string())
+    }
+}
+
+/// An error while reading records from an input split.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// Reading failed.
+    #[error("read error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The bytes are not what the format expects.
+    #[error("{}: {message}", at(*.line, *.offset))]
+    Malformed {
+        /// 1-based line number, when the format knows it.
+        line: Option<u64>,
+        /// Byte offset of the bad record in the (uncompressed) file.
+        offset: u64,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn at(line: Option<u64>, offset: u64) -> String {
+    match line {
+        Some(l) => format!("line {l}"),
+        None => format!("byte {offset}"),
+    }
+}
+
+impl InputError {
+    /// Whether another attempt might read the input successfully.
+    pub fn retryable(&self) -> bool {
+        matches!(self, InputError::Io(_))
+    }
+}
+
+/// A job description that cannot run.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// No app of that name is registered.
+    #[error("unknown app '{name}' (known apps: {known})")]
+    UnknownApp {
+        /// The name asked for.
+        name: String,
+        /// The names registered, comma-separated.
+        known: String,
+    },
+    /// A `--param` the app does not take.
+    #[error("app '{app}' has no parameter '{param}' (it takes: {known})")]
+    UnknownParam {
+        /// The app.
+        app: String,
+        /// The parameter given.
+        param: String,
+        /// The parameters the app takes.
+        known: String,
+    },
+    /// A required parameter is missing.
+    #[error("app '{app}' needs parameter '{param}': {help}")]
+    MissingParam {
+        /// The app.
+        app: String,
+        /// The missing parameter.
+        param: String,
+        /// Its help text.
+        help: String,
+    },
+    /// A parameter value is not usable.
+    #[error("parameter '{param}': {message}")]
+    BadParam {
+        /// The parameter.
+        param: String,
+        /// Why not.
+        message: String,
+    },
+    /// A field of the spec is out of range.
+    #[error("{field}: {message}")]
+    BadField {
+        /// The field (as named on the command line).
+        field: &'static str,
+        /// Why not.
+        message: String,
+    },
+}

@@ -1,0 +1,70 @@
+//! quern's vocabulary: everything an app author and every runtime share.
+//!
+//! This crate holds the public app API ([`App`], [`MapContext`],
+//! [`ReduceContext`], [`Values`]), the input and output format traits, the
+//! serialisable [`JobSpec`], the default [`partition`]er, [`Counters`], and the
+//! task [`Scheduler`] state machine that both the embedded runner and the
+//! (future) cluster coordinator drive.
+//!
+//! # Overview
+//! - [`App`]: map, reduce, optional [`Combiner`], optional partitioner, named
+//!   outputs. Keys and values are bytes, ordered by byte comparison.
+//! - [`AppRegistry`]: the apps a binary knows, each built from its [`Params`].
+//! - [`InputFormat`] / [`OutputFormat`]: how records come in and go out.
+//!   [`TextLines`], [`WholeFile`] and [`TextOutput`] are built in.
+//! - [`JobSpec`]: a job, as data, so a coordinator can ship it unchanged.
+//! - [`Scheduler`]: jobs → tasks → attempts, with retries and commit decisions.
+//!
+//! # Example
+//! ```
+//! use quern_core::{App, MapContext, ReduceContext, Record, Values, AppError};
+//!
+//! struct LineLengths;
+//! impl App for LineLengths {
+//!     fn map(&self, record: &Record<'_>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
+//!         ctx.emit(record.data.len().to_string().as_bytes(), b"1");
+//!         Ok(())
+//!     }
+//!     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
+//!         let mut n = 0u64;
+//!         while values.next().is_some() { n += 1; }
+//!         ctx.emit(key, n.to_string().as_bytes());
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! # Invariants
+//! - No file system, no threads, no async, no network: everything here is
+//!   pure logic over `std::io` traits, so every runtime can share it.
+//! - Keys compare as raw bytes; partitioning is a fixed, documented hash
+//!   ([`partition`]), never a per-process random one.
+
+mod app;
+mod counters;
+mod error;
+mod format;
+mod params;
+mod partition;
+mod registry;
+mod schedule;
+mod spec;
+
+pub use app::{
+    App, CombineOutput, Combiner, MapContext, MapSink, OutputDecl, Record, ReduceContext,
+    ReduceSink, SliceValues, ValueSource, Values,
+};
+pub use counters::{Counters, EngineCounters};
+pub use error::{AppError, InputError, SpecError};
+pub use format::{
+    InputFormat, LineStart, OutputFormat, RecordSink, RecordWriter, SplitInput, TextLines,
+    TextOutput, WholeFile,
+};
+pub use params::{ParamSpec, Params};
+pub use partition::{fnv1a_32, partition};
+pub use registry::{AppInfo, AppRegistry};
+pub use schedule::{
+    AttemptId, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress, Scheduler,
+    TaskId, TaskKind, TaskState,
+};
+pub use spec::{DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec};

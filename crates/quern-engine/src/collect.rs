@@ -1,0 +1,397 @@
+//! The map side's output collector: where emitted pairs go until they are a
+//! sorted, partitioned run on disk.
+//!
+//! Without a combiner, pairs are serialised into a [`SortBuffer`] (one byte
+//! arena plus a fixed-size entry per record, as Hadoop's `kvbuffer` and
+//! `kvmeta`), sorted by (partition, key) when the buffer is full and spilled.
+//! With a combiner, pairs go into a [`CombineTable`] first (Spark's map-side
+//! combine): values of a key are combined eagerly as they arrive, and only
+//! when the table fills is it sorted and spilled. Either way, each spill is
+//! one [`RunWriter`] file with a segment per partition, and the memory used is
+//! bounded by the job's `sort_buffer`.
+
+use std::io;
+use std::path::PathBuf;
+
+use quern_core::{AppError, CombineOutput, Combiner, EngineCounters, SliceValues, Values};
+use rustc_hash::FxHashMap;
+
+use crate::run::{RunIndex, RunWriter};
+
+/// Per-entry bookkeeping bytes charged against the buffer, besides the key and
+/// value bytes themselves.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>();
+/// Per-key bookkeeping charged in the combine table (hash slot, boxes).
+const TABLE_OVERHEAD: usize = 64;
+/// How many pending values a key may gather in the combine table before they
+/// are combined.
+const COMBINE_EVERY: u32 = 32;
+
+/// A record's place in the arena.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    partition: u32,
+    key_start: u32,
+    key_len: u32,
+    value_len: u32,
+    /// The first 8 key bytes, big-endian: most comparisons end here.
+    prefix: u64,
+}
+
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// Where spills go.
+pub struct SpillTarget {
+    /// Directory for spill files.
+    pub dir: PathBuf,
+    /// Partitions (over all outputs).
+    pub partitions: usize,
+    /// Spills written so far.
+    pub runs: Vec<RunIndex>,
+}
+
+impl SpillTarget {
+    fn next_writer(&self) -> io::Result<RunWriter> {
+        RunWriter::create(
+            self.dir.join(format!("spill-{:05}.run", self.runs.len())),
+            self.partitions,
+        )
+    }
+}
+
+/// Serialised pairs awaiting sort and spill.
+pub struct SortBuffer {
+    data: Vec<u8>,
+    entries: Vec<Entry>,
+    limit: usize,
+}
+
+impl SortBuffer {
+    /// A buffer of `limit` bytes (arena plus entries).
+    pub fn new(limit: usize) -> Self {
+        SortBuffer {
+            data: Vec::new(),
+            entries: Vec::new(),
+            limit,
+        }
+    }
+
+    /// Bytes in use.
+    fn used(&self) -> usize {
+        self.data.len() + self.entries.len() * ENTRY_OVERHEAD
+    }
+
+    /// Whether adding a pair of `len` bytes would overflow (an empty buffer
+    /// takes any one pair, however large).
+    fn would_overflow(&self, len: usize) -> bool {
+        !self.entries.is_empty()
+            && (self.used() + len + ENTRY_OVERHEAD > self.limit
+                || self.data.len() + len > u32::MAX as usize)
+    }
+
+    fn push(&mut self, partition: u32, key: &[u8], value: &[u8]) {
+        let key_start = self.data.len() as u32;
+        self.data.extend_from_slice(key);
+        self.data.extend_from_slice(value);
+        self.entries.push(Entry {
+            partition,
+            key_start,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+            prefix: key_prefix(key),
+        });
+    }
+
+    fn key(&self, e: &Entry) -> &[u8] {
+        &self.data[e.key_start as usize..(e.key_start + e.key_len) as usize]
+    }
+
+    fn value(&self, e: &Entry) -> &[u8] {
+        let start = (e.key_start + e.key_len) as usize;
+        &self.data[start..start + e.value_len as usize]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Sorts by (partition, key), stably, and writes one run; empties the
+    /// buffer.
+    fn spill(
+        &mut self,
+        target: &mut SpillTarget,
+        counters: &mut EngineCounters,
+    ) -> Result<(), CollectError> {
+        let data = &self.data;
+        let key = |e: &Entry| &data[e.key_start as usize..(e.key_start + e.key_len) as usize];
+        self.entries.sort_by(|a, b| {
+            a.partition
+                .cmp(&b.partition)
+                .then(a.prefix.cmp(&b.prefix))
+                .then_with(|| key(a).cmp(key(b)))
+        });
+        let mut writer = target.next_writer()?;
+        for e in &self.entries {
+            writer.write(e.partition as usize, self.key(e), self.value(e))?;
+        }
+        counters.spilled_records += self.entries.len() as u64;
+        target.runs.push(writer.finish()?);
+        counters.spills += 1;
+        self.data.clear();
+        self.entries.clear();
+        Ok(())
+    }
+}
+
+/// Errors of the collector: I/O on spills, or a failing combiner.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// Writing a spill failed.
+    #[error("writing a spill: {0}")]
+    Io(#[from] io::Error),
+    /// The app's combiner returned an error.
+    #[error("combiner: {0}")]
+    Combiner(#[from] AppError),
+}
+
+/// Runs the combiner over `values` and writes each combined value with
+/// `write`, counting combine input and output records.
+fn combine_into(
+    combiner: &dyn Combiner,
+    output: usize,
+    key: &[u8],
+    values: &[&[u8]],
+    counters: &mut EngineCounters,
+    write: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> Result<(), CollectError> {
+    counters.combine_input_records += values.len() as u64;
+    let mut io_error = None;
+    let mut emitted = 0u64;
+    let mut emit = |v: &[u8]| {
+        if io_error.is_none() {
+            emitted += 1;
+            if let Err(e) = write(v) {
+                io_error = Some(e);
+            }
+        }
+    };
+    let mut source = SliceValues::new(values);
+    combiner.combine(
+        output,
+        key,
+        &mut Values::new(&mut source),
+        &mut CombineOutput::new(&mut emit),
+    )?;
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
+    counters.combine_output_records += emitted;
+    Ok(())
+}
+
+/// One key's values waiting in the combine table, length-prefixed in one
+/// buffer so a key costs one allocation however many values it gathers.
+struct PendingValues {
+    partition: u32,
+    count: u32,
+    bytes: Vec<u8>,
+}
+
+impl PendingValues {
+    fn push(&mut self, value: &[u8]) {
+        crate::run::put_varint(&mut self.bytes, value.len() as u64);
+        self.bytes.extend_from_slice(value);
+        self.count += 1;
+    }
+
+    fn slices(&self) -> Vec<&[u8]> {
+        let mut out = Vec::with_capacity(self.count as usize);
+        let mut rest = self.bytes.as_slice();
+        while !rest.is_empty() {
+            let (len, n) = read_varint_slice(rest);
+            out.push(&rest[n..n + len]);
+            rest = &rest[n + len..];
+        }
+        out
+    }
+}
+
+fn read_varint_slice(buf: &[u8]) -> (usize, usize) {
+    let mut v = 0usize;
+    for (i, &b) in buf.iter().enumerate() {
+        v |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return (v, i + 1);
+        }
+    }
+    unreachable!("invariant: PendingValues only holds varints it wrote")
+}
+
+/// The eager map-side combine table.
+pub struct CombineTable {
+    /// One table per output: equal keys of different outputs are different.
+    tables: Vec<FxHashMap<Box<[u8]>, PendingValues>>,
+    used: usize,
+    limit: usize,
+}
+
+impl CombineTable {
+    /// A table for `outputs` outputs bounded by `limit` bytes.
+    pub fn new(outputs: usize, limit: usize) -> Self {
+        CombineTable {
+            tables: (0..outputs).map(|_| FxHashMap::default()).collect(),
+            used: 0,
+            limit,
+        }
+    }
+
+    fn insert(
+        &mut self,
+        combiner: &dyn Combiner,
+        output: usize,
+        partition: u32,
+        key: &[u8],
+        value: &[u8],
+        counters: &mut EngineCounters,
+    ) -> Result<(), CollectError> {
+        let table = &mut self.tables[output];
+        match table.get_mut(key) {
+            Some(pending) => {
+                let before = pending.bytes.capacity();
+                pending.push(value);
+                if pending.count >= COMBINE_EVERY {
+                    let mut combined = PendingValues {
+                        partition,
+                        count: 0,
+                        bytes: Vec::with_capacity(16),
+                    };
+                    let values = pending.slices();
+                    combine_into(combiner, output, key, &values, counters, &mut |v| {
+                        combined.push(v);
+                        Ok(())
+                    })?;
+                    *pending = combined;
+                }
+                self.used = (self.used + pending.bytes.capacity()).saturating_sub(before);
+            }
+            None => {
+                let mut pending = PendingValues {
+                    partition,
+                    count: 0,
+                    bytes: Vec::with_capacity(value.len() + 2),
+                };
+                pending.push(value);
+                self.used += key.len() + pending.bytes.capacity() + TABLE_OVERHEAD;
+                table.insert(key.into(), pending);
+            }
+        }
+        Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        self.used > self.limit
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tables.iter().all(|t| t.is_empty())
+    }
+
+    /// Sorts the table by (partition, key), combines each key's values and
+    /// writes one run; empties the table.
+    fn spill(
+        &mut self,
+        target: &mut SpillTarget,
+        combiner: &dyn Combiner,
+        counters: &mut EngineCounters,
+    ) -> Result<(), CollectError> {
+        let mut entries: Vec<(u32, usize, Box<[u8]>, PendingValues)> = Vec::new();
+        for (output, table) in self.tables.iter_mut().enumerate() {
+            entries.extend(table.drain().map(|(k, p)| (p.partition, output, k, p)));
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+        let mut writer = target.next_writer()?;
+        for (partition, output, key, pending) in &entries {
+            let values = pending.slices();
+            if values.len() == 1 {
+                writer.write(*partition as usize, key, values[0])?;
+                counters.spilled_records += 1;
+            } else {
+                let mut written = 0;
+                combine_into(combiner, *output, key, &values, counters, &mut |v| {
+                    written += 1;
+                    writer.write(*partition as usize, key, v)
+                })?;
+                counters.spilled_records += written;
+            }
+        }
+        target.runs.push(writer.finish()?);
+        counters.spills += 1;
+        self.used = 0;
+        Ok(())
+    }
+}
+
+/// Collects a map task's pairs into spills.
+pub enum Collector<'a> {
+    /// No combiner: serialise, sort, spill.
+    Sorting(SortBuffer),
+    /// A combiner: combine eagerly, spill when the table fills.
+    Combining(CombineTable, &'a dyn Combiner),
+}
+
+impl<'a> Collector<'a> {
+    /// The collector for an app with or without a combiner.
+    pub fn new(combiner: Option<&'a dyn Combiner>, outputs: usize, limit: usize) -> Self {
+        match combiner {
+            Some(c) => Collector::Combining(CombineTable::new(outputs, limit), c),
+            None => Collector::Sorting(SortBuffer::new(limit)),
+        }
+    }
+
+    /// Adds one pair, spilling first (or after) if the memory budget says so.
+    pub fn collect(
+        &mut self,
+        output: usize,
+        partition: u32,
+        key: &[u8],
+        value: &[u8],
+        target: &mut SpillTarget,
+        counters: &mut EngineCounters,
+    ) -> Result<(), CollectError> {
+        match self {
+            Collector::Combining(table, c) => {
+                table.insert(*c, output, partition, key, value, counters)?;
+                if table.is_full() {
+                    table.spill(target, *c, counters)?;
+                }
+            }
+            Collector::Sorting(buf) => {
+                if buf.would_overflow(key.len() + value.len()) {
+                    buf.spill(target, counters)?;
+                }
+                buf.push(partition, key, value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Spills whatever is still in memory (if anything).
+    pub fn flush(
+        &mut self,
+        target: &mut SpillTarget,
+        counters: &mut EngineCounters,
+    ) -> Result<(), CollectError> {
+        match self {
+            Collector::Sorting(buf) if !buf.is_empty() => buf.spill(target, counters),
+            Collector::Combining(table, c) if !table.is_empty() => {
+                table.spill(target, *c, counters)
+            }
+            _ => Ok(()),
+        }
+    }
+}

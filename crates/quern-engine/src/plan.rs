@@ -1,0 +1,164 @@
+//! A job's plan: its input splits (one map task each), its outputs with
+//! their reducer counts, and the partition space they share.
+//!
+//! All outputs' partitions are numbered in one space, so a map task sorts and
+//! spills once for every output: output `o`'s partition `p` is global
+//! partition `first_partition(o) + p`. Each global partition is one reduce
+//! task.
+
+use quern_core::{App, JobSpec, SpecError};
+
+use crate::input::InputSplit;
+
+/// One output of the job, as planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedOutput {
+    /// Directory name under the job output ("" for the single default
+    /// output).
+    pub name: String,
+    /// Reducers (0: map-only).
+    pub reducers: u32,
+    /// Its first global partition.
+    pub first_partition: u32,
+}
+
+/// What the job will run.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    /// One per map task.
+    pub splits: Vec<InputSplit>,
+    /// The app's outputs.
+    pub outputs: Vec<PlannedOutput>,
+    /// Global partitions: the sum of the outputs' reducers, and the number of
+    /// reduce tasks.
+    pub partitions: u32,
+}
+
+impl JobPlan {
+    /// Plans `spec` for `app` over `splits`: resolves each output's reducer
+    /// count (the spec's per-output count, else the spec's count, else the
+    /// app's default, else 1).
+    pub fn new(
+        spec: &JobSpec,
+        app: &dyn App,
+        splits: Vec<InputSplit>,
+    ) -> Result<JobPlan, SpecError> {
+        let decls = app.outputs();
+        if decls.is_empty() {
+            return Err(SpecError::BadField {
+                field: "app",
+                message: "declares no outputs".into(),
+            });
+        }
+        for name in spec.output_reducers.keys() {
+            if !decls.iter().any(|d| &d.name == name) {
+                let known: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+                return Err(SpecError::BadField {
+                    field: "--output-reducers",
+                    message: format!(
+                        "the app has no output '{name}' (its outputs: {})",
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+        let mut outputs = Vec::with_capacity(decls.len());
+        let mut next = 0u32;
+        for (i, d) in decls.iter().enumerate() {
+            let valid_name = if decls.len() == 1 {
+                d.name.is_empty() || is_dir_name(&d.name)
+            } else {
+                is_dir_name(&d.name) && !decls[..i].iter().any(|o| o.name == d.name)
+            };
+            if !valid_name {
+                return Err(SpecError::BadField {
+                    field: "app",
+                    message: format!(
+                        "output name '{}' must be a unique, plain directory name",
+                        d.name
+                    ),
+                });
+            }
+            let reducers = spec
+                .output_reducers
+                .get(&d.name)
+                .copied()
+                .or(spec.reducers)
+                .or(d.default_reducers)
+                .unwrap_or(1);
+            outputs.push(PlannedOutput {
+                name: d.name.clone(),
+                reducers,
+                first_partition: next,
+            });
+            next = next.checked_add(reducers).ok_or(SpecError::BadField {
+                field: "--reducers",
+                message: "too many reducers".into(),
+            })?;
+        }
+        Ok(JobPlan {
+            splits,
+            outputs,
+            partitions: next,
+        })
+    }
+
+    /// The output and local partition of global partition `p`.
+    pub fn locate(&self, p: u32) -> (usize, u32) {
+        let o = self
+            .outputs
+            .iter()
+            .rposition(|o| o.reducers > 0 && o.first_partition <= p)
+            .expect("invariant: every global partition belongs to an output");
+        (o, p - self.outputs[o].first_partition)
+    }
+
+    /// The output global partition `p` belongs to.
+    pub fn output_of_partition(&self, p: u32) -> usize {
+        self.locate(p).0
+    }
+}
+
+fn is_dir_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.starts_with(['_', '.'])
+        && !name.contains(['/', '\\'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quern_core::{AppError, MapContext, OutputDecl, Record};
+
+    struct Two;
+    impl App for Two {
+        fn map(&self, _: &Record<'_>, _: &mut MapContext<'_>) -> Result<(), AppError> {
+            Ok(())
+        }
+        fn outputs(&self) -> Vec<OutputDecl> {
+            vec![
+                OutputDecl::named("a").with_default_reducers(0),
+                OutputDecl::named("b"),
+                OutputDecl::named("c"),
+            ]
+        }
+    }
+
+    #[test]
+    fn partitions_are_numbered_across_outputs() {
+        let mut spec = JobSpec::new("two", vec!["x".into()], "out");
+        spec.output_reducers.insert("b".into(), 3);
+        spec.output_reducers.insert("c".into(), 2);
+        let plan = JobPlan::new(&spec, &Two, vec![]).expect("plan");
+        assert_eq!(plan.partitions, 5);
+        assert_eq!(plan.outputs[0].reducers, 0);
+        assert_eq!(plan.locate(0), (1, 0));
+        assert_eq!(plan.locate(2), (1, 2));
+        assert_eq!(plan.locate(3), (2, 0));
+        assert_eq!(plan.locate(4), (2, 1));
+        spec.output_reducers.insert("d".into(), 1);
+        assert!(JobPlan::new(&spec, &Two, vec![]).is_err());
+    }
+}

@@ -1,0 +1,397 @@
+//! The embedded runner: a whole job on this machine, driven by the shared
+//! [`Scheduler`] with a pool of in-process slots (threads).
+//!
+//! Each slot asks the scheduler for the next attempt, runs it without holding
+//! any lock, and reports back; a success is committed only when the scheduler
+//! says [`CommitDecision::Commit`]. This is the same loop a cluster worker
+//! will run, with the scheduler behind RPC instead of a mutex.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use quern_core::{
+    App, AttemptId, CommitDecision, Counters, Failure, FailureOutcome, JobSpec, JobState, Next,
+    Scheduler, TaskKind,
+};
+use serde::Serialize;
+
+use crate::commit::OutputCommitter;
+use crate::error::{Error, TaskError};
+use crate::input::{plan_splits, resolve_inputs};
+use crate::plan::JobPlan;
+use crate::run::RunIndex;
+use crate::task::{MapTask, ReduceTask, TaskEnv};
+
+/// Default maximum number of runs merged at once (Hadoop's `io.sort.factor`).
+pub const DEFAULT_MERGE_FACTOR: usize = 64;
+
+/// How to run a job on this machine.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Attempts run at once (default: the number of cores).
+    pub parallelism: usize,
+    /// Where scratch data (spills, map outputs) goes; default: the system's
+    /// temporary directory. A fresh subdirectory is made and removed.
+    pub work_dir: Option<PathBuf>,
+    /// Maximum runs merged at once.
+    pub merge_factor: usize,
+    /// Set to cancel the job; attempts stop at their next check.
+    pub cancel: Arc<AtomicBool>,
+    /// Live progress, for a progress bar or a status API.
+    pub progress: Arc<JobProgress>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            work_dir: None,
+            merge_factor: DEFAULT_MERGE_FACTOR,
+            cancel: Arc::default(),
+            progress: Arc::default(),
+        }
+    }
+}
+
+/// Live progress of a running job, readable from any thread.
+#[derive(Debug, Default)]
+pub struct JobProgress {
+    /// Map tasks in the job (set once planned).
+    pub map_tasks: AtomicU32,
+    /// Map tasks committed.
+    pub maps_done: AtomicU32,
+    /// Reduce tasks in the job.
+    pub reduce_tasks: AtomicU32,
+    /// Reduce tasks committed.
+    pub reduces_done: AtomicU32,
+    /// Input bytes on disk.
+    pub input_bytes: AtomicU64,
+    /// Input bytes read so far (approximate; retries read again).
+    pub bytes_read: AtomicU64,
+    /// Attempts that failed.
+    pub failed_attempts: AtomicU64,
+    /// Set once planning is done and tasks may start.
+    pub planned: AtomicBool,
+}
+
+/// What a finished job reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// The app.
+    pub app: String,
+    /// The output directory.
+    pub output: PathBuf,
+    /// The output files, sorted (without `_SUCCESS`).
+    pub files: Vec<PathBuf>,
+    /// Map tasks run.
+    pub map_tasks: u32,
+    /// Reduce tasks run.
+    pub reduce_tasks: u32,
+    /// Wall time from start to commit.
+    pub elapsed: Duration,
+    /// Built-in and app counters of the committed attempts.
+    pub counters: Counters,
+}
+
+struct Shared {
+    sched: Scheduler,
+    counters: Counters,
+    map_outputs: Vec<Option<RunIndex>>,
+}
+
+/// Runs `spec` with `app` on this machine.
+///
+/// Checks everything that can be checked first (the spec, that the output
+/// does not exist, that every input exists and is readable), then creates the
+/// output, runs every map and reduce task and commits. On failure or
+/// cancellation the output directory is removed and no `_SUCCESS` exists.
+pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<JobReport, Error> {
+    let started = Instant::now();
+    spec.validate()?;
+    let output = Path::new(&spec.output);
+    if output.exists() {
+        return Err(Error::OutputExists {
+            path: spec.output.clone(),
+        });
+    }
+    let files = resolve_inputs(&spec.inputs)?;
+    let splits = plan_splits(&files, spec.split_size, app.input_format().splittable());
+    let plan = JobPlan::new(spec, &*app, splits)?;
+    let map_tasks = plan.splits.len() as u32;
+    let reduce_tasks = plan.partitions;
+
+    let work_base = opts.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&work_base)
+        .map_err(|e| Error::io("creating work directory", &work_base, e))?;
+    let work = tempfile::Builder::new()
+        .prefix("quern-job-")
+        .tempdir_in(&work_base)
+        .map_err(|e| Error::io("creating work directory in", &work_base, e))?;
+    let committer = OutputCommitter::setup(output)?;
+
+    let progress = &opts.progress;
+    progress.map_tasks.store(map_tasks, Ordering::Relaxed);
+    progress.reduce_tasks.store(reduce_tasks, Ordering::Relaxed);
+    progress
+        .input_bytes
+        .store(files.iter().map(|f| f.len).sum(), Ordering::Relaxed);
+    progress.planned.store(true, Ordering::Release);
+    tracing::info!(app = %spec.app, map_tasks, reduce_tasks, inputs = files.len(), "job planned");
+
+    let shared = Mutex::new(Shared {
+        sched: Scheduler::new(map_tasks, reduce_tasks, spec.max_attempts),
+        counters: Counters::default(),
+        map_outputs: vec![None; map_tasks as usize],
+    });
+    let wake = Condvar::new();
+    let env = TaskEnv {
+        app: &*app,
+        plan: &plan,
+        sort_buffer: spec.sort_buffer as usize,
+        merge_factor: opts.merge_factor,
+        skip_bad_records: spec.skip_bad_records,
+        cancel: &opts.cancel,
+        bytes_read: &progress.bytes_read,
+    };
+    let slot = Slot {
+        env: &env,
+        shared: &shared,
+        wake: &wake,
+        committer: &committer,
+        work: work.path(),
+        progress,
+    };
+    std::thread::scope(|scope| {
+        for i in 0..opts.parallelism.max(1) {
+            let slot = &slot;
+            let spawned = std::thread::Builder::new()
+                .name(format!("quern-slot-{i}"))
+                .spawn_scoped(scope, move || slot.run());
+            if let Err(e) = spawned {
+                lock(&shared)
+                    .sched
+                    .fail_job(format!("starting a worker thread: {e}"));
+                break;
+            }
+        }
+    });
+
+    let Shared {
+        sched, counters, ..
+    } = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    match sched.state() {
+        JobState::Succeeded => {
+            let names: Vec<String> = plan.outputs.iter().map(|o| o.name.clone()).collect();
+            let files = committer.commit_job(&names).map_err(|e| {
+                committer.abort_job();
+                Error::io("committing output", output, e)
+            })?;
+            let elapsed = started.elapsed();
+            tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "job succeeded");
+            Ok(JobReport {
+                app: spec.app.clone(),
+                output: output.to_path_buf(),
+                files,
+                map_tasks,
+                reduce_tasks,
+                elapsed,
+                counters,
+            })
+        }
+        JobState::Killed => {
+            committer.abort_job();
+            Err(Error::Cancelled)
+        }
+        JobState::Failed { message, .. } => {
+            committer.abort_job();
+            Err(Error::JobFailed {
+                message: message.clone(),
+            })
+        }
+        JobState::Mapping | JobState::Reducing => {
+            committer.abort_job();
+            Err(Error::JobFailed {
+                message: "every worker thread stopped before the job ended".into(),
+            })
+        }
+    }
+}
+
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic never happens while the lock is held (user code runs outside
+    // it), so a poisoned lock still holds consistent state.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+enum AttemptOutput {
+    Map(Option<RunIndex>, Counters),
+    Reduce(Counters),
+}
+
+/// One in-process slot: pulls attempts from the scheduler and runs them.
+struct Slot<'a> {
+    env: &'a TaskEnv<'a>,
+    shared: &'a Mutex<Shared>,
+    wake: &'a Condvar,
+    committer: &'a OutputCommitter,
+    work: &'a Path,
+    progress: &'a JobProgress,
+}
+
+impl Slot<'_> {
+    fn run(&self) {
+        while let Some((attempt, map_outputs)) = self.next_attempt() {
+            let work_dir = self
+                .work
+                .join(format!("{}_{}", attempt.task, attempt.attempt));
+            let result = self.run_attempt(attempt, &work_dir, &map_outputs);
+            self.report(attempt, &work_dir, result);
+            self.wake.notify_all();
+        }
+        self.wake.notify_all();
+    }
+
+    fn next_attempt(&self) -> Option<(AttemptId, Vec<Option<RunIndex>>)> {
+        let mut g = lock(self.shared);
+        loop {
+            if self.env.cancel.load(Ordering::Relaxed) {
+                g.sched.kill();
+            }
+            match g.sched.next() {
+                Next::Run(a) => {
+                    let outputs = if a.task.kind == TaskKind::Reduce {
+                        g.map_outputs.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    return Some((a, outputs));
+                }
+                Next::Done => return None,
+                Next::Wait => {
+                    g = self
+                        .wake
+                        .wait_timeout(g, Duration::from_millis(100))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// Where the failure happened, for messages: the split of a map task, the
+    /// output partition of a reduce task.
+    fn describe(&self, attempt: AttemptId) -> String {
+        let plan = self.env.plan;
+        match attempt.task.kind {
+            TaskKind::Map => format!("input {}", plan.splits[attempt.task.index as usize]),
+            TaskKind::Reduce => {
+                let (o, p) = plan.locate(attempt.task.index);
+                let name = &plan.outputs[o].name;
+                if name.is_empty() {
+                    format!("partition {p}")
+                } else {
+                    format!("output {name} partition {p}")
+                }
+            }
+        }
+    }
+
+    fn run_attempt(
+        &self,
+        attempt: AttemptId,
+        work_dir: &Path,
+        map_outputs: &[Option<RunIndex>],
+    ) -> Result<AttemptOutput, TaskError> {
+        let output_dir = self.committer.attempt_dir(attempt);
+        tracing::debug!(%attempt, "attempt started");
+        match attempt.task.kind {
+            TaskKind::Map => {
+                let split = &self.env.plan.splits[attempt.task.index as usize];
+                let task = MapTask {
+                    attempt,
+                    split,
+                    work_dir: work_dir.to_path_buf(),
+                    output_dir,
+                };
+                task.run(self.env)
+                    .map(|out| AttemptOutput::Map(out.index, out.counters))
+            }
+            TaskKind::Reduce => {
+                let (output, partition) = self.env.plan.locate(attempt.task.index);
+                let task = ReduceTask {
+                    attempt,
+                    output,
+                    partition,
+                    map_outputs,
+                    work_dir: work_dir.to_path_buf(),
+                    output_dir,
+                };
+                task.run(self.env).map(AttemptOutput::Reduce)
+            }
+        }
+    }
+
+    fn report(
+        &self,
+        attempt: AttemptId,
+        work_dir: &Path,
+        result: Result<AttemptOutput, TaskError>,
+    ) {
+        let mut g = lock(self.shared);
+        match result {
+            Ok(output) => {
+                if g.sched.succeeded(attempt) != CommitDecision::Commit {
+                    self.committer.abort_task(attempt);
+                    let _ = std::fs::remove_dir_all(work_dir);
+                    return;
+                }
+                if let Err(e) = self.committer.commit_task(attempt) {
+                    g.sched.fail_job(format!("committing {attempt}: {e}"));
+                    return;
+                }
+                match output {
+                    AttemptOutput::Map(index, counters) => {
+                        g.counters.merge(&counters);
+                        g.map_outputs[attempt.task.index as usize] = index;
+                        self.progress.maps_done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    AttemptOutput::Reduce(counters) => {
+                        g.counters.merge(&counters);
+                        // The reduce's scratch (merge passes) is no longer needed.
+                        let _ = std::fs::remove_dir_all(work_dir);
+                        self.progress.reduces_done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                tracing::debug!(%attempt, "attempt committed");
+            }
+            Err(e) => {
+                self.committer.abort_task(attempt);
+                let _ = std::fs::remove_dir_all(work_dir);
+                if matches!(e, TaskError::Cancelled) {
+                    g.sched.kill();
+                    return;
+                }
+                g.counters.engine.failed_attempts += 1;
+                self.progress
+                    .failed_attempts
+                    .fetch_add(1, Ordering::Relaxed);
+                let message = format!("{}: {e}", self.describe(attempt));
+                let failure = Failure {
+                    message: message.clone(),
+                    retryable: e.retryable(),
+                };
+                match g.sched.failed(attempt, failure) {
+                    FailureOutcome::Retrying => {
+                        tracing::warn!(%attempt, "attempt failed, will retry: {message}")
+                    }
+                    FailureOutcome::JobFailed => {
+                        tracing::error!(%attempt, "attempt failed, job fails: {message}")
+                    }
+                    FailureOutcome::Ignored => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,656 @@
+//! One attempt of a map or reduce task, start to finish.
+//!
+//! A [`MapTask`] reads its split through the app's input format, calls `map`
+//! per record, collects pairs (see [`crate::collect`]) and merges its spills
+//! into one map output: a run file with a segment per partition and a JSON
+//! index beside it. Pairs for map-only outputs go straight to `part-m-NNNNN`
+//! files in the attempt's output directory. A [`ReduceTask`] merges its
+//! partition's segment of every map output, groups keys and calls `reduce`,
+//! writing `part-r-NNNNN`. Neither knows about threads or retries: that is
+//! the runner's business.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter};
+use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use quern_core::{
+    App, AttemptId, CombineOutput, Combiner, Counters, EngineCounters, MapContext, MapSink, Record,
+    RecordSink, RecordWriter, ReduceContext, ReduceSink, SplitInput, Values,
+};
+
+use crate::collect::{CollectError, Collector, SpillTarget};
+use crate::error::{TaskError, panic_message};
+use crate::input::{InputSplit, open_split};
+use crate::merge::{KeyGroups, RunMerger, RunSegment, merge_to_factor};
+use crate::plan::JobPlan;
+use crate::run::{RecordCursor, RunIndex, RunWriter};
+
+/// What every attempt of a job shares.
+pub struct TaskEnv<'a> {
+    /// The app.
+    pub app: &'a dyn App,
+    /// The job's plan.
+    pub plan: &'a JobPlan,
+    /// Map-side memory budget per task, in bytes.
+    pub sort_buffer: usize,
+    /// Maximum runs merged at once.
+    pub merge_factor: usize,
+    /// Skip records whose map call panics.
+    pub skip_bad_records: bool,
+    /// Set when the job is cancelled.
+    pub cancel: &'a AtomicBool,
+    /// Input bytes read so far (for progress).
+    pub bytes_read: &'a AtomicU64,
+}
+
+/// How many records between checks of the cancel flag and progress updates.
+const CHECK_EVERY: u64 = 1024;
+
+/// A map attempt's result: its output (if any pair went to a reduced output)
+/// and its counters.
+pub struct MapOutput {
+    /// The map output's index, with the run file path.
+    pub index: Option<RunIndex>,
+    /// The attempt's counters.
+    pub counters: Counters,
+}
+
+/// One attempt of one map task.
+pub struct MapTask<'a> {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// Its split.
+    pub split: &'a InputSplit,
+    /// Scratch directory for spills and the map output (created here).
+    pub work_dir: PathBuf,
+    /// Directory for map-only output files (committed by the runner).
+    pub output_dir: PathBuf,
+}
+
+/// Writers of map-only outputs, created when first used.
+struct DirectOutputs<'a> {
+    env: &'a TaskEnv<'a>,
+    dir: &'a Path,
+    task_index: u32,
+    writers: Vec<Option<Box<dyn RecordWriter>>>,
+}
+
+impl DirectOutputs<'_> {
+    fn write(&mut self, output: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
+        if self.writers[output].is_none() {
+            let path = output_file(
+                self.dir,
+                &self.env.plan.outputs[output].name,
+                'm',
+                self.task_index,
+            );
+            self.writers[output] = Some(create_writer(self.env.app, output, &path)?);
+        }
+        let w = self.writers[output]
+            .as_mut()
+            .expect("invariant: writer created above");
+        w.write(key, value)
+    }
+
+    fn finish(self) -> io::Result<()> {
+        for w in self.writers.into_iter().flatten() {
+            w.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// `DIR/NAME/part-X-NNNNN` (or `DIR/part-X-NNNNN` for the unnamed output).
+fn output_file(dir: &Path, name: &str, kind: char, index: u32) -> PathBuf {
+    let mut p = dir.to_path_buf();
+    if !name.is_empty() {
+        p.push(name);
+    }
+    p.push(format!("part-{kind}-{index:05}"));
+    p
+}
+
+fn create_writer(app: &dyn App, output: usize, path: &Path) -> io::Result<Box<dyn RecordWriter>> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let file = File::create(path)?;
+    Ok(app
+        .output_format(output)
+        .writer(Box::new(BufWriter::with_capacity(1 << 16, file))))
+}
+
+/// Where `map` puts its pairs: the collector for reduced outputs, direct
+/// writers for map-only ones. Errors are kept and reported after the call.
+struct PairSink<'a, 'c> {
+    env: &'a TaskEnv<'a>,
+    collector: Collector<'c>,
+    spills: SpillTarget,
+    direct: DirectOutputs<'a>,
+    counters: EngineCounters,
+    error: Option<TaskError>,
+}
+
+impl MapSink for PairSink<'_, '_> {
+    fn emit(&mut self, output: usize, key: &[u8], value: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let plan = self.env.plan;
+        let Some(out) = plan.outputs.get(output) else {
+            self.error = Some(TaskError::App {
+                context: "map".into(),
+                source: quern_core::AppError::permanent(format!(
+                    "emitted to output #{output}, but the app declares {} output(s)",
+                    plan.outputs.len()
+                )),
+            });
+            return;
+        };
+        self.counters.map_output_records += 1;
+        self.counters.map_output_bytes += (key.len() + value.len()) as u64;
+        let result = if out.reducers == 0 {
+            self.counters.output_records += 1;
+            self.counters.output_bytes += (key.len() + value.len()) as u64;
+            self.direct
+                .write(output, key, value)
+                .map_err(TaskError::io("writing map-only output"))
+        } else {
+            let p = self.env.app.partition(output, key, out.reducers);
+            if p >= out.reducers {
+                Err(TaskError::App {
+                    context: "partition".into(),
+                    source: quern_core::AppError::permanent(format!(
+                        "partitioner returned {p} for {} reducers",
+                        out.reducers
+                    )),
+                })
+            } else {
+                self.collector
+                    .collect(
+                        output,
+                        out.first_partition + p,
+                        key,
+                        value,
+                        &mut self.spills,
+                        &mut self.counters,
+                    )
+                    .map_err(collect_error)
+            }
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+    }
+}
+
+fn collect_error(e: CollectError) -> TaskError {
+    match e {
+        CollectError::Io(source) => TaskError::Io {
+            context: "writing a spill".into(),
+            source,
+        },
+        CollectError::Combiner(source) => TaskError::App {
+            context: "combine".into(),
+            source,
+        },
+    }
+}
+
+/// Pairs of one record, held back until its map call returns (only when
+/// skipping bad records, so a panicking call emits nothing).
+#[derive(Default)]
+struct Staged {
+    pairs: Vec<(usize, usize, usize)>,
+    bytes: Vec<u8>,
+}
+
+impl MapSink for Staged {
+    fn emit(&mut self, output: usize, key: &[u8], value: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(value);
+        self.pairs.push((output, key.len(), value.len()));
+    }
+}
+
+impl Staged {
+    fn drain_into(&mut self, sink: &mut dyn MapSink) {
+        let mut at = 0;
+        for &(output, klen, vlen) in &self.pairs {
+            sink.emit(
+                output,
+                &self.bytes[at..at + klen],
+                &self.bytes[at + klen..at + klen + vlen],
+            );
+            at += klen + vlen;
+        }
+        self.pairs.clear();
+        self.bytes.clear();
+    }
+}
+
+/// Calls `map` for each record, applying the skip policy.
+struct MapCaller<'a, 'b, 'c> {
+    sink: &'b mut PairSink<'a, 'c>,
+    staged: Option<Staged>,
+    user: Counters,
+    records: u64,
+    last_offset: u64,
+    progress_mark: u64,
+}
+
+impl RecordSink for MapCaller<'_, '_, '_> {
+    fn record(&mut self, record: Record<'_>) -> ControlFlow<()> {
+        let env = self.sink.env;
+        self.records += 1;
+        self.sink.counters.input_records += 1;
+        self.last_offset = record.offset + record.data.len() as u64;
+        if self.records.is_multiple_of(CHECK_EVERY) {
+            if env.cancel.load(Ordering::Relaxed) {
+                self.sink.error = Some(TaskError::Cancelled);
+                return ControlFlow::Break(());
+            }
+            let delta = self.last_offset.saturating_sub(self.progress_mark);
+            env.bytes_read.fetch_add(delta, Ordering::Relaxed);
+            self.progress_mark += delta;
+        }
+        let where_ = || match record.line {
+            Some(line) => format!("map of {}:{line}", record.source),
+            None => format!("map of {} at byte {}", record.source, record.offset),
+        };
+        let result = match self.staged.as_mut() {
+            Some(staged) => {
+                let mut user = Counters::default();
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    env.app
+                        .map(&record, &mut MapContext::new(staged, &mut user))
+                }));
+                match r {
+                    Ok(result) => {
+                        staged.drain_into(self.sink);
+                        self.user.merge(&user);
+                        result
+                    }
+                    Err(payload) => {
+                        staged.pairs.clear();
+                        staged.bytes.clear();
+                        self.sink.counters.skipped_records += 1;
+                        tracing::warn!(
+                            "skipping record: {} panicked: {}",
+                            where_(),
+                            panic_message(&*payload)
+                        );
+                        Ok(())
+                    }
+                }
+            }
+            None => {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    env.app
+                        .map(&record, &mut MapContext::new(self.sink, &mut self.user))
+                }));
+                match r {
+                    Ok(result) => result,
+                    Err(payload) => {
+                        self.sink.error = Some(TaskError::Panic {
+                            context: where_(),
+                            message: panic_message(&*payload),
+                        });
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+        };
+        if let Err(source) = result {
+            self.sink.error = Some(TaskError::App {
+                context: where_(),
+                source,
+            });
+        }
+        if self.sink.error.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+impl MapTask<'_> {
+    /// Runs the attempt.
+    pub fn run(&self, env: &TaskEnv<'_>) -> Result<MapOutput, TaskError> {
+        fs::create_dir_all(&self.work_dir)
+            .map_err(TaskError::io("creating map scratch directory"))?;
+        let split_name = self.split.to_string();
+        let combiner = env.app.combiner();
+        let mut sink = PairSink {
+            env,
+            collector: Collector::new(combiner, env.plan.outputs.len(), env.sort_buffer),
+            spills: SpillTarget {
+                dir: self.work_dir.clone(),
+                partitions: env.plan.partitions as usize,
+                runs: Vec::new(),
+            },
+            direct: DirectOutputs {
+                env,
+                dir: &self.output_dir,
+                task_index: self.attempt.task.index,
+                writers: (0..env.plan.outputs.len()).map(|_| None).collect(),
+            },
+            counters: EngineCounters::default(),
+            error: None,
+        };
+
+        let format = env.app.input_format();
+        let opened =
+            open_split(self.split, format.line_numbers()).map_err(|e| TaskError::Input {
+                split: split_name.clone(),
+                source: e.into(),
+            })?;
+        let mut reader = opened.reader;
+        let mut input = SplitInput::new(
+            &mut reader,
+            &self.split.file.name,
+            self.split.start,
+            self.split.end,
+            opened.line_start,
+            opened.lines_before,
+        );
+        let mut caller = MapCaller {
+            sink: &mut sink,
+            staged: env.skip_bad_records.then(Staged::default),
+            user: Counters::default(),
+            records: 0,
+            last_offset: self.split.start,
+            progress_mark: self.split.start,
+        };
+        let read = format.read(&mut input, &mut caller);
+        let progress_mark = caller.progress_mark;
+        let mut counters = std::mem::take(&mut caller.user);
+        let end = input.position();
+        env.bytes_read
+            .fetch_add(end.saturating_sub(progress_mark), Ordering::Relaxed);
+        if let Some(e) = sink.error.take() {
+            return Err(e);
+        }
+        read.map_err(|source| TaskError::Input {
+            split: split_name.clone(),
+            source,
+        })?;
+        sink.counters.input_bytes += end - self.split.start;
+
+        let PairSink {
+            mut collector,
+            mut spills,
+            direct,
+            counters: engine,
+            ..
+        } = sink;
+        counters.engine = engine;
+        collector
+            .flush(&mut spills, &mut counters.engine)
+            .map_err(collect_error)?;
+        direct
+            .finish()
+            .map_err(TaskError::io("finishing map-only output"))?;
+        let index = self.merge_spills(env, combiner, spills.runs, &mut counters)?;
+        if let Some(index) = &index {
+            index
+                .save(&self.work_dir.join("map.idx"))
+                .map_err(TaskError::io("writing map output index"))?;
+        }
+        Ok(MapOutput { index, counters })
+    }
+
+    /// Merges the spills into one map output, partition by partition.
+    fn merge_spills(
+        &self,
+        env: &TaskEnv<'_>,
+        combiner: Option<&dyn Combiner>,
+        mut runs: Vec<RunIndex>,
+        counters: &mut Counters,
+    ) -> Result<Option<RunIndex>, TaskError> {
+        let final_path = self.work_dir.join("map.out");
+        match runs.len() {
+            0 => return Ok(None),
+            1 => {
+                let mut only = runs.remove(0);
+                fs::rename(&only.path, &final_path)
+                    .map_err(TaskError::io("renaming the map output"))?;
+                only.path = final_path;
+                return Ok(Some(only));
+            }
+            _ => {}
+        }
+        let mut writer = RunWriter::create(final_path, env.plan.partitions as usize)
+            .map_err(TaskError::io("creating the map output"))?;
+        let merge_dir = self.work_dir.join("merge");
+        for p in 0..env.plan.partitions as usize {
+            let segments: Vec<RunSegment> = runs
+                .iter()
+                .map(|r| RunSegment {
+                    path: r.path.clone(),
+                    segment: r.segments[p],
+                })
+                .collect();
+            fs::create_dir_all(&merge_dir)
+                .map_err(TaskError::io("creating the merge directory"))?;
+            let (segments, rewritten) = merge_to_factor(segments, env.merge_factor, &merge_dir)
+                .map_err(TaskError::io("merging spills"))?;
+            counters.engine.spilled_records += rewritten;
+            let merger = RunMerger::open(&segments).map_err(TaskError::io("opening spills"))?;
+            let output = env.plan.output_of_partition(p as u32);
+            let written = match combiner {
+                Some(c) => combine_stream(c, output, merger, &mut writer, p, counters, env.cancel)?,
+                None => copy_stream(merger, &mut writer, p, env.cancel)?,
+            };
+            counters.engine.spilled_records += written;
+            let _ = fs::remove_dir_all(&merge_dir);
+        }
+        let index = writer
+            .finish()
+            .map_err(TaskError::io("finishing the map output"))?;
+        for r in runs {
+            let _ = fs::remove_file(r.path);
+        }
+        Ok(Some(index))
+    }
+}
+
+fn copy_stream(
+    mut merger: RunMerger,
+    writer: &mut RunWriter,
+    p: usize,
+    cancel: &AtomicBool,
+) -> Result<u64, TaskError> {
+    let mut n = 0u64;
+    while merger.advance().map_err(TaskError::io("reading spills"))? {
+        writer
+            .write(p, merger.key(), merger.value())
+            .map_err(TaskError::io("writing the map output"))?;
+        n += 1;
+        if n.is_multiple_of(CHECK_EVERY) && cancel.load(Ordering::Relaxed) {
+            return Err(TaskError::Cancelled);
+        }
+    }
+    Ok(n)
+}
+
+fn combine_stream(
+    combiner: &dyn Combiner,
+    output: usize,
+    merger: RunMerger,
+    writer: &mut RunWriter,
+    p: usize,
+    counters: &mut Counters,
+    cancel: &AtomicBool,
+) -> Result<u64, TaskError> {
+    let mut groups = KeyGroups::new(merger).map_err(TaskError::io("reading spills"))?;
+    let mut written = 0u64;
+    let mut key = Vec::new();
+    while groups
+        .next_group()
+        .map_err(TaskError::io("reading spills"))?
+    {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(TaskError::Cancelled);
+        }
+        key.clear();
+        key.extend_from_slice(groups.key());
+        let before = groups.values_read();
+        let mut io_error = None;
+        let mut emit = |v: &[u8]| {
+            if io_error.is_none() {
+                written += 1;
+                counters.engine.combine_output_records += 1;
+                if let Err(e) = writer.write(p, &key, v) {
+                    io_error = Some(e);
+                }
+            }
+        };
+        combiner
+            .combine(
+                output,
+                &key,
+                &mut Values::new(&mut groups),
+                &mut CombineOutput::new(&mut emit),
+            )
+            .map_err(|source| TaskError::App {
+                context: "combine".into(),
+                source,
+            })?;
+        if let Some(e) = io_error.or_else(|| groups.take_error()) {
+            return Err(TaskError::Io {
+                context: "merging spills".into(),
+                source: e,
+            });
+        }
+        counters.engine.combine_input_records += groups.values_read() - before;
+    }
+    Ok(written)
+}
+
+/// One attempt of one reduce task: partition `partition` of output `output`.
+pub struct ReduceTask<'a> {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// The output (index into the plan's outputs).
+    pub output: usize,
+    /// The partition within that output.
+    pub partition: u32,
+    /// Every map task's output index (`None`: the map emitted nothing).
+    pub map_outputs: &'a [Option<RunIndex>],
+    /// Scratch directory for merge passes.
+    pub work_dir: PathBuf,
+    /// Directory for the output file (committed by the runner).
+    pub output_dir: PathBuf,
+}
+
+struct WriterSink {
+    writer: Box<dyn RecordWriter>,
+    counters: EngineCounters,
+    error: Option<io::Error>,
+}
+
+impl ReduceSink for WriterSink {
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        if self.error.is_none() {
+            self.counters.output_records += 1;
+            self.counters.output_bytes += (key.len() + value.len()) as u64;
+            if let Err(e) = self.writer.write(key, value) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+impl ReduceTask<'_> {
+    /// Runs the attempt.
+    pub fn run(&self, env: &TaskEnv<'_>) -> Result<Counters, TaskError> {
+        let out = &env.plan.outputs[self.output];
+        let global = (out.first_partition + self.partition) as usize;
+        let runs: Vec<RunSegment> = self
+            .map_outputs
+            .iter()
+            .flatten()
+            .map(|index| RunSegment {
+                path: index.path.clone(),
+                segment: index.segments[global],
+            })
+            .collect();
+        fs::create_dir_all(&self.work_dir)
+            .map_err(TaskError::io("creating reduce scratch directory"))?;
+        let (runs, _) = merge_to_factor(runs, env.merge_factor, &self.work_dir)
+            .map_err(TaskError::io("merging map outputs"))?;
+        let merger = RunMerger::open(&runs).map_err(TaskError::io("opening map outputs"))?;
+        let mut groups = KeyGroups::new(merger).map_err(TaskError::io("reading map outputs"))?;
+        let path = output_file(&self.output_dir, &out.name, 'r', self.partition);
+        let writer = create_writer(env.app, self.output, &path)
+            .map_err(TaskError::io("creating output file"))?;
+        let mut sink = WriterSink {
+            writer,
+            counters: EngineCounters::default(),
+            error: None,
+        };
+        let mut counters = Counters::default();
+        let mut key = Vec::new();
+        while groups
+            .next_group()
+            .map_err(TaskError::io("reading map outputs"))?
+        {
+            if env.cancel.load(Ordering::Relaxed) {
+                return Err(TaskError::Cancelled);
+            }
+            counters.engine.reduce_input_groups += 1;
+            key.clear();
+            key.extend_from_slice(groups.key());
+            let context = || format!("reduce of key {:?}", String::from_utf8_lossy(&key));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let mut ctx = ReduceContext::new(self.output, &mut sink, &mut counters);
+                env.app
+                    .reduce(&key, &mut Values::new(&mut groups), &mut ctx)
+            }));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    return Err(TaskError::App {
+                        context: context(),
+                        source,
+                    });
+                }
+                Err(payload) => {
+                    return Err(TaskError::Panic {
+                        context: context(),
+                        message: panic_message(&*payload),
+                    });
+                }
+            }
+            if let Some(e) = groups.take_error() {
+                return Err(TaskError::Io {
+                    context: "reading map outputs".into(),
+                    source: e,
+                });
+            }
+            if let Some(e) = sink.error.take() {
+                return Err(TaskError::Io {
+                    context: format!("writing {}", path.display()),
+                    source: e,
+                });
+            }
+        }
+        counters.engine.reduce_input_records = groups.records();
+        let WriterSink {
+            writer,
+            counters: written,
+            ..
+        } = sink;
+        writer.finish().map_err(|e| TaskError::Io {
+            context: format!("writing {}", path.display()),
+            source: e,
+        })?;
+        counters.engine.add(&written);
+        Ok(counters)
+    }
+}
