@@ -43,18 +43,12 @@ pub struct OutputDecl {
 impl OutputDecl {
     /// The single, unnamed output every app has unless it declares others.
     pub fn default_output() -> Self {
-        OutputDecl {
-            name: String::new(),
-            default_reducers: None,
-        }
+        OutputDecl { name: String::new(), default_reducers: None }
     }
 
     /// A named output.
     pub fn named(name: impl Into<String>) -> Self {
-        OutputDecl {
-            name: name.into(),
-            default_reducers: None,
-        }
+        OutputDecl { name: name.into(), default_reducers: None }
     }
 
     /// Sets the reducer count used when the job does not choose one.
@@ -78,12 +72,7 @@ pub trait App: Send + Sync {
 
     /// Reduces all values of one key of `ctx.output()`. The default is the
     /// identity: every value is written out under its key.
-    fn reduce(
-        &self,
-        key: &[u8],
-        values: &mut Values<'_>,
-        ctx: &mut ReduceContext<'_>,
-    ) -> Result<(), AppError> {
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
         while let Some(v) = values.next() {
             ctx.emit(key, v);
         }
@@ -204,11 +193,7 @@ pub struct ReduceContext<'a> {
 impl<'a> ReduceContext<'a> {
     /// Wraps an engine sink for `output`.
     pub fn new(output: usize, sink: &'a mut dyn ReduceSink, counters: &'a mut Counters) -> Self {
-        ReduceContext {
-            output,
-            sink,
-            counters,
-        }
+        ReduceContext { output, sink, counters }
     }
 
     /// The output (index into [`App::outputs`]) being reduced.

@@ -21,18 +21,12 @@ pub struct AppError {
 impl AppError {
     /// An error with a message; retryable.
     pub fn new(message: impl Into<String>) -> Self {
-        AppError {
-            message: message.into(),
-            retryable: true,
-        }
+        AppError { message: message.into(), retryable: true }
     }
 
     /// An error that another attempt cannot fix (bad parameters, bad data).
     pub fn permanent(message: impl Into<String>) -> Self {
-        AppError {
-            message: message.into(),
-            retryable: false,
-        }
+        AppError { message: message.into(), retryable: false }
     }
 
     /// Whether another attempt of the same task might succeed.

@@ -34,8 +34,7 @@ pub trait InputFormat: Send + Sync {
     }
 
     /// Reads the split, handing every record to `sink`.
-    fn read(&self, input: &mut SplitInput<'_>, sink: &mut dyn RecordSink)
-    -> Result<(), InputError>;
+    fn read(&self, input: &mut SplitInput<'_>, sink: &mut dyn RecordSink) -> Result<(), InputError>;
 }
 
 /// Whether a split begins at the start of a line.
@@ -152,19 +151,10 @@ impl InputFormat for TextLines {
         self.line_numbers
     }
 
-    fn read(
-        &self,
-        input: &mut SplitInput<'_>,
-        sink: &mut dyn RecordSink,
-    ) -> Result<(), InputError> {
+    fn read(&self, input: &mut SplitInput<'_>, sink: &mut dyn RecordSink) -> Result<(), InputError> {
         let mut buf = Vec::with_capacity(256);
         while let Some((offset, line)) = input.next_line(&mut buf)? {
-            let record = Record {
-                source: input.path(),
-                offset,
-                line,
-                data: &buf,
-            };
+            let record = Record { source: input.path(), offset, line, data: &buf };
             if sink.record(record).is_break() {
                 break;
             }
@@ -183,19 +173,10 @@ impl InputFormat for WholeFile {
         false
     }
 
-    fn read(
-        &self,
-        input: &mut SplitInput<'_>,
-        sink: &mut dyn RecordSink,
-    ) -> Result<(), InputError> {
+    fn read(&self, input: &mut SplitInput<'_>, sink: &mut dyn RecordSink) -> Result<(), InputError> {
         let mut buf = Vec::new();
         input.read_to_end(&mut buf)?;
-        let _ = sink.record(Record {
-            source: input.path(),
-            offset: 0,
-            line: None,
-            data: &buf,
-        });
+        let _ = sink.record(Record { source: input.path(), offset: 0, line: None, data: &buf });
         Ok(())
     }
 }
@@ -254,21 +235,12 @@ mod tests {
         let mut start = 0;
         while start < data.len() {
             let end = (start + split_size).min(data.len());
-            let line_start = if start == 0 || data[start - 1] == b'\n' {
-                LineStart::AtLineStart
-            } else {
-                LineStart::MidLine
-            };
+            let line_start =
+                if start == 0 || data[start - 1] == b'\n' { LineStart::AtLineStart } else { LineStart::MidLine };
             let lines_before = data[..start].iter().filter(|&&b| b == b'\n').count() as u64;
             let mut reader = &data[start..];
-            let mut input = SplitInput::new(
-                &mut reader,
-                "f",
-                start as u64,
-                Some(end as u64),
-                line_start,
-                Some(lines_before),
-            );
+            let mut input =
+                SplitInput::new(&mut reader, "f", start as u64, Some(end as u64), line_start, Some(lines_before));
             let mut buf = Vec::new();
             while let Some((offset, line)) = input.next_line(&mut buf).expect("in-memory read") {
                 out.push((offset, line, buf.clone()));
@@ -321,10 +293,7 @@ mod tests {
         struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
         impl Write for Shared {
             fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.0
-                    .lock()
-                    .map_err(|_| io::Error::other("poisoned"))?
-                    .extend_from_slice(b);
+                self.0.lock().map_err(|_| io::Error::other("poisoned"))?.extend_from_slice(b);
                 Ok(b.len())
             }
             fn flush(&mut self) -> io::Result<()> {

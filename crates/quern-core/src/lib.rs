@@ -51,20 +51,19 @@ mod schedule;
 mod spec;
 
 pub use app::{
-    App, CombineOutput, Combiner, MapContext, MapSink, OutputDecl, Record, ReduceContext,
-    ReduceSink, SliceValues, ValueSource, Values,
+    App, CombineOutput, Combiner, MapContext, MapSink, OutputDecl, Record, ReduceContext, ReduceSink, SliceValues,
+    ValueSource, Values,
 };
 pub use counters::{Counters, EngineCounters};
 pub use error::{AppError, InputError, SpecError};
 pub use format::{
-    InputFormat, LineStart, OutputFormat, RecordSink, RecordWriter, SplitInput, TextLines,
-    TextOutput, WholeFile,
+    InputFormat, LineStart, OutputFormat, RecordSink, RecordWriter, SplitInput, TextLines, TextOutput, WholeFile,
 };
 pub use params::{ParamSpec, Params};
 pub use partition::{fnv1a_32, partition};
 pub use registry::{AppInfo, AppRegistry};
 pub use schedule::{
-    AttemptId, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress, Scheduler,
-    TaskId, TaskKind, TaskState,
+    AttemptId, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress, Scheduler, TaskId, TaskKind,
+    TaskState,
 };
 pub use spec::{DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec};

@@ -19,20 +19,12 @@ pub struct ParamSpec {
 impl ParamSpec {
     /// A parameter every job must give.
     pub fn required(name: impl Into<String>, help: impl Into<String>) -> Self {
-        ParamSpec {
-            name: name.into(),
-            help: help.into(),
-            required: true,
-        }
+        ParamSpec { name: name.into(), help: help.into(), required: true }
     }
 
     /// A parameter a job may give.
     pub fn optional(name: impl Into<String>, help: impl Into<String>) -> Self {
-        ParamSpec {
-            name: name.into(),
-            help: help.into(),
-            required: false,
-        }
+        ParamSpec { name: name.into(), help: help.into(), required: false }
     }
 }
 
@@ -56,10 +48,7 @@ impl Params {
 
     /// The value of `name`, or an error naming it.
     pub fn require(&self, name: &str) -> Result<&str, SpecError> {
-        self.get(name).ok_or_else(|| SpecError::BadParam {
-            param: name.to_owned(),
-            message: "is required".to_owned(),
-        })
+        self.get(name).ok_or_else(|| SpecError::BadParam { param: name.to_owned(), message: "is required".to_owned() })
     }
 
     /// Every name/value pair.

@@ -62,11 +62,7 @@ impl AppRegistry {
         params: Vec<ParamSpec>,
         build: impl Fn(&Params) -> Result<Arc<dyn App>, SpecError> + Send + Sync + 'static,
     ) -> &mut Self {
-        let info = AppInfo {
-            name: name.to_owned(),
-            about: about.to_owned(),
-            params,
-        };
+        let info = AppInfo { name: name.to_owned(), about: about.to_owned(), params };
         self.apps.insert(name.to_owned(), (info, Arc::new(build)));
         self
     }
@@ -83,38 +79,19 @@ impl AppRegistry {
 
     /// Builds app `name` from `params`, refusing unknown and missing
     /// parameters.
-    pub fn build(
-        &self,
-        name: &str,
-        params: &BTreeMap<String, String>,
-    ) -> Result<Arc<dyn App>, SpecError> {
+    pub fn build(&self, name: &str, params: &BTreeMap<String, String>) -> Result<Arc<dyn App>, SpecError> {
         let (info, build) = self.apps.get(name).ok_or_else(|| SpecError::UnknownApp {
             name: name.to_owned(),
             known: self.apps.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
         let known = || {
             let names: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();
-            if names.is_empty() {
-                "no parameters".to_owned()
-            } else {
-                names.join(", ")
-            }
+            if names.is_empty() { "no parameters".to_owned() } else { names.join(", ") }
         };
-        if let Some(param) = params
-            .keys()
-            .find(|k| !info.params.iter().any(|p| &p.name == *k))
-        {
-            return Err(SpecError::UnknownParam {
-                app: name.to_owned(),
-                param: param.clone(),
-                known: known(),
-            });
+        if let Some(param) = params.keys().find(|k| !info.params.iter().any(|p| &p.name == *k)) {
+            return Err(SpecError::UnknownParam { app: name.to_owned(), param: param.clone(), known: known() });
         }
-        if let Some(missing) = info
-            .params
-            .iter()
-            .find(|p| p.required && !params.contains_key(&p.name))
-        {
+        if let Some(missing) = info.params.iter().find(|p| p.required && !params.contains_key(&p.name)) {
             return Err(SpecError::MissingParam {
                 app: name.to_owned(),
                 param: missing.name.clone(),
@@ -140,32 +117,18 @@ mod tests {
 
     fn registry() -> AppRegistry {
         let mut r = AppRegistry::new();
-        r.register(
-            "nop",
-            "does nothing",
-            vec![ParamSpec::required("p", "a thing")],
-            |_| Ok(Arc::new(Nop)),
-        );
+        r.register("nop", "does nothing", vec![ParamSpec::required("p", "a thing")], |_| Ok(Arc::new(Nop)));
         r
     }
 
     #[test]
     fn unknown_and_missing_params_are_named() {
         let r = registry();
-        let err = r
-            .build("nop", &BTreeMap::new())
-            .err()
-            .expect("missing param");
+        let err = r.build("nop", &BTreeMap::new()).err().expect("missing param");
         assert_eq!(err.to_string(), "app 'nop' needs parameter 'p': a thing");
-        let params = BTreeMap::from([
-            ("p".to_owned(), "1".to_owned()),
-            ("q".to_owned(), "2".to_owned()),
-        ]);
+        let params = BTreeMap::from([("p".to_owned(), "1".to_owned()), ("q".to_owned(), "2".to_owned())]);
         let err = r.build("nop", &params).err().expect("unknown param");
-        assert_eq!(
-            err.to_string(),
-            "app 'nop' has no parameter 'q' (it takes: p)"
-        );
+        assert_eq!(err.to_string(), "app 'nop' has no parameter 'q' (it takes: p)");
         let err = r.build("pon", &params).err().expect("unknown app");
         assert_eq!(err.to_string(), "unknown app 'pon' (known apps: nop)");
     }

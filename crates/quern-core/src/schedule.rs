@@ -109,10 +109,7 @@ pub enum JobState {
 impl JobState {
     /// Whether the job has ended.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            JobState::Succeeded | JobState::Failed { .. } | JobState::Killed
-        )
+        matches!(self, JobState::Succeeded | JobState::Failed { .. } | JobState::Killed)
     }
 }
 
@@ -191,10 +188,7 @@ impl Scheduler {
     /// A job of `maps` map tasks and `reduces` reduce tasks, each allowed
     /// `max_attempts` attempts (at least 1).
     pub fn new(maps: u32, reduces: u32, max_attempts: u32) -> Self {
-        let task = Task {
-            state: TaskState::Pending,
-            attempts: 0,
-        };
+        let task = Task { state: TaskState::Pending, attempts: 0 };
         let mut s = Scheduler {
             maps: vec![task.clone(); maps as usize],
             reduces: vec![task; reduces as usize],
@@ -212,25 +206,18 @@ impl Scheduler {
 
     /// A task's state, if the task exists.
     pub fn task_state(&self, task: TaskId) -> Option<TaskState> {
-        self.tasks(task.kind)
-            .get(task.index as usize)
-            .map(|t| t.state)
+        self.tasks(task.kind).get(task.index as usize).map(|t| t.state)
     }
 
     /// Attempts started so far for `task`.
     pub fn attempts(&self, task: TaskId) -> u32 {
-        self.tasks(task.kind)
-            .get(task.index as usize)
-            .map_or(0, |t| t.attempts)
+        self.tasks(task.kind).get(task.index as usize).map_or(0, |t| t.attempts)
     }
 
     /// Task counts of a phase.
     pub fn progress(&self, kind: TaskKind) -> PhaseProgress {
         let tasks = self.tasks(kind);
-        let mut p = PhaseProgress {
-            total: tasks.len() as u32,
-            ..PhaseProgress::default()
-        };
+        let mut p = PhaseProgress { total: tasks.len() as u32, ..PhaseProgress::default() };
         for t in tasks {
             match t.state {
                 TaskState::Pending => p.pending += 1,
@@ -256,20 +243,9 @@ impl Scheduler {
             Some(index) => {
                 let t = &mut tasks[index];
                 t.attempts += 1;
-                debug_assert!(
-                    t.attempts <= max_attempts,
-                    "invariant: no attempt past the limit"
-                );
-                t.state = TaskState::Running {
-                    attempt: t.attempts,
-                };
-                Next::Run(AttemptId {
-                    task: TaskId {
-                        kind,
-                        index: index as u32,
-                    },
-                    attempt: t.attempts,
-                })
+                debug_assert!(t.attempts <= max_attempts, "invariant: no attempt past the limit");
+                t.state = TaskState::Running { attempt: t.attempts };
+                Next::Run(AttemptId { task: TaskId { kind, index: index as u32 }, attempt: t.attempts })
             }
             None => Next::Wait,
         }
@@ -283,16 +259,10 @@ impl Scheduler {
         let Some(task) = self.task_mut(attempt.task) else {
             return CommitDecision::Discard;
         };
-        if task.state
-            != (TaskState::Running {
-                attempt: attempt.attempt,
-            })
-        {
+        if task.state != (TaskState::Running { attempt: attempt.attempt }) {
             return CommitDecision::Discard;
         }
-        task.state = TaskState::Succeeded {
-            attempt: attempt.attempt,
-        };
+        task.state = TaskState::Succeeded { attempt: attempt.attempt };
         self.advance();
         CommitDecision::Commit
     }
@@ -306,11 +276,7 @@ impl Scheduler {
         let Some(task) = self.task_mut(attempt.task) else {
             return FailureOutcome::Ignored;
         };
-        if task.state
-            != (TaskState::Running {
-                attempt: attempt.attempt,
-            })
-        {
+        if task.state != (TaskState::Running { attempt: attempt.attempt }) {
             return FailureOutcome::Ignored;
         }
         if failure.retryable && task.attempts < max_attempts {
@@ -319,11 +285,7 @@ impl Scheduler {
         }
         task.state = TaskState::Failed;
         let tries = task.attempts;
-        let why = if failure.retryable {
-            format!("failed {tries} attempt(s)")
-        } else {
-            "failed".to_owned()
-        };
+        let why = if failure.retryable { format!("failed {tries} attempt(s)") } else { "failed".to_owned() };
         self.state = JobState::Failed {
             task: Some(attempt.task),
             message: format!("task {} {why}: {}", attempt.task, failure.message),
@@ -335,10 +297,7 @@ impl Scheduler {
     /// could not be committed).
     pub fn fail_job(&mut self, message: String) {
         if !self.state.is_terminal() {
-            self.state = JobState::Failed {
-                task: None,
-                message,
-            };
+            self.state = JobState::Failed { task: None, message };
         }
     }
 
@@ -350,10 +309,7 @@ impl Scheduler {
     }
 
     fn advance(&mut self) {
-        let all_done = |ts: &[Task]| {
-            ts.iter()
-                .all(|t| matches!(t.state, TaskState::Succeeded { .. }))
-        };
+        let all_done = |ts: &[Task]| ts.iter().all(|t| matches!(t.state, TaskState::Succeeded { .. }));
         if self.state == JobState::Mapping && all_done(&self.maps) {
             self.state = JobState::Reducing;
         }
@@ -393,10 +349,7 @@ mod tests {
     }
 
     fn retryable(msg: &str) -> Failure {
-        Failure {
-            message: msg.to_owned(),
-            retryable: true,
-        }
+        Failure { message: msg.to_owned(), retryable: true }
     }
 
     #[test]
@@ -442,10 +395,7 @@ mod tests {
         assert_eq!(s.task_state(a.task), Some(TaskState::Failed));
         assert_eq!(
             s.state(),
-            &JobState::Failed {
-                task: Some(a.task),
-                message: "task m-00000 failed 3 attempt(s): boom".into()
-            }
+            &JobState::Failed { task: Some(a.task), message: "task m-00000 failed 3 attempt(s): boom".into() }
         );
         assert_eq!(s.next(), Next::Done);
     }
@@ -454,10 +404,7 @@ mod tests {
     fn permanent_failure_fails_at_once() {
         let mut s = Scheduler::new(1, 0, 4);
         let a = run(&mut s);
-        let f = Failure {
-            message: "bad line".into(),
-            retryable: false,
-        };
+        let f = Failure { message: "bad line".into(), retryable: false };
         assert_eq!(s.failed(a, f), FailureOutcome::JobFailed);
         assert_eq!(s.attempts(a.task), 1);
     }
@@ -473,18 +420,8 @@ mod tests {
         assert_eq!(s.succeeded(first), CommitDecision::Discard);
         assert_eq!(s.failed(first, retryable("late")), FailureOutcome::Ignored);
         assert_eq!(s.succeeded(second), CommitDecision::Commit);
-        assert_eq!(
-            s.succeeded(second),
-            CommitDecision::Discard,
-            "exactly one commit per task"
-        );
-        let unknown = AttemptId {
-            task: TaskId {
-                kind: TaskKind::Reduce,
-                index: 9,
-            },
-            attempt: 1,
-        };
+        assert_eq!(s.succeeded(second), CommitDecision::Discard, "exactly one commit per task");
+        let unknown = AttemptId { task: TaskId { kind: TaskKind::Reduce, index: 9 }, attempt: 1 };
         assert_eq!(s.succeeded(unknown), CommitDecision::Discard);
     }
 

@@ -66,12 +66,7 @@ impl JobSpec {
 
     /// Checks the fields that do not depend on the file system or the app.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let bad = |field, message: &str| {
-            Err(SpecError::BadField {
-                field,
-                message: message.to_owned(),
-            })
-        };
+        let bad = |field, message: &str| Err(SpecError::BadField { field, message: message.to_owned() });
         if self.inputs.is_empty() {
             return bad("--input", "at least one input is required");
         }

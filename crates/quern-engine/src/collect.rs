@@ -57,10 +57,7 @@ pub struct SpillTarget {
 
 impl SpillTarget {
     fn next_writer(&self) -> io::Result<RunWriter> {
-        RunWriter::create(
-            self.dir.join(format!("spill-{:05}.run", self.runs.len())),
-            self.partitions,
-        )
+        RunWriter::create(self.dir.join(format!("spill-{:05}.run", self.runs.len())), self.partitions)
     }
 }
 
@@ -74,11 +71,7 @@ pub struct SortBuffer {
 impl SortBuffer {
     /// A buffer of `limit` bytes (arena plus entries).
     pub fn new(limit: usize) -> Self {
-        SortBuffer {
-            data: Vec::new(),
-            entries: Vec::new(),
-            limit,
-        }
+        SortBuffer { data: Vec::new(), entries: Vec::new(), limit }
     }
 
     /// Bytes in use.
@@ -90,8 +83,7 @@ impl SortBuffer {
     /// takes any one pair, however large).
     fn would_overflow(&self, len: usize) -> bool {
         !self.entries.is_empty()
-            && (self.used() + len + ENTRY_OVERHEAD > self.limit
-                || self.data.len() + len > u32::MAX as usize)
+            && (self.used() + len + ENTRY_OVERHEAD > self.limit || self.data.len() + len > u32::MAX as usize)
     }
 
     fn push(&mut self, partition: u32, key: &[u8], value: &[u8]) {
@@ -122,18 +114,11 @@ impl SortBuffer {
 
     /// Sorts by (partition, key), stably, and writes one run; empties the
     /// buffer.
-    fn spill(
-        &mut self,
-        target: &mut SpillTarget,
-        counters: &mut EngineCounters,
-    ) -> Result<(), CollectError> {
+    fn spill(&mut self, target: &mut SpillTarget, counters: &mut EngineCounters) -> Result<(), CollectError> {
         let data = &self.data;
         let key = |e: &Entry| &data[e.key_start as usize..(e.key_start + e.key_len) as usize];
         self.entries.sort_by(|a, b| {
-            a.partition
-                .cmp(&b.partition)
-                .then(a.prefix.cmp(&b.prefix))
-                .then_with(|| key(a).cmp(key(b)))
+            a.partition.cmp(&b.partition).then(a.prefix.cmp(&b.prefix)).then_with(|| key(a).cmp(key(b)))
         });
         let mut writer = target.next_writer()?;
         for e in &self.entries {
@@ -181,12 +166,7 @@ fn combine_into(
         }
     };
     let mut source = SliceValues::new(values);
-    combiner.combine(
-        output,
-        key,
-        &mut Values::new(&mut source),
-        &mut CombineOutput::new(&mut emit),
-    )?;
+    combiner.combine(output, key, &mut Values::new(&mut source), &mut CombineOutput::new(&mut emit))?;
     if let Some(e) = io_error {
         return Err(e.into());
     }
@@ -243,11 +223,7 @@ pub struct CombineTable {
 impl CombineTable {
     /// A table for `outputs` outputs bounded by `limit` bytes.
     pub fn new(outputs: usize, limit: usize) -> Self {
-        CombineTable {
-            tables: (0..outputs).map(|_| FxHashMap::default()).collect(),
-            used: 0,
-            limit,
-        }
+        CombineTable { tables: (0..outputs).map(|_| FxHashMap::default()).collect(), used: 0, limit }
     }
 
     fn insert(
@@ -265,11 +241,7 @@ impl CombineTable {
                 let before = pending.bytes.capacity();
                 pending.push(value);
                 if pending.count >= COMBINE_EVERY {
-                    let mut combined = PendingValues {
-                        partition,
-                        count: 0,
-                        bytes: Vec::with_capacity(16),
-                    };
+                    let mut combined = PendingValues { partition, count: 0, bytes: Vec::with_capacity(16) };
                     let values = pending.slices();
                     combine_into(combiner, output, key, &values, counters, &mut |v| {
                         combined.push(v);
@@ -280,11 +252,7 @@ impl CombineTable {
                 self.used = (self.used + pending.bytes.capacity()).saturating_sub(before);
             }
             None => {
-                let mut pending = PendingValues {
-                    partition,
-                    count: 0,
-                    bytes: Vec::with_capacity(value.len() + 2),
-                };
+                let mut pending = PendingValues { partition, count: 0, bytes: Vec::with_capacity(value.len() + 2) };
                 pending.push(value);
                 self.used += key.len() + pending.bytes.capacity() + TABLE_OVERHEAD;
                 table.insert(key.into(), pending);
@@ -381,16 +349,10 @@ impl<'a> Collector<'a> {
     }
 
     /// Spills whatever is still in memory (if anything).
-    pub fn flush(
-        &mut self,
-        target: &mut SpillTarget,
-        counters: &mut EngineCounters,
-    ) -> Result<(), CollectError> {
+    pub fn flush(&mut self, target: &mut SpillTarget, counters: &mut EngineCounters) -> Result<(), CollectError> {
         match self {
             Collector::Sorting(buf) if !buf.is_empty() => buf.spill(target, counters),
-            Collector::Combining(table, c) if !table.is_empty() => {
-                table.spill(target, *c, counters)
-            }
+            Collector::Combining(table, c) if !table.is_empty() => table.spill(target, *c, counters),
             _ => Ok(()),
         }
     }

@@ -37,23 +37,16 @@ impl OutputCommitter {
     /// `_temporary` area.
     pub fn setup(output: &Path) -> Result<OutputCommitter, Error> {
         if output.exists() {
-            return Err(Error::OutputExists {
-                path: output.display().to_string(),
-            });
+            return Err(Error::OutputExists { path: output.display().to_string() });
         }
         if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent)
-                .map_err(|e| Error::io("creating output parent", parent, e))?;
+            fs::create_dir_all(parent).map_err(|e| Error::io("creating output parent", parent, e))?;
         }
         fs::create_dir(output).map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => Error::OutputExists {
-                path: output.display().to_string(),
-            },
+            io::ErrorKind::AlreadyExists => Error::OutputExists { path: output.display().to_string() },
             _ => Error::io("creating output", output, e),
         })?;
-        let committer = OutputCommitter {
-            root: output.to_path_buf(),
-        };
+        let committer = OutputCommitter { root: output.to_path_buf() };
         for dir in [committer.attempts_dir(), committer.committed_dir()] {
             fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         }
@@ -75,8 +68,7 @@ impl OutputCommitter {
 
     /// Where `attempt` writes its output files.
     pub fn attempt_dir(&self, attempt: AttemptId) -> PathBuf {
-        self.attempts_dir()
-            .join(format!("{}_{}", attempt.task, attempt.attempt))
+        self.attempts_dir().join(format!("{}_{}", attempt.task, attempt.attempt))
     }
 
     /// Moves `attempt`'s files into the committed area. Call only for the
@@ -144,13 +136,7 @@ mod tests {
     use quern_core::{TaskId, TaskKind};
 
     fn attempt(index: u32, attempt: u32) -> AttemptId {
-        AttemptId {
-            task: TaskId {
-                kind: TaskKind::Reduce,
-                index,
-            },
-            attempt,
-        }
+        AttemptId { task: TaskId { kind: TaskKind::Reduce, index }, attempt }
     }
 
     #[test]
@@ -158,36 +144,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("out");
         let c = OutputCommitter::setup(&out).expect("setup");
-        assert!(matches!(
-            OutputCommitter::setup(&out),
-            Err(Error::OutputExists { .. })
-        ));
+        assert!(matches!(OutputCommitter::setup(&out), Err(Error::OutputExists { .. })));
         for a in [attempt(0, 1), attempt(0, 2), attempt(1, 1)] {
             let d = c.attempt_dir(a);
             fs::create_dir_all(&d).expect("mkdir");
-            fs::write(
-                d.join(format!("part-r-{:05}", a.task.index)),
-                format!("{a}"),
-            )
-            .expect("write");
+            fs::write(d.join(format!("part-r-{:05}", a.task.index)), format!("{a}")).expect("write");
         }
         c.abort_task(attempt(0, 1));
         c.commit_task(attempt(0, 2)).expect("commit");
         c.commit_task(attempt(1, 1)).expect("commit");
         assert!(!out.join(SUCCESS_MARKER).exists());
-        assert!(
-            !out.join("part-r-00000").exists(),
-            "nothing is public before the job commits"
-        );
+        assert!(!out.join("part-r-00000").exists(), "nothing is public before the job commits");
         let files = c.commit_job(&[]).expect("commit job");
-        assert_eq!(
-            files,
-            vec![out.join("part-r-00000"), out.join("part-r-00001")]
-        );
-        assert_eq!(
-            fs::read_to_string(out.join("part-r-00000")).expect("read"),
-            "r-00000#2"
-        );
+        assert_eq!(files, vec![out.join("part-r-00000"), out.join("part-r-00001")]);
+        assert_eq!(fs::read_to_string(out.join("part-r-00000")).expect("read"), "r-00000#2");
         assert!(out.join(SUCCESS_MARKER).exists());
         assert!(!out.join(TEMPORARY).exists());
     }

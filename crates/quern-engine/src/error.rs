@@ -51,11 +51,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(context: &'static str, path: &std::path::Path, source: io::Error) -> Error {
-        Error::Io {
-            context,
-            path: path.display().to_string(),
-            source,
-        }
+        Error::Io { context, path: path.display().to_string(), source }
     }
 }
 

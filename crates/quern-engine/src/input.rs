@@ -113,9 +113,7 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<InputFile>, Error> {
             for entry in walk {
                 let entry = entry.map_err(|e| Error::Input {
                     path: e.path().unwrap_or(path).display().to_string(),
-                    message: e
-                        .io_error()
-                        .map_or_else(|| e.to_string(), |io| io.to_string()),
+                    message: e.io_error().map_or_else(|| e.to_string(), |io| io.to_string()),
                 })?;
                 if entry.file_type().is_file() {
                     found.push(entry.into_path());
@@ -124,10 +122,8 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<InputFile>, Error> {
         } else if path.exists() {
             found.push(path.to_path_buf());
         } else if looks_like_glob(input) {
-            let paths = glob::glob(input).map_err(|e| Error::Input {
-                path: input.clone(),
-                message: format!("bad glob pattern: {e}"),
-            })?;
+            let paths = glob::glob(input)
+                .map_err(|e| Error::Input { path: input.clone(), message: format!("bad glob pattern: {e}") })?;
             for p in paths {
                 let p = p.map_err(|e| Error::Input {
                     path: e.path().display().to_string(),
@@ -142,39 +138,19 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<InputFile>, Error> {
                 found.push(p);
             }
             if found.is_empty() {
-                return Err(Error::Input {
-                    path: input.clone(),
-                    message: "no file matches this pattern".into(),
-                });
+                return Err(Error::Input { path: input.clone(), message: "no file matches this pattern".into() });
             }
         } else {
-            return Err(Error::Input {
-                path: input.clone(),
-                message: "no such file or directory".into(),
-            });
+            return Err(Error::Input { path: input.clone(), message: "no such file or directory".into() });
         }
         for p in found {
             let name = p.display().to_string();
             // Opening (not just stat-ing) catches unreadable files now.
-            let file = File::open(&p).map_err(|e| Error::Input {
-                path: name.clone(),
-                message: e.to_string(),
-            })?;
-            let len = file
-                .metadata()
-                .map_err(|e| Error::Input {
-                    path: name.clone(),
-                    message: e.to_string(),
-                })?
-                .len();
+            let file = File::open(&p).map_err(|e| Error::Input { path: name.clone(), message: e.to_string() })?;
+            let len = file.metadata().map_err(|e| Error::Input { path: name.clone(), message: e.to_string() })?.len();
             let key = p.canonicalize().unwrap_or_else(|_| p.clone());
             if seen.insert(key) {
-                files.push(InputFile {
-                    compression: Compression::of(&p),
-                    path: p,
-                    name,
-                    len,
-                });
+                files.push(InputFile { compression: Compression::of(&p), path: p, name, len });
             }
         }
     }
@@ -190,21 +166,13 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, splittable: bool) -> Ve
             continue;
         }
         if !splittable || file.compression != Compression::None {
-            splits.push(InputSplit {
-                file: file.clone(),
-                start: 0,
-                end: None,
-            });
+            splits.push(InputSplit { file: file.clone(), start: 0, end: None });
             continue;
         }
         let mut start = 0;
         while start < file.len {
             let end = (start + split_size).min(file.len);
-            splits.push(InputSplit {
-                file: file.clone(),
-                start,
-                end: Some(end),
-            });
+            splits.push(InputSplit { file: file.clone(), start, end: Some(end) });
             start = end;
         }
     }
@@ -228,14 +196,10 @@ pub fn open_split(split: &InputSplit, count_lines: bool) -> io::Result<OpenSplit
     const BUF: usize = 1 << 18;
     let mut file = File::open(&split.file.path)?;
     let reader: Box<dyn BufRead + Send> = match split.file.compression {
-        Compression::Gzip => Box::new(BufReader::with_capacity(
-            BUF,
-            flate2::read::MultiGzDecoder::new(BufReader::new(file)),
-        )),
-        Compression::Zstd => Box::new(BufReader::with_capacity(
-            BUF,
-            zstd::stream::read::Decoder::new(file)?,
-        )),
+        Compression::Gzip => {
+            Box::new(BufReader::with_capacity(BUF, flate2::read::MultiGzDecoder::new(BufReader::new(file))))
+        }
+        Compression::Zstd => Box::new(BufReader::with_capacity(BUF, zstd::stream::read::Decoder::new(file)?)),
         Compression::None => {
             let mut line_start = LineStart::AtLineStart;
             let mut lines_before = count_lines.then_some(0);
@@ -250,18 +214,10 @@ pub fn open_split(split: &InputSplit, count_lines: bool) -> io::Result<OpenSplit
                     line_start = LineStart::MidLine;
                 }
             }
-            return Ok(OpenSplit {
-                reader: Box::new(BufReader::with_capacity(BUF, file)),
-                line_start,
-                lines_before,
-            });
+            return Ok(OpenSplit { reader: Box::new(BufReader::with_capacity(BUF, file)), line_start, lines_before });
         }
     };
-    Ok(OpenSplit {
-        reader,
-        line_start: LineStart::AtLineStart,
-        lines_before: count_lines.then_some(0),
-    })
+    Ok(OpenSplit { reader, line_start: LineStart::AtLineStart, lines_before: count_lines.then_some(0) })
 }
 
 fn count_newlines(mut r: impl Read) -> io::Result<u64> {

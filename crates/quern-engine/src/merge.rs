@@ -45,11 +45,7 @@ impl PartialOrd for HeapEntry {
 impl Ord for HeapEntry {
     // Reversed: BinaryHeap is a max-heap and we want the smallest key first.
     fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .cursor
-            .key()
-            .cmp(self.cursor.key())
-            .then_with(|| other.run.cmp(&self.run))
+        other.cursor.key().cmp(self.cursor.key()).then_with(|| other.run.cmp(&self.run))
     }
 }
 
@@ -73,11 +69,7 @@ impl RunMerger {
                 heap.push(HeapEntry { run, cursor });
             }
         }
-        Ok(RunMerger {
-            heap,
-            key: Vec::new(),
-            value: Vec::new(),
-        })
+        Ok(RunMerger { heap, key: Vec::new(), value: Vec::new() })
     }
 }
 
@@ -212,11 +204,7 @@ impl<C: RecordCursor> ValueSource for KeyGroups<C> {
 /// runs into intermediate single-partition run files under `dir`, as many
 /// passes as needed. Returns the remaining runs and the records written by
 /// the intermediate passes.
-pub fn merge_to_factor(
-    mut runs: Vec<RunSegment>,
-    factor: usize,
-    dir: &Path,
-) -> io::Result<(Vec<RunSegment>, u64)> {
+pub fn merge_to_factor(mut runs: Vec<RunSegment>, factor: usize, dir: &Path) -> io::Result<(Vec<RunSegment>, u64)> {
     let factor = factor.max(2);
     runs.retain(|r| r.segment.records > 0);
     let mut written = 0u64;
@@ -227,11 +215,7 @@ pub fn merge_to_factor(
         // enough runs that every later pass is a full `factor`-way merge.
         runs.sort_by_key(|r| std::cmp::Reverse(r.segment.raw_len));
         let excess = runs.len() - factor;
-        let take = if pass == 0 {
-            (excess % (factor - 1)) + 1
-        } else {
-            factor
-        };
+        let take = if pass == 0 { (excess % (factor - 1)) + 1 } else { factor };
         let take = take.max(2).min(runs.len());
         let group = runs.split_off(runs.len() - take);
         let path = dir.join(format!("merge-{pass:04}.run"));
@@ -243,10 +227,7 @@ pub fn merge_to_factor(
         let RunIndex { path, segments } = writer.finish()?;
         for r in &group {
             // Intermediate files are ours to delete; the originals are not.
-            if r.path.starts_with(dir)
-                && r.path
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("merge-"))
+            if r.path.starts_with(dir) && r.path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("merge-"))
             {
                 let _ = std::fs::remove_file(&r.path);
             }
@@ -274,27 +255,19 @@ mod tests {
                     w.write(0, k, v).expect("write");
                 }
                 let index = w.finish().expect("finish");
-                RunSegment {
-                    path: index.path,
-                    segment: index.segments[0],
-                }
+                RunSegment { path: index.path, segment: index.segments[0] }
             })
             .collect()
     }
 
     fn sorted_runs() -> impl Strategy<Value = Vec<Vec<(Vec<u8>, Vec<u8>)>>> {
-        let record = (
-            proptest::collection::vec(0u8..4, 0..3),
-            proptest::collection::vec(any::<u8>(), 0..3),
-        );
-        proptest::collection::vec(proptest::collection::vec(record, 0..20), 0..12).prop_map(
-            |mut runs| {
-                for r in &mut runs {
-                    r.sort_by(|a, b| a.0.cmp(&b.0));
-                }
-                runs
-            },
-        )
+        let record = (proptest::collection::vec(0u8..4, 0..3), proptest::collection::vec(any::<u8>(), 0..3));
+        proptest::collection::vec(proptest::collection::vec(record, 0..20), 0..12).prop_map(|mut runs| {
+            for r in &mut runs {
+                r.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            runs
+        })
     }
 
     proptest! {

@@ -38,27 +38,17 @@ impl JobPlan {
     /// Plans `spec` for `app` over `splits`: resolves each output's reducer
     /// count (the spec's per-output count, else the spec's count, else the
     /// app's default, else 1).
-    pub fn new(
-        spec: &JobSpec,
-        app: &dyn App,
-        splits: Vec<InputSplit>,
-    ) -> Result<JobPlan, SpecError> {
+    pub fn new(spec: &JobSpec, app: &dyn App, splits: Vec<InputSplit>) -> Result<JobPlan, SpecError> {
         let decls = app.outputs();
         if decls.is_empty() {
-            return Err(SpecError::BadField {
-                field: "app",
-                message: "declares no outputs".into(),
-            });
+            return Err(SpecError::BadField { field: "app", message: "declares no outputs".into() });
         }
         for name in spec.output_reducers.keys() {
             if !decls.iter().any(|d| &d.name == name) {
                 let known: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
                 return Err(SpecError::BadField {
                     field: "--output-reducers",
-                    message: format!(
-                        "the app has no output '{name}' (its outputs: {})",
-                        known.join(", ")
-                    ),
+                    message: format!("the app has no output '{name}' (its outputs: {})", known.join(", ")),
                 });
             }
         }
@@ -73,34 +63,17 @@ impl JobPlan {
             if !valid_name {
                 return Err(SpecError::BadField {
                     field: "app",
-                    message: format!(
-                        "output name '{}' must be a unique, plain directory name",
-                        d.name
-                    ),
+                    message: format!("output name '{}' must be a unique, plain directory name", d.name),
                 });
             }
-            let reducers = spec
-                .output_reducers
-                .get(&d.name)
-                .copied()
-                .or(spec.reducers)
-                .or(d.default_reducers)
-                .unwrap_or(1);
-            outputs.push(PlannedOutput {
-                name: d.name.clone(),
-                reducers,
-                first_partition: next,
-            });
-            next = next.checked_add(reducers).ok_or(SpecError::BadField {
-                field: "--reducers",
-                message: "too many reducers".into(),
-            })?;
+            let reducers =
+                spec.output_reducers.get(&d.name).copied().or(spec.reducers).or(d.default_reducers).unwrap_or(1);
+            outputs.push(PlannedOutput { name: d.name.clone(), reducers, first_partition: next });
+            next = next
+                .checked_add(reducers)
+                .ok_or(SpecError::BadField { field: "--reducers", message: "too many reducers".into() })?;
         }
-        Ok(JobPlan {
-            splits,
-            outputs,
-            partitions: next,
-        })
+        Ok(JobPlan { splits, outputs, partitions: next })
     }
 
     /// The output and local partition of global partition `p`.
@@ -120,11 +93,7 @@ impl JobPlan {
 }
 
 fn is_dir_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.starts_with(['_', '.'])
-        && !name.contains(['/', '\\'])
+    !name.is_empty() && name != "." && name != ".." && !name.starts_with(['_', '.']) && !name.contains(['/', '\\'])
 }
 
 #[cfg(test)]
@@ -138,11 +107,7 @@ mod tests {
             Ok(())
         }
         fn outputs(&self) -> Vec<OutputDecl> {
-            vec![
-                OutputDecl::named("a").with_default_reducers(0),
-                OutputDecl::named("b"),
-                OutputDecl::named("c"),
-            ]
+            vec![OutputDecl::named("a").with_default_reducers(0), OutputDecl::named("b"), OutputDecl::named("c")]
         }
     }
 

@@ -60,9 +60,7 @@ impl RunIndex {
 }
 
 fn frame_info() -> FrameInfo {
-    FrameInfo::new()
-        .block_size(BlockSize::Max64KB)
-        .content_checksum(true)
+    FrameInfo::new().block_size(BlockSize::Max64KB).content_checksum(true)
 }
 
 /// Appends a LEB128 varint.
@@ -85,19 +83,13 @@ fn read_varint(r: &mut impl BufRead) -> io::Result<Option<u64>> {
                 Some(&b) => b,
                 None if shift == 0 => return Ok(None),
                 None => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "truncated varint",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated varint"));
                 }
             }
         };
         r.consume(1);
         if shift > 63 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "varint too long",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "varint too long"));
         }
         v |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
@@ -156,40 +148,15 @@ impl RunWriter {
     pub fn write(&mut self, p: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
         if self.current.as_ref().is_none_or(|(cur, _, _)| *cur != p) {
             self.finish_segment()?;
-            debug_assert!(
-                p >= self.segments.len(),
-                "invariant: partitions are written in order"
-            );
+            debug_assert!(p >= self.segments.len(), "invariant: partitions are written in order");
             while self.segments.len() < p {
-                self.segments.push(Segment {
-                    offset: self.pos,
-                    ..Segment::default()
-                });
+                self.segments.push(Segment { offset: self.pos, ..Segment::default() });
             }
-            let out = self
-                .out
-                .take()
-                .expect("invariant: writer is present between segments");
-            let enc = FrameEncoder::with_frame_info(
-                frame_info(),
-                Counting {
-                    inner: out,
-                    written: 0,
-                },
-            );
-            self.current = Some((
-                p,
-                enc,
-                Segment {
-                    offset: self.pos,
-                    ..Segment::default()
-                },
-            ));
+            let out = self.out.take().expect("invariant: writer is present between segments");
+            let enc = FrameEncoder::with_frame_info(frame_info(), Counting { inner: out, written: 0 });
+            self.current = Some((p, enc, Segment { offset: self.pos, ..Segment::default() }));
         }
-        let (_, enc, seg) = self
-            .current
-            .as_mut()
-            .expect("invariant: segment opened above");
+        let (_, enc, seg) = self.current.as_mut().expect("invariant: segment opened above");
         self.scratch.clear();
         put_varint(&mut self.scratch, key.len() as u64);
         put_varint(&mut self.scratch, value.len() as u64);
@@ -216,20 +183,11 @@ impl RunWriter {
     pub fn finish(mut self) -> io::Result<RunIndex> {
         self.finish_segment()?;
         while self.segments.len() < self.partitions {
-            self.segments.push(Segment {
-                offset: self.pos,
-                ..Segment::default()
-            });
+            self.segments.push(Segment { offset: self.pos, ..Segment::default() });
         }
-        let mut out = self
-            .out
-            .take()
-            .expect("invariant: writer is present after the last segment");
+        let mut out = self.out.take().expect("invariant: writer is present after the last segment");
         out.flush()?;
-        Ok(RunIndex {
-            path: self.path,
-            segments: self.segments,
-        })
+        Ok(RunIndex { path: self.path, segments: self.segments })
     }
 }
 
@@ -274,12 +232,7 @@ impl RecordCursor for SegmentReader {
         if self.remaining == 0 {
             return Ok(false);
         }
-        let corrupt = |what: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("corrupt run segment: {what}"),
-            )
-        };
+        let corrupt = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("corrupt run segment: {what}"));
         let klen = read_varint(&mut self.input)?.ok_or_else(|| corrupt("ends early"))?;
         let vlen = read_varint(&mut self.input)?.ok_or_else(|| corrupt("ends inside a record"))?;
         let klen = usize::try_from(klen).map_err(|_| corrupt("key length"))?;
@@ -329,20 +282,14 @@ mod tests {
         w.write(3, b"", b"zz").expect("write");
         let index = w.finish().expect("finish");
         assert_eq!(index.segments.len(), 4);
-        assert_eq!(
-            index.segments.iter().map(|s| s.records).collect::<Vec<_>>(),
-            vec![0, 2, 0, 1]
-        );
+        assert_eq!(index.segments.iter().map(|s| s.records).collect::<Vec<_>>(), vec![0, 2, 0, 1]);
         assert!(index.open_segment(0).expect("open").is_none());
         let mut r = index.open_segment(1).expect("open").expect("non-empty");
         let mut got = Vec::new();
         while r.advance().expect("advance") {
             got.push((r.key().to_vec(), r.value().to_vec()));
         }
-        assert_eq!(
-            got,
-            vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])]
-        );
+        assert_eq!(got, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])]);
         let mut r = index.open_segment(3).expect("open").expect("non-empty");
         assert!(r.advance().expect("advance"));
         assert_eq!((r.key(), r.value()), (&b""[..], &b"zz"[..]));
@@ -355,8 +302,7 @@ mod tests {
         let path = dir.path().join("r");
         let mut w = RunWriter::create(path.clone(), 1).expect("create");
         for i in 0..1000u32 {
-            w.write(0, format!("key{i:06}").as_bytes(), b"value")
-                .expect("write");
+            w.write(0, format!("key{i:06}").as_bytes(), b"value").expect("write");
         }
         let index = w.finish().expect("finish");
         let mut bytes = std::fs::read(&path).expect("read");

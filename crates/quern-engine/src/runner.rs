@@ -12,8 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use quern_core::{
-    App, AttemptId, CommitDecision, Counters, Failure, FailureOutcome, JobSpec, JobState, Next,
-    Scheduler, TaskKind,
+    App, AttemptId, CommitDecision, Counters, Failure, FailureOutcome, JobSpec, JobState, Next, Scheduler, TaskKind,
 };
 use serde::Serialize;
 
@@ -112,9 +111,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
     spec.validate()?;
     let output = Path::new(&spec.output);
     if output.exists() {
-        return Err(Error::OutputExists {
-            path: spec.output.clone(),
-        });
+        return Err(Error::OutputExists { path: spec.output.clone() });
     }
     let files = resolve_inputs(&spec.inputs)?;
     let splits = plan_splits(&files, spec.split_size, app.input_format().splittable());
@@ -123,8 +120,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
     let reduce_tasks = plan.partitions;
 
     let work_base = opts.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&work_base)
-        .map_err(|e| Error::io("creating work directory", &work_base, e))?;
+    std::fs::create_dir_all(&work_base).map_err(|e| Error::io("creating work directory", &work_base, e))?;
     let work = tempfile::Builder::new()
         .prefix("quern-job-")
         .tempdir_in(&work_base)
@@ -134,9 +130,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
     let progress = &opts.progress;
     progress.map_tasks.store(map_tasks, Ordering::Relaxed);
     progress.reduce_tasks.store(reduce_tasks, Ordering::Relaxed);
-    progress
-        .input_bytes
-        .store(files.iter().map(|f| f.len).sum(), Ordering::Relaxed);
+    progress.input_bytes.store(files.iter().map(|f| f.len).sum(), Ordering::Relaxed);
     progress.planned.store(true, Ordering::Release);
     tracing::info!(app = %spec.app, map_tasks, reduce_tasks, inputs = files.len(), "job planned");
 
@@ -155,32 +149,20 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
         cancel: &opts.cancel,
         bytes_read: &progress.bytes_read,
     };
-    let slot = Slot {
-        env: &env,
-        shared: &shared,
-        wake: &wake,
-        committer: &committer,
-        work: work.path(),
-        progress,
-    };
+    let slot = Slot { env: &env, shared: &shared, wake: &wake, committer: &committer, work: work.path(), progress };
     std::thread::scope(|scope| {
         for i in 0..opts.parallelism.max(1) {
             let slot = &slot;
-            let spawned = std::thread::Builder::new()
-                .name(format!("quern-slot-{i}"))
-                .spawn_scoped(scope, move || slot.run());
+            let spawned =
+                std::thread::Builder::new().name(format!("quern-slot-{i}")).spawn_scoped(scope, move || slot.run());
             if let Err(e) = spawned {
-                lock(&shared)
-                    .sched
-                    .fail_job(format!("starting a worker thread: {e}"));
+                lock(&shared).sched.fail_job(format!("starting a worker thread: {e}"));
                 break;
             }
         }
     });
 
-    let Shared {
-        sched, counters, ..
-    } = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    let Shared { sched, counters, .. } = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     match sched.state() {
         JobState::Succeeded => {
             let names: Vec<String> = plan.outputs.iter().map(|o| o.name.clone()).collect();
@@ -206,15 +188,11 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
         }
         JobState::Failed { message, .. } => {
             committer.abort_job();
-            Err(Error::JobFailed {
-                message: message.clone(),
-            })
+            Err(Error::JobFailed { message: message.clone() })
         }
         JobState::Mapping | JobState::Reducing => {
             committer.abort_job();
-            Err(Error::JobFailed {
-                message: "every worker thread stopped before the job ended".into(),
-            })
+            Err(Error::JobFailed { message: "every worker thread stopped before the job ended".into() })
         }
     }
 }
@@ -243,9 +221,7 @@ struct Slot<'a> {
 impl Slot<'_> {
     fn run(&self) {
         while let Some((attempt, map_outputs)) = self.next_attempt() {
-            let work_dir = self
-                .work
-                .join(format!("{}_{}", attempt.task, attempt.attempt));
+            let work_dir = self.work.join(format!("{}_{}", attempt.task, attempt.attempt));
             let result = self.run_attempt(attempt, &work_dir, &map_outputs);
             self.report(attempt, &work_dir, result);
             self.wake.notify_all();
@@ -261,20 +237,12 @@ impl Slot<'_> {
             }
             match g.sched.next() {
                 Next::Run(a) => {
-                    let outputs = if a.task.kind == TaskKind::Reduce {
-                        g.map_outputs.clone()
-                    } else {
-                        Vec::new()
-                    };
+                    let outputs = if a.task.kind == TaskKind::Reduce { g.map_outputs.clone() } else { Vec::new() };
                     return Some((a, outputs));
                 }
                 Next::Done => return None,
                 Next::Wait => {
-                    g = self
-                        .wake
-                        .wait_timeout(g, Duration::from_millis(100))
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    g = self.wake.wait_timeout(g, Duration::from_millis(100)).unwrap_or_else(|p| p.into_inner()).0;
                 }
             }
         }
@@ -289,11 +257,7 @@ impl Slot<'_> {
             TaskKind::Reduce => {
                 let (o, p) = plan.locate(attempt.task.index);
                 let name = &plan.outputs[o].name;
-                if name.is_empty() {
-                    format!("partition {p}")
-                } else {
-                    format!("output {name} partition {p}")
-                }
+                if name.is_empty() { format!("partition {p}") } else { format!("output {name} partition {p}") }
             }
         }
     }
@@ -309,14 +273,8 @@ impl Slot<'_> {
         match attempt.task.kind {
             TaskKind::Map => {
                 let split = &self.env.plan.splits[attempt.task.index as usize];
-                let task = MapTask {
-                    attempt,
-                    split,
-                    work_dir: work_dir.to_path_buf(),
-                    output_dir,
-                };
-                task.run(self.env)
-                    .map(|out| AttemptOutput::Map(out.index, out.counters))
+                let task = MapTask { attempt, split, work_dir: work_dir.to_path_buf(), output_dir };
+                task.run(self.env).map(|out| AttemptOutput::Map(out.index, out.counters))
             }
             TaskKind::Reduce => {
                 let (output, partition) = self.env.plan.locate(attempt.task.index);
@@ -333,12 +291,7 @@ impl Slot<'_> {
         }
     }
 
-    fn report(
-        &self,
-        attempt: AttemptId,
-        work_dir: &Path,
-        result: Result<AttemptOutput, TaskError>,
-    ) {
+    fn report(&self, attempt: AttemptId, work_dir: &Path, result: Result<AttemptOutput, TaskError>) {
         let mut g = lock(self.shared);
         match result {
             Ok(output) => {
@@ -374,14 +327,9 @@ impl Slot<'_> {
                     return;
                 }
                 g.counters.engine.failed_attempts += 1;
-                self.progress
-                    .failed_attempts
-                    .fetch_add(1, Ordering::Relaxed);
+                self.progress.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 let message = format!("{}: {e}", self.describe(attempt));
-                let failure = Failure {
-                    message: message.clone(),
-                    retryable: e.retryable(),
-                };
+                let failure = Failure { message: message.clone(), retryable: e.retryable() };
                 match g.sched.failed(attempt, failure) {
                     FailureOutcome::Retrying => {
                         tracing::warn!(%attempt, "attempt failed, will retry: {message}")

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use quern_core::{
-    App, AttemptId, CombineOutput, Combiner, Counters, EngineCounters, MapContext, MapSink, Record,
-    RecordSink, RecordWriter, ReduceContext, ReduceSink, SplitInput, Values,
+    App, AttemptId, CombineOutput, Combiner, Counters, EngineCounters, MapContext, MapSink, Record, RecordSink,
+    RecordWriter, ReduceContext, ReduceSink, SplitInput, Values,
 };
 
 use crate::collect::{CollectError, Collector, SpillTarget};
@@ -81,17 +81,10 @@ struct DirectOutputs<'a> {
 impl DirectOutputs<'_> {
     fn write(&mut self, output: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
         if self.writers[output].is_none() {
-            let path = output_file(
-                self.dir,
-                &self.env.plan.outputs[output].name,
-                'm',
-                self.task_index,
-            );
+            let path = output_file(self.dir, &self.env.plan.outputs[output].name, 'm', self.task_index);
             self.writers[output] = Some(create_writer(self.env.app, output, &path)?);
         }
-        let w = self.writers[output]
-            .as_mut()
-            .expect("invariant: writer created above");
+        let w = self.writers[output].as_mut().expect("invariant: writer created above");
         w.write(key, value)
     }
 
@@ -118,9 +111,7 @@ fn create_writer(app: &dyn App, output: usize, path: &Path) -> io::Result<Box<dy
         fs::create_dir_all(parent)?;
     }
     let file = File::create(path)?;
-    Ok(app
-        .output_format(output)
-        .writer(Box::new(BufWriter::with_capacity(1 << 16, file))))
+    Ok(app.output_format(output).writer(Box::new(BufWriter::with_capacity(1 << 16, file))))
 }
 
 /// Where `map` puts its pairs: the collector for reduced outputs, direct
@@ -155,9 +146,7 @@ impl MapSink for PairSink<'_, '_> {
         let result = if out.reducers == 0 {
             self.counters.output_records += 1;
             self.counters.output_bytes += (key.len() + value.len()) as u64;
-            self.direct
-                .write(output, key, value)
-                .map_err(TaskError::io("writing map-only output"))
+            self.direct.write(output, key, value).map_err(TaskError::io("writing map-only output"))
         } else {
             let p = self.env.app.partition(output, key, out.reducers);
             if p >= out.reducers {
@@ -170,14 +159,7 @@ impl MapSink for PairSink<'_, '_> {
                 })
             } else {
                 self.collector
-                    .collect(
-                        output,
-                        out.first_partition + p,
-                        key,
-                        value,
-                        &mut self.spills,
-                        &mut self.counters,
-                    )
+                    .collect(output, out.first_partition + p, key, value, &mut self.spills, &mut self.counters)
                     .map_err(collect_error)
             }
         };
@@ -189,14 +171,8 @@ impl MapSink for PairSink<'_, '_> {
 
 fn collect_error(e: CollectError) -> TaskError {
     match e {
-        CollectError::Io(source) => TaskError::Io {
-            context: "writing a spill".into(),
-            source,
-        },
-        CollectError::Combiner(source) => TaskError::App {
-            context: "combine".into(),
-            source,
-        },
+        CollectError::Io(source) => TaskError::Io { context: "writing a spill".into(), source },
+        CollectError::Combiner(source) => TaskError::App { context: "combine".into(), source },
     }
 }
 
@@ -220,11 +196,7 @@ impl Staged {
     fn drain_into(&mut self, sink: &mut dyn MapSink) {
         let mut at = 0;
         for &(output, klen, vlen) in &self.pairs {
-            sink.emit(
-                output,
-                &self.bytes[at..at + klen],
-                &self.bytes[at + klen..at + klen + vlen],
-            );
+            sink.emit(output, &self.bytes[at..at + klen], &self.bytes[at + klen..at + klen + vlen]);
             at += klen + vlen;
         }
         self.pairs.clear();
@@ -264,10 +236,8 @@ impl RecordSink for MapCaller<'_, '_, '_> {
         let result = match self.staged.as_mut() {
             Some(staged) => {
                 let mut user = Counters::default();
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    env.app
-                        .map(&record, &mut MapContext::new(staged, &mut user))
-                }));
+                let r =
+                    catch_unwind(AssertUnwindSafe(|| env.app.map(&record, &mut MapContext::new(staged, &mut user))));
                 match r {
                     Ok(result) => {
                         staged.drain_into(self.sink);
@@ -278,51 +248,36 @@ impl RecordSink for MapCaller<'_, '_, '_> {
                         staged.pairs.clear();
                         staged.bytes.clear();
                         self.sink.counters.skipped_records += 1;
-                        tracing::warn!(
-                            "skipping record: {} panicked: {}",
-                            where_(),
-                            panic_message(&*payload)
-                        );
+                        tracing::warn!("skipping record: {} panicked: {}", where_(), panic_message(&*payload));
                         Ok(())
                     }
                 }
             }
             None => {
                 let r = catch_unwind(AssertUnwindSafe(|| {
-                    env.app
-                        .map(&record, &mut MapContext::new(self.sink, &mut self.user))
+                    env.app.map(&record, &mut MapContext::new(self.sink, &mut self.user))
                 }));
                 match r {
                     Ok(result) => result,
                     Err(payload) => {
-                        self.sink.error = Some(TaskError::Panic {
-                            context: where_(),
-                            message: panic_message(&*payload),
-                        });
+                        self.sink.error =
+                            Some(TaskError::Panic { context: where_(), message: panic_message(&*payload) });
                         return ControlFlow::Break(());
                     }
                 }
             }
         };
         if let Err(source) = result {
-            self.sink.error = Some(TaskError::App {
-                context: where_(),
-                source,
-            });
+            self.sink.error = Some(TaskError::App { context: where_(), source });
         }
-        if self.sink.error.is_some() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        if self.sink.error.is_some() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     }
 }
 
 impl MapTask<'_> {
     /// Runs the attempt.
     pub fn run(&self, env: &TaskEnv<'_>) -> Result<MapOutput, TaskError> {
-        fs::create_dir_all(&self.work_dir)
-            .map_err(TaskError::io("creating map scratch directory"))?;
+        fs::create_dir_all(&self.work_dir).map_err(TaskError::io("creating map scratch directory"))?;
         let split_name = self.split.to_string();
         let combiner = env.app.combiner();
         let mut sink = PairSink {
@@ -344,11 +299,8 @@ impl MapTask<'_> {
         };
 
         let format = env.app.input_format();
-        let opened =
-            open_split(self.split, format.line_numbers()).map_err(|e| TaskError::Input {
-                split: split_name.clone(),
-                source: e.into(),
-            })?;
+        let opened = open_split(self.split, format.line_numbers())
+            .map_err(|e| TaskError::Input { split: split_name.clone(), source: e.into() })?;
         let mut reader = opened.reader;
         let mut input = SplitInput::new(
             &mut reader,
@@ -370,36 +322,23 @@ impl MapTask<'_> {
         let progress_mark = caller.progress_mark;
         let mut counters = std::mem::take(&mut caller.user);
         let end = input.position();
-        env.bytes_read
-            .fetch_add(end.saturating_sub(progress_mark), Ordering::Relaxed);
+        env.bytes_read.fetch_add(end.saturating_sub(progress_mark), Ordering::Relaxed);
         if let Some(e) = sink.error.take() {
             return Err(e);
         }
-        read.map_err(|source| TaskError::Input {
-            split: split_name.clone(),
-            source,
-        })?;
-        sink.counters.input_bytes += end - self.split.start;
+        read.map_err(|source| TaskError::Input { split: split_name.clone(), source })?;
+        // A line crossing the split's end is read whole but counted by the
+        // split it belongs to; the next split's skipped prefix is not.
+        let counted_end = self.split.end.map_or(end, |e| end.min(e));
+        sink.counters.input_bytes += counted_end.saturating_sub(self.split.start);
 
-        let PairSink {
-            mut collector,
-            mut spills,
-            direct,
-            counters: engine,
-            ..
-        } = sink;
+        let PairSink { mut collector, mut spills, direct, counters: engine, .. } = sink;
         counters.engine = engine;
-        collector
-            .flush(&mut spills, &mut counters.engine)
-            .map_err(collect_error)?;
-        direct
-            .finish()
-            .map_err(TaskError::io("finishing map-only output"))?;
+        collector.flush(&mut spills, &mut counters.engine).map_err(collect_error)?;
+        direct.finish().map_err(TaskError::io("finishing map-only output"))?;
         let index = self.merge_spills(env, combiner, spills.runs, &mut counters)?;
         if let Some(index) = &index {
-            index
-                .save(&self.work_dir.join("map.idx"))
-                .map_err(TaskError::io("writing map output index"))?;
+            index.save(&self.work_dir.join("map.idx")).map_err(TaskError::io("writing map output index"))?;
         }
         Ok(MapOutput { index, counters })
     }
@@ -417,8 +356,7 @@ impl MapTask<'_> {
             0 => return Ok(None),
             1 => {
                 let mut only = runs.remove(0);
-                fs::rename(&only.path, &final_path)
-                    .map_err(TaskError::io("renaming the map output"))?;
+                fs::rename(&only.path, &final_path).map_err(TaskError::io("renaming the map output"))?;
                 only.path = final_path;
                 return Ok(Some(only));
             }
@@ -428,17 +366,11 @@ impl MapTask<'_> {
             .map_err(TaskError::io("creating the map output"))?;
         let merge_dir = self.work_dir.join("merge");
         for p in 0..env.plan.partitions as usize {
-            let segments: Vec<RunSegment> = runs
-                .iter()
-                .map(|r| RunSegment {
-                    path: r.path.clone(),
-                    segment: r.segments[p],
-                })
-                .collect();
-            fs::create_dir_all(&merge_dir)
-                .map_err(TaskError::io("creating the merge directory"))?;
-            let (segments, rewritten) = merge_to_factor(segments, env.merge_factor, &merge_dir)
-                .map_err(TaskError::io("merging spills"))?;
+            let segments: Vec<RunSegment> =
+                runs.iter().map(|r| RunSegment { path: r.path.clone(), segment: r.segments[p] }).collect();
+            fs::create_dir_all(&merge_dir).map_err(TaskError::io("creating the merge directory"))?;
+            let (segments, rewritten) =
+                merge_to_factor(segments, env.merge_factor, &merge_dir).map_err(TaskError::io("merging spills"))?;
             counters.engine.spilled_records += rewritten;
             let merger = RunMerger::open(&segments).map_err(TaskError::io("opening spills"))?;
             let output = env.plan.output_of_partition(p as u32);
@@ -449,9 +381,7 @@ impl MapTask<'_> {
             counters.engine.spilled_records += written;
             let _ = fs::remove_dir_all(&merge_dir);
         }
-        let index = writer
-            .finish()
-            .map_err(TaskError::io("finishing the map output"))?;
+        let index = writer.finish().map_err(TaskError::io("finishing the map output"))?;
         for r in runs {
             let _ = fs::remove_file(r.path);
         }
@@ -459,17 +389,10 @@ impl MapTask<'_> {
     }
 }
 
-fn copy_stream(
-    mut merger: RunMerger,
-    writer: &mut RunWriter,
-    p: usize,
-    cancel: &AtomicBool,
-) -> Result<u64, TaskError> {
+fn copy_stream(mut merger: RunMerger, writer: &mut RunWriter, p: usize, cancel: &AtomicBool) -> Result<u64, TaskError> {
     let mut n = 0u64;
     while merger.advance().map_err(TaskError::io("reading spills"))? {
-        writer
-            .write(p, merger.key(), merger.value())
-            .map_err(TaskError::io("writing the map output"))?;
+        writer.write(p, merger.key(), merger.value()).map_err(TaskError::io("writing the map output"))?;
         n += 1;
         if n.is_multiple_of(CHECK_EVERY) && cancel.load(Ordering::Relaxed) {
             return Err(TaskError::Cancelled);
@@ -490,10 +413,7 @@ fn combine_stream(
     let mut groups = KeyGroups::new(merger).map_err(TaskError::io("reading spills"))?;
     let mut written = 0u64;
     let mut key = Vec::new();
-    while groups
-        .next_group()
-        .map_err(TaskError::io("reading spills"))?
-    {
+    while groups.next_group().map_err(TaskError::io("reading spills"))? {
         if cancel.load(Ordering::Relaxed) {
             return Err(TaskError::Cancelled);
         }
@@ -511,21 +431,10 @@ fn combine_stream(
             }
         };
         combiner
-            .combine(
-                output,
-                &key,
-                &mut Values::new(&mut groups),
-                &mut CombineOutput::new(&mut emit),
-            )
-            .map_err(|source| TaskError::App {
-                context: "combine".into(),
-                source,
-            })?;
+            .combine(output, &key, &mut Values::new(&mut groups), &mut CombineOutput::new(&mut emit))
+            .map_err(|source| TaskError::App { context: "combine".into(), source })?;
         if let Some(e) = io_error.or_else(|| groups.take_error()) {
-            return Err(TaskError::Io {
-                context: "merging spills".into(),
-                source: e,
-            });
+            return Err(TaskError::Io { context: "merging spills".into(), source: e });
         }
         counters.engine.combine_input_records += groups.values_read() - before;
     }
@@ -575,31 +484,19 @@ impl ReduceTask<'_> {
             .map_outputs
             .iter()
             .flatten()
-            .map(|index| RunSegment {
-                path: index.path.clone(),
-                segment: index.segments[global],
-            })
+            .map(|index| RunSegment { path: index.path.clone(), segment: index.segments[global] })
             .collect();
-        fs::create_dir_all(&self.work_dir)
-            .map_err(TaskError::io("creating reduce scratch directory"))?;
-        let (runs, _) = merge_to_factor(runs, env.merge_factor, &self.work_dir)
-            .map_err(TaskError::io("merging map outputs"))?;
+        fs::create_dir_all(&self.work_dir).map_err(TaskError::io("creating reduce scratch directory"))?;
+        let (runs, _) =
+            merge_to_factor(runs, env.merge_factor, &self.work_dir).map_err(TaskError::io("merging map outputs"))?;
         let merger = RunMerger::open(&runs).map_err(TaskError::io("opening map outputs"))?;
         let mut groups = KeyGroups::new(merger).map_err(TaskError::io("reading map outputs"))?;
         let path = output_file(&self.output_dir, &out.name, 'r', self.partition);
-        let writer = create_writer(env.app, self.output, &path)
-            .map_err(TaskError::io("creating output file"))?;
-        let mut sink = WriterSink {
-            writer,
-            counters: EngineCounters::default(),
-            error: None,
-        };
+        let writer = create_writer(env.app, self.output, &path).map_err(TaskError::io("creating output file"))?;
+        let mut sink = WriterSink { writer, counters: EngineCounters::default(), error: None };
         let mut counters = Counters::default();
         let mut key = Vec::new();
-        while groups
-            .next_group()
-            .map_err(TaskError::io("reading map outputs"))?
-        {
+        while groups.next_group().map_err(TaskError::io("reading map outputs"))? {
             if env.cancel.load(Ordering::Relaxed) {
                 return Err(TaskError::Cancelled);
             }
@@ -609,47 +506,27 @@ impl ReduceTask<'_> {
             let context = || format!("reduce of key {:?}", String::from_utf8_lossy(&key));
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = ReduceContext::new(self.output, &mut sink, &mut counters);
-                env.app
-                    .reduce(&key, &mut Values::new(&mut groups), &mut ctx)
+                env.app.reduce(&key, &mut Values::new(&mut groups), &mut ctx)
             }));
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(source)) => {
-                    return Err(TaskError::App {
-                        context: context(),
-                        source,
-                    });
+                    return Err(TaskError::App { context: context(), source });
                 }
                 Err(payload) => {
-                    return Err(TaskError::Panic {
-                        context: context(),
-                        message: panic_message(&*payload),
-                    });
+                    return Err(TaskError::Panic { context: context(), message: panic_message(&*payload) });
                 }
             }
             if let Some(e) = groups.take_error() {
-                return Err(TaskError::Io {
-                    context: "reading map outputs".into(),
-                    source: e,
-                });
+                return Err(TaskError::Io { context: "reading map outputs".into(), source: e });
             }
             if let Some(e) = sink.error.take() {
-                return Err(TaskError::Io {
-                    context: format!("writing {}", path.display()),
-                    source: e,
-                });
+                return Err(TaskError::Io { context: format!("writing {}", path.display()), source: e });
             }
         }
         counters.engine.reduce_input_records = groups.records();
-        let WriterSink {
-            writer,
-            counters: written,
-            ..
-        } = sink;
-        writer.finish().map_err(|e| TaskError::Io {
-            context: format!("writing {}", path.display()),
-            source: e,
-        })?;
+        let WriterSink { writer, counters: written, .. } = sink;
+        writer.finish().map_err(|e| TaskError::Io { context: format!("writing {}", path.display()), source: e })?;
         counters.engine.add(&written);
         Ok(counters)
     }

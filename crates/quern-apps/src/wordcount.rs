@@ -1,0 +1,53 @@
+//! `wordcount`: word → occurrences, with a summing combiner.
+
+use quern_core::{App, AppError, CombineOutput, Combiner, MapContext, Record, ReduceContext, Values};
+
+use crate::words::for_each_word;
+
+/// Counts words. Values are decimal counts, so the output reads
+/// `word<TAB>count`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WordCount;
+
+/// Sums decimal values.
+pub(crate) fn sum(values: &mut Values<'_>) -> Result<u64, AppError> {
+    let mut total = 0u64;
+    while let Some(v) = values.next() {
+        let n: u64 = std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| AppError::permanent(format!("not a count: {:?}", String::from_utf8_lossy(v))))?;
+        total += n;
+    }
+    Ok(total)
+}
+
+impl App for WordCount {
+    fn map(&self, record: &Record<'_>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
+        for_each_word(record.data, |w| ctx.emit(w.as_bytes(), b"1"));
+        Ok(())
+    }
+
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
+        let total = sum(values)?;
+        ctx.emit(key, itoa::Buffer::new().format(total).as_bytes());
+        Ok(())
+    }
+
+    fn combiner(&self) -> Option<&dyn Combiner> {
+        Some(self)
+    }
+}
+
+impl Combiner for WordCount {
+    fn combine(
+        &self,
+        _: usize,
+        _: &[u8],
+        values: &mut Values<'_>,
+        out: &mut CombineOutput<'_>,
+    ) -> Result<(), AppError> {
+        out.emit(itoa::Buffer::new().format(sum(values)?).as_bytes());
+        Ok(())
+    }
+}

@@ -1,0 +1,314 @@
+//! The command line: argument parsing (clap), logging setup, exit codes, and
+//! the `run`, `apps`, `demo` and `gen-corpus` commands.
+//!
+//! Exit codes: 0 success; 1 the job failed; 2 the job was refused before any
+//! work started (bad arguments, unknown app or parameter, missing or
+//! unreadable input, existing output); 130 cancelled by Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use bytesize::ByteSize;
+use clap::{Args, Parser, Subcommand};
+use quern_core::{AppRegistry, JobSpec};
+use quern_engine::{Error as EngineError, JobReport, RunOptions};
+
+use crate::progress::ProgressDisplay;
+
+/// Runs the quern command line with `apps` registered, returning the exit
+/// code. This is the whole `quern` binary: call it from your own `main` to get
+/// the same CLI with your apps.
+pub fn main(apps: AppRegistry) -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli, apps) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = exit_code(&e);
+            if code != 130 {
+                eprintln!("quern: error: {e:#}");
+            } else {
+                eprintln!("quern: cancelled; no output was committed");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<EngineError>() {
+        Some(EngineError::Cancelled) => 130,
+        Some(EngineError::JobFailed { .. } | EngineError::Io { .. }) => 1,
+        Some(_) => 2,
+        None if e.downcast_ref::<quern_core::SpecError>().is_some() => 2,
+        None => 1,
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "quern", version, about = "MapReduce: count, index, join and sort piles of files", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a job embedded in this process.
+    Run(RunArgs),
+    /// List the apps this binary knows.
+    Apps,
+    /// Generate a small corpus, count its words, show the top words.
+    Demo(DemoArgs),
+    /// Write a deterministic Zipf-distributed text corpus.
+    GenCorpus(GenCorpusArgs),
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim().parse::<ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("not a size like 64MiB: {e}"))
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+fn parse_reducers(s: &str) -> Result<(String, u32), String> {
+    let (k, v) = parse_param(s)?;
+    let n = v.parse().map_err(|_| format!("reducer count for {k} is not a number: {v:?}"))?;
+    Ok((k, n))
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The app to run (see `quern apps`).
+    #[arg(long)]
+    app: String,
+    /// Input files, directories (read recursively) and glob patterns.
+    #[arg(long, required = true, num_args = 1..)]
+    input: Vec<String>,
+    /// Output directory; must not exist.
+    #[arg(long)]
+    output: String,
+    /// Reducers (0: map-only). Default: the app's choice, else 1.
+    #[arg(long)]
+    reducers: Option<u32>,
+    /// Reducers of one named output, as NAME=N (repeatable).
+    #[arg(long = "output-reducers", value_parser = parse_reducers)]
+    output_reducers: Vec<(String, u32)>,
+    /// An app parameter, as NAME=VALUE (repeatable).
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Maximum bytes of an input split.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    split_size: u64,
+    /// Memory for each map task's sort buffer.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    sort_buffer: u64,
+    /// Tasks run at once. Default: the number of cores.
+    #[arg(long)]
+    parallelism: Option<usize>,
+    /// Attempts per task before the job fails.
+    #[arg(long, default_value_t = quern_core::DEFAULT_MAX_ATTEMPTS)]
+    max_attempts: u32,
+    /// Skip (and count) records whose map call panics.
+    #[arg(long)]
+    skip_bad_records: bool,
+    /// Maximum sorted runs merged at once.
+    #[arg(long, default_value_t = quern_engine::DEFAULT_MERGE_FACTOR)]
+    merge_factor: usize,
+    /// Scratch directory for spills and map outputs. Default: the system's.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Write the job's counters and timings as JSON to this file.
+    #[arg(long)]
+    stats_json: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Directory for the demo's input and output.
+    #[arg(long, default_value = "quern-demo")]
+    dir: PathBuf,
+    /// Size of the generated corpus.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    size: u64,
+}
+
+#[derive(Args)]
+struct GenCorpusArgs {
+    /// Directory to write `part-NNNN.txt` files into.
+    dir: PathBuf,
+    /// Total size.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    size: u64,
+    /// Number of files.
+    #[arg(long, default_value_t = 16)]
+    files: u32,
+    /// Random seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Apps => {
+            init_logging(false);
+            print_apps(&apps);
+            Ok(())
+        }
+        Command::Run(args) => {
+            let quiet = args.quiet;
+            let (spec, opts, stats) = job_from_args(args);
+            let show_bar = !quiet && std::io::stderr().is_terminal();
+            init_logging(show_bar || quiet);
+            let report = run_with_progress(&apps, &spec, opts, show_bar)?;
+            if let Some(path) = stats {
+                write_stats(&path, &report)?;
+            }
+            if !quiet {
+                print_summary(&report);
+            }
+            Ok(())
+        }
+        Command::Demo(args) => {
+            let show_bar = std::io::stderr().is_terminal();
+            init_logging(show_bar);
+            crate::demo::run(&apps, &args.dir, args.size, show_bar)
+        }
+        Command::GenCorpus(args) => {
+            init_logging(false);
+            let files = quern_apps::corpus::generate(&args.dir, args.size, args.files, args.seed)
+                .with_context(|| format!("writing corpus to {}", args.dir.display()))?;
+            println!(
+                "wrote {} in {} files to {}",
+                ByteSize(args.size).display().iec(),
+                files.len(),
+                args.dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn job_from_args(args: RunArgs) -> (JobSpec, RunOptions, Option<PathBuf>) {
+    let mut spec = JobSpec::new(args.app, args.input, args.output);
+    spec.params = args.params.into_iter().collect::<BTreeMap<_, _>>();
+    spec.reducers = args.reducers;
+    spec.output_reducers = args.output_reducers.into_iter().collect();
+    spec.split_size = args.split_size;
+    spec.sort_buffer = args.sort_buffer;
+    spec.max_attempts = args.max_attempts;
+    spec.skip_bad_records = args.skip_bad_records;
+    let mut opts = RunOptions { work_dir: args.work_dir, merge_factor: args.merge_factor, ..RunOptions::default() };
+    if let Some(p) = args.parallelism {
+        opts.parallelism = p.max(1);
+    }
+    (spec, opts, args.stats_json)
+}
+
+/// Builds the app, runs the job with Ctrl-C wired to cancellation, and shows
+/// progress while it runs.
+pub(crate) fn run_with_progress(
+    apps: &AppRegistry,
+    spec: &JobSpec,
+    opts: RunOptions,
+    show_bar: bool,
+) -> anyhow::Result<JobReport> {
+    let app = apps.build(&spec.app, &spec.params)?;
+    let cancel = opts.cancel.clone();
+    // A second Ctrl-C exits at once; the first asks the job to stop cleanly.
+    let _ = ctrlc::set_handler(move || {
+        if cancel.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("quern: cancelling (Ctrl-C again to exit now)");
+    });
+    quiet_task_panics();
+    let display = ProgressDisplay::start(opts.progress.clone(), show_bar);
+    let result = quern_engine::run_job(spec, Arc::clone(&app), &opts);
+    display.finish();
+    Ok(result?)
+}
+
+/// Panics in user code are caught and reported as attempt failures (with
+/// their message), so the default hook's backtrace noise is kept for panics
+/// elsewhere only.
+fn quiet_task_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_slot = std::thread::current().name().is_some_and(|n| n.starts_with("quern-slot"));
+        if in_slot {
+            tracing::debug!("task panicked: {info}");
+        } else {
+            default(info);
+        }
+    }));
+}
+
+fn init_logging(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn print_apps(apps: &AppRegistry) {
+    let width = apps.apps().map(|a| a.name.len()).max().unwrap_or(0);
+    for app in apps.apps() {
+        println!("{:width$}  {}", app.name, app.about);
+        for p in &app.params {
+            let req = if p.required { "required" } else { "optional" };
+            println!("{:width$}    --param {}=…  ({req}) {}", "", p.name, p.help);
+        }
+    }
+}
+
+fn write_stats(path: &std::path::Path, report: &JobReport) -> anyhow::Result<()> {
+    let json = serde_json::json!({
+        "app": report.app,
+        "output": report.output,
+        "files": report.files,
+        "map_tasks": report.map_tasks,
+        "reduce_tasks": report.reduce_tasks,
+        "elapsed_seconds": report.elapsed.as_secs_f64(),
+        "counters": report.counters.engine,
+        "app_counters": report.counters.app,
+    });
+    let text = serde_json::to_string_pretty(&json).context("encoding stats")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing stats to {}", path.display()))
+}
+
+pub(crate) fn print_summary(report: &JobReport) {
+    println!(
+        "job succeeded in {:.2}s: {} map tasks, {} reduce tasks",
+        report.elapsed.as_secs_f64(),
+        report.map_tasks,
+        report.reduce_tasks
+    );
+    println!("output: {} ({} files)", report.output.display(), report.files.len());
+    println!("counters:");
+    for (name, value) in report.counters.engine.iter() {
+        println!("  {name:<24} {value:>14}");
+    }
+    if !report.counters.app.is_empty() {
+        println!("app counters:");
+        for (name, value) in &report.counters.app {
+            println!("  {name:<24} {value:>14}");
+        }
+    }
+}
