@@ -3,7 +3,7 @@
 //! coordinator drive the very same logic.
 //!
 //! ```text
-//! task:   Pending ──next()──▶ Running{attempt} ──succeeded()──▶ Succeeded{attempt}
+//! task:   Pending ──next_attempt()──▶ Running{attempt} ──succeeded()──▶ Succeeded{attempt}
 //!            ▲                      │
 //!            └── failed(), retryable and attempts left
 //!                                   │ otherwise
@@ -231,7 +231,7 @@ impl Scheduler {
 
     /// The next attempt to run, if any. Reduces start only after every map
     /// has committed.
-    pub fn next(&mut self) -> Next {
+    pub fn next_attempt(&mut self) -> Next {
         let kind = match self.state {
             JobState::Mapping => TaskKind::Map,
             JobState::Reducing => TaskKind::Reduce,
@@ -342,7 +342,7 @@ mod tests {
     use super::*;
 
     fn run(s: &mut Scheduler) -> AttemptId {
-        match s.next() {
+        match s.next_attempt() {
             Next::Run(a) => a,
             other => panic!("expected an attempt, got {other:?}"),
         }
@@ -358,9 +358,9 @@ mod tests {
         assert_eq!(s.state(), &JobState::Mapping);
         let m0 = run(&mut s);
         let m1 = run(&mut s);
-        assert_eq!(s.next(), Next::Wait, "no reduce before every map commits");
+        assert_eq!(s.next_attempt(), Next::Wait, "no reduce before every map commits");
         assert_eq!(s.succeeded(m0), CommitDecision::Commit);
-        assert_eq!(s.next(), Next::Wait);
+        assert_eq!(s.next_attempt(), Next::Wait);
         assert_eq!(s.succeeded(m1), CommitDecision::Commit);
         assert_eq!(s.state(), &JobState::Reducing);
         let r0 = run(&mut s);
@@ -368,7 +368,7 @@ mod tests {
         assert_eq!(s.progress(TaskKind::Reduce).running, 1);
         assert_eq!(s.succeeded(r0), CommitDecision::Commit);
         assert_eq!(s.state(), &JobState::Succeeded);
-        assert_eq!(s.next(), Next::Done);
+        assert_eq!(s.next_attempt(), Next::Done);
     }
 
     #[test]
@@ -397,7 +397,7 @@ mod tests {
             s.state(),
             &JobState::Failed { task: Some(a.task), message: "task m-00000 failed 3 attempt(s): boom".into() }
         );
-        assert_eq!(s.next(), Next::Done);
+        assert_eq!(s.next_attempt(), Next::Done);
     }
 
     #[test]
@@ -431,7 +431,7 @@ mod tests {
         let a = run(&mut s);
         s.kill();
         assert_eq!(s.state(), &JobState::Killed);
-        assert_eq!(s.next(), Next::Done);
+        assert_eq!(s.next_attempt(), Next::Done);
         assert_eq!(s.succeeded(a), CommitDecision::Discard);
         s.fail_job("too late".into());
         assert_eq!(s.state(), &JobState::Killed, "terminal states are final");

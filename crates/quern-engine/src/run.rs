@@ -116,6 +116,9 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// The segment being written: its partition, its compressor, its tally.
+type OpenSegment = (usize, FrameEncoder<Counting<BufWriter<File>>>, Segment);
+
 /// Writes a run file: partitions in increasing order, records in key order
 /// within each (the caller's promise).
 pub struct RunWriter {
@@ -124,7 +127,7 @@ pub struct RunWriter {
     pos: u64,
     segments: Vec<Segment>,
     partitions: usize,
-    current: Option<(usize, FrameEncoder<Counting<BufWriter<File>>>, Segment)>,
+    current: Option<OpenSegment>,
     scratch: Vec<u8>,
 }
 

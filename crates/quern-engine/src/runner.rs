@@ -235,7 +235,7 @@ impl Slot<'_> {
             if self.env.cancel.load(Ordering::Relaxed) {
                 g.sched.kill();
             }
-            match g.sched.next() {
+            match g.sched.next_attempt() {
                 Next::Run(a) => {
                     let outputs = if a.task.kind == TaskKind::Reduce { g.map_outputs.clone() } else { Vec::new() };
                     return Some((a, outputs));

@@ -91,7 +91,7 @@ fn skip_bad_records_skips_and_counts_panicking_records() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = tmp.path().join("in.txt");
     let good = "alpha beta\nbeta gamma\n";
-    fs::write(&input, format!("alpha beta\nPOISON alpha\nbeta gamma\nmore POISON here\n")).expect("write");
+    fs::write(&input, "alpha beta\nPOISON alpha\nbeta gamma\nmore POISON here\n").expect("write");
     let out = tmp.path().join("out");
     testkit()
         .args(["run", "--app", "poison", "--input"])
