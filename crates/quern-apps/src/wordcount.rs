@@ -9,19 +9,6 @@ use crate::words::for_each_word;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WordCount;
 
-/// Sums decimal values.
-pub(crate) fn sum(values: &mut Values<'_>) -> Result<u64, AppError> {
-    let mut total = 0u64;
-    while let Some(v) = values.next() {
-        let n: u64 = std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| AppError::permanent(format!("not a count: {:?}", String::from_utf8_lossy(v))))?;
-        total += n;
-    }
-    Ok(total)
-}
-
 impl App for WordCount {
     fn map(&self, record: &Record<'_>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
         for_each_word(record.data, |w| ctx.emit(w.as_bytes(), b"1"));
@@ -29,7 +16,7 @@ impl App for WordCount {
     }
 
     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
-        let total = sum(values)?;
+        let total = values.sum_decimal()?;
         ctx.emit(key, itoa::Buffer::new().format(total).as_bytes());
         Ok(())
     }
@@ -47,7 +34,7 @@ impl Combiner for WordCount {
         values: &mut Values<'_>,
         out: &mut CombineOutput<'_>,
     ) -> Result<(), AppError> {
-        out.emit(itoa::Buffer::new().format(sum(values)?).as_bytes());
+        out.emit(itoa::Buffer::new().format(values.sum_decimal()?).as_bytes());
         Ok(())
     }
 }

@@ -237,6 +237,26 @@ impl<'a> Values<'a> {
     pub fn next(&mut self) -> Option<&[u8]> {
         self.source.next_value()
     }
+
+    /// Sums the remaining values, each a decimal integer (the usual shape of
+    /// counts); a value that is not one is a permanent error.
+    ///
+    /// ```
+    /// use quern_core::{SliceValues, Values};
+    /// let mut src = SliceValues::new(&[b"40".as_slice(), b"2".as_slice()]);
+    /// assert_eq!(Values::new(&mut src).sum_decimal().unwrap(), 42);
+    /// ```
+    pub fn sum_decimal(&mut self) -> Result<u64, AppError> {
+        let mut total = 0u64;
+        while let Some(v) = self.next() {
+            let n: u64 = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| AppError::permanent(format!("not a decimal count: {:?}", String::from_utf8_lossy(v))))?;
+            total = total.saturating_add(n);
+        }
+        Ok(total)
+    }
 }
 
 /// A [`ValueSource`] over a slice, for tests of apps and for the engine's

@@ -13,8 +13,12 @@
 use std::io;
 use std::path::PathBuf;
 
-use quern_core::{AppError, CombineOutput, Combiner, EngineCounters, SliceValues, Values};
-use rustc_hash::FxHashMap;
+use quern_core::{AppError, CombineOutput, Combiner, EngineCounters, ValueSource, Values};
+// A fast, fixed (non-random) hasher: keys are hashed on every emit, and the
+// table's order never shows (spills sort).
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 use crate::run::{RunIndex, RunWriter};
 
@@ -25,7 +29,7 @@ const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>();
 const TABLE_OVERHEAD: usize = 64;
 /// How many pending values a key may gather in the combine table before they
 /// are combined.
-const COMBINE_EVERY: u32 = 32;
+const COMBINE_EVERY: u32 = 64;
 
 /// A record's place in the arena.
 #[derive(Debug, Clone, Copy)]
@@ -144,17 +148,19 @@ pub enum CollectError {
     Combiner(#[from] AppError),
 }
 
-/// Runs the combiner over `values` and writes each combined value with
-/// `write`, counting combine input and output records.
+/// Runs the combiner over `inputs` values from `values` and writes each
+/// combined value with `write`, counting combine input and output records.
+#[allow(clippy::too_many_arguments)]
 fn combine_into(
     combiner: &dyn Combiner,
     output: usize,
     key: &[u8],
-    values: &[&[u8]],
+    values: &mut dyn ValueSource,
+    inputs: u64,
     counters: &mut EngineCounters,
     write: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<(), CollectError> {
-    counters.combine_input_records += values.len() as u64;
+    counters.combine_input_records += inputs;
     let mut io_error = None;
     let mut emitted = 0u64;
     let mut emit = |v: &[u8]| {
@@ -165,8 +171,7 @@ fn combine_into(
             }
         }
     };
-    let mut source = SliceValues::new(values);
-    combiner.combine(output, key, &mut Values::new(&mut source), &mut CombineOutput::new(&mut emit))?;
+    combiner.combine(output, key, &mut Values::new(values), &mut CombineOutput::new(&mut emit))?;
     if let Some(e) = io_error {
         return Err(e.into());
     }
@@ -174,56 +179,74 @@ fn combine_into(
     Ok(())
 }
 
-/// One key's values waiting in the combine table, length-prefixed in one
-/// buffer so a key costs one allocation however many values it gathers.
-struct PendingValues {
+/// One key's entry in the combine table: the key and its pending values,
+/// length-prefixed, in one buffer, so a lookup touches one heap block and a
+/// key costs one allocation however many values it gathers.
+struct Slot {
+    hash: u64,
+    output: u32,
     partition: u32,
+    key_len: u32,
     count: u32,
-    bytes: Vec<u8>,
+    buf: Vec<u8>,
 }
 
-impl PendingValues {
-    fn push(&mut self, value: &[u8]) {
-        crate::run::put_varint(&mut self.bytes, value.len() as u64);
-        self.bytes.extend_from_slice(value);
-        self.count += 1;
+impl Slot {
+    fn key(&self) -> &[u8] {
+        &self.buf[..self.key_len as usize]
     }
 
-    fn slices(&self) -> Vec<&[u8]> {
-        let mut out = Vec::with_capacity(self.count as usize);
-        let mut rest = self.bytes.as_slice();
-        while !rest.is_empty() {
-            let (len, n) = read_varint_slice(rest);
-            out.push(&rest[n..n + len]);
-            rest = &rest[n + len..];
-        }
-        out
+    fn values(&self) -> PackedValues<'_> {
+        PackedValues { rest: &self.buf[self.key_len as usize..] }
     }
 }
 
-fn read_varint_slice(buf: &[u8]) -> (usize, usize) {
-    let mut v = 0usize;
-    for (i, &b) in buf.iter().enumerate() {
-        v |= usize::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return (v, i + 1);
+/// Appends a length-prefixed value to a packed buffer.
+fn pack(buf: &mut Vec<u8>, value: &[u8]) {
+    crate::run::put_varint(buf, value.len() as u64);
+    buf.extend_from_slice(value);
+}
+
+/// The values of a packed buffer, as a [`ValueSource`].
+struct PackedValues<'a> {
+    rest: &'a [u8],
+}
+
+impl ValueSource for PackedValues<'_> {
+    fn next_value(&mut self) -> Option<&[u8]> {
+        if self.rest.is_empty() {
+            return None;
         }
+        let mut len = 0usize;
+        let mut i = 0;
+        loop {
+            let b = self.rest[i];
+            len |= usize::from(b & 0x7f) << (7 * i);
+            i += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let (value, rest) = self.rest[i..].split_at(len);
+        self.rest = rest;
+        Some(value)
     }
-    unreachable!("invariant: PendingValues only holds varints it wrote")
 }
 
 /// The eager map-side combine table.
 pub struct CombineTable {
-    /// One table per output: equal keys of different outputs are different.
-    tables: Vec<FxHashMap<Box<[u8]>, PendingValues>>,
+    table: HashTable<Slot>,
+    hasher: FixedState,
     used: usize,
     limit: usize,
+    /// Reused buffer for combiner output.
+    scratch: Vec<u8>,
 }
 
 impl CombineTable {
-    /// A table for `outputs` outputs bounded by `limit` bytes.
-    pub fn new(outputs: usize, limit: usize) -> Self {
-        CombineTable { tables: (0..outputs).map(|_| FxHashMap::default()).collect(), used: 0, limit }
+    /// A table bounded by `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        CombineTable { table: HashTable::new(), hasher: FixedState::default(), used: 0, limit, scratch: Vec::new() }
     }
 
     fn insert(
@@ -235,27 +258,45 @@ impl CombineTable {
         value: &[u8],
         counters: &mut EngineCounters,
     ) -> Result<(), CollectError> {
-        let table = &mut self.tables[output];
-        match table.get_mut(key) {
-            Some(pending) => {
-                let before = pending.bytes.capacity();
-                pending.push(value);
-                if pending.count >= COMBINE_EVERY {
-                    let mut combined = PendingValues { partition, count: 0, bytes: Vec::with_capacity(16) };
-                    let values = pending.slices();
-                    combine_into(combiner, output, key, &values, counters, &mut |v| {
-                        combined.push(v);
-                        Ok(())
-                    })?;
-                    *pending = combined;
+        let output = output as u32;
+        let hash = self.hasher.hash_one((output, key));
+        match self.table.find_mut(hash, |s| s.output == output && s.key() == key) {
+            Some(slot) => {
+                let before = slot.buf.capacity();
+                pack(&mut slot.buf, value);
+                slot.count += 1;
+                if slot.count >= COMBINE_EVERY {
+                    let scratch = &mut self.scratch;
+                    scratch.clear();
+                    let mut combined = 0u32;
+                    let (key, _) = slot.buf.split_at(slot.key_len as usize);
+                    let mut values = slot.values();
+                    combine_into(
+                        combiner,
+                        output as usize,
+                        key,
+                        &mut values,
+                        u64::from(slot.count),
+                        counters,
+                        &mut |v| {
+                            pack(scratch, v);
+                            combined += 1;
+                            Ok(())
+                        },
+                    )?;
+                    slot.buf.truncate(slot.key_len as usize);
+                    slot.buf.extend_from_slice(scratch);
+                    slot.count = combined;
                 }
-                self.used = (self.used + pending.bytes.capacity()).saturating_sub(before);
+                self.used = (self.used + slot.buf.capacity()).saturating_sub(before);
             }
             None => {
-                let mut pending = PendingValues { partition, count: 0, bytes: Vec::with_capacity(value.len() + 2) };
-                pending.push(value);
-                self.used += key.len() + pending.bytes.capacity() + TABLE_OVERHEAD;
-                table.insert(key.into(), pending);
+                let mut buf = Vec::with_capacity(key.len() + value.len() + 2);
+                buf.extend_from_slice(key);
+                pack(&mut buf, value);
+                self.used += buf.capacity() + TABLE_OVERHEAD;
+                let slot = Slot { hash, output, partition, key_len: key.len() as u32, count: 1, buf };
+                self.table.insert_unique(hash, slot, |s| s.hash);
             }
         }
         Ok(())
@@ -266,7 +307,7 @@ impl CombineTable {
     }
 
     fn is_empty(&self) -> bool {
-        self.tables.iter().all(|t| t.is_empty())
+        self.table.is_empty()
     }
 
     /// Sorts the table by (partition, key), combines each key's values and
@@ -277,23 +318,30 @@ impl CombineTable {
         combiner: &dyn Combiner,
         counters: &mut EngineCounters,
     ) -> Result<(), CollectError> {
-        let mut entries: Vec<(u32, usize, Box<[u8]>, PendingValues)> = Vec::new();
-        for (output, table) in self.tables.iter_mut().enumerate() {
-            entries.extend(table.drain().map(|(k, p)| (p.partition, output, k, p)));
-        }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+        let mut slots: Vec<Slot> = self.table.drain().collect();
+        slots.sort_unstable_by(|a, b| a.partition.cmp(&b.partition).then_with(|| a.key().cmp(b.key())));
         let mut writer = target.next_writer()?;
-        for (partition, output, key, pending) in &entries {
-            let values = pending.slices();
-            if values.len() == 1 {
-                writer.write(*partition as usize, key, values[0])?;
+        for slot in &slots {
+            let p = slot.partition as usize;
+            let mut values = slot.values();
+            if slot.count == 1 {
+                let value = values.next_value().expect("invariant: a slot holds at least one value");
+                writer.write(p, slot.key(), value)?;
                 counters.spilled_records += 1;
             } else {
                 let mut written = 0;
-                combine_into(combiner, *output, key, &values, counters, &mut |v| {
-                    written += 1;
-                    writer.write(*partition as usize, key, v)
-                })?;
+                combine_into(
+                    combiner,
+                    slot.output as usize,
+                    slot.key(),
+                    &mut values,
+                    u64::from(slot.count),
+                    counters,
+                    &mut |v| {
+                        written += 1;
+                        writer.write(p, slot.key(), v)
+                    },
+                )?;
                 counters.spilled_records += written;
             }
         }
@@ -314,9 +362,9 @@ pub enum Collector<'a> {
 
 impl<'a> Collector<'a> {
     /// The collector for an app with or without a combiner.
-    pub fn new(combiner: Option<&'a dyn Combiner>, outputs: usize, limit: usize) -> Self {
+    pub fn new(combiner: Option<&'a dyn Combiner>, limit: usize) -> Self {
         match combiner {
-            Some(c) => Collector::Combining(CombineTable::new(outputs, limit), c),
+            Some(c) => Collector::Combining(CombineTable::new(limit), c),
             None => Collector::Sorting(SortBuffer::new(limit)),
         }
     }

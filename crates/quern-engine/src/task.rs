@@ -282,7 +282,7 @@ impl MapTask<'_> {
         let combiner = env.app.combiner();
         let mut sink = PairSink {
             env,
-            collector: Collector::new(combiner, env.plan.outputs.len(), env.sort_buffer),
+            collector: Collector::new(combiner, env.sort_buffer),
             spills: SpillTarget {
                 dir: self.work_dir.clone(),
                 partitions: env.plan.partitions as usize,

@@ -32,17 +32,6 @@ pub struct Tokens {
     pub two_outputs: bool,
 }
 
-fn sum(values: &mut Values<'_>) -> Result<u64, AppError> {
-    let mut total = 0;
-    while let Some(v) = values.next() {
-        total += std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| AppError::permanent("not a number"))?;
-    }
-    Ok(total)
-}
-
 impl App for Tokens {
     fn map(&self, record: &Record<'_>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
         for token in record.data.split(|&b| b == b' ').filter(|t| !t.is_empty()) {
@@ -56,7 +45,7 @@ impl App for Tokens {
 
     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
         if ctx.output() == 0 {
-            let n = sum(values)?;
+            let n = values.sum_decimal()?;
             ctx.emit(key, n.to_string().as_bytes());
         } else {
             let mut all = Vec::new();
@@ -91,7 +80,7 @@ impl Combiner for Tokens {
         out: &mut CombineOutput<'_>,
     ) -> Result<(), AppError> {
         if output == 0 {
-            out.emit(sum(values)?.to_string().as_bytes());
+            out.emit(values.sum_decimal()?.to_string().as_bytes());
         } else {
             while let Some(v) = values.next() {
                 out.emit(v);

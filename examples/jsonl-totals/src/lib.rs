@@ -63,16 +63,6 @@ impl InputFormat for JsonLines {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsonlTotals;
 
-fn sum(values: &mut Values<'_>) -> Result<u64, AppError> {
-    let mut total = 0u64;
-    while let Some(v) = values.next() {
-        let n: u64 =
-            std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or_else(|| AppError::permanent("bad total"))?;
-        total += n;
-    }
-    Ok(total)
-}
-
 impl App for JsonlTotals {
     fn map(&self, record: &Record<'_>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
         let access: Access = serde_json::from_slice(record.data)
@@ -86,7 +76,7 @@ impl App for JsonlTotals {
     fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
         match ctx.output() {
             BYTES_BY_USER => {
-                let total = sum(values)?;
+                let total = values.sum_decimal()?;
                 ctx.emit(key, total.to_string().as_bytes());
             }
             _ => {
@@ -122,7 +112,7 @@ impl Combiner for JsonlTotals {
         out: &mut CombineOutput<'_>,
     ) -> Result<(), AppError> {
         if output == BYTES_BY_USER {
-            out.emit(sum(values)?.to_string().as_bytes());
+            out.emit(values.sum_decimal()?.to_string().as_bytes());
         } else {
             // Distinct users: duplicates can go early, the set stays exact.
             let mut users = std::collections::BTreeSet::new();
