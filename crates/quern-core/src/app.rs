@@ -243,7 +243,8 @@ impl<'a> Values<'a> {
     ///
     /// ```
     /// use quern_core::{SliceValues, Values};
-    /// let mut src = SliceValues::new(&[b"40".as_slice(), b"2".as_slice()]);
+    /// let values = [b"40".as_slice(), b"2".as_slice()];
+    /// let mut src = SliceValues::new(&values);
     /// assert_eq!(Values::new(&mut src).sum_decimal().unwrap(), 42);
     /// ```
     pub fn sum_decimal(&mut self) -> Result<u64, AppError> {
@@ -264,7 +265,8 @@ impl<'a> Values<'a> {
 ///
 /// ```
 /// use quern_core::{SliceValues, Values};
-/// let mut src = SliceValues::new(&[b"1".as_slice(), b"2".as_slice()]);
+/// let values = [b"1".as_slice(), b"2".as_slice()];
+/// let mut src = SliceValues::new(&values);
 /// let mut values = Values::new(&mut src);
 /// assert_eq!(values.next(), Some(b"1".as_slice()));
 /// assert_eq!(values.next(), Some(b"2".as_slice()));
