@@ -59,19 +59,21 @@ fn show_bar(p: &JobProgress, stop: &AtomicBool) {
             if md < mt || rt == 0 {
                 let total = p.input_bytes.load(Ordering::Relaxed).max(1);
                 let read = p.bytes_read.load(Ordering::Relaxed).min(total);
-                bar.set_prefix("map");
-                bar.set_length(total);
-                bar.set_position(read);
+                // Message first, prefix last: each call may redraw, and the
+                // last one drawn must be whole.
                 bar.set_message(format!(
                     "{md}/{mt} tasks, {}/{}",
                     bytesize::ByteSize(read).display().iec(),
                     bytesize::ByteSize(total).display().iec()
                 ));
+                bar.set_length(total);
+                bar.set_position(read);
+                bar.set_prefix("map");
             } else {
-                bar.set_prefix("reduce");
+                bar.set_message(format!("{rd}/{rt} tasks"));
                 bar.set_length(u64::from(rt));
                 bar.set_position(u64::from(rd));
-                bar.set_message(format!("{rd}/{rt} tasks"));
+                bar.set_prefix("reduce");
             }
         }
         std::thread::sleep(Duration::from_millis(100));
