@@ -146,6 +146,9 @@ pub enum CollectError {
     /// The app's combiner returned an error.
     #[error("combiner: {0}")]
     Combiner(#[from] AppError),
+    /// The app's partitioner gave an unusable partition.
+    #[error("partitioner: {0}")]
+    Partitioner(AppError),
 }
 
 /// Runs the combiner over `inputs` values from `values` and writes each
@@ -253,9 +256,9 @@ impl CombineTable {
         &mut self,
         combiner: &dyn Combiner,
         output: usize,
-        partition: u32,
         key: &[u8],
         value: &[u8],
+        partition: &dyn Fn() -> Result<u32, AppError>,
         counters: &mut EngineCounters,
     ) -> Result<(), CollectError> {
         let output = output as u32;
@@ -291,6 +294,7 @@ impl CombineTable {
                 self.used = (self.used + slot.buf.capacity()).saturating_sub(before);
             }
             None => {
+                let partition = partition().map_err(CollectError::Partitioner)?;
                 let mut buf = Vec::with_capacity(key.len() + value.len() + 2);
                 buf.extend_from_slice(key);
                 pack(&mut buf, value);
@@ -370,27 +374,31 @@ impl<'a> Collector<'a> {
     }
 
     /// Adds one pair, spilling first (or after) if the memory budget says so.
+    ///
+    /// `partition` gives the key's global partition; it is called only when
+    /// needed (the combine table asks once per distinct key).
     pub fn collect(
         &mut self,
         output: usize,
-        partition: u32,
         key: &[u8],
         value: &[u8],
+        partition: &dyn Fn() -> Result<u32, AppError>,
         target: &mut SpillTarget,
         counters: &mut EngineCounters,
     ) -> Result<(), CollectError> {
         match self {
             Collector::Combining(table, c) => {
-                table.insert(*c, output, partition, key, value, counters)?;
+                table.insert(*c, output, key, value, partition, counters)?;
                 if table.is_full() {
                     table.spill(target, *c, counters)?;
                 }
             }
             Collector::Sorting(buf) => {
+                let p = partition().map_err(CollectError::Partitioner)?;
                 if buf.would_overflow(key.len() + value.len()) {
                     buf.spill(target, counters)?;
                 }
-                buf.push(partition, key, value);
+                buf.push(p, key, value);
             }
         }
         Ok(())

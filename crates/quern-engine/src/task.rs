@@ -148,20 +148,21 @@ impl MapSink for PairSink<'_, '_> {
             self.counters.output_bytes += (key.len() + value.len()) as u64;
             self.direct.write(output, key, value).map_err(TaskError::io("writing map-only output"))
         } else {
-            let p = self.env.app.partition(output, key, out.reducers);
-            if p >= out.reducers {
-                Err(TaskError::App {
-                    context: "partition".into(),
-                    source: quern_core::AppError::permanent(format!(
-                        "partitioner returned {p} for {} reducers",
+            let app = self.env.app;
+            let partition = || {
+                let p = app.partition(output, key, out.reducers);
+                if p < out.reducers {
+                    Ok(out.first_partition + p)
+                } else {
+                    Err(quern_core::AppError::permanent(format!(
+                        "returned partition {p} for {} reducers",
                         out.reducers
-                    )),
-                })
-            } else {
-                self.collector
-                    .collect(output, out.first_partition + p, key, value, &mut self.spills, &mut self.counters)
-                    .map_err(collect_error)
-            }
+                    )))
+                }
+            };
+            self.collector
+                .collect(output, key, value, &partition, &mut self.spills, &mut self.counters)
+                .map_err(collect_error)
         };
         if let Err(e) = result {
             self.error = Some(e);
@@ -173,6 +174,7 @@ fn collect_error(e: CollectError) -> TaskError {
     match e {
         CollectError::Io(source) => TaskError::Io { context: "writing a spill".into(), source },
         CollectError::Combiner(source) => TaskError::App { context: "combine".into(), source },
+        CollectError::Partitioner(source) => TaskError::App { context: "partition".into(), source },
     }
 }
 
