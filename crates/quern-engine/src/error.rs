@@ -13,20 +13,9 @@ pub enum Error {
     /// The job description is unusable.
     #[error(transparent)]
     Spec(#[from] SpecError),
-    /// An input path is missing, unreadable or matches nothing.
-    #[error("input {path}: {message}")]
-    Input {
-        /// The path or pattern.
-        path: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The output directory exists already; nothing was touched.
-    #[error("output {path} already exists; choose another path or remove it")]
-    OutputExists {
-        /// The output path.
-        path: String,
-    },
+    /// An input or the output could not be used.
+    #[error(transparent)]
+    Storage(#[from] quern_storage::StorageError),
     /// Creating, writing or committing output or scratch files failed.
     #[error("{context} {path}: {source}")]
     Io {
@@ -52,6 +41,16 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(context: &'static str, path: &std::path::Path, source: io::Error) -> Error {
         Error::Io { context, path: path.display().to_string(), source }
+    }
+
+    /// Whether the job was refused before any work started (bad spec, bad
+    /// input, existing output), as opposed to failing while it ran.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Error::Spec(_) => true,
+            Error::Storage(e) => e.is_refusal(),
+            _ => false,
+        }
     }
 }
 

@@ -4,11 +4,11 @@
 //! - [`run_job`]: runs a [`quern_core::JobSpec`] with an app on this machine,
 //!   with [`RunOptions`] (parallelism, scratch directory, cancellation,
 //!   live [`JobProgress`]), returning a [`JobReport`] of counters and files.
-//! - The pieces, in data-path order: [`input`] (files, splits), [`task`]
-//!   (map and reduce attempts), [`collect`] (sort buffer, combine table,
-//!   spills), [`run`] (the on-disk run format), [`merge`] (k-way merge,
-//!   grouping), [`commit`] (the output commit protocol), [`runner`] (slots
-//!   pulling attempts from the scheduler).
+//! - The pieces, in data-path order: [`task`] (map and reduce attempts),
+//!   [`collect`] (sort buffer, combine table, spills), [`run`] (the on-disk
+//!   run format), [`merge`] (k-way merge, grouping), [`runner`] (slots
+//!   pulling attempts from the scheduler). Inputs and the output commit
+//!   protocol are `quern-storage`'s.
 //!
 //! # Example
 //! ```
@@ -41,11 +41,8 @@
 //! - This crate knows nothing of RPC, HTTP or Kubernetes.
 
 pub mod collect;
-pub mod commit;
 mod error;
-pub mod input;
 pub mod merge;
-pub mod plan;
 pub mod run;
 pub mod runner;
 pub mod task;

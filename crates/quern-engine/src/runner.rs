@@ -12,14 +12,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use quern_core::{
-    App, AttemptId, CommitDecision, Counters, Failure, FailureOutcome, JobSpec, JobState, Next, Scheduler, TaskKind,
+    App, AttemptId, CommitDecision, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler,
+    TaskKind,
 };
+use quern_storage::{OutputCommitter, StorageError, plan_splits, resolve_inputs};
 use serde::Serialize;
 
-use crate::commit::OutputCommitter;
 use crate::error::{Error, TaskError};
-use crate::input::{plan_splits, resolve_inputs};
-use crate::plan::JobPlan;
+use crate::merge::RunSegment;
 use crate::run::RunIndex;
 use crate::task::{MapTask, ReduceTask, TaskEnv};
 
@@ -111,7 +111,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
     spec.validate()?;
     let output = Path::new(&spec.output);
     if output.exists() {
-        return Err(Error::OutputExists { path: spec.output.clone() });
+        return Err(StorageError::OutputExists { path: spec.output.clone() }.into());
     }
     let files = resolve_inputs(&spec.inputs)?;
     let splits = plan_splits(&files, spec.split_size, app.input_format().splittable());
@@ -220,16 +220,18 @@ struct Slot<'a> {
 
 impl Slot<'_> {
     fn run(&self) {
-        while let Some((attempt, map_outputs)) = self.next_attempt() {
+        while let Some((attempt, runs)) = self.next_attempt() {
             let work_dir = self.work.join(format!("{}_{}", attempt.task, attempt.attempt));
-            let result = self.run_attempt(attempt, &work_dir, &map_outputs);
+            let result = self.run_attempt(attempt, &work_dir, runs);
             self.report(attempt, &work_dir, result);
             self.wake.notify_all();
         }
         self.wake.notify_all();
     }
 
-    fn next_attempt(&self) -> Option<(AttemptId, Vec<Option<RunIndex>>)> {
+    /// The next attempt to run and, for a reduce, its partition's segment of
+    /// every map output.
+    fn next_attempt(&self) -> Option<(AttemptId, Vec<RunSegment>)> {
         let mut g = lock(self.shared);
         loop {
             if self.env.cancel.load(Ordering::Relaxed) {
@@ -237,8 +239,17 @@ impl Slot<'_> {
             }
             match g.sched.next_attempt() {
                 Next::Run(a) => {
-                    let outputs = if a.task.kind == TaskKind::Reduce { g.map_outputs.clone() } else { Vec::new() };
-                    return Some((a, outputs));
+                    let p = a.task.index as usize;
+                    let runs = match a.task.kind {
+                        TaskKind::Map => Vec::new(),
+                        TaskKind::Reduce => g
+                            .map_outputs
+                            .iter()
+                            .flatten()
+                            .map(|index| RunSegment { path: index.path.clone(), segment: index.segments[p] })
+                            .collect(),
+                    };
+                    return Some((a, runs));
                 }
                 Next::Done => return None,
                 Next::Wait => {
@@ -266,7 +277,7 @@ impl Slot<'_> {
         &self,
         attempt: AttemptId,
         work_dir: &Path,
-        map_outputs: &[Option<RunIndex>],
+        runs: Vec<RunSegment>,
     ) -> Result<AttemptOutput, TaskError> {
         let output_dir = self.committer.attempt_dir(attempt);
         tracing::debug!(%attempt, "attempt started");
@@ -278,14 +289,8 @@ impl Slot<'_> {
             }
             TaskKind::Reduce => {
                 let (output, partition) = self.env.plan.locate(attempt.task.index);
-                let task = ReduceTask {
-                    attempt,
-                    output,
-                    partition,
-                    map_outputs,
-                    work_dir: work_dir.to_path_buf(),
-                    output_dir,
-                };
+                let task =
+                    ReduceTask { attempt, output, partition, runs, work_dir: work_dir.to_path_buf(), output_dir };
                 task.run(self.env).map(AttemptOutput::Reduce)
             }
         }

@@ -23,9 +23,10 @@ use quern_core::{
 
 use crate::collect::{CollectError, Collector, SpillTarget};
 use crate::error::{TaskError, panic_message};
-use crate::input::{InputSplit, open_split};
+use quern_core::{InputSplit, JobPlan};
+use quern_storage::open_split;
+
 use crate::merge::{KeyGroups, RunMerger, RunSegment, merge_to_factor};
-use crate::plan::JobPlan;
 use crate::run::{RecordCursor, RunIndex, RunWriter};
 
 /// What every attempt of a job shares.
@@ -444,15 +445,16 @@ fn combine_stream(
 }
 
 /// One attempt of one reduce task: partition `partition` of output `output`.
-pub struct ReduceTask<'a> {
+pub struct ReduceTask {
     /// The attempt.
     pub attempt: AttemptId,
     /// The output (index into the plan's outputs).
     pub output: usize,
     /// The partition within that output.
     pub partition: u32,
-    /// Every map task's output index (`None`: the map emitted nothing).
-    pub map_outputs: &'a [Option<RunIndex>],
+    /// This partition's segment of every map output that has one, wherever
+    /// it is (a local map output, or a copy fetched from another worker).
+    pub runs: Vec<RunSegment>,
     /// Scratch directory for merge passes.
     pub work_dir: PathBuf,
     /// Directory for the output file (committed by the runner).
@@ -477,17 +479,11 @@ impl ReduceSink for WriterSink {
     }
 }
 
-impl ReduceTask<'_> {
+impl ReduceTask {
     /// Runs the attempt.
     pub fn run(&self, env: &TaskEnv<'_>) -> Result<Counters, TaskError> {
         let out = &env.plan.outputs[self.output];
-        let global = (out.first_partition + self.partition) as usize;
-        let runs: Vec<RunSegment> = self
-            .map_outputs
-            .iter()
-            .flatten()
-            .map(|index| RunSegment { path: index.path.clone(), segment: index.segments[global] })
-            .collect();
+        let runs = self.runs.clone();
         fs::create_dir_all(&self.work_dir).map_err(TaskError::io("creating reduce scratch directory"))?;
         let (runs, _) =
             merge_to_factor(runs, env.merge_factor, &self.work_dir).map_err(TaskError::io("merging map outputs"))?;

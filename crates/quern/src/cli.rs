@@ -42,8 +42,8 @@ pub fn main(apps: AppRegistry) -> ExitCode {
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<EngineError>() {
         Some(EngineError::Cancelled) => 130,
-        Some(EngineError::JobFailed { .. } | EngineError::Io { .. }) => 1,
-        Some(_) => 2,
+        Some(err) if err.is_refusal() => 2,
+        Some(_) => 1,
         None if e.downcast_ref::<quern_core::SpecError>().is_some() => 2,
         None => 1,
     }

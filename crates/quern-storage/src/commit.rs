@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use quern_core::AttemptId;
 
-use crate::error::Error;
+use crate::error::StorageError as Error;
 
 /// Name of the marker written when a job commits.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";

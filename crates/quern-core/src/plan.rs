@@ -1,17 +1,90 @@
 //! A job's plan: its input splits (one map task each), its outputs with
-//! their reducer counts, and the partition space they share.
+//! their reducer counts, and the partition space they share. Plain data
+//! (serde), so a client can plan a job and a coordinator can ship it.
 //!
 //! All outputs' partitions are numbered in one space, so a map task sorts and
 //! spills once for every output: output `o`'s partition `p` is global
 //! partition `first_partition(o) + p`. Each global partition is one reduce
 //! task.
 
-use quern_core::{App, JobSpec, SpecError};
+use std::path::PathBuf;
 
-use crate::input::InputSplit;
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::error::SpecError;
+use crate::spec::JobSpec;
+
+/// How an input file is compressed, by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Compression {
+    /// Plain bytes; splittable.
+    None,
+    /// `.gz`.
+    Gzip,
+    /// `.zst`.
+    Zstd,
+}
+
+impl Compression {
+    /// The compression a file name implies.
+    pub fn of(path: &std::path::Path) -> Compression {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("gz") => Compression::Gzip,
+            Some("zst") => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// An input file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its name as records and messages show it.
+    pub name: String,
+    /// Its size on disk.
+    pub len: u64,
+    /// How it is compressed.
+    pub compression: Compression,
+}
+
+/// A byte range of one input file: the unit of work of one map task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSplit {
+    /// The file.
+    pub file: InputFile,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte; `None` for a whole (compressed or unsplittable)
+    /// file.
+    pub end: Option<u64>,
+}
+
+impl std::fmt::Display for InputSplit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.end {
+            Some(end) => write!(f, "{} [bytes {}..{}]", self.file.name, self.start, end),
+            None => write!(f, "{}", self.file.name),
+        }
+    }
+}
+
+impl InputSplit {
+    /// Bytes of the file this split covers on disk (for progress).
+    pub fn len(&self) -> u64 {
+        self.end.unwrap_or(self.file.len) - self.start
+    }
+
+    /// Whether the split covers no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// One output of the job, as planned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedOutput {
     /// Directory name under the job output ("" for the single default
     /// output).
@@ -23,7 +96,7 @@ pub struct PlannedOutput {
 }
 
 /// What the job will run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobPlan {
     /// One per map task.
     pub splits: Vec<InputSplit>,
@@ -99,7 +172,7 @@ fn is_dir_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quern_core::{AppError, MapContext, OutputDecl, Record};
+    use crate::{AppError, MapContext, OutputDecl, Record};
 
     struct Two;
     impl App for Two {

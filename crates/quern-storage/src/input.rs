@@ -12,79 +12,11 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use quern_core::LineStart;
-use serde::{Deserialize, Serialize};
+use quern_core::{Compression, InputFile, InputSplit, LineStart};
 
-use crate::error::Error;
-
-/// How an input file is compressed, by its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Compression {
-    /// Plain bytes; splittable.
-    None,
-    /// `.gz`.
-    Gzip,
-    /// `.zst`.
-    Zstd,
-}
-
-impl Compression {
-    fn of(path: &Path) -> Compression {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("gz") => Compression::Gzip,
-            Some("zst") => Compression::Zstd,
-            _ => Compression::None,
-        }
-    }
-}
-
-/// An input file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputFile {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Its name as records and messages show it.
-    pub name: String,
-    /// Its size on disk.
-    pub len: u64,
-    /// How it is compressed.
-    pub compression: Compression,
-}
-
-/// A byte range of one input file: the unit of work of one map task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputSplit {
-    /// The file.
-    pub file: InputFile,
-    /// First byte.
-    pub start: u64,
-    /// One past the last byte; `None` for a whole (compressed or unsplittable)
-    /// file.
-    pub end: Option<u64>,
-}
-
-impl std::fmt::Display for InputSplit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.end {
-            Some(end) => write!(f, "{} [bytes {}..{}]", self.file.name, self.start, end),
-            None => write!(f, "{}", self.file.name),
-        }
-    }
-}
-
-impl InputSplit {
-    /// Bytes of the file this split covers on disk (for progress).
-    pub fn len(&self) -> u64 {
-        self.end.unwrap_or(self.file.len) - self.start
-    }
-
-    /// Whether the split covers no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+use crate::error::StorageError as Error;
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
