@@ -66,6 +66,6 @@ pub use plan::{Compression, InputFile, InputSplit, JobPlan, PlannedOutput};
 pub use registry::{AppInfo, AppRegistry};
 pub use schedule::{
     AttemptId, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress, Scheduler, TaskId, TaskKind,
-    TaskState,
+    TaskRecord, TaskState,
 };
 pub use spec::{DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec};

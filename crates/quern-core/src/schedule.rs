@@ -72,9 +72,10 @@ impl fmt::Display for AttemptId {
 pub enum TaskState {
     /// Waiting for a slot.
     Pending,
-    /// An attempt is running.
+    /// At least one attempt is running (the earliest is named; backups may
+    /// run beside it).
     Running {
-        /// The running attempt.
+        /// The earliest running attempt.
         attempt: u32,
     },
     /// An attempt succeeded and its output was committed.
@@ -125,12 +126,23 @@ pub enum Next {
 }
 
 /// Whether a successful attempt's output may be committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitDecision {
-    /// Commit it: this is the task's one committed attempt.
-    Commit,
+    /// Commit it: this is the task's one committed attempt. Any other attempts
+    /// of the task still running (backups) are superseded: cancel them.
+    Commit {
+        /// Attempts of the same task to cancel.
+        superseded: Vec<AttemptId>,
+    },
     /// Throw it away: stale, duplicate, or the job has ended.
     Discard,
+}
+
+impl CommitDecision {
+    /// Whether to commit.
+    pub fn is_commit(&self) -> bool {
+        matches!(self, CommitDecision::Commit { .. })
+    }
 }
 
 /// Why an attempt failed.
@@ -145,12 +157,13 @@ pub struct Failure {
 /// What a failure led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureOutcome {
-    /// The task is pending again and will be retried.
+    /// The task is pending again (or another attempt of it still runs).
     Retrying,
     /// The task is out of attempts (or the failure is permanent): the job
     /// failed.
     JobFailed,
-    /// The attempt was not the task's running one (stale); nothing changed.
+    /// The attempt was not running (stale), or its task already committed;
+    /// nothing changed.
     Ignored,
 }
 
@@ -169,10 +182,51 @@ pub struct PhaseProgress {
     pub failed: u32,
 }
 
-#[derive(Debug, Clone)]
+/// What a scheduler needs to know of a task to resume after a restart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Attempts started so far (attempt numbers are never reused).
+    pub started: u32,
+    /// Attempts that failed (counted against the limit).
+    pub failures: u32,
+    /// The committed attempt, if any.
+    pub committed: Option<u32>,
+    /// Whether the task failed for good.
+    pub failed: bool,
+}
+
+#[derive(Debug, Clone, Default)]
 struct Task {
-    state: TaskState,
-    attempts: u32,
+    /// Attempts started; the next attempt is `started + 1`.
+    started: u32,
+    /// Failed attempts, counted against the limit (lost ones are not).
+    failures: u32,
+    /// Attempts running now.
+    running: Vec<u32>,
+    /// The committed attempt.
+    committed: Option<u32>,
+    /// Waiting for a slot.
+    pending: bool,
+    /// Failed for good.
+    failed: bool,
+}
+
+impl Task {
+    fn new() -> Task {
+        Task { pending: true, ..Task::default() }
+    }
+
+    fn state(&self) -> TaskState {
+        if let Some(attempt) = self.committed {
+            TaskState::Succeeded { attempt }
+        } else if self.failed {
+            TaskState::Failed
+        } else if let Some(&attempt) = self.running.first() {
+            TaskState::Running { attempt }
+        } else {
+            TaskState::Pending
+        }
+    }
 }
 
 /// One job's tasks and attempts.
@@ -186,17 +240,60 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// A job of `maps` map tasks and `reduces` reduce tasks, each allowed
-    /// `max_attempts` attempts (at least 1).
+    /// `max_attempts` failed attempts (at least 1).
     pub fn new(maps: u32, reduces: u32, max_attempts: u32) -> Self {
-        let task = Task { state: TaskState::Pending, attempts: 0 };
         let mut s = Scheduler {
-            maps: vec![task.clone(); maps as usize],
-            reduces: vec![task; reduces as usize],
+            maps: (0..maps).map(|_| Task::new()).collect(),
+            reduces: (0..reduces).map(|_| Task::new()).collect(),
             max_attempts: max_attempts.max(1),
             state: JobState::Mapping,
         };
         s.advance();
         s
+    }
+
+    /// Rebuilds a scheduler from saved task records (after a coordinator
+    /// restart): committed tasks stay committed; tasks that were running are
+    /// pending again, their in-flight attempts forgotten (any report from
+    /// them is then stale and discarded).
+    pub fn restore(maps: &[TaskRecord], reduces: &[TaskRecord], max_attempts: u32) -> Self {
+        let task = |r: &TaskRecord| Task {
+            started: r.started,
+            failures: r.failures,
+            running: Vec::new(),
+            committed: r.committed,
+            pending: r.committed.is_none() && !r.failed,
+            failed: r.failed,
+        };
+        let mut s = Scheduler {
+            maps: maps.iter().map(task).collect(),
+            reduces: reduces.iter().map(task).collect(),
+            max_attempts: max_attempts.max(1),
+            state: JobState::Mapping,
+        };
+        if let Some((kind, index)) = s.first_failed() {
+            s.state = JobState::Failed {
+                task: Some(TaskId { kind, index }),
+                message: "failed before the coordinator restarted".into(),
+            };
+        }
+        s.advance();
+        s
+    }
+
+    fn first_failed(&self) -> Option<(TaskKind, u32)> {
+        let find = |ts: &[Task]| ts.iter().position(|t| t.failed).map(|i| i as u32);
+        find(&self.maps).map(|i| (TaskKind::Map, i)).or_else(|| find(&self.reduces).map(|i| (TaskKind::Reduce, i)))
+    }
+
+    /// What must be saved of `task` to restore it.
+    pub fn record(&self, task: TaskId) -> Option<TaskRecord> {
+        self.tasks(task.kind).get(task.index as usize).map(|t| TaskRecord {
+            started: t.started,
+            failures: t.failures,
+            committed: t.committed,
+            failed: t.failed,
+        })
     }
 
     /// The job's state.
@@ -206,12 +303,25 @@ impl Scheduler {
 
     /// A task's state, if the task exists.
     pub fn task_state(&self, task: TaskId) -> Option<TaskState> {
-        self.tasks(task.kind).get(task.index as usize).map(|t| t.state)
+        self.tasks(task.kind).get(task.index as usize).map(Task::state)
     }
 
     /// Attempts started so far for `task`.
     pub fn attempts(&self, task: TaskId) -> u32 {
-        self.tasks(task.kind).get(task.index as usize).map_or(0, |t| t.attempts)
+        self.tasks(task.kind).get(task.index as usize).map_or(0, |t| t.started)
+    }
+
+    /// Every attempt running now.
+    pub fn running_attempts(&self) -> Vec<AttemptId> {
+        let mut out = Vec::new();
+        for (kind, tasks) in [(TaskKind::Map, &self.maps), (TaskKind::Reduce, &self.reduces)] {
+            for (i, t) in tasks.iter().enumerate() {
+                for &attempt in &t.running {
+                    out.push(AttemptId { task: TaskId { kind, index: i as u32 }, attempt });
+                }
+            }
+        }
+        out
     }
 
     /// Task counts of a phase.
@@ -219,7 +329,7 @@ impl Scheduler {
         let tasks = self.tasks(kind);
         let mut p = PhaseProgress { total: tasks.len() as u32, ..PhaseProgress::default() };
         for t in tasks {
-            match t.state {
+            match t.state() {
                 TaskState::Pending => p.pending += 1,
                 TaskState::Running { .. } => p.running += 1,
                 TaskState::Succeeded { .. } => p.succeeded += 1,
@@ -229,26 +339,48 @@ impl Scheduler {
         p
     }
 
+    /// The phase whose tasks run now, if the job is running.
+    pub fn phase(&self) -> Option<TaskKind> {
+        match self.state {
+            JobState::Mapping => Some(TaskKind::Map),
+            JobState::Reducing => Some(TaskKind::Reduce),
+            _ => None,
+        }
+    }
+
     /// The next attempt to run, if any. Reduces start only after every map
     /// has committed.
     pub fn next_attempt(&mut self) -> Next {
-        let kind = match self.state {
-            JobState::Mapping => TaskKind::Map,
-            JobState::Reducing => TaskKind::Reduce,
-            _ => return Next::Done,
+        let Some(kind) = self.phase() else {
+            return Next::Done;
         };
-        let max_attempts = self.max_attempts;
         let tasks = self.tasks_mut(kind);
-        match tasks.iter().position(|t| t.state == TaskState::Pending) {
+        match tasks.iter().position(|t| t.pending) {
             Some(index) => {
                 let t = &mut tasks[index];
-                t.attempts += 1;
-                debug_assert!(t.attempts <= max_attempts, "invariant: no attempt past the limit");
-                t.state = TaskState::Running { attempt: t.attempts };
-                Next::Run(AttemptId { task: TaskId { kind, index: index as u32 }, attempt: t.attempts })
+                t.pending = false;
+                t.started += 1;
+                t.running.push(t.started);
+                Next::Run(AttemptId { task: TaskId { kind, index: index as u32 }, attempt: t.started })
             }
             None => Next::Wait,
         }
+    }
+
+    /// Starts a backup (speculative) attempt of `task`, which must be running
+    /// in the current phase with only one attempt. The first attempt to
+    /// succeed commits; the other is superseded.
+    pub fn backup_attempt(&mut self, task: TaskId) -> Option<AttemptId> {
+        if self.phase() != Some(task.kind) {
+            return None;
+        }
+        let t = self.task_mut(task)?;
+        if t.committed.is_some() || t.failed || t.pending || t.running.len() != 1 {
+            return None;
+        }
+        t.started += 1;
+        t.running.push(t.started);
+        Some(AttemptId { task, attempt: t.started })
     }
 
     /// Records that `attempt` finished successfully; says whether to commit.
@@ -259,15 +391,21 @@ impl Scheduler {
         let Some(task) = self.task_mut(attempt.task) else {
             return CommitDecision::Discard;
         };
-        if task.state != (TaskState::Running { attempt: attempt.attempt }) {
+        let Some(pos) = task.running.iter().position(|&a| a == attempt.attempt) else {
+            return CommitDecision::Discard;
+        };
+        task.running.remove(pos);
+        if task.committed.is_some() {
             return CommitDecision::Discard;
         }
-        task.state = TaskState::Succeeded { attempt: attempt.attempt };
+        task.committed = Some(attempt.attempt);
+        task.pending = false;
+        let superseded = task.running.drain(..).map(|a| AttemptId { task: attempt.task, attempt: a }).collect();
         self.advance();
-        CommitDecision::Commit
+        CommitDecision::Commit { superseded }
     }
 
-    /// Records that `attempt` failed; retries it or fails the job.
+    /// Records that `attempt` failed; retries the task or fails the job.
     pub fn failed(&mut self, attempt: AttemptId, failure: Failure) -> FailureOutcome {
         if self.state.is_terminal() {
             return FailureOutcome::Ignored;
@@ -276,21 +414,63 @@ impl Scheduler {
         let Some(task) = self.task_mut(attempt.task) else {
             return FailureOutcome::Ignored;
         };
-        if task.state != (TaskState::Running { attempt: attempt.attempt }) {
+        let Some(pos) = task.running.iter().position(|&a| a == attempt.attempt) else {
+            return FailureOutcome::Ignored;
+        };
+        task.running.remove(pos);
+        if task.committed.is_some() {
             return FailureOutcome::Ignored;
         }
-        if failure.retryable && task.attempts < max_attempts {
-            task.state = TaskState::Pending;
+        task.failures += 1;
+        if failure.retryable && task.failures < max_attempts {
+            // A backup still running carries on; otherwise queue a new one.
+            task.pending = task.running.is_empty();
             return FailureOutcome::Retrying;
         }
-        task.state = TaskState::Failed;
-        let tries = task.attempts;
+        task.failed = true;
+        task.pending = false;
+        let tries = task.failures;
         let why = if failure.retryable { format!("failed {tries} attempt(s)") } else { "failed".to_owned() };
         self.state = JobState::Failed {
             task: Some(attempt.task),
             message: format!("task {} {why}: {}", attempt.task, failure.message),
         };
         FailureOutcome::JobFailed
+    }
+
+    /// Records that `attempt` ended through no fault of its own (its worker
+    /// was lost, or it was cancelled): it does not count against the limit.
+    /// Returns whether the attempt was running.
+    pub fn attempt_lost(&mut self, attempt: AttemptId) -> bool {
+        let Some(task) = self.task_mut(attempt.task) else {
+            return false;
+        };
+        let Some(pos) = task.running.iter().position(|&a| a == attempt.attempt) else {
+            return false;
+        };
+        task.running.remove(pos);
+        if task.committed.is_none() && !task.failed && task.running.is_empty() {
+            task.pending = true;
+        }
+        true
+    }
+
+    /// Records that a committed map task's output can no longer be read (its
+    /// worker was lost): the map runs again, and reduces wait for it.
+    /// Returns whether the map was re-queued.
+    pub fn map_output_lost(&mut self, map: u32) -> bool {
+        if self.state.is_terminal() {
+            return false;
+        }
+        let Some(task) = self.maps.get_mut(map as usize) else {
+            return false;
+        };
+        if task.committed.take().is_none() {
+            return false;
+        }
+        task.pending = task.running.is_empty();
+        self.state = JobState::Mapping;
+        true
     }
 
     /// Fails the job for a reason outside any task (for example, the output
@@ -301,15 +481,18 @@ impl Scheduler {
         }
     }
 
-    /// Kills the job: no further attempts start, none commits.
-    pub fn kill(&mut self) {
-        if !self.state.is_terminal() {
-            self.state = JobState::Killed;
+    /// Kills the job: no further attempts start, none commits. Returns the
+    /// attempts that were running, to be cancelled.
+    pub fn kill(&mut self) -> Vec<AttemptId> {
+        if self.state.is_terminal() {
+            return Vec::new();
         }
+        self.state = JobState::Killed;
+        self.running_attempts()
     }
 
     fn advance(&mut self) {
-        let all_done = |ts: &[Task]| ts.iter().all(|t| matches!(t.state, TaskState::Succeeded { .. }));
+        let all_done = |ts: &[Task]| ts.iter().all(|t| t.committed.is_some());
         if self.state == JobState::Mapping && all_done(&self.maps) {
             self.state = JobState::Reducing;
         }
@@ -359,14 +542,14 @@ mod tests {
         let m0 = run(&mut s);
         let m1 = run(&mut s);
         assert_eq!(s.next_attempt(), Next::Wait, "no reduce before every map commits");
-        assert_eq!(s.succeeded(m0), CommitDecision::Commit);
+        assert!(s.succeeded(m0).is_commit());
         assert_eq!(s.next_attempt(), Next::Wait);
-        assert_eq!(s.succeeded(m1), CommitDecision::Commit);
+        assert!(s.succeeded(m1).is_commit());
         assert_eq!(s.state(), &JobState::Reducing);
         let r0 = run(&mut s);
         assert_eq!(r0.to_string(), "r-00000#1");
         assert_eq!(s.progress(TaskKind::Reduce).running, 1);
-        assert_eq!(s.succeeded(r0), CommitDecision::Commit);
+        assert!(s.succeeded(r0).is_commit());
         assert_eq!(s.state(), &JobState::Succeeded);
         assert_eq!(s.next_attempt(), Next::Done);
     }
@@ -419,7 +602,7 @@ mod tests {
         // The first attempt reports success late: it must not commit.
         assert_eq!(s.succeeded(first), CommitDecision::Discard);
         assert_eq!(s.failed(first, retryable("late")), FailureOutcome::Ignored);
-        assert_eq!(s.succeeded(second), CommitDecision::Commit);
+        assert!(s.succeeded(second).is_commit());
         assert_eq!(s.succeeded(second), CommitDecision::Discard, "exactly one commit per task");
         let unknown = AttemptId { task: TaskId { kind: TaskKind::Reduce, index: 9 }, attempt: 1 };
         assert_eq!(s.succeeded(unknown), CommitDecision::Discard);
@@ -429,11 +612,94 @@ mod tests {
     fn kill_stops_everything() {
         let mut s = Scheduler::new(2, 1, 4);
         let a = run(&mut s);
-        s.kill();
+        assert_eq!(s.kill(), vec![a], "running attempts are handed back to cancel");
         assert_eq!(s.state(), &JobState::Killed);
         assert_eq!(s.next_attempt(), Next::Done);
         assert_eq!(s.succeeded(a), CommitDecision::Discard);
         s.fail_job("too late".into());
         assert_eq!(s.state(), &JobState::Killed, "terminal states are final");
+    }
+
+    #[test]
+    fn a_lost_attempt_does_not_count_against_the_limit() {
+        let mut s = Scheduler::new(1, 0, 1);
+        let a = run(&mut s);
+        assert!(s.attempt_lost(a));
+        assert_eq!(s.task_state(a.task), Some(TaskState::Pending));
+        let b = run(&mut s);
+        assert_eq!(b.attempt, 2, "attempt numbers are never reused");
+        assert!(!s.attempt_lost(a), "a stale attempt is not running");
+        assert_eq!(s.succeeded(a), CommitDecision::Discard, "a lost attempt's late success is discarded");
+        assert!(s.succeeded(b).is_commit());
+        assert_eq!(s.state(), &JobState::Succeeded);
+    }
+
+    #[test]
+    fn backup_attempts_race_and_the_first_success_wins() {
+        let mut s = Scheduler::new(1, 1, 4);
+        let a = run(&mut s);
+        assert_eq!(s.next_attempt(), Next::Wait);
+        let b = s.backup_attempt(a.task).expect("backup");
+        assert_eq!(b.attempt, 2);
+        assert_eq!(s.backup_attempt(a.task), None, "one backup at a time");
+        assert_eq!(s.succeeded(b), CommitDecision::Commit { superseded: vec![a] });
+        assert_eq!(s.succeeded(a), CommitDecision::Discard);
+        assert_eq!(s.failed(a, retryable("cancelled")), FailureOutcome::Ignored);
+        assert_eq!(s.state(), &JobState::Reducing);
+        // A failing backup leaves the original running, and costs a failure.
+        let r = run(&mut s);
+        let rb = s.backup_attempt(r.task).expect("backup");
+        assert_eq!(s.failed(rb, retryable("slow disk")), FailureOutcome::Retrying);
+        assert_eq!(s.task_state(r.task), Some(TaskState::Running { attempt: 1 }));
+        assert_eq!(s.next_attempt(), Next::Wait, "the original still runs: nothing new to start");
+        assert!(s.succeeded(r).is_commit());
+    }
+
+    #[test]
+    fn a_lost_map_output_sends_the_job_back_to_mapping() {
+        let mut s = Scheduler::new(2, 1, 4);
+        let m0 = run(&mut s);
+        let m1 = run(&mut s);
+        s.succeeded(m0);
+        s.succeeded(m1);
+        let r = run(&mut s);
+        assert!(s.map_output_lost(0));
+        assert_eq!(s.state(), &JobState::Mapping);
+        assert!(!s.map_output_lost(0), "already pending");
+        // The reduce could not fetch it: its attempt is lost, not failed.
+        assert!(s.attempt_lost(r));
+        let again = run(&mut s);
+        assert_eq!(again, AttemptId { task: m0.task, attempt: 2 });
+        assert_eq!(s.next_attempt(), Next::Wait);
+        assert!(s.succeeded(again).is_commit());
+        assert_eq!(s.state(), &JobState::Reducing);
+        let r2 = run(&mut s);
+        assert_eq!(r2.attempt, 2);
+        assert!(s.succeeded(r2).is_commit());
+        assert_eq!(s.state(), &JobState::Succeeded);
+    }
+
+    #[test]
+    fn restore_keeps_commits_and_reruns_what_was_in_flight() {
+        let mut s = Scheduler::new(3, 1, 4);
+        let m0 = run(&mut s);
+        let m1 = run(&mut s);
+        s.succeeded(m0);
+        assert_eq!(s.failed(m1, retryable("x")), FailureOutcome::Retrying);
+        let m1b = run(&mut s);
+        let _m2 = run(&mut s);
+        let records: Vec<TaskRecord> =
+            (0..3).map(|i| s.record(TaskId { kind: TaskKind::Map, index: i }).expect("task")).collect();
+        let reduces = vec![s.record(TaskId { kind: TaskKind::Reduce, index: 0 }).expect("task")];
+        let mut restored = Scheduler::restore(&records, &reduces, 4);
+        assert_eq!(restored.state(), &JobState::Mapping);
+        assert_eq!(restored.task_state(m0.task), Some(TaskState::Succeeded { attempt: 1 }));
+        assert_eq!(restored.succeeded(m1b), CommitDecision::Discard, "in-flight attempts are forgotten");
+        let next = run(&mut restored);
+        assert_eq!(next, AttemptId { task: m1.task, attempt: 3 }, "numbering continues, failures are kept");
+        assert_eq!(restored.record(m1.task).map(|r| r.failures), Some(1));
+        let failed = TaskRecord { started: 4, failures: 4, committed: None, failed: true };
+        let dead = Scheduler::restore(&[failed], &[], 4);
+        assert!(matches!(dead.state(), JobState::Failed { .. }));
     }
 }

@@ -12,8 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use quern_core::{
-    App, AttemptId, CommitDecision, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler,
-    TaskKind,
+    App, AttemptId, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler, TaskKind,
 };
 use quern_storage::{OutputCommitter, StorageError, plan_splits, resolve_inputs};
 use serde::Serialize;
@@ -235,7 +234,8 @@ impl Slot<'_> {
         let mut g = lock(self.shared);
         loop {
             if self.env.cancel.load(Ordering::Relaxed) {
-                g.sched.kill();
+                // In-process attempts see the same flag and stop themselves.
+                let _ = g.sched.kill();
             }
             match g.sched.next_attempt() {
                 Next::Run(a) => {
@@ -300,7 +300,7 @@ impl Slot<'_> {
         let mut g = lock(self.shared);
         match result {
             Ok(output) => {
-                if g.sched.succeeded(attempt) != CommitDecision::Commit {
+                if !g.sched.succeeded(attempt).is_commit() {
                     self.committer.abort_task(attempt);
                     let _ = std::fs::remove_dir_all(work_dir);
                     return;
@@ -328,7 +328,7 @@ impl Slot<'_> {
                 self.committer.abort_task(attempt);
                 let _ = std::fs::remove_dir_all(work_dir);
                 if matches!(e, TaskError::Cancelled) {
-                    g.sched.kill();
+                    let _ = g.sched.kill();
                     return;
                 }
                 g.counters.engine.failed_attempts += 1;
