@@ -18,7 +18,7 @@ use quern_core::ValueSource;
 use crate::run::{RecordCursor, RunIndex, RunWriter, Segment, SegmentReader};
 
 /// A run to merge: one segment of one run file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunSegment {
     /// The file.
     pub path: std::path::PathBuf,

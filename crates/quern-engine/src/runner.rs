@@ -17,6 +17,7 @@ use quern_core::{
 use quern_storage::{OutputCommitter, StorageError, plan_splits, resolve_inputs};
 use serde::Serialize;
 
+use crate::attempt::describe_task;
 use crate::error::{Error, TaskError};
 use crate::merge::RunSegment;
 use crate::run::RunIndex;
@@ -68,6 +69,8 @@ pub struct JobProgress {
     pub input_bytes: AtomicU64,
     /// Input bytes read so far (approximate; retries read again).
     pub bytes_read: AtomicU64,
+    /// Records processed so far (approximate).
+    pub records_done: AtomicU64,
     /// Attempts that failed.
     pub failed_attempts: AtomicU64,
     /// Set once planning is done and tasks may start.
@@ -147,6 +150,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
         skip_bad_records: spec.skip_bad_records,
         cancel: &opts.cancel,
         bytes_read: &progress.bytes_read,
+        records_done: &progress.records_done,
     };
     let slot = Slot { env: &env, shared: &shared, wake: &wake, committer: &committer, work: work.path(), progress };
     std::thread::scope(|scope| {
@@ -259,20 +263,6 @@ impl Slot<'_> {
         }
     }
 
-    /// Where the failure happened, for messages: the split of a map task, the
-    /// output partition of a reduce task.
-    fn describe(&self, attempt: AttemptId) -> String {
-        let plan = self.env.plan;
-        match attempt.task.kind {
-            TaskKind::Map => format!("input {}", plan.splits[attempt.task.index as usize]),
-            TaskKind::Reduce => {
-                let (o, p) = plan.locate(attempt.task.index);
-                let name = &plan.outputs[o].name;
-                if name.is_empty() { format!("partition {p}") } else { format!("output {name} partition {p}") }
-            }
-        }
-    }
-
     fn run_attempt(
         &self,
         attempt: AttemptId,
@@ -333,7 +323,7 @@ impl Slot<'_> {
                 }
                 g.counters.engine.failed_attempts += 1;
                 self.progress.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                let message = format!("{}: {e}", self.describe(attempt));
+                let message = format!("{}: {e}", describe_task(self.env.plan, attempt.task));
                 let failure = Failure { message: message.clone(), retryable: e.retryable() };
                 match g.sched.failed(attempt, failure) {
                     FailureOutcome::Retrying => {

@@ -45,7 +45,13 @@ pub struct TaskEnv<'a> {
     pub cancel: &'a AtomicBool,
     /// Input bytes read so far (for progress).
     pub bytes_read: &'a AtomicU64,
+    /// Records processed so far: map input records, reduce input values
+    /// (for progress, and so a hung attempt can be told from a slow one).
+    pub records_done: &'a AtomicU64,
 }
+
+/// How many records between updates of `records_done`.
+const RECORDS_EVERY: u64 = 16;
 
 /// How many records between checks of the cancel flag and progress updates.
 const CHECK_EVERY: u64 = 1024;
@@ -223,6 +229,9 @@ impl RecordSink for MapCaller<'_, '_, '_> {
         self.records += 1;
         self.sink.counters.input_records += 1;
         self.last_offset = record.offset + record.data.len() as u64;
+        if self.records.is_multiple_of(RECORDS_EVERY) {
+            env.records_done.fetch_add(RECORDS_EVERY, Ordering::Relaxed);
+        }
         if self.records.is_multiple_of(CHECK_EVERY) {
             if env.cancel.load(Ordering::Relaxed) {
                 self.sink.error = Some(TaskError::Cancelled);
@@ -518,6 +527,7 @@ impl ReduceTask {
             if let Some(e) = groups.take_error() {
                 return Err(TaskError::Io { context: "reading map outputs".into(), source: e });
             }
+            env.records_done.store(groups.records(), Ordering::Relaxed);
             if let Some(e) = sink.error.take() {
                 return Err(TaskError::Io { context: format!("writing {}", path.display()), source: e });
             }

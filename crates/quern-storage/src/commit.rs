@@ -53,6 +53,12 @@ impl OutputCommitter {
         Ok(committer)
     }
 
+    /// The committer of an output directory that [`OutputCommitter::setup`]
+    /// already created (in another process, or before a restart).
+    pub fn open(output: &Path) -> OutputCommitter {
+        OutputCommitter { root: output.to_path_buf() }
+    }
+
     /// The output directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -90,14 +96,30 @@ impl OutputCommitter {
     /// Publishes every committed file, makes sure each named output
     /// directory exists, removes `_temporary` and writes `_SUCCESS` last.
     /// Returns the published files, sorted.
+    ///
+    /// Idempotent: committing a job again (after a coordinator restart in the
+    /// middle of a commit) finishes what is left.
     pub fn commit_job(&self, output_dirs: &[String]) -> io::Result<Vec<PathBuf>> {
-        let mut files = move_tree(&self.committed_dir(), &self.root)?;
+        let committed = self.committed_dir();
+        if committed.exists() {
+            move_tree(&committed, &self.root)?;
+        }
         for name in output_dirs.iter().filter(|n| !n.is_empty()) {
             fs::create_dir_all(self.root.join(name))?;
         }
-        fs::remove_dir_all(self.root.join(TEMPORARY))?;
+        match fs::remove_dir_all(self.root.join(TEMPORARY)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let marker = self.root.join(SUCCESS_MARKER);
         fs::write(&marker, b"")?;
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&self.root)
+            .min_depth(1)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().starts_with("part-"))
+            .map(walkdir::DirEntry::into_path)
+            .collect();
         files.sort();
         Ok(files)
     }

@@ -1,0 +1,1000 @@
+//! The coordinator's working state and every decision it makes: which
+//! attempt goes to which worker, what a report means, when a worker is lost,
+//! when an attempt has hung, when to launch a backup. Synchronous and free of
+//! I/O except the output commit renames: each operation returns the
+//! [`Effect`]s to make durable, which the service writes to the [`Store`]
+//! before it answers.
+//!
+//! One [`Scheduler`] per job does the task bookkeeping (the same one the
+//! embedded runner uses); this module adds workers, time and placement.
+//!
+//! [`Store`]: crate::store::Store
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use quern_core::{
+    AttemptId, CommitDecision, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler, TaskId,
+    TaskKind, TaskRecord,
+};
+use quern_storage::OutputCommitter;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::store::{JobRow, TaskRow, WorkerRow};
+
+/// Timing policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// A worker silent this long is lost.
+    pub worker_timeout_ms: i64,
+    /// An attempt without progress this long has hung and is failed.
+    pub task_timeout_ms: i64,
+    /// Launch backup attempts for stragglers near the end of a phase.
+    pub speculation: bool,
+}
+
+/// Where a committed map's output is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapOutputLoc {
+    /// The worker that has it.
+    pub worker_id: String,
+    /// Its shuffle service.
+    pub shuffle_address: String,
+    /// The run file on that worker.
+    pub path: String,
+    /// One segment per global partition.
+    pub segments: Vec<Segment>,
+}
+
+/// One partition's bytes in a run file (mirrors the engine's segment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Offset in the file.
+    pub offset: u64,
+    /// Compressed length.
+    pub len: u64,
+    /// Records.
+    pub records: u64,
+    /// Uncompressed length.
+    pub raw_len: u64,
+}
+
+/// A map output index as the engine reports it (its `RunIndex`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportedIndex {
+    /// The run file.
+    pub path: std::path::PathBuf,
+    /// Its segments.
+    pub segments: Vec<Segment>,
+}
+
+/// What must be made durable.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// A job row changed.
+    Job(JobRow),
+    /// A task record changed.
+    Task(u64, TaskRow),
+    /// An attempt started.
+    AttemptStarted { job: u64, attempt: AttemptId, worker: String, at_ms: i64 },
+    /// An attempt ended.
+    AttemptEnded {
+        /// Its job.
+        job: u64,
+        /// The attempt.
+        attempt: AttemptId,
+        /// How.
+        outcome: &'static str,
+        /// Why, if it failed.
+        error: String,
+        /// Its stderr.
+        log: Option<Vec<u8>>,
+        /// Its counters.
+        counters_json: Option<String>,
+        /// When.
+        at_ms: i64,
+    },
+    /// A worker changed.
+    Worker(WorkerRow),
+}
+
+/// Job states as stored and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobPhase {
+    /// Submitted; no attempt has started.
+    Pending,
+    /// Attempts have started.
+    Running,
+    /// Committed.
+    Succeeded,
+    /// Failed.
+    Failed,
+    /// Killed.
+    Killed,
+}
+
+impl JobPhase {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobPhase::Pending => "pending",
+            JobPhase::Running => "running",
+            JobPhase::Succeeded => "succeeded",
+            JobPhase::Failed => "failed",
+            JobPhase::Killed => "killed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<JobPhase, Error> {
+        Ok(match s {
+            "pending" => JobPhase::Pending,
+            "running" => JobPhase::Running,
+            "succeeded" => JobPhase::Succeeded,
+            "failed" => JobPhase::Failed,
+            "killed" => JobPhase::Killed,
+            other => return Err(Error::Corrupt(format!("unknown job state {other:?}"))),
+        })
+    }
+
+    /// Whether the job has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobPhase::Succeeded | JobPhase::Failed | JobPhase::Killed)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RunningAttempt {
+    worker: String,
+    started_ms: i64,
+    last_progress_ms: i64,
+    records: u64,
+    fraction: f64,
+}
+
+/// One job.
+#[derive(Debug)]
+pub struct Job {
+    /// Its id.
+    pub id: u64,
+    /// Its spec.
+    pub spec: JobSpec,
+    /// Its plan.
+    pub plan: JobPlan,
+    spec_json: String,
+    plan_json: String,
+    /// Higher goes first.
+    pub priority: i32,
+    /// Task bookkeeping (absent once the job has ended and was loaded from
+    /// history).
+    pub sched: Option<Scheduler>,
+    /// Its state.
+    pub phase: JobPhase,
+    /// Why it failed.
+    pub error: String,
+    /// Counters of committed attempts.
+    pub counters: Counters,
+    map_outputs: Vec<Option<MapOutputLoc>>,
+    running: HashMap<AttemptId, RunningAttempt>,
+    /// Durations of committed attempts, per phase (for speculation).
+    durations: [Vec<i64>; 2],
+    /// Times (ms since the epoch; 0: not yet).
+    pub submitted_ms: i64,
+    /// First attempt started.
+    pub started_ms: i64,
+    /// Ended.
+    pub finished_ms: i64,
+}
+
+impl Job {
+    fn row(&self) -> JobRow {
+        JobRow {
+            id: self.id,
+            app: self.spec.app.clone(),
+            spec_json: self.spec_json.clone(),
+            plan_json: self.plan_json.clone(),
+            priority: self.priority,
+            state: self.phase.as_str().to_owned(),
+            error: self.error.clone(),
+            counters_json: serde_json::to_string(&self.counters).unwrap_or_else(|_| "{}".into()),
+            submitted_at_ms: self.submitted_ms,
+            started_at_ms: self.started_ms,
+            finished_at_ms: self.finished_ms,
+        }
+    }
+
+    fn task_row(&self, task: TaskId) -> Option<TaskRow> {
+        let record = self.sched.as_ref()?.record(task)?;
+        let map_output_json = match task.kind {
+            TaskKind::Map => self.map_outputs[task.index as usize].as_ref().and_then(|l| serde_json::to_string(l).ok()),
+            TaskKind::Reduce => None,
+        };
+        Some(TaskRow { task, record, map_output_json })
+    }
+
+    fn committer(&self) -> OutputCommitter {
+        OutputCommitter::open(Path::new(&self.spec.output))
+    }
+
+    /// The phase name: map, reduce, done.
+    pub fn stage(&self) -> &'static str {
+        match self.sched.as_ref().and_then(Scheduler::phase) {
+            Some(TaskKind::Map) => "map",
+            Some(TaskKind::Reduce) => "reduce",
+            None => "done",
+        }
+    }
+
+    /// Input bytes of the job.
+    pub fn input_bytes(&self) -> u64 {
+        self.plan.splits.iter().map(quern_core::InputSplit::len).sum()
+    }
+}
+
+/// One worker.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    /// What it registered with.
+    pub row: WorkerRow,
+    /// Attempts it runs now.
+    pub running: HashSet<(u64, AttemptId)>,
+    /// Attempts to tell it to stop, at its next heartbeat.
+    cancels: Vec<(u64, AttemptId)>,
+    /// Ended jobs whose data it may delete.
+    forget: Vec<u64>,
+    /// Whether it is alive (not lost).
+    pub alive: bool,
+}
+
+/// A job accepted by [`Cluster::check_submission`] and stored.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The id the store gave it.
+    pub id: u64,
+    /// Its spec.
+    pub spec: JobSpec,
+    /// Its plan.
+    pub plan: JobPlan,
+    /// The spec as submitted.
+    pub spec_json: String,
+    /// The plan as submitted.
+    pub plan_json: String,
+    /// Higher goes first.
+    pub priority: i32,
+}
+
+/// What a poll hands a worker.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    /// The job.
+    pub job: u64,
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// The job's spec, as submitted.
+    pub spec_json: String,
+    /// The job's plan, as submitted.
+    pub plan_json: String,
+    /// A reduce's inputs: (map index, location, segment).
+    pub inputs: Vec<(u32, MapOutputLoc, Segment)>,
+}
+
+/// How an attempt ended, as a worker reports it.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Finished.
+    Succeeded {
+        /// Counters.
+        counters: Counters,
+        /// A map's output index, if it has one.
+        map_output: Option<ReportedIndex>,
+    },
+    /// Failed.
+    Failed(Failure),
+    /// A reduce could not fetch map `map`'s output.
+    FetchFailed {
+        /// The map.
+        map: u32,
+        /// Why.
+        message: String,
+    },
+    /// Stopped on request.
+    Cancelled,
+}
+
+/// The coordinator's state.
+#[derive(Debug)]
+pub struct Cluster {
+    jobs: BTreeMap<u64, Job>,
+    workers: BTreeMap<String, Worker>,
+    policy: Policy,
+}
+
+fn failure_message(outcome: &FailureOutcome) -> &'static str {
+    match outcome {
+        FailureOutcome::Retrying => "failed",
+        FailureOutcome::JobFailed => "failed",
+        FailureOutcome::Ignored => "failed (stale)",
+    }
+}
+
+impl Cluster {
+    /// An empty cluster.
+    pub fn new(policy: Policy) -> Cluster {
+        Cluster { jobs: BTreeMap::new(), workers: BTreeMap::new(), policy }
+    }
+
+    /// Rebuilds the state from the store's rows after a restart. Jobs that
+    /// were running resume: committed tasks stay committed (their commits are
+    /// finished again, which is idempotent), in-flight attempts run again.
+    /// Known workers get one worker timeout to come back.
+    pub fn restore(
+        policy: Policy,
+        jobs: Vec<(JobRow, Vec<TaskRow>)>,
+        workers: Vec<WorkerRow>,
+        now_ms: i64,
+    ) -> Result<(Cluster, Vec<Effect>), Error> {
+        let mut cluster = Cluster::new(policy);
+        for mut row in workers {
+            let alive = row.state == "alive";
+            row.last_heartbeat_ms = now_ms;
+            let worker = Worker { row, running: HashSet::new(), cancels: Vec::new(), forget: Vec::new(), alive };
+            cluster.workers.insert(worker.row.id.clone(), worker);
+        }
+        let mut effects = Vec::new();
+        for (row, tasks) in jobs {
+            let spec: JobSpec = serde_json::from_str(&row.spec_json).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let plan: JobPlan = serde_json::from_str(&row.plan_json).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let phase = JobPhase::parse(&row.state)?;
+            let counters = serde_json::from_str(&row.counters_json).unwrap_or_default();
+            let mut maps = vec![TaskRecord::default(); plan.splits.len()];
+            let mut reduces = vec![TaskRecord::default(); plan.partitions as usize];
+            let mut map_outputs = vec![None; plan.splits.len()];
+            for t in &tasks {
+                let slot = match t.task.kind {
+                    TaskKind::Map => maps.get_mut(t.task.index as usize),
+                    TaskKind::Reduce => reduces.get_mut(t.task.index as usize),
+                };
+                let slot = slot.ok_or_else(|| Error::Corrupt(format!("job {} has no task {}", row.id, t.task)))?;
+                *slot = t.record;
+                if let (TaskKind::Map, Some(json)) = (t.task.kind, &t.map_output_json) {
+                    map_outputs[t.task.index as usize] = serde_json::from_str(json).ok();
+                }
+            }
+            let sched =
+                if phase.is_terminal() { None } else { Some(Scheduler::restore(&maps, &reduces, spec.max_attempts)) };
+            let job = Job {
+                id: row.id,
+                spec,
+                plan,
+                spec_json: row.spec_json,
+                plan_json: row.plan_json,
+                priority: row.priority,
+                sched,
+                phase,
+                error: row.error,
+                counters,
+                map_outputs,
+                running: HashMap::new(),
+                durations: [Vec::new(), Vec::new()],
+                submitted_ms: row.submitted_at_ms,
+                started_ms: row.started_at_ms,
+                finished_ms: row.finished_at_ms,
+            };
+            let id = job.id;
+            if !phase.is_terminal() {
+                // Finish any commit a crash interrupted (idempotent).
+                let committer = job.committer();
+                for (kind, records) in [(TaskKind::Map, &maps), (TaskKind::Reduce, &reduces)] {
+                    for (i, r) in records.iter().enumerate() {
+                        if let Some(attempt) = r.committed {
+                            let a = AttemptId { task: TaskId { kind, index: i as u32 }, attempt };
+                            if let Err(e) = committer.commit_task(a) {
+                                tracing::warn!(job = id, %a, "re-committing after restart: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+            cluster.jobs.insert(id, job);
+            cluster.settle(id, now_ms, &mut effects);
+        }
+        Ok((cluster, effects))
+    }
+
+    /// Every job, by id.
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.values()
+    }
+
+    /// One job.
+    pub fn job(&self, id: u64) -> Option<&Job> {
+        self.jobs.get(&id)
+    }
+
+    /// Every worker, by id.
+    pub fn workers(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.values()
+    }
+
+    /// Accepts a job: checks it can run, creates its output directory, and
+    /// returns the row to insert. The caller inserts it and then calls
+    /// [`Cluster::add_job`] with the id the store gave.
+    pub fn check_submission(&self, spec: &JobSpec, plan: &JobPlan) -> Result<(), Error> {
+        spec.validate().map_err(|e| Error::Refused(e.to_string()))?;
+        if plan.partitions as usize != plan.outputs.iter().map(|o| o.reducers as usize).sum::<usize>() {
+            return Err(Error::BadRequest("plan: partitions do not add up".into()));
+        }
+        let alive: Vec<&Worker> = self.workers.values().filter(|w| w.alive).collect();
+        if !alive.is_empty() && !alive.iter().any(|w| w.row.apps.contains(&spec.app)) {
+            return Err(Error::Refused(format!("no worker offers app '{}'", spec.app)));
+        }
+        for split in &plan.splits {
+            if !split.file.path.exists() {
+                return Err(Error::Refused(format!("input {}: not visible to the coordinator", split.file.name)));
+            }
+        }
+        OutputCommitter::setup(Path::new(&spec.output)).map_err(|e| Error::Refused(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Adds an accepted job.
+    pub fn add_job(&mut self, new: NewJob, now_ms: i64) -> Vec<Effect> {
+        let NewJob { id, spec, plan, spec_json, plan_json, priority } = new;
+        let sched = Scheduler::new(plan.splits.len() as u32, plan.partitions, spec.max_attempts);
+        let maps = plan.splits.len();
+        let job = Job {
+            id,
+            spec,
+            plan,
+            spec_json,
+            plan_json,
+            priority,
+            sched: Some(sched),
+            phase: JobPhase::Pending,
+            error: String::new(),
+            counters: Counters::default(),
+            map_outputs: vec![None; maps],
+            running: HashMap::new(),
+            durations: [Vec::new(), Vec::new()],
+            submitted_ms: now_ms,
+            started_ms: 0,
+            finished_ms: 0,
+        };
+        self.jobs.insert(id, job);
+        let mut effects = Vec::new();
+        self.settle(id, now_ms, &mut effects);
+        effects
+    }
+
+    /// A worker (re)registers. Attempts it was thought to run are lost: a
+    /// registering worker has none.
+    pub fn register(&mut self, row: WorkerRow, now_ms: i64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if let Some(old) = self.workers.get(&row.id) {
+            let running: Vec<(u64, AttemptId)> = old.running.iter().copied().collect();
+            for (job, attempt) in running {
+                self.lose_attempt(job, attempt, "lost", "the worker restarted", now_ms, &mut effects);
+            }
+        }
+        let id = row.id.clone();
+        let mut row = row;
+        row.state = "alive".into();
+        row.last_heartbeat_ms = now_ms;
+        effects.push(Effect::Worker(row.clone()));
+        self.workers
+            .insert(id, Worker { row, running: HashSet::new(), cancels: Vec::new(), forget: Vec::new(), alive: true });
+        effects
+    }
+
+    /// A heartbeat: progress of the worker's attempts. Returns whether the
+    /// worker must register again, the attempts to cancel and the jobs to
+    /// forget.
+    pub fn heartbeat(
+        &mut self,
+        worker_id: &str,
+        progress: &[(u64, AttemptId, f64, u64)],
+        now_ms: i64,
+    ) -> (bool, Vec<(u64, AttemptId)>, Vec<u64>) {
+        let Some(worker) = self.workers.get_mut(worker_id).filter(|w| w.alive) else {
+            return (true, Vec::new(), Vec::new());
+        };
+        worker.row.last_heartbeat_ms = now_ms;
+        let mut cancels = std::mem::take(&mut worker.cancels);
+        let forget = std::mem::take(&mut worker.forget);
+        for &(job, attempt, fraction, records) in progress {
+            let known =
+                self.jobs.get_mut(&job).and_then(|j| j.running.get_mut(&attempt)).filter(|r| r.worker == worker_id);
+            match known {
+                Some(r) => {
+                    if records != r.records || fraction > r.fraction {
+                        r.last_progress_ms = now_ms;
+                    }
+                    r.records = records;
+                    r.fraction = fraction;
+                }
+                // An attempt the coordinator does not know of (it restarted,
+                // or gave up on the attempt): stop it.
+                None => cancels.push((job, attempt)),
+            }
+        }
+        cancels.sort_by_key(|(j, a)| (*j, a.task, a.attempt));
+        cancels.dedup();
+        (false, cancels, forget)
+    }
+
+    /// Hands a worker up to `free` attempts: highest priority first, then the
+    /// job with the fewest running attempts (fair share), then the oldest.
+    /// When nothing is pending, a straggler may get a backup attempt.
+    pub fn poll(&mut self, worker_id: &str, free: u32, now_ms: i64) -> Result<(Vec<Assignment>, Vec<Effect>), Error> {
+        let Some(worker) = self.workers.get(worker_id).filter(|w| w.alive) else {
+            return Err(Error::BadRequest(format!("unknown worker {worker_id}: register first")));
+        };
+        let apps = worker.row.apps.clone();
+        let mut out = Vec::new();
+        let mut effects = Vec::new();
+        for _ in 0..free {
+            let mut candidates: Vec<(i32, usize, u64)> = self
+                .jobs
+                .values()
+                .filter(|j| !j.phase.is_terminal() && apps.contains(&j.spec.app))
+                .map(|j| (-j.priority, j.running.len(), j.id))
+                .collect();
+            candidates.sort();
+            let mut assigned = None;
+            for &(_, _, id) in &candidates {
+                let job = self.jobs.get_mut(&id).expect("invariant: candidate jobs exist");
+                let Some(sched) = job.sched.as_mut() else { continue };
+                if let Next::Run(attempt) = sched.next_attempt() {
+                    assigned = Some((id, attempt));
+                    break;
+                }
+            }
+            if assigned.is_none() && self.policy.speculation {
+                assigned = candidates.iter().find_map(|&(_, _, id)| self.backup_for(id, worker_id, now_ms));
+            }
+            let Some((id, attempt)) = assigned else { break };
+            out.push(self.start_attempt(id, attempt, worker_id, now_ms, &mut effects));
+        }
+        Ok((out, effects))
+    }
+
+    /// A backup attempt of a straggler of job `id` for `worker_id`, if one
+    /// is due: the job's current phase has nothing pending, and an attempt
+    /// on another worker has run more than twice the phase's median (and
+    /// at least 2 s).
+    fn backup_for(&mut self, id: u64, worker_id: &str, now_ms: i64) -> Option<(u64, AttemptId)> {
+        let job = self.jobs.get_mut(&id)?;
+        let sched = job.sched.as_mut()?;
+        let phase = sched.phase()?;
+        if sched.progress(phase).pending > 0 {
+            return None;
+        }
+        let durations = &job.durations[phase as usize];
+        if durations.is_empty() {
+            return None;
+        }
+        let mut sorted = durations.clone();
+        sorted.sort_unstable();
+        let threshold = (sorted[sorted.len() / 2] * 2).max(2_000);
+        let mut stragglers: Vec<(&AttemptId, &RunningAttempt)> = job
+            .running
+            .iter()
+            .filter(|(a, r)| a.task.kind == phase && r.worker != worker_id && now_ms - r.started_ms > threshold)
+            .collect();
+        stragglers.sort_by_key(|(a, r)| (r.started_ms, a.task));
+        for (a, _) in stragglers {
+            if let Some(backup) = sched.backup_attempt(a.task) {
+                tracing::info!(job = id, attempt = %backup, "backup attempt for a straggler");
+                return Some((id, backup));
+            }
+        }
+        None
+    }
+
+    fn start_attempt(
+        &mut self,
+        id: u64,
+        attempt: AttemptId,
+        worker_id: &str,
+        now_ms: i64,
+        effects: &mut Vec<Effect>,
+    ) -> Assignment {
+        let job = self.jobs.get_mut(&id).expect("invariant: the job exists");
+        job.running.insert(
+            attempt,
+            RunningAttempt {
+                worker: worker_id.to_owned(),
+                started_ms: now_ms,
+                last_progress_ms: now_ms,
+                records: 0,
+                fraction: 0.0,
+            },
+        );
+        if job.phase == JobPhase::Pending {
+            job.phase = JobPhase::Running;
+            job.started_ms = now_ms;
+            effects.push(Effect::Job(job.row()));
+        }
+        if let Some(row) = job.task_row(attempt.task) {
+            effects.push(Effect::Task(id, row));
+        }
+        effects.push(Effect::AttemptStarted { job: id, attempt, worker: worker_id.to_owned(), at_ms: now_ms });
+        let inputs = match attempt.task.kind {
+            TaskKind::Map => Vec::new(),
+            TaskKind::Reduce => job
+                .map_outputs
+                .iter()
+                .enumerate()
+                .filter_map(|(m, loc)| {
+                    let loc = loc.as_ref()?;
+                    let seg = *loc.segments.get(attempt.task.index as usize)?;
+                    (seg.records > 0).then(|| (m as u32, loc.clone(), seg))
+                })
+                .collect(),
+        };
+        let assignment =
+            Assignment { job: id, attempt, spec_json: job.spec_json.clone(), plan_json: job.plan_json.clone(), inputs };
+        if let Some(w) = self.workers.get_mut(worker_id) {
+            w.running.insert((id, attempt));
+        }
+        assignment
+    }
+
+    /// A worker reports how an attempt ended. Returns whether its output was
+    /// committed.
+    pub fn report(
+        &mut self,
+        worker_id: &str,
+        job_id: u64,
+        attempt: AttemptId,
+        outcome: Outcome,
+        log: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<(bool, Vec<Effect>), Error> {
+        let mut effects = Vec::new();
+        if let Some(w) = self.workers.get_mut(worker_id) {
+            w.running.remove(&(job_id, attempt));
+        }
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return Err(Error::BadRequest(format!("no job {job_id}")));
+        };
+        let ran = job.running.remove(&attempt);
+        let committer = job.committer();
+        let Some(sched) = job.sched.as_mut() else {
+            // The job ended (and was reloaded from history): nothing to do.
+            committer.abort_task(attempt);
+            return Ok((false, effects));
+        };
+        let log = Some(log);
+        let mut committed = false;
+        match outcome {
+            Outcome::Succeeded { counters, map_output } => {
+                let counters_json = serde_json::to_string(&counters).ok();
+                match sched.succeeded(attempt) {
+                    CommitDecision::Commit { superseded } => {
+                        if let Err(e) = committer.commit_task(attempt) {
+                            sched.fail_job(format!("committing {attempt}: {e}"));
+                        } else {
+                            committed = true;
+                            job.counters.merge(&counters);
+                            if let Some(r) = &ran {
+                                job.durations[attempt.task.kind as usize].push(now_ms - r.started_ms);
+                            }
+                            if attempt.task.kind == TaskKind::Map {
+                                let shuffle_address = self
+                                    .workers
+                                    .get(worker_id)
+                                    .map(|w| w.row.shuffle_address.clone())
+                                    .unwrap_or_default();
+                                job.map_outputs[attempt.task.index as usize] = map_output.map(|idx| MapOutputLoc {
+                                    worker_id: worker_id.to_owned(),
+                                    shuffle_address,
+                                    path: idx.path.display().to_string(),
+                                    segments: idx.segments,
+                                });
+                            }
+                            for other in superseded {
+                                if let Some(r) = job.running.remove(&other) {
+                                    if let Some(w) = self.workers.get_mut(&r.worker) {
+                                        w.cancels.push((job_id, other));
+                                        w.running.remove(&(job_id, other));
+                                    }
+                                    effects.push(Effect::AttemptEnded {
+                                        job: job_id,
+                                        attempt: other,
+                                        outcome: "cancelled",
+                                        error: format!("superseded by {attempt}"),
+                                        log: None,
+                                        counters_json: None,
+                                        at_ms: now_ms,
+                                    });
+                                }
+                            }
+                        }
+                        if let Some(row) = job.task_row(attempt.task) {
+                            effects.push(Effect::Task(job_id, row));
+                        }
+                        let outcome = if committed { "succeeded" } else { "failed" };
+                        effects.push(Effect::AttemptEnded {
+                            job: job_id,
+                            attempt,
+                            outcome,
+                            error: String::new(),
+                            log,
+                            counters_json,
+                            at_ms: now_ms,
+                        });
+                    }
+                    CommitDecision::Discard => {
+                        committer.abort_task(attempt);
+                        effects.push(Effect::AttemptEnded {
+                            job: job_id,
+                            attempt,
+                            outcome: "discarded",
+                            error: "another attempt committed, or the attempt was given up".into(),
+                            log,
+                            counters_json,
+                            at_ms: now_ms,
+                        });
+                    }
+                }
+            }
+            Outcome::Failed(failure) => {
+                let error = failure.message.clone();
+                let result = sched.failed(attempt, failure);
+                committer.abort_task(attempt);
+                if result != FailureOutcome::Ignored {
+                    job.counters.engine.failed_attempts += 1;
+                }
+                match result {
+                    FailureOutcome::Retrying => {
+                        tracing::warn!(job = job_id, %attempt, "attempt failed, will retry: {error}")
+                    }
+                    FailureOutcome::JobFailed => {
+                        tracing::error!(job = job_id, %attempt, "attempt failed, job fails: {error}")
+                    }
+                    FailureOutcome::Ignored => {}
+                }
+                if let Some(row) = job.task_row(attempt.task) {
+                    effects.push(Effect::Task(job_id, row));
+                }
+                effects.push(Effect::AttemptEnded {
+                    job: job_id,
+                    attempt,
+                    outcome: failure_message(&result),
+                    error,
+                    log,
+                    counters_json: None,
+                    at_ms: now_ms,
+                });
+            }
+            Outcome::FetchFailed { map, message } => {
+                tracing::warn!(job = job_id, %attempt, map, "fetch failed, map runs again: {message}");
+                sched.attempt_lost(attempt);
+                if sched.map_output_lost(map) {
+                    job.map_outputs[map as usize] = None;
+                    if let Some(row) = job.task_row(TaskId { kind: TaskKind::Map, index: map }) {
+                        effects.push(Effect::Task(job_id, row));
+                    }
+                }
+                committer.abort_task(attempt);
+                effects.push(Effect::AttemptEnded {
+                    job: job_id,
+                    attempt,
+                    outcome: "fetch_failed",
+                    error: format!("map {map}: {message}"),
+                    log,
+                    counters_json: None,
+                    at_ms: now_ms,
+                });
+            }
+            Outcome::Cancelled => {
+                sched.attempt_lost(attempt);
+                committer.abort_task(attempt);
+                effects.push(Effect::AttemptEnded {
+                    job: job_id,
+                    attempt,
+                    outcome: "cancelled",
+                    error: String::new(),
+                    log,
+                    counters_json: None,
+                    at_ms: now_ms,
+                });
+            }
+        }
+        self.settle(job_id, now_ms, &mut effects);
+        Ok((committed, effects))
+    }
+
+    /// Kills a job. Returns false if it had already ended.
+    pub fn kill(&mut self, job_id: u64, now_ms: i64) -> Result<(bool, Vec<Effect>), Error> {
+        let job = self.jobs.get_mut(&job_id).ok_or(Error::NoSuchJob(job_id))?;
+        let Some(sched) = job.sched.as_mut().filter(|_| !job.phase.is_terminal()) else {
+            return Ok((false, Vec::new()));
+        };
+        let _ = sched.kill();
+        let mut effects = Vec::new();
+        self.settle(job_id, now_ms, &mut effects);
+        Ok((true, effects))
+    }
+
+    /// Periodic checks: lost workers, hung attempts.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let lost: Vec<String> = self
+            .workers
+            .values()
+            .filter(|w| w.alive && now_ms - w.row.last_heartbeat_ms > self.policy.worker_timeout_ms)
+            .map(|w| w.row.id.clone())
+            .collect();
+        for id in lost {
+            self.lose_worker(&id, now_ms, &mut effects);
+        }
+        let mut hung = Vec::new();
+        for job in self.jobs.values() {
+            for (a, r) in &job.running {
+                if now_ms - r.last_progress_ms > self.policy.task_timeout_ms {
+                    hung.push((job.id, *a, r.worker.clone()));
+                }
+            }
+        }
+        for (job_id, attempt, worker) in hung {
+            let secs = self.policy.task_timeout_ms as f64 / 1000.0;
+            tracing::warn!(job = job_id, %attempt, worker, "no progress for {secs}s: failing the attempt");
+            if let Some(w) = self.workers.get_mut(&worker) {
+                w.cancels.push((job_id, attempt));
+                w.running.remove(&(job_id, attempt));
+            }
+            let Some(job) = self.jobs.get_mut(&job_id) else { continue };
+            job.running.remove(&attempt);
+            if let Some(sched) = job.sched.as_mut() {
+                let failure = Failure { message: format!("no progress for {secs}s (hung?)"), retryable: true };
+                if sched.failed(attempt, failure) != FailureOutcome::Ignored {
+                    job.counters.engine.failed_attempts += 1;
+                }
+                if let Some(row) = job.task_row(attempt.task) {
+                    effects.push(Effect::Task(job_id, row));
+                }
+            }
+            effects.push(Effect::AttemptEnded {
+                job: job_id,
+                attempt,
+                outcome: "failed",
+                error: format!("no progress for {secs}s"),
+                log: None,
+                counters_json: None,
+                at_ms: now_ms,
+            });
+            self.settle(job_id, now_ms, &mut effects);
+        }
+        effects
+    }
+
+    /// Declares a worker lost: its attempts run again elsewhere, and the map
+    /// outputs it held are made again where a reduce still needs them.
+    fn lose_worker(&mut self, id: &str, now_ms: i64, effects: &mut Vec<Effect>) {
+        let Some(worker) = self.workers.get_mut(id) else { return };
+        tracing::warn!(worker = id, "worker lost: no heartbeat");
+        worker.alive = false;
+        worker.row.state = "lost".into();
+        worker.cancels.clear();
+        let running: Vec<(u64, AttemptId)> = worker.running.drain().collect();
+        effects.push(Effect::Worker(worker.row.clone()));
+        for (job, attempt) in running {
+            self.lose_attempt(job, attempt, "lost", "its worker was lost", now_ms, effects);
+        }
+        let job_ids: Vec<u64> = self.jobs.keys().copied().collect();
+        for job_id in job_ids {
+            let job = self.jobs.get_mut(&job_id).expect("invariant: listed above");
+            let Some(sched) = job.sched.as_mut() else { continue };
+            if job.phase.is_terminal() {
+                continue;
+            }
+            let reduces_left = sched.progress(TaskKind::Reduce);
+            if reduces_left.total > 0 && reduces_left.succeeded == reduces_left.total {
+                continue;
+            }
+            let held: Vec<u32> = (0..job.map_outputs.len() as u32)
+                .filter(|&m| job.map_outputs[m as usize].as_ref().is_some_and(|l| l.worker_id == id))
+                .collect();
+            let requeued: Vec<u32> = held.into_iter().filter(|&m| sched.map_output_lost(m)).collect();
+            for m in requeued {
+                job.map_outputs[m as usize] = None;
+                if let Some(row) = job.task_row(TaskId { kind: TaskKind::Map, index: m }) {
+                    effects.push(Effect::Task(job_id, row));
+                }
+            }
+            self.settle(job_id, now_ms, effects);
+        }
+    }
+
+    fn lose_attempt(
+        &mut self,
+        job_id: u64,
+        attempt: AttemptId,
+        outcome: &'static str,
+        why: &str,
+        now_ms: i64,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        job.running.remove(&attempt);
+        if let Some(sched) = job.sched.as_mut() {
+            sched.attempt_lost(attempt);
+            if let Some(row) = job.task_row(attempt.task) {
+                effects.push(Effect::Task(job_id, row));
+            }
+        }
+        job.committer().abort_task(attempt);
+        effects.push(Effect::AttemptEnded {
+            job: job_id,
+            attempt,
+            outcome,
+            error: why.to_owned(),
+            log: None,
+            counters_json: None,
+            at_ms: now_ms,
+        });
+    }
+
+    /// Brings a job's stored state in line with its scheduler: commits it
+    /// when every task has committed; cleans up when it failed or was killed.
+    fn settle(&mut self, job_id: u64, now_ms: i64, effects: &mut Vec<Effect>) {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        let Some(sched) = job.sched.as_ref() else { return };
+        if job.phase.is_terminal() {
+            return;
+        }
+        let new_phase = match sched.state() {
+            JobState::Succeeded => {
+                let names: Vec<String> = job.plan.outputs.iter().map(|o| o.name.clone()).collect();
+                match job.committer().commit_job(&names) {
+                    Ok(_) => JobPhase::Succeeded,
+                    Err(e) => {
+                        job.error = format!("committing the output: {e}");
+                        JobPhase::Failed
+                    }
+                }
+            }
+            JobState::Failed { message, .. } => {
+                job.error = message.clone();
+                JobPhase::Failed
+            }
+            JobState::Killed => {
+                job.error = "killed".into();
+                JobPhase::Killed
+            }
+            JobState::Mapping | JobState::Reducing => return,
+        };
+        job.phase = new_phase;
+        job.finished_ms = now_ms;
+        if job.started_ms == 0 {
+            job.started_ms = now_ms;
+        }
+        if new_phase != JobPhase::Succeeded {
+            job.committer().abort_job();
+        }
+        tracing::info!(job = job_id, state = new_phase.as_str(), "job ended");
+        let running: Vec<(AttemptId, RunningAttempt)> = job.running.drain().collect();
+        for (attempt, r) in running {
+            if let Some(w) = self.workers.get_mut(&r.worker) {
+                w.cancels.push((job_id, attempt));
+                w.running.remove(&(job_id, attempt));
+            }
+            effects.push(Effect::AttemptEnded {
+                job: job_id,
+                attempt,
+                outcome: "cancelled",
+                error: format!("the job {}", new_phase.as_str()),
+                log: None,
+                counters_json: None,
+                at_ms: now_ms,
+            });
+        }
+        for w in self.workers.values_mut() {
+            w.forget.push(job_id);
+        }
+        let job = self.jobs.get(&job_id).expect("invariant: still here");
+        effects.push(Effect::Job(job.row()));
+    }
+}

@@ -1,0 +1,51 @@
+//! The coordinator's errors, and their mapping to gRPC statuses.
+
+/// Why a coordinator operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database failed.
+    #[error("{context}: {source}")]
+    Database {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed.
+    #[error("migrating {url}: {source}")]
+    Migrate {
+        /// The database.
+        url: String,
+        /// The cause.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// Stored data does not make sense.
+    #[error("corrupt coordinator state: {0}")]
+    Corrupt(String),
+    /// A request is malformed or refers to nothing (a buggy or stale peer).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A job was refused at submit time.
+    #[error("{0}")]
+    Refused(String),
+    /// No such job.
+    #[error("no job {0}")]
+    NoSuchJob(u64),
+    /// Serving failed.
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> tonic::Status {
+        match &e {
+            Error::BadRequest(_) => tonic::Status::invalid_argument(e.to_string()),
+            Error::Refused(_) => tonic::Status::failed_precondition(e.to_string()),
+            Error::NoSuchJob(_) => tonic::Status::not_found(e.to_string()),
+            _ => tonic::Status::internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The coordinator: one process that owns every job's task state, hands
+//! attempts to workers over gRPC, re-executes what fails or is lost, and keeps
+//! it all durable in SQLite so a restart resumes running jobs.
+//!
+//! # Overview
+//! - [`Coordinator::open`]: opens (or creates) the state database and
+//!   restores running jobs; [`Coordinator::serve`]: serves the `Coordinator`
+//!   gRPC service on a listener until a shutdown future resolves.
+//! - `cluster`: the decisions (placement, reports, lost workers, hung
+//!   attempts, backups), over one `quern_core::Scheduler` per job.
+//! - `store`: the SQL.
+//!
+//! # Invariants
+//! - A task is a description, not code: this crate never runs user code and
+//!   does not depend on `quern-engine`.
+//! - Exactly one attempt of a task commits: the scheduler decides, the commit
+//!   decision is written to the store before the coordinator answers, and a
+//!   late report from an attempt the coordinator gave up on is discarded.
+//! - Every state change is durable before the RPC that caused it returns.
+
+mod cluster;
+mod error;
+mod service;
+mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use cluster::Policy;
+pub use error::Error;
+pub use store::Store;
+
+use service::{CoordinatorService, Shared, now_ms};
+
+/// How to run a coordinator.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// The state database, `sqlite://PATH`.
+    pub state_url: String,
+    /// The cluster token every caller must present.
+    pub token: String,
+    /// Timeouts and speculation.
+    pub policy: Policy,
+    /// How often workers heartbeat.
+    pub heartbeat_interval: Duration,
+}
+
+/// A coordinator, restored from its state and ready to serve.
+pub struct Coordinator {
+    shared: Arc<Shared>,
+    token: String,
+}
+
+impl Coordinator {
+    /// Opens the state database and restores every job that was running.
+    pub async fn open(config: CoordinatorConfig) -> Result<Coordinator, Error> {
+        let store = Store::open(&config.state_url).await?;
+        let mut jobs = Vec::new();
+        for row in store.jobs().await? {
+            let tasks = store.tasks(row.id).await?;
+            jobs.push((row, tasks));
+        }
+        let workers = store.workers().await?;
+        let resumed = jobs.iter().filter(|(j, _)| j.state == "pending" || j.state == "running").count();
+        let (cluster, effects) = cluster::Cluster::restore(config.policy, jobs, workers, now_ms())?;
+        if resumed > 0 {
+            tracing::info!(jobs = resumed, "resuming running jobs");
+        }
+        let shared = Arc::new(Shared {
+            cluster: tokio::sync::Mutex::new(cluster),
+            store,
+            heartbeat_interval_ms: config.heartbeat_interval.as_millis() as u32,
+        });
+        shared.persist(effects).await?;
+        Ok(Coordinator { shared, token: config.token })
+    }
+
+    /// Serves on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let ticker = {
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(Duration::from_millis(250));
+                loop {
+                    interval.tick().await;
+                    let mut cluster = shared.cluster.lock().await;
+                    let effects = cluster.tick(now_ms());
+                    if let Err(e) = shared.persist(effects).await {
+                        tracing::error!("saving state: {e}");
+                    }
+                }
+            })
+        };
+        let service = quern_proto::coordinator_server::CoordinatorServer::with_interceptor(
+            CoordinatorService { shared: self.shared.clone() },
+            quern_proto::TokenCheck::new(&self.token),
+        );
+        let result = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+            .await;
+        ticker.abort();
+        result.map_err(Error::from)
+    }
+}
