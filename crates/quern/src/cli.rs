@@ -40,6 +40,9 @@ pub fn main(apps: AppRegistry) -> ExitCode {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(code) = e.downcast_ref::<crate::cluster::ExitStatus>() {
+        return code.0;
+    }
     match e.downcast_ref::<EngineError>() {
         Some(EngineError::Cancelled) => 130,
         Some(err) if err.is_refusal() => 2,
@@ -66,9 +69,28 @@ enum Command {
     Demo(DemoArgs),
     /// Write a deterministic Zipf-distributed text corpus.
     GenCorpus(GenCorpusArgs),
+    /// Run the cluster coordinator.
+    Coordinator(crate::cluster::CoordinatorArgs),
+    /// Run a worker that takes attempts from a coordinator.
+    Worker(crate::cluster::WorkerArgs),
+    /// Submit a job to a cluster.
+    Submit(crate::cluster::SubmitArgs),
+    /// List a cluster's jobs.
+    Jobs(crate::cluster::ListArgs),
+    /// Show one job: state, phase, tasks, counters, timings.
+    Status(crate::cluster::JobRefArgs),
+    /// Kill a running job.
+    Kill(crate::cluster::JobRefArgs),
+    /// List a cluster's workers.
+    Workers(crate::cluster::ListArgs),
+    /// Show the logs of a job's attempts.
+    Logs(crate::cluster::LogsArgs),
+    /// Run one attempt (what a worker starts; reads the attempt on stdin).
+    #[command(hide = true)]
+    Task,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     s.trim().parse::<ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("not a size like 64MiB: {e}"))
 }
 
@@ -85,8 +107,9 @@ fn parse_reducers(s: &str) -> Result<(String, u32), String> {
     Ok((k, n))
 }
 
+/// What a job is: shared by `run` and `submit`.
 #[derive(Args)]
-struct RunArgs {
+pub(crate) struct JobArgs {
     /// The app to run (see `quern apps`).
     #[arg(long)]
     app: String,
@@ -111,15 +134,35 @@ struct RunArgs {
     /// Memory for each map task's sort buffer.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     sort_buffer: u64,
-    /// Tasks run at once. Default: the number of cores.
-    #[arg(long)]
-    parallelism: Option<usize>,
     /// Attempts per task before the job fails.
     #[arg(long, default_value_t = quern_core::DEFAULT_MAX_ATTEMPTS)]
     max_attempts: u32,
     /// Skip (and count) records whose map call panics.
     #[arg(long)]
     skip_bad_records: bool,
+}
+
+impl JobArgs {
+    pub(crate) fn into_spec(self) -> JobSpec {
+        let mut spec = JobSpec::new(self.app, self.input, self.output);
+        spec.params = self.params.into_iter().collect::<BTreeMap<_, _>>();
+        spec.reducers = self.reducers;
+        spec.output_reducers = self.output_reducers.into_iter().collect();
+        spec.split_size = self.split_size;
+        spec.sort_buffer = self.sort_buffer;
+        spec.max_attempts = self.max_attempts;
+        spec.skip_bad_records = self.skip_bad_records;
+        spec
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Tasks run at once. Default: the number of cores.
+    #[arg(long)]
+    parallelism: Option<usize>,
     /// Maximum sorted runs merged at once.
     #[arg(long, default_value_t = quern_engine::DEFAULT_MERGE_FACTOR)]
     merge_factor: usize,
@@ -161,6 +204,33 @@ struct GenCorpusArgs {
 
 fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
     match cli.command {
+        Command::Task => {
+            // The attempt process: its stdout is the protocol; logs and
+            // panic messages go to stderr, which the worker keeps as the
+            // attempt's log.
+            init_logging(false);
+            let code = quern_worker::attempt_process_main(|spec| {
+                apps.build(&spec.app, &spec.params).map_err(|e| e.to_string())
+            });
+            if code == ExitCode::SUCCESS { Ok(()) } else { anyhow::bail!("the attempt request was unusable") }
+        }
+        Command::Coordinator(args) => {
+            init_logging(false);
+            crate::cluster::coordinator(args)
+        }
+        Command::Worker(args) => {
+            init_logging(false);
+            crate::cluster::worker(args, &apps)
+        }
+        Command::Submit(args) => {
+            init_logging(true);
+            crate::cluster::submit(args, &apps)
+        }
+        Command::Jobs(args) => crate::cluster::jobs(args),
+        Command::Status(args) => crate::cluster::status(args),
+        Command::Kill(args) => crate::cluster::kill(args),
+        Command::Workers(args) => crate::cluster::workers(args),
+        Command::Logs(args) => crate::cluster::logs(args),
         Command::Apps => {
             init_logging(false);
             print_apps(&apps);
@@ -201,14 +271,7 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
 }
 
 fn job_from_args(args: RunArgs) -> (JobSpec, RunOptions, Option<PathBuf>) {
-    let mut spec = JobSpec::new(args.app, args.input, args.output);
-    spec.params = args.params.into_iter().collect::<BTreeMap<_, _>>();
-    spec.reducers = args.reducers;
-    spec.output_reducers = args.output_reducers.into_iter().collect();
-    spec.split_size = args.split_size;
-    spec.sort_buffer = args.sort_buffer;
-    spec.max_attempts = args.max_attempts;
-    spec.skip_bad_records = args.skip_bad_records;
+    let spec = args.job.into_spec();
     let mut opts = RunOptions { work_dir: args.work_dir, merge_factor: args.merge_factor, ..RunOptions::default() };
     if let Some(p) = args.parallelism {
         opts.parallelism = p.max(1);
@@ -255,7 +318,7 @@ fn quiet_task_panics() {
     }));
 }
 
-fn init_logging(quiet: bool) {
+pub(crate) fn init_logging(quiet: bool) {
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

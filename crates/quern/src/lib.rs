@@ -29,6 +29,7 @@
 //! ```
 
 pub mod cli;
+mod cluster;
 mod demo;
 mod progress;
 

@@ -1,0 +1,191 @@
+//! One attempt on this worker: fetch a reduce's inputs, start the child
+//! process (`<exe> task`), feed it the request, follow its progress, and turn
+//! whatever happens (an outcome, a crash, a kill) into a report.
+//!
+//! The child is the same binary as the worker, so it has the same apps; a
+//! panic, abort or `exit` in user code ends the child, not the worker.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use quern_core::{AttemptId, JobPlan, JobSpec};
+use quern_engine::attempt::{AttemptOutcome, AttemptRequest};
+use quern_engine::merge::RunSegment;
+use quern_engine::run::Segment;
+use quern_proto as pb;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+/// Live progress of this worker's attempts, for heartbeats.
+pub(crate) type ProgressMap = Arc<Mutex<HashMap<(u64, AttemptId), (f64, u64)>>>;
+
+/// What the worker reports when an attempt ends.
+#[derive(Debug)]
+pub(crate) enum Report {
+    Outcome(AttemptOutcome),
+    FetchFailed { map: u32, message: String },
+    Cancelled,
+}
+
+/// Everything an attempt needs from its worker.
+pub(crate) struct AttemptContext {
+    pub(crate) worker_id: String,
+    pub(crate) work_dir: PathBuf,
+    pub(crate) task_command: Vec<std::ffi::OsString>,
+    pub(crate) token: quern_proto::TokenAttach,
+    pub(crate) progress: ProgressMap,
+    pub(crate) channels: crate::Channels,
+}
+
+/// The last `max` bytes of a file.
+async fn tail(path: &std::path::Path, max: usize) -> Vec<u8> {
+    let bytes = tokio::fs::read(path).await.unwrap_or_default();
+    bytes[bytes.len().saturating_sub(max)..].to_vec()
+}
+
+/// Runs one attempt to its end; returns the report and the attempt's stderr.
+pub(crate) async fn run(
+    ctx: Arc<AttemptContext>,
+    job: u64,
+    attempt: AttemptId,
+    assignment: pb::TaskAssignment,
+    mut cancel: watch::Receiver<bool>,
+) -> (Report, Vec<u8>) {
+    let dir = ctx.work_dir.join("jobs").join(job.to_string()).join(format!("{}_{}", attempt.task, attempt.attempt));
+    let bad = |message: String| (Report::Outcome(AttemptOutcome::Failed { message, retryable: false }), Vec::new());
+    let spec: JobSpec = match serde_json::from_str(&assignment.spec_json) {
+        Ok(s) => s,
+        Err(e) => return bad(format!("the coordinator sent a bad spec: {e}")),
+    };
+    let plan: JobPlan = match serde_json::from_str(&assignment.plan_json) {
+        Ok(p) => p,
+        Err(e) => return bad(format!("the coordinator sent a bad plan: {e}")),
+    };
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+        let failed = AttemptOutcome::Failed { message: format!("creating {}: {e}", dir.display()), retryable: true };
+        return (Report::Outcome(failed), Vec::new());
+    }
+
+    // A reduce's inputs: local map outputs are read in place; others are
+    // fetched from the worker that has them.
+    let mut runs = Vec::with_capacity(assignment.inputs.len());
+    for input in &assignment.inputs {
+        let Some(seg) = input.segment else {
+            return bad("an input without a segment".into());
+        };
+        let segment = Segment { offset: seg.offset, len: seg.len, records: seg.records, raw_len: seg.raw_len };
+        if input.worker_id == ctx.worker_id {
+            runs.push(RunSegment { path: PathBuf::from(&input.path), segment });
+            continue;
+        }
+        let dest = dir.join(format!("input-m-{:05}.run", input.map_index));
+        let channel = match ctx.channels.get(&input.shuffle_address) {
+            Ok(c) => c,
+            Err(message) => return (Report::FetchFailed { map: input.map_index, message }, Vec::new()),
+        };
+        let fetched = tokio::select! {
+            r = crate::shuffle::fetch(channel, &ctx.token, &input.path, seg, &dest) => r,
+            _ = cancel.changed() => return (Report::Cancelled, Vec::new()),
+        };
+        if let Err(message) = fetched {
+            let message = format!("from {} ({}): {message}", input.worker_id, input.shuffle_address);
+            return (Report::FetchFailed { map: input.map_index, message }, Vec::new());
+        }
+        runs.push(RunSegment { path: dest, segment: Segment { offset: 0, ..segment } });
+    }
+
+    let request = AttemptRequest {
+        spec,
+        plan,
+        attempt,
+        work_dir: dir.clone(),
+        runs,
+        merge_factor: quern_engine::DEFAULT_MERGE_FACTOR,
+    };
+    let request = match serde_json::to_vec(&request) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("encoding the attempt: {e}")),
+    };
+    let stderr_path = dir.join("stderr.log");
+    let stderr = match std::fs::File::create(&stderr_path) {
+        Ok(f) => f,
+        Err(e) => {
+            let failed = AttemptOutcome::Failed { message: format!("{}: {e}", stderr_path.display()), retryable: true };
+            return (Report::Outcome(failed), Vec::new());
+        }
+    };
+    let Some((program, args)) = ctx.task_command.split_first() else {
+        return bad("no task command".into());
+    };
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            let failed =
+                AttemptOutcome::Failed { message: format!("starting the attempt process: {e}"), retryable: true };
+            return (Report::Outcome(failed), Vec::new());
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A child that dies before reading is reported below, from its exit.
+        let _ = stdin.write_all(&request).await;
+        let _ = stdin.shutdown().await;
+    }
+    let mut outcome: Option<AttemptOutcome> = None;
+    if let Some(stdout) = child.stdout.take() {
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            tokio::select! {
+                line = lines.next_line() => match line {
+                    Ok(Some(line)) => {
+                        if let Some(update) = crate::protocol::parse_line(&line) {
+                            match update {
+                                crate::protocol::Line::Progress { fraction, records } => {
+                                    if let Ok(mut p) = ctx.progress.lock() {
+                                        p.insert((job, attempt), (fraction, records));
+                                    }
+                                }
+                                crate::protocol::Line::Outcome(o) => outcome = Some(o),
+                            }
+                        }
+                    }
+                    _ => break,
+                },
+                _ = cancel.changed() => {
+                    let _ = child.kill().await;
+                    let log = tail(&stderr_path, 64 << 10).await;
+                    return (Report::Cancelled, log);
+                }
+            }
+        }
+    }
+    let status = tokio::select! {
+        s = child.wait() => s,
+        _ = cancel.changed() => {
+            let _ = child.kill().await;
+            return (Report::Cancelled, tail(&stderr_path, 64 << 10).await);
+        }
+    };
+    let log = tail(&stderr_path, 64 << 10).await;
+    let outcome = match (outcome, status) {
+        (Some(o), Ok(s)) if s.success() => o,
+        (_, status) => {
+            let how = match status {
+                Ok(s) => format!("the attempt process ended with {s}"),
+                Err(e) => format!("waiting for the attempt process: {e}"),
+            };
+            let last = String::from_utf8_lossy(&log[log.len().saturating_sub(400)..]).trim().to_owned();
+            let message = if last.is_empty() { how } else { format!("{how}: {last}") };
+            AttemptOutcome::Failed { message, retryable: true }
+        }
+    };
+    (Report::Outcome(outcome), log)
+}

@@ -1,0 +1,471 @@
+//! The worker: registers with the coordinator, heartbeats, pulls attempts
+//! when it has free slots, runs each in a child process, reports how it
+//! ended, and serves its map outputs to reduce attempts on other workers.
+//!
+//! # Overview
+//! - [`run`]: the worker, until a shutdown future resolves (then it stops
+//!   pulling, lets running attempts finish for [`WorkerConfig::drain_timeout`],
+//!   cancels the rest and reports them) or the coordinator has been
+//!   unreachable for [`WorkerConfig::coordinator_timeout`].
+//! - [`attempt_process_main`]: the child side: what `quern task` runs.
+//!
+//! # Invariants
+//! - User code never runs in the worker process: a crash ends one attempt.
+//! - Map outputs stay on this worker until the coordinator says their job
+//!   ended; the shuffle service serves files under the work directory only.
+
+mod attempt;
+pub mod protocol;
+mod shuffle;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quern_core::{App, AttemptId, JobSpec, TaskId, TaskKind};
+use quern_engine::attempt::{AttemptOutcome, AttemptProgress, AttemptRequest, run_attempt};
+use quern_proto as pb;
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{Channel, Endpoint};
+
+use attempt::{AttemptContext, ProgressMap, Report};
+
+/// How to run a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The coordinator, as `http://host:port`.
+    pub coordinator: String,
+    /// The cluster token.
+    pub token: String,
+    /// Attempts run at once.
+    pub slots: u32,
+    /// Scratch space: map outputs, fetched segments, attempt logs.
+    pub work_dir: PathBuf,
+    /// Where the shuffle service listens (port 0: any).
+    pub listen: SocketAddr,
+    /// The host name other workers reach this one by (default: the listen
+    /// address, or the machine's host name when listening on all
+    /// interfaces).
+    pub advertise_host: Option<String>,
+    /// This worker's id (default: host, process id and start time).
+    pub worker_id: Option<String>,
+    /// The apps this worker can run.
+    pub apps: Vec<String>,
+    /// The build version, reported at registration.
+    pub version: String,
+    /// Give up (and exit) when the coordinator has been unreachable this long.
+    pub coordinator_timeout: Duration,
+    /// On shutdown, how long running attempts may take to finish.
+    pub drain_timeout: Duration,
+    /// How to start an attempt process (program and arguments); it gets an
+    /// `AttemptRequest` on stdin and must follow [`protocol`].
+    pub task_command: Vec<OsString>,
+}
+
+/// Why a worker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Setting up failed.
+    #[error("{context}: {source}")]
+    Setup {
+        /// What.
+        context: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The coordinator address is unusable.
+    #[error("coordinator address {0}: {1}")]
+    Address(String, String),
+    /// The coordinator refused this worker.
+    #[error("the coordinator refused this worker: {0}")]
+    Refused(String),
+    /// The coordinator was unreachable for longer than the timeout.
+    #[error("the coordinator has been unreachable for {0:?}; exiting")]
+    CoordinatorGone(Duration),
+}
+
+/// Client channels to other workers' shuffle services, one per address.
+#[derive(Clone, Default)]
+pub(crate) struct Channels {
+    map: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Channels {
+    pub(crate) fn get(&self, address: &str) -> Result<Channel, String> {
+        let mut map = self.map.lock().map_err(|_| "channel cache poisoned".to_owned())?;
+        if let Some(c) = map.get(address) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(address.to_owned())
+            .map_err(|e| format!("bad shuffle address {address}: {e}"))?
+            .connect_timeout(Duration::from_secs(3))
+            .connect_lazy();
+        map.insert(address.to_owned(), channel.clone());
+        Ok(channel)
+    }
+}
+
+type CoordinatorClient = pb::coordinator_client::CoordinatorClient<
+    tonic::service::interceptor::InterceptedService<Channel, pb::TokenAttach>,
+>;
+
+fn attempt_from(r: &pb::AttemptRef) -> Option<(u64, AttemptId)> {
+    let kind = match pb::TaskKind::try_from(r.kind).ok()? {
+        pb::TaskKind::Map => TaskKind::Map,
+        pb::TaskKind::Reduce => TaskKind::Reduce,
+        pb::TaskKind::Unspecified => return None,
+    };
+    Some((r.job_id, AttemptId { task: TaskId { kind, index: r.index }, attempt: r.attempt }))
+}
+
+fn attempt_to(job: u64, a: AttemptId) -> pb::AttemptRef {
+    let kind = match a.task.kind {
+        TaskKind::Map => pb::TaskKind::Map,
+        TaskKind::Reduce => pb::TaskKind::Reduce,
+    };
+    pb::AttemptRef { job_id: job, kind: kind as i32, index: a.task.index, attempt: a.attempt }
+}
+
+struct Running {
+    cancel: watch::Sender<bool>,
+}
+
+/// Runs a worker until `shutdown` resolves (a clean drain) or the
+/// coordinator is gone for longer than the timeout (an error).
+pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let setup = |context: &str| {
+        let context = context.to_owned();
+        move |source| Error::Setup { context, source }
+    };
+    std::fs::create_dir_all(&config.work_dir).map_err(setup("creating the work directory"))?;
+    let root = std::fs::canonicalize(&config.work_dir).map_err(setup("resolving the work directory"))?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(setup("binding the shuffle port"))?;
+    let local = listener.local_addr().map_err(setup("reading the shuffle address"))?;
+    let host = config.advertise_host.clone().unwrap_or_else(|| {
+        if local.ip().is_unspecified() {
+            gethostname::gethostname().to_string_lossy().into_owned()
+        } else {
+            local.ip().to_string()
+        }
+    });
+    let shuffle_address = format!("http://{host}:{}", local.port());
+    let worker_id = config.worker_id.clone().unwrap_or_else(|| {
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        format!("{host}-{}-{started}", std::process::id())
+    });
+
+    let shuffle = pb::shuffle_server::ShuffleServer::with_interceptor(
+        shuffle::ShuffleService { root: root.clone() },
+        pb::TokenCheck::new(&config.token),
+    );
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(shuffle)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+
+    let token = pb::TokenAttach::new(&config.token).map_err(|s| Error::Refused(s.message().to_owned()))?;
+    let channel = Endpoint::from_shared(config.coordinator.clone())
+        .map_err(|e| Error::Address(config.coordinator.clone(), e.to_string()))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(30))
+        .connect_lazy();
+    let mut client = pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token.clone());
+    let registration = pb::RegisterWorkerRequest {
+        worker_id: worker_id.clone(),
+        host: host.clone(),
+        shuffle_address: shuffle_address.clone(),
+        slots: config.slots,
+        apps: config.apps.clone(),
+        version: config.version.clone(),
+    };
+    let mut last_contact = Instant::now();
+    let interval = register(&mut client, &registration, &mut last_contact, config.coordinator_timeout).await?;
+    tracing::info!(worker = %worker_id, shuffle = %shuffle_address, slots = config.slots, "worker registered");
+
+    let ctx = Arc::new(AttemptContext {
+        worker_id: worker_id.clone(),
+        work_dir: root.clone(),
+        task_command: config.task_command.clone(),
+        token: token.clone(),
+        progress: ProgressMap::default(),
+        channels: Channels::default(),
+    });
+    let mut running: HashMap<(u64, AttemptId), Running> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::channel::<((u64, AttemptId), Report, Vec<u8>)>(64);
+    let mut heartbeat = tokio::time::interval(interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut drain_deadline: Option<Instant> = None;
+    let mut forgotten: Vec<u64> = Vec::new();
+
+    let result = loop {
+        if let Some(deadline) = drain_deadline {
+            if running.is_empty() {
+                break Ok(());
+            }
+            if Instant::now() > deadline {
+                for r in running.values() {
+                    let _ = r.cancel.send(true);
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut shutdown, if drain_deadline.is_none() => {
+                tracing::info!(running = running.len(), "shutting down: finishing running attempts");
+                drain_deadline = Some(Instant::now() + config.drain_timeout);
+            }
+            _ = heartbeat.tick() => {
+                let snapshot: Vec<pb::AttemptProgress> = {
+                    let progress = ctx.progress.lock().map(|p| p.clone()).unwrap_or_default();
+                    running.keys().map(|&(job, a)| {
+                        let (fraction, records) = progress.get(&(job, a)).copied().unwrap_or((0.0, 0));
+                        pb::AttemptProgress { attempt: Some(attempt_to(job, a)), fraction, records }
+                    }).collect()
+                };
+                let request = pb::HeartbeatRequest { worker_id: worker_id.clone(), running: snapshot };
+                match client.heartbeat(request).await {
+                    Ok(resp) => {
+                        last_contact = Instant::now();
+                        let resp = resp.into_inner();
+                        if resp.reregister {
+                            tracing::warn!("the coordinator does not know this worker: registering again");
+                            for r in running.values() {
+                                let _ = r.cancel.send(true);
+                            }
+                            register(&mut client, &registration, &mut last_contact, config.coordinator_timeout).await?;
+                        }
+                        for c in &resp.cancel {
+                            if let Some((key, r)) = attempt_from(c).and_then(|k| running.get(&k).map(|r| (k, r))) {
+                                tracing::info!(job = key.0, attempt = %key.1, "cancelling at the coordinator's request");
+                                let _ = r.cancel.send(true);
+                            }
+                        }
+                        forgotten.extend(resp.forget_jobs);
+                        forgotten.retain(|job| {
+                            if running.keys().any(|(j, _)| j == job) {
+                                return true;
+                            }
+                            let _ = std::fs::remove_dir_all(root.join("jobs").join(job.to_string()));
+                            false
+                        });
+                    }
+                    Err(status) => {
+                        if last_contact.elapsed() > config.coordinator_timeout {
+                            break Err(Error::CoordinatorGone(config.coordinator_timeout));
+                        }
+                        tracing::warn!("heartbeat failed: {}", status.message());
+                    }
+                }
+            }
+            _ = poll.tick(), if drain_deadline.is_none() && (running.len() as u32) < config.slots => {
+                let free = config.slots - running.len() as u32;
+                match client.poll_task(pb::PollTaskRequest { worker_id: worker_id.clone(), free_slots: free }).await {
+                    Ok(resp) => {
+                        last_contact = Instant::now();
+                        let resp = resp.into_inner();
+                        if resp.reregister {
+                            register(&mut client, &registration, &mut last_contact, config.coordinator_timeout).await?;
+                        }
+                        for task in resp.tasks {
+                            let Some(key) = task.attempt.as_ref().and_then(attempt_from) else {
+                                tracing::error!("the coordinator sent a task without a valid attempt; ignoring it");
+                                continue;
+                            };
+                            tracing::info!(job = key.0, attempt = %key.1, "attempt started");
+                            let (cancel_tx, cancel_rx) = watch::channel(false);
+                            running.insert(key, Running { cancel: cancel_tx });
+                            let ctx = ctx.clone();
+                            let done = done_tx.clone();
+                            tokio::spawn(async move {
+                                let (report, log) = attempt::run(ctx, key.0, key.1, task, cancel_rx).await;
+                                let _ = done.send((key, report, log)).await;
+                            });
+                        }
+                    }
+                    Err(status) => {
+                        if last_contact.elapsed() > config.coordinator_timeout {
+                            break Err(Error::CoordinatorGone(config.coordinator_timeout));
+                        }
+                        tracing::debug!("poll failed: {}", status.message());
+                    }
+                }
+            }
+            Some((key, report, log)) = done_rx.recv() => {
+                running.remove(&key);
+                if let Ok(mut p) = ctx.progress.lock() {
+                    p.remove(&key);
+                }
+                let keep_output = matches!(&report, Report::Outcome(AttemptOutcome::Succeeded { map_output: Some(_), .. }));
+                let committed = send_report(&mut client, &worker_id, key, report, log, &mut last_contact, config.coordinator_timeout).await?;
+                if !(committed && keep_output) {
+                    let dir = root.join("jobs").join(key.0.to_string()).join(format!("{}_{}", key.1.task, key.1.attempt));
+                    let _ = tokio::fs::remove_dir_all(dir).await;
+                }
+            }
+        }
+    };
+    for r in running.values() {
+        let _ = r.cancel.send(true);
+    }
+    server.abort();
+    result
+}
+
+async fn register(
+    client: &mut CoordinatorClient,
+    registration: &pb::RegisterWorkerRequest,
+    last_contact: &mut Instant,
+    timeout: Duration,
+) -> Result<Duration, Error> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match client.register_worker(registration.clone()).await {
+            Ok(resp) => {
+                *last_contact = Instant::now();
+                let ms = resp.into_inner().heartbeat_interval_ms.max(100);
+                return Ok(Duration::from_millis(u64::from(ms)));
+            }
+            Err(s) if matches!(s.code(), tonic::Code::Unauthenticated | tonic::Code::InvalidArgument) => {
+                return Err(Error::Refused(s.message().to_owned()));
+            }
+            Err(s) => {
+                if last_contact.elapsed() > timeout {
+                    return Err(Error::CoordinatorGone(timeout));
+                }
+                tracing::warn!("cannot reach the coordinator ({}); retrying in {backoff:?}", s.message());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Reports an attempt's end, retrying while the coordinator is away.
+/// Returns whether the coordinator committed it.
+async fn send_report(
+    client: &mut CoordinatorClient,
+    worker_id: &str,
+    key: (u64, AttemptId),
+    report: Report,
+    log: Vec<u8>,
+    last_contact: &mut Instant,
+    timeout: Duration,
+) -> Result<bool, Error> {
+    use pb::report_attempt_request::Outcome as O;
+    let outcome = match report {
+        Report::Outcome(AttemptOutcome::Succeeded { counters, map_output }) => O::Succeeded(pb::AttemptSucceeded {
+            counters_json: serde_json::to_string(&counters).unwrap_or_default(),
+            map_output_json: map_output.and_then(|m| serde_json::to_string(&m).ok()).unwrap_or_default(),
+        }),
+        Report::Outcome(AttemptOutcome::Failed { message, retryable }) => {
+            O::Failed(pb::AttemptFailed { message, retryable })
+        }
+        Report::FetchFailed { map, message } => O::FetchFailed(pb::FetchFailed { map_index: map, message }),
+        Report::Cancelled => O::Cancelled(true),
+    };
+    let how = match &outcome {
+        O::Succeeded(_) => "succeeded",
+        O::Failed(_) => "failed",
+        O::FetchFailed(_) => "fetch failed",
+        O::Cancelled(_) => "cancelled",
+    };
+    tracing::info!(job = key.0, attempt = %key.1, "attempt {how}");
+    let request = pb::ReportAttemptRequest {
+        worker_id: worker_id.to_owned(),
+        attempt: Some(attempt_to(key.0, key.1)),
+        outcome: Some(outcome),
+        log,
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match client.report_attempt(request.clone()).await {
+            Ok(resp) => {
+                *last_contact = Instant::now();
+                return Ok(resp.into_inner().committed);
+            }
+            Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                tracing::error!("the coordinator rejected a report: {}", s.message());
+                return Ok(false);
+            }
+            Err(s) => {
+                if last_contact.elapsed() > timeout {
+                    return Err(Error::CoordinatorGone(timeout));
+                }
+                tracing::warn!("reporting failed ({}); retrying", s.message());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// The attempt process: reads an [`AttemptRequest`] on stdin, builds the
+/// app with `build`, runs the attempt, writes progress lines while it runs
+/// and the outcome line last (see [`protocol`]). Returns the exit code.
+pub fn attempt_process_main(build: impl Fn(&JobSpec) -> Result<Arc<dyn App>, String>) -> std::process::ExitCode {
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("quern task: reading the request: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let request: AttemptRequest = match serde_json::from_slice(&input) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("quern task: the request is not an attempt: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let outcome = match build(&request.spec) {
+        Err(message) => AttemptOutcome::Failed { message, retryable: false },
+        Ok(app) => {
+            let progress = Arc::new(AttemptProgress::default());
+            let stop = Arc::new(AtomicBool::new(false));
+            let total = match request.attempt.task.kind {
+                TaskKind::Map => {
+                    request.plan.splits.get(request.attempt.task.index as usize).map_or(1, |s| s.len().max(1))
+                }
+                TaskKind::Reduce => request.runs.iter().map(|r| r.segment.records).sum::<u64>().max(1),
+            };
+            let reporter = {
+                let progress = progress.clone();
+                let stop = stop.clone();
+                let kind = request.attempt.task.kind;
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let records = progress.records.load(Ordering::Relaxed);
+                        let done = match kind {
+                            TaskKind::Map => progress.bytes_read.load(Ordering::Relaxed),
+                            TaskKind::Reduce => records,
+                        };
+                        let line = protocol::progress_line((done as f64 / total as f64).min(1.0), records);
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "{line}");
+                        let _ = out.flush();
+                        drop(out);
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                })
+            };
+            let cancel = AtomicBool::new(false);
+            let outcome = run_attempt(&request, &*app, &progress, &cancel);
+            stop.store(true, Ordering::Relaxed);
+            let _ = reporter.join();
+            outcome
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", protocol::outcome_line(&outcome));
+    let _ = out.flush();
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,536 @@
+//! The cluster commands: `coordinator`, `worker`, `submit`, `jobs`,
+//! `status`, `kill`, `workers`, `logs`. Each builds its own tokio runtime;
+//! `--coordinator` and `--token` also come from `QUERN_COORDINATOR` and
+//! `QUERN_TOKEN`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use quern_core::{AppRegistry, JobPlan};
+use quern_proto as pb;
+use serde_json::json;
+
+use crate::cli::JobArgs;
+
+/// An exit status chosen by a cluster command (for example 2 when the
+/// coordinator refused a submission).
+#[derive(Debug)]
+pub(crate) struct ExitStatus(pub(crate) u8);
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitStatus {}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("not a duration like 10s or 500ms: {e}"))
+}
+
+#[derive(Args)]
+pub(crate) struct ConnectArgs {
+    /// The coordinator, as http://host:port.
+    #[arg(long, env = "QUERN_COORDINATOR", default_value = "http://127.0.0.1:7070")]
+    coordinator: String,
+    /// The cluster token.
+    #[arg(long, env = "QUERN_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Args)]
+pub(crate) struct CoordinatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Directory for the coordinator's own files (the default state database).
+    #[arg(long, default_value = ".")]
+    data_dir: PathBuf,
+    /// State database URL. Default: sqlite://DATA_DIR/quern.db.
+    #[arg(long)]
+    state: Option<String>,
+    /// The cluster token workers and clients must present.
+    #[arg(long, env = "QUERN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// A worker without a heartbeat this long is lost.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    worker_timeout: Duration,
+    /// An attempt without progress this long has hung and is retried.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    task_timeout: Duration,
+    /// How often workers heartbeat.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    heartbeat: Duration,
+    /// Do not launch backup attempts for stragglers.
+    #[arg(long)]
+    no_speculation: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Attempts run at once.
+    #[arg(long, default_value_t = 2)]
+    slots: u32,
+    /// Scratch directory: map outputs, fetched segments, attempt logs.
+    #[arg(long)]
+    work_dir: PathBuf,
+    /// Address of this worker's shuffle service (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Host name other workers reach this one by.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// This worker's id (default: host, process id, start time).
+    #[arg(long)]
+    id: Option<String>,
+    /// Exit when the coordinator has been unreachable this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    coordinator_timeout: Duration,
+    /// On SIGTERM, how long running attempts may take to finish.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+}
+
+#[derive(Args)]
+pub(crate) struct SubmitArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    job: JobArgs,
+    /// Higher-priority jobs get free slots first.
+    #[arg(long, default_value_t = 0)]
+    priority: i32,
+    /// Follow the job until it ends; exit 0 only if it succeeded.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct JobRefArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The job id.
+    job: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct LogsArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The job id.
+    job: u64,
+    /// Only this task's attempts (m-00003, r-1, …).
+    #[arg(long)]
+    task: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+type Client = pb::coordinator_client::CoordinatorClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, pb::TokenAttach>,
+>;
+
+async fn connect(args: &ConnectArgs) -> anyhow::Result<Client> {
+    let token = pb::TokenAttach::new(&args.token).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let channel = tonic::transport::Endpoint::from_shared(args.coordinator.clone())
+        .with_context(|| format!("coordinator address {}", args.coordinator))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to the coordinator at {}", args.coordinator))?;
+    Ok(pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token))
+}
+
+/// A refused call exits 2 (the request was wrong); others exit 1.
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    let code = match s.code() {
+        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::NotFound => 2,
+        _ => 1,
+    };
+    anyhow::Error::new(ExitStatus(code)).context(s.message().to_owned())
+}
+
+pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
+    let state = args.state.unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("quern.db").display()));
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let config = quern_coordinator::CoordinatorConfig {
+        state_url: state.clone(),
+        token: args.token,
+        policy: quern_coordinator::Policy {
+            worker_timeout_ms: args.worker_timeout.as_millis() as i64,
+            task_timeout_ms: args.task_timeout.as_millis() as i64,
+            speculation: !args.no_speculation,
+        },
+        heartbeat_interval: args.heartbeat,
+    };
+    runtime()?.block_on(async move {
+        let coordinator =
+            quern_coordinator::Coordinator::open(config).await.with_context(|| format!("opening {state}"))?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        tracing::info!(listen = %args.listen, state = %state, "coordinator ready");
+        coordinator.serve(listener, shutdown_signal()).await?;
+        tracing::info!("coordinator stopped");
+        Ok(())
+    })
+}
+
+pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding this program, to start attempts with")?;
+    let config = quern_worker::WorkerConfig {
+        coordinator: args.connect.coordinator,
+        token: args.connect.token,
+        slots: args.slots.max(1),
+        work_dir: args.work_dir,
+        listen: args.listen,
+        advertise_host: args.advertise,
+        worker_id: args.id,
+        apps: apps.apps().map(|a| a.name.clone()).collect(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        coordinator_timeout: args.coordinator_timeout,
+        drain_timeout: args.drain_timeout,
+        task_command: vec![exe.into_os_string(), "task".into()],
+    };
+    runtime()?.block_on(async move {
+        quern_worker::run(config, shutdown_signal()).await?;
+        tracing::info!("worker stopped");
+        Ok(())
+    })
+}
+
+fn absolute(p: &str) -> anyhow::Result<String> {
+    Ok(std::path::absolute(Path::new(p)).with_context(|| format!("resolving {p}"))?.display().to_string())
+}
+
+pub(crate) fn submit(args: SubmitArgs, apps: &AppRegistry) -> anyhow::Result<()> {
+    let mut spec = args.job.into_spec();
+    // Workers and the coordinator resolve paths from their own directories:
+    // send absolute ones.
+    spec.output = absolute(&spec.output)?;
+    for input in &mut spec.inputs {
+        *input = absolute(input)?;
+    }
+    let app = apps.build(&spec.app, &spec.params)?;
+    spec.validate()?;
+    if Path::new(&spec.output).exists() {
+        return Err(
+            quern_engine::Error::from(quern_storage::StorageError::OutputExists { path: spec.output.clone() }).into()
+        );
+    }
+    let files = quern_storage::resolve_inputs(&spec.inputs).map_err(quern_engine::Error::from)?;
+    let splits = quern_storage::plan_splits(&files, spec.split_size, app.input_format().splittable());
+    let plan = JobPlan::new(&spec, &*app, splits)?;
+    let request = pb::SubmitJobRequest {
+        spec_json: serde_json::to_string(&spec)?,
+        plan_json: serde_json::to_string(&plan)?,
+        priority: args.priority,
+    };
+    runtime()?.block_on(async move {
+        let mut client = connect(&args.connect).await?;
+        let id = client.submit_job(request).await.map_err(status_error)?.into_inner().job_id;
+        println!("{id}");
+        if !args.wait {
+            return Ok(());
+        }
+        follow(&mut client, id).await
+    })
+}
+
+/// Follows a job until it ends: a bar on a terminal, log lines otherwise.
+async fn follow(client: &mut Client, id: u64) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(1);
+        let style = indicatif::ProgressStyle::with_template("{prefix:>6} [{bar:30}] {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar
+    });
+    let mut last_line = String::new();
+    loop {
+        let job = client.get_job(pb::GetJobRequest { job_id: id }).await.map_err(status_error)?.into_inner();
+        let maps = job.maps.unwrap_or_default();
+        let reduces = job.reduces.unwrap_or_default();
+        let (prefix, counts) = if job.phase == "reduce" { ("reduce", reduces) } else { ("map", maps) };
+        let line = format!("{}/{} tasks, {} running", counts.succeeded, counts.total, counts.running);
+        match &bar {
+            Some(bar) => {
+                bar.set_message(line.clone());
+                bar.set_length(u64::from(counts.total.max(1)));
+                bar.set_position(u64::from(counts.succeeded));
+                bar.set_prefix(prefix);
+            }
+            None if line != last_line => tracing::info!("job {id}: {prefix} {line}"),
+            None => {}
+        }
+        last_line = line;
+        if matches!(job.state.as_str(), "succeeded" | "failed" | "killed") {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            print_status(&job);
+            if job.state == "succeeded" {
+                return Ok(());
+            }
+            return Err(anyhow::Error::new(ExitStatus(1)).context(format!("job {id} {}: {}", job.state, job.error)));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn when(ms: i64) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string()
+}
+
+fn elapsed(job: &pb::JobStatus) -> String {
+    if job.started_at_ms == 0 {
+        return "-".into();
+    }
+    let end = if job.finished_at_ms > 0 { job.finished_at_ms } else { crate::cluster::now_ms() };
+    format!("{:.1}s", (end - job.started_at_ms).max(0) as f64 / 1000.0)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn counts_json(c: Option<pb::PhaseCounts>) -> serde_json::Value {
+    let c = c.unwrap_or_default();
+    json!({ "total": c.total, "pending": c.pending, "running": c.running, "succeeded": c.succeeded, "failed": c.failed })
+}
+
+fn job_json(job: &pb::JobStatus) -> serde_json::Value {
+    json!({
+        "id": job.job_id,
+        "app": job.app,
+        "output": job.output,
+        "state": job.state,
+        "phase": job.phase,
+        "error": job.error,
+        "priority": job.priority,
+        "maps": counts_json(job.maps),
+        "reduces": counts_json(job.reduces),
+        "counters": serde_json::from_str::<serde_json::Value>(&job.counters_json).unwrap_or_default(),
+        "input_bytes": job.input_bytes,
+        "submitted_at_ms": job.submitted_at_ms,
+        "started_at_ms": job.started_at_ms,
+        "finished_at_ms": job.finished_at_ms,
+    })
+}
+
+fn print_status(job: &pb::JobStatus) {
+    let line = |name: &str, c: Option<pb::PhaseCounts>| {
+        let c = c.unwrap_or_default();
+        println!(
+            "  {name:<8} {}/{} succeeded, {} running, {} pending, {} failed",
+            c.succeeded, c.total, c.running, c.pending, c.failed
+        );
+    };
+    println!("job {}: {} ({}), app {}, priority {}", job.job_id, job.state, job.phase, job.app, job.priority);
+    println!("  output   {}", job.output);
+    if !job.error.is_empty() {
+        println!("  error    {}", job.error);
+    }
+    line("maps", job.maps);
+    line("reduces", job.reduces);
+    println!(
+        "  submitted {}  started {}  finished {}  elapsed {}",
+        when(job.submitted_at_ms),
+        when(job.started_at_ms),
+        when(job.finished_at_ms),
+        elapsed(job)
+    );
+    if let Ok(counters) = serde_json::from_str::<quern_core::Counters>(&job.counters_json) {
+        println!("  counters:");
+        for (name, value) in counters.engine.iter() {
+            println!("    {name:<24} {value:>14}");
+        }
+        for (name, value) in &counters.app {
+            println!("    {name:<24} {value:>14}");
+        }
+    }
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub(crate) fn jobs(args: ListArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let mut client = connect(&args.connect).await?;
+        let jobs = client.list_jobs(pb::ListJobsRequest {}).await.map_err(status_error)?.into_inner().jobs;
+        if args.json {
+            return print_json(&serde_json::Value::Array(jobs.iter().map(job_json).collect()));
+        }
+        println!(
+            "{:>5}  {:<9}  {:<6}  {:<14}  {:>11}  {:>11}  {:>8}  OUTPUT",
+            "ID", "STATE", "PHASE", "APP", "MAPS", "REDUCES", "ELAPSED"
+        );
+        for j in &jobs {
+            let c = |p: Option<pb::PhaseCounts>| {
+                let p = p.unwrap_or_default();
+                format!("{}/{}", p.succeeded, p.total)
+            };
+            println!(
+                "{:>5}  {:<9}  {:<6}  {:<14}  {:>11}  {:>11}  {:>8}  {}",
+                j.job_id,
+                j.state,
+                j.phase,
+                j.app,
+                c(j.maps),
+                c(j.reduces),
+                elapsed(j),
+                j.output
+            );
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn status(args: JobRefArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let mut client = connect(&args.connect).await?;
+        let job = client.get_job(pb::GetJobRequest { job_id: args.job }).await.map_err(status_error)?.into_inner();
+        if args.json {
+            return print_json(&job_json(&job));
+        }
+        print_status(&job);
+        Ok(())
+    })
+}
+
+pub(crate) fn kill(args: JobRefArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let mut client = connect(&args.connect).await?;
+        let killed =
+            client.kill_job(pb::KillJobRequest { job_id: args.job }).await.map_err(status_error)?.into_inner().killed;
+        if args.json {
+            return print_json(&json!({ "id": args.job, "killed": killed }));
+        }
+        if killed {
+            println!("job {} killed", args.job);
+            Ok(())
+        } else {
+            bail!("job {} had already ended", args.job)
+        }
+    })
+}
+
+pub(crate) fn workers(args: ListArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let mut client = connect(&args.connect).await?;
+        let workers = client.list_workers(pb::ListWorkersRequest {}).await.map_err(status_error)?.into_inner().workers;
+        if args.json {
+            let list = workers
+                .iter()
+                .map(|w| {
+                    json!({
+                        "id": w.worker_id, "host": w.host, "shuffle_address": w.shuffle_address,
+                        "slots": w.slots, "running": w.running, "apps": w.apps, "version": w.version,
+                        "state": w.state, "last_heartbeat_ms": w.last_heartbeat_ms,
+                    })
+                })
+                .collect();
+            return print_json(&serde_json::Value::Array(list));
+        }
+        println!("{:<36}  {:<6}  {:>5}  {:>7}  {:<20}  APPS", "ID", "STATE", "SLOTS", "RUNNING", "LAST HEARTBEAT");
+        for w in &workers {
+            println!(
+                "{:<36}  {:<6}  {:>5}  {:>7}  {:<20}  {}",
+                w.worker_id,
+                w.state,
+                w.slots,
+                w.running,
+                when(w.last_heartbeat_ms),
+                w.apps.join(",")
+            );
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let mut client = connect(&args.connect).await?;
+        let request = pb::GetLogsRequest { job_id: args.job, task: args.task.unwrap_or_default() };
+        let attempts = client.get_logs(request).await.map_err(status_error)?.into_inner().attempts;
+        let name = |a: &pb::AttemptLog| {
+            a.attempt.as_ref().map_or_else(String::new, |r| {
+                let k = if r.kind == pb::TaskKind::Reduce as i32 { 'r' } else { 'm' };
+                format!("{k}-{:05}#{}", r.index, r.attempt)
+            })
+        };
+        if args.json {
+            let list = attempts
+                .iter()
+                .map(|a| {
+                    json!({
+                        "attempt": name(a), "worker": a.worker_id, "outcome": a.outcome, "error": a.error,
+                        "log": String::from_utf8_lossy(&a.log), "started_at_ms": a.started_at_ms,
+                        "finished_at_ms": a.finished_at_ms,
+                    })
+                })
+                .collect();
+            return print_json(&serde_json::Value::Array(list));
+        }
+        for a in &attempts {
+            let error = if a.error.is_empty() { String::new() } else { format!(": {}", a.error) };
+            println!("== {} on {}: {}{error}", name(a), a.worker_id, a.outcome);
+            let log = String::from_utf8_lossy(&a.log);
+            if !log.trim().is_empty() {
+                println!("{}", log.trim_end());
+            }
+        }
+        Ok(())
+    })
+}
