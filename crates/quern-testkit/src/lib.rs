@@ -5,8 +5,9 @@
 //!   engine's output is checked against.
 //! - [`Tokens`]: a small app with an optional combiner and an optional second
 //!   output, to exercise the engine's data path from property tests.
-//! - [`Flaky`], [`Poison`], [`Slow`]: apps that fail, panic or dawdle on
-//!   purpose, for retry, skip and cancellation tests.
+//! - [`Flaky`], [`Poison`], [`Slow`], [`Chaos`]: apps that fail, panic,
+//!   dawdle, crash or hang on purpose, for retry, skip, cancellation and
+//!   cluster fault tests.
 //! - [`registry`]: the built-in apps plus the test apps, as the
 //!   `quern-testkit` binary offers them.
 
@@ -130,7 +131,8 @@ impl App for Poison {
     }
 }
 
-/// Identity map that sleeps `ms` milliseconds per record.
+/// Identity map that sleeps `ms` milliseconds per record, and a reduce
+/// that sleeps as long per key, so tasks overlap in time.
 #[derive(Debug)]
 pub struct Slow {
     delay: Duration,
@@ -142,6 +144,72 @@ impl App for Slow {
         ctx.emit(record.data, b"");
         Ok(())
     }
+
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
+        std::thread::sleep(self.delay);
+        while let Some(v) = values.next() {
+            ctx.emit(key, v);
+        }
+        Ok(())
+    }
+}
+
+/// Word count whose attempt processes crash (exit) or hang at random: at
+/// its first map or reduce call, a process exits with probability `crash`
+/// and sleeps forever with probability `hang`. For cluster tests only (in
+/// one process it would take the whole job down).
+#[derive(Debug)]
+pub struct Chaos {
+    crash: f64,
+    hang: f64,
+}
+
+static FATE_DECIDED: std::sync::Once = std::sync::Once::new();
+
+impl Chaos {
+    fn maybe_misbehave(&self) {
+        FATE_DECIDED.call_once(|| {
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+            let seed = u64::from(nanos) ^ (u64::from(std::process::id()) << 32);
+            // One round of splitmix64: enough to spread pid and time.
+            let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            let roll = (z ^ (z >> 31)) as f64 / u64::MAX as f64;
+            if roll < self.crash {
+                eprintln!("chaos: crashing this attempt");
+                std::process::exit(3);
+            }
+            if roll < self.crash + self.hang {
+                eprintln!("chaos: hanging this attempt");
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+        });
+    }
+}
+
+impl App for Chaos {
+    fn map(&self, record: &Record<'_>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
+        self.maybe_misbehave();
+        quern::WordCount.map(record, ctx)
+    }
+
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
+        self.maybe_misbehave();
+        quern::WordCount.reduce(key, values, ctx)
+    }
+}
+
+fn fraction(params: &quern::Params, name: &str) -> Result<f64, SpecError> {
+    params
+        .require(name)?
+        .parse::<f64>()
+        .ok()
+        .filter(|f| (0.0..=1.0).contains(f))
+        .ok_or_else(|| SpecError::BadParam { param: name.into(), message: "must be a number from 0 to 1".into() })
 }
 
 fn number(params: &quern::Params, name: &str) -> Result<u64, SpecError> {
@@ -172,6 +240,15 @@ pub fn registry() -> AppRegistry {
         "test: identity that sleeps per record",
         vec![ParamSpec::required("ms", "milliseconds per record")],
         |p| Ok(Arc::new(Slow { delay: Duration::from_millis(number(p, "ms")?) })),
+    );
+    r.register(
+        "chaos",
+        "test: wordcount whose attempt processes crash or hang at random (cluster only)",
+        vec![
+            ParamSpec::required("crash", "probability that an attempt exits"),
+            ParamSpec::required("hang", "probability that an attempt hangs"),
+        ],
+        |p| Ok(Arc::new(Chaos { crash: fraction(p, "crash")?, hang: fraction(p, "hang")? })),
     );
     r
 }

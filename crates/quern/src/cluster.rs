@@ -237,7 +237,12 @@ pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()>
         task_command: vec![exe.into_os_string(), "task".into()],
     };
     runtime()?.block_on(async move {
-        quern_worker::run(config, shutdown_signal()).await?;
+        match quern_worker::run(config, shutdown_signal()).await {
+            // The coordinator went away for good: the end of this worker's
+            // job, not a failure of it.
+            Err(e @ quern_worker::Error::CoordinatorGone(_)) => tracing::warn!("{e}"),
+            other => other?,
+        }
         tracing::info!("worker stopped");
         Ok(())
     })

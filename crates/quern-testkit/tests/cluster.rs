@@ -1,0 +1,507 @@
+//! The cluster with real processes on 127.0.0.1, in the manner of the MIT
+//! 6.5840 MapReduce lab: a coordinator and workers of the `quern-testkit`
+//! binary, jobs submitted through the CLI, outputs compared with the
+//! embedded run's, and workers and coordinators killed on purpose.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_quern-testkit");
+const TOKEN: &str = "test-token";
+
+fn gutenberg() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gutenberg")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A coordinator and workers, killed when dropped.
+struct TestCluster {
+    dir: tempfile::TempDir,
+    port: u16,
+    coordinator: Option<Child>,
+    coordinator_args: Vec<String>,
+    workers: Vec<Child>,
+}
+
+impl TestCluster {
+    fn start(workers: usize, coordinator_args: &[&str]) -> TestCluster {
+        let mut c = TestCluster {
+            dir: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+            coordinator: None,
+            coordinator_args: coordinator_args.iter().map(|s| s.to_string()).collect(),
+            workers: Vec::new(),
+        };
+        c.start_coordinator();
+        for _ in 0..workers {
+            c.add_worker(&[]);
+        }
+        c.wait_for_workers(workers);
+        c
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn log(&self, name: &str) -> Stdio {
+        Stdio::from(fs::OpenOptions::new().create(true).append(true).open(self.path(name)).expect("log file"))
+    }
+
+    fn start_coordinator(&mut self) {
+        let child = Command::new(BIN)
+            .args(["coordinator", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
+            .arg(self.path("coordinator"))
+            .args(["--worker-timeout", "2s", "--heartbeat", "200ms"])
+            .args(&self.coordinator_args)
+            .env("QUERN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(self.log("coordinator.log"))
+            .stderr(self.log("coordinator.log"))
+            .spawn()
+            .expect("start the coordinator");
+        self.coordinator = Some(child);
+    }
+
+    fn add_worker(&mut self, extra: &[&str]) -> usize {
+        let n = self.workers.len();
+        let child = Command::new(BIN)
+            .args(["worker", "--slots", "2", "--work-dir"])
+            .arg(self.path(&format!("worker-{n}")))
+            .args(if extra.is_empty() { &["--coordinator-timeout", "20s"][..] } else { extra })
+            .env("QUERN_COORDINATOR", self.url())
+            .env("QUERN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(self.log(&format!("worker-{n}.log")))
+            .stderr(self.log(&format!("worker-{n}.log")))
+            .spawn()
+            .expect("start a worker");
+        self.workers.push(child);
+        n
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The CLI, pointed at this cluster.
+    fn cli(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env("QUERN_COORDINATOR", self.url()).env("QUERN_TOKEN", TOKEN).env_remove("RUST_LOG");
+        cmd
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.cli().args(args).arg("--json").output().expect("run the CLI");
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+
+    /// Like `json`, but `None` while the coordinator cannot be reached (it
+    /// is restarting).
+    fn try_json(&self, args: &[&str]) -> Option<Value> {
+        let out = self.cli().args(args).arg("--json").output().expect("run the CLI");
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).expect("JSON"))
+    }
+
+    fn wait_for_workers(&self, n: usize) {
+        let started = Instant::now();
+        loop {
+            let out = self.cli().args(["workers", "--json"]).output().expect("run the CLI");
+            if out.status.success() {
+                let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+                let alive = v.as_array().map_or(0, |a| a.iter().filter(|w| w["state"] == "alive").count());
+                if alive >= n {
+                    return;
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{n} workers never registered:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn submit(&self, args: &[&str]) -> u64 {
+        let out = self.cli().arg("submit").args(args).output().expect("submit");
+        assert!(out.status.success(), "submit failed: {}\n{}", String::from_utf8_lossy(&out.stderr), self.logs());
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("a job id")
+    }
+
+    fn wait_job(&self, id: u64, timeout: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.try_json(&["status", &id.to_string()]).unwrap_or_default();
+            if matches!(status["state"].as_str(), Some("succeeded" | "failed" | "killed")) {
+                return status;
+            }
+            assert!(started.elapsed() < timeout, "job {id} did not end: {status}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_until(&self, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < timeout, "timed out waiting for {what}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn attempts(&self, id: u64) -> Vec<Value> {
+        self.json(&["logs", &id.to_string()]).as_array().cloned().unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        let mut names: Vec<_> =
+            fs::read_dir(self.dir.path()).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        names.sort();
+        for p in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "log")) {
+            let text = fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            out.push_str(&format!("--- {} ---\n", p.display()));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    fn kill9(child: &mut Child) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            TestCluster::kill9(w);
+        }
+        if let Some(c) = &mut self.coordinator {
+            TestCluster::kill9(c);
+        }
+    }
+}
+
+/// Every part file of an output directory, by name.
+fn parts(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    assert!(dir.join("_SUCCESS").exists(), "{} has no _SUCCESS", dir.display());
+    let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .expect("output dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).expect("read")))
+        .collect();
+    v.sort();
+    v
+}
+
+fn embedded(app: &str, input: &Path, output: &Path, extra: &[&str]) {
+    let status = Command::new(BIN)
+        .args(["run", "--app", app, "--quiet", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(extra)
+        .status()
+        .expect("embedded run");
+    assert!(status.success());
+}
+
+fn attempt_numbers(attempts: &[Value]) -> Vec<u64> {
+    attempts
+        .iter()
+        .map(|a| a["attempt"].as_str().and_then(|s| s.rsplit('#').next()).and_then(|n| n.parse().ok()).unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn wordcount_and_indexer_equal_the_embedded_run_with_one_attempt_per_task() {
+    let c = TestCluster::start(3, &["--no-speculation"]);
+    for app in ["wordcount", "indexer"] {
+        let out = c.path(&format!("{app}-cluster"));
+        let id = c.submit(&[
+            "--app",
+            app,
+            "--reducers",
+            "3",
+            "--split-size",
+            "200KiB",
+            "--input",
+            gutenberg().to_str().expect("utf-8 path"),
+            "--output",
+            out.to_str().expect("utf-8 path"),
+        ]);
+        let status = c.wait_job(id, Duration::from_secs(120));
+        assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+        let local = c.path(&format!("{app}-embedded"));
+        embedded(app, &gutenberg(), &local, &["--reducers", "3"]);
+        assert_eq!(parts(&out), parts(&local), "{app}: cluster and embedded outputs differ");
+        let attempts = c.attempts(id);
+        assert!(attempts.len() >= 20, "{} attempts", attempts.len());
+        assert!(attempt_numbers(&attempts).iter().all(|&n| n == 1), "a task ran twice without failures: {attempts:?}");
+        assert!(attempts.iter().all(|a| a["outcome"] == "succeeded"));
+    }
+}
+
+/// Whether two [start, end) intervals overlap.
+fn overlap(a: &Value, b: &Value) -> bool {
+    let (s1, e1) = (a["started_at_ms"].as_i64().unwrap_or(0), a["finished_at_ms"].as_i64().unwrap_or(0));
+    let (s2, e2) = (b["started_at_ms"].as_i64().unwrap_or(0), b["finished_at_ms"].as_i64().unwrap_or(0));
+    s1 < e2 && s2 < e1
+}
+
+#[test]
+fn maps_and_reduces_run_in_parallel_on_different_workers() {
+    let c = TestCluster::start(3, &["--no-speculation"]);
+    let input = c.path("lines.txt");
+    fs::write(&input, (0..60).map(|i| format!("line {i:03}\n")).collect::<String>()).expect("write");
+    let out = c.path("out");
+    // 6 maps of 10 lines and 3 reduces of 20 keys, at 20 ms a record or key.
+    let id = c.submit(&[
+        "--app",
+        "slow",
+        "--param",
+        "ms=20",
+        "--split-size",
+        "90",
+        "--reducers",
+        "3",
+        "--input",
+        input.to_str().expect("utf-8"),
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    let status = c.wait_job(id, Duration::from_secs(120));
+    assert_eq!(status["state"], "succeeded", "{status}");
+    let attempts = c.attempts(id);
+    for kind in ["m-", "r-"] {
+        let of_kind: Vec<&Value> =
+            attempts.iter().filter(|a| a["attempt"].as_str().is_some_and(|s| s.starts_with(kind))).collect();
+        let workers: std::collections::BTreeSet<&str> = of_kind.iter().filter_map(|a| a["worker"].as_str()).collect();
+        assert!(workers.len() >= 2, "{kind} tasks ran on {workers:?}");
+        let parallel = of_kind
+            .iter()
+            .enumerate()
+            .any(|(i, a)| of_kind[i + 1..].iter().any(|b| a["worker"] != b["worker"] && overlap(a, b)));
+        assert!(parallel, "no two {kind} tasks overlapped on different workers: {of_kind:?}");
+    }
+    let mut lines: Vec<String> = parts(&out)
+        .iter()
+        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    assert_eq!(lines, (0..60).map(|i| format!("line {i:03}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn crashing_and_hanging_attempts_still_produce_the_right_output() {
+    let c = TestCluster::start(3, &["--task-timeout", "3s"]);
+    let out = c.path("out");
+    let id = c.submit(&[
+        "--app",
+        "chaos",
+        "--param",
+        "crash=0.3",
+        "--param",
+        "hang=0.15",
+        "--max-attempts",
+        "20",
+        "--reducers",
+        "3",
+        "--split-size",
+        "300KiB",
+        "--input",
+        gutenberg().to_str().expect("utf-8"),
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    let status = c.wait_job(id, Duration::from_secs(240));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    let local = c.path("embedded");
+    embedded("wordcount", &gutenberg(), &local, &["--reducers", "3"]);
+    assert_eq!(parts(&out), parts(&local));
+    let attempts = c.attempts(id);
+    let failed = attempts.iter().filter(|a| a["outcome"] != "succeeded").count();
+    assert!(failed > 0, "chaos never struck: {attempts:?}");
+}
+
+#[test]
+fn a_worker_killed_mid_job_is_replaced() {
+    let mut c = TestCluster::start(3, &["--no-speculation"]);
+    let input = c.path("lines.txt");
+    fs::write(&input, (0..200).map(|i| format!("line {i:04}\n")).collect::<String>()).expect("write");
+    let out = c.path("out");
+    let id = c.submit(&[
+        "--app",
+        "slow",
+        "--param",
+        "ms=15",
+        "--split-size",
+        "200",
+        "--reducers",
+        "2",
+        "--input",
+        input.to_str().expect("utf-8"),
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    c.wait_until("some maps to commit", Duration::from_secs(60), || {
+        c.json(&["status", &id.to_string()])["maps"]["succeeded"].as_u64().unwrap_or(0) >= 3
+    });
+    TestCluster::kill9(&mut c.workers[0]);
+    let status = c.wait_job(id, Duration::from_secs(120));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    let mut lines: Vec<String> = parts(&out)
+        .iter()
+        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    assert_eq!(lines, (0..200).map(|i| format!("line {i:04}")).collect::<Vec<_>>());
+    let workers = c.json(&["workers"]);
+    assert_eq!(workers.as_array().map_or(0, |w| w.iter().filter(|w| w["state"] == "lost").count()), 1, "{workers}");
+}
+
+#[test]
+fn a_coordinator_killed_mid_job_resumes_after_restart() {
+    let mut c = TestCluster::start(2, &["--no-speculation"]);
+    let input = c.path("lines.txt");
+    fs::write(&input, (0..160).map(|i| format!("line {i:04}\n")).collect::<String>()).expect("write");
+    let out = c.path("out");
+    let id = c.submit(&[
+        "--app",
+        "slow",
+        "--param",
+        "ms=15",
+        "--split-size",
+        "200",
+        "--reducers",
+        "2",
+        "--input",
+        input.to_str().expect("utf-8"),
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    c.wait_until("some maps to commit", Duration::from_secs(60), || {
+        c.json(&["status", &id.to_string()])["maps"]["succeeded"].as_u64().unwrap_or(0) >= 2
+    });
+    if let Some(mut coordinator) = c.coordinator.take() {
+        TestCluster::kill9(&mut coordinator);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    c.start_coordinator();
+    let status = c.wait_job(id, Duration::from_secs(120));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    let mut lines: Vec<String> = parts(&out)
+        .iter()
+        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    assert_eq!(lines, (0..160).map(|i| format!("line {i:04}")).collect::<Vec<_>>(), "nothing lost, nothing twice");
+}
+
+#[test]
+fn workers_exit_cleanly_when_the_coordinator_goes_away() {
+    let mut c = TestCluster::start(0, &[]);
+    c.add_worker(&["--coordinator-timeout", "2s"]);
+    c.add_worker(&["--coordinator-timeout", "2s"]);
+    c.wait_for_workers(2);
+    if let Some(coordinator) = c.coordinator.as_mut() {
+        let _ = Command::new("kill").args(["-TERM", &coordinator.id().to_string()]).status();
+        let status = coordinator.wait().expect("wait");
+        assert!(status.success(), "the coordinator shuts down cleanly on SIGTERM: {status}");
+    }
+    let started = Instant::now();
+    for w in &mut c.workers {
+        loop {
+            if let Some(status) = w.try_wait().expect("try_wait") {
+                assert!(status.success(), "worker exit status {status}");
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "a worker did not exit\n");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn two_jobs_run_at_once_and_a_killed_job_leaves_nothing() {
+    let c = TestCluster::start(2, &["--no-speculation"]);
+    let input = c.path("lines.txt");
+    fs::write(&input, (0..100).map(|i| format!("line {i:04}\n")).collect::<String>()).expect("write");
+    let slow_out = c.path("slow-out");
+    let slow = c.submit(&[
+        "--app",
+        "slow",
+        "--param",
+        "ms=50",
+        "--split-size",
+        "100",
+        "--input",
+        input.to_str().expect("utf-8"),
+        "--output",
+        slow_out.to_str().expect("utf-8"),
+    ]);
+    let wc_out = c.path("wc-out");
+    let wc = c.submit(&[
+        "--app",
+        "wordcount",
+        "--priority",
+        "5",
+        "--input",
+        gutenberg().to_str().expect("utf-8"),
+        "--output",
+        wc_out.to_str().expect("utf-8"),
+    ]);
+    let status = c.wait_job(wc, Duration::from_secs(120));
+    assert_eq!(status["state"], "succeeded");
+    assert_eq!(c.json(&["status", &slow.to_string()])["state"], "running", "the slow job shares the workers");
+    let killed = c.cli().args(["kill", &slow.to_string()]).output().expect("kill");
+    assert!(killed.status.success(), "{}", String::from_utf8_lossy(&killed.stderr));
+    let status = c.wait_job(slow, Duration::from_secs(30));
+    assert_eq!(status["state"], "killed");
+    c.wait_until("the killed job's attempts to stop", Duration::from_secs(30), || {
+        c.json(&["workers"]).as_array().is_some_and(|ws| ws.iter().all(|w| w["running"] == 0))
+    });
+    assert!(!slow_out.exists(), "a killed job's output is removed");
+    let jobs = c.json(&["jobs"]);
+    assert_eq!(jobs.as_array().map(Vec::len), Some(2), "history keeps both jobs: {jobs}");
+}
+
+#[test]
+fn bad_submissions_and_missing_tokens_are_refused() {
+    let c = TestCluster::start(1, &[]);
+    let out = c.path("out");
+    let refused = |args: &[&str], message: &str| {
+        let o = c.cli().arg("submit").args(args).output().expect("submit");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    };
+    let g = gutenberg();
+    let g = g.to_str().expect("utf-8");
+    refused(&["--app", "nope", "--input", g, "--output", out.to_str().expect("utf-8")], "unknown app 'nope'");
+    refused(
+        &["--app", "wordcount", "--input", "/nonexistent/x", "--output", out.to_str().expect("utf-8")],
+        "no such file",
+    );
+    fs::create_dir_all(c.path("exists")).expect("mkdir");
+    refused(
+        &["--app", "wordcount", "--input", g, "--output", c.path("exists").to_str().expect("utf-8")],
+        "already exists",
+    );
+    assert_eq!(c.json(&["jobs"]).as_array().map(Vec::len), Some(0), "no job was created");
+
+    let no_token =
+        Command::new(BIN).args(["jobs", "--token", "wrong"]).env("QUERN_COORDINATOR", c.url()).output().expect("jobs");
+    assert!(!no_token.status.success());
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("wrong cluster token"));
+}
