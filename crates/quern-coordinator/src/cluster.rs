@@ -998,3 +998,143 @@ impl Cluster {
         effects.push(Effect::Job(job.row()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quern_core::{Compression, InputFile, InputSplit, PlannedOutput};
+
+    const POLICY: Policy = Policy { worker_timeout_ms: 1_000, task_timeout_ms: 60_000, speculation: false };
+
+    fn worker(id: &str, apps: &[&str]) -> WorkerRow {
+        WorkerRow {
+            id: id.into(),
+            host: "h".into(),
+            shuffle_address: format!("http://{id}:1"),
+            slots: 2,
+            apps: apps.iter().map(|a| a.to_string()).collect(),
+            version: "t".into(),
+            state: "alive".into(),
+            registered_at_ms: 0,
+            last_heartbeat_ms: 0,
+        }
+    }
+
+    /// A job of `maps` maps and one reducer whose output is `out`.
+    fn job(id: u64, app: &str, maps: usize, priority: i32, out: &Path) -> NewJob {
+        OutputCommitter::setup(out).expect("output");
+        let spec = JobSpec::new(app, vec!["in".into()], out.display().to_string());
+        let file = InputFile { path: "in".into(), name: "in".into(), len: 10, compression: Compression::None };
+        let plan = JobPlan {
+            splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(10) }).collect(),
+            outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+            partitions: 1,
+        };
+        NewJob { id, spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority }
+    }
+
+    fn succeeded(index: Option<ReportedIndex>) -> Outcome {
+        Outcome::Succeeded { counters: Counters::default(), map_output: index }
+    }
+
+    fn index(path: &str) -> Option<ReportedIndex> {
+        Some(ReportedIndex {
+            path: path.into(),
+            segments: vec![Segment { offset: 0, len: 10, records: 1, raw_len: 12 }],
+        })
+    }
+
+    fn poll_one(c: &mut Cluster, w: &str, now: i64) -> Option<Assignment> {
+        c.poll(w, 1, now).expect("poll").0.pop()
+    }
+
+    #[test]
+    fn priority_first_then_the_job_with_fewest_running_attempts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster::new(POLICY);
+        c.register(worker("w", &["wc"]), 0);
+        c.add_job(job(1, "wc", 3, 0, &dir.path().join("a")), 0);
+        c.add_job(job(2, "wc", 3, 0, &dir.path().join("b")), 0);
+        c.add_job(job(3, "wc", 1, 9, &dir.path().join("c")), 0);
+        let order: Vec<u64> = (0..5).filter_map(|_| poll_one(&mut c, "w", 1)).map(|a| a.job).collect();
+        assert_eq!(order, vec![3, 1, 2, 1, 2], "priority, then fair share, then age");
+    }
+
+    #[test]
+    fn tasks_go_only_to_workers_with_the_app() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster::new(POLICY);
+        c.register(worker("other", &["grep"]), 0);
+        c.register(worker("w", &["wc"]), 0);
+        c.add_job(job(1, "wc", 1, 0, &dir.path().join("a")), 0);
+        assert!(poll_one(&mut c, "other", 1).is_none());
+        assert!(poll_one(&mut c, "w", 1).is_some());
+    }
+
+    #[test]
+    fn a_late_success_from_a_worker_presumed_lost_is_discarded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster::new(POLICY);
+        c.register(worker("a", &["wc"]), 0);
+        c.add_job(job(1, "wc", 1, 0, &dir.path().join("out")), 0);
+        let first = poll_one(&mut c, "a", 0).expect("m0 on a");
+        c.tick(5_000); // a is silent past the timeout: lost
+        assert!(!c.workers().find(|w| w.row.id == "a").expect("a").alive);
+        c.register(worker("b", &["wc"]), 5_000);
+        let second = poll_one(&mut c, "b", 5_000).expect("m0 again on b");
+        assert_eq!((second.attempt.task, second.attempt.attempt), (first.attempt.task, 2));
+        let (committed, _) =
+            c.report("a", 1, first.attempt, succeeded(index("/a/map.out")), vec![], 5_100).expect("report");
+        assert!(!committed, "the lost worker's late success must not commit");
+        let (committed, _) =
+            c.report("b", 1, second.attempt, succeeded(index("/b/map.out")), vec![], 5_200).expect("report");
+        assert!(committed);
+        let reduce = poll_one(&mut c, "b", 5_300).expect("the reduce");
+        assert_eq!(reduce.inputs.len(), 1);
+        assert_eq!(reduce.inputs[0].1.path, "/b/map.out", "reduces read the committed attempt's output");
+    }
+
+    #[test]
+    fn a_lost_worker_s_map_outputs_are_made_again_while_reduces_need_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster::new(POLICY);
+        c.register(worker("a", &["wc"]), 0);
+        c.register(worker("b", &["wc"]), 0);
+        c.add_job(job(1, "wc", 2, 0, &dir.path().join("out")), 0);
+        let m0 = poll_one(&mut c, "a", 0).expect("m0");
+        let m1 = poll_one(&mut c, "b", 0).expect("m1");
+        c.report("a", 1, m0.attempt, succeeded(index("/a/map.out")), vec![], 10).expect("report");
+        c.report("b", 1, m1.attempt, succeeded(index("/b/map.out")), vec![], 10).expect("report");
+        assert_eq!(c.job(1).map(Job::stage), Some("reduce"));
+        // b keeps heartbeating; a goes silent.
+        c.heartbeat("b", &[], 900);
+        c.tick(1_500);
+        assert_eq!(c.job(1).map(Job::stage), Some("map"), "m0's output was on a");
+        let again = poll_one(&mut c, "b", 1_600).expect("m0 again");
+        assert_eq!((again.attempt.task, again.attempt.attempt), (m0.attempt.task, 2));
+        c.report("b", 1, again.attempt, succeeded(index("/b/m0.out")), vec![], 1_700).expect("report");
+        let reduce = poll_one(&mut c, "b", 1_800).expect("the reduce");
+        let (committed, _) = c.report("b", 1, reduce.attempt, succeeded(None), vec![], 1_900).expect("report");
+        assert!(committed);
+        assert_eq!(c.job(1).map(|j| j.phase), Some(JobPhase::Succeeded));
+        assert!(dir.path().join("out/_SUCCESS").exists());
+    }
+
+    #[test]
+    fn a_hung_attempt_is_failed_and_cancelled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster::new(Policy { task_timeout_ms: 500, ..POLICY });
+        c.register(worker("a", &["wc"]), 0);
+        c.add_job(job(1, "wc", 1, 0, &dir.path().join("out")), 0);
+        let m0 = poll_one(&mut c, "a", 0).expect("m0");
+        c.heartbeat("a", &[(1, m0.attempt, 0.1, 5)], 300);
+        c.tick(600);
+        assert!(c.job(1).is_some_and(|j| j.running.contains_key(&m0.attempt)), "progress at 300 ms keeps it alive");
+        c.heartbeat("a", &[(1, m0.attempt, 0.1, 5)], 700);
+        c.tick(900);
+        let (_, cancels, _) = c.heartbeat("a", &[], 950);
+        assert_eq!(cancels, vec![(1, m0.attempt)]);
+        assert_eq!(c.job(1).map(|j| j.counters.engine.failed_attempts), Some(1));
+        assert_eq!(poll_one(&mut c, "a", 1_000).map(|a| a.attempt.attempt), Some(2));
+    }
+}

@@ -54,8 +54,12 @@ pub(crate) struct CoordinatorService {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// Refuses a malformed request, and says so in the log: a buggy peer is
+/// worth knowing about, but never worth crashing for.
 fn bad(message: impl Into<String>) -> Status {
-    Status::invalid_argument(message.into())
+    let message = message.into();
+    tracing::warn!("rejected a malformed request: {message}");
+    Status::invalid_argument(message)
 }
 
 fn kind_from(k: i32) -> Result<TaskKind, Status> {
