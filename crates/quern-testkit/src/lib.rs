@@ -5,8 +5,8 @@
 //!   engine's output is checked against.
 //! - [`Tokens`]: a small app with an optional combiner and an optional second
 //!   output, to exercise the engine's data path from property tests.
-//! - [`Flaky`], [`Poison`], [`Slow`], [`Chaos`]: apps that fail, panic,
-//!   dawdle, crash or hang on purpose, for retry, skip, cancellation and
+//! - [`Flaky`], [`Poison`], [`Slow`], [`Chaos`], [`Straggler`]: apps that
+//!   fail, panic, dawdle, crash, hang or straggle on purpose, for retry, skip, cancellation and
 //!   cluster fault tests.
 //! - [`registry`]: the built-in apps plus the test apps, as the
 //!   `quern-testkit` binary offers them.
@@ -203,6 +203,32 @@ impl App for Chaos {
     }
 }
 
+/// Word count whose first attempt process (the one that creates the marker
+/// file) stalls for `ms` milliseconds on its first record: a straggler for
+/// backup-attempt tests.
+#[derive(Debug)]
+pub struct Straggler {
+    marker: std::path::PathBuf,
+    delay: Duration,
+}
+
+impl App for Straggler {
+    fn map(&self, record: &Record<'_>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
+        static CHECKED: std::sync::Once = std::sync::Once::new();
+        CHECKED.call_once(|| {
+            if std::fs::OpenOptions::new().write(true).create_new(true).open(&self.marker).is_ok() {
+                eprintln!("straggler: stalling");
+                std::thread::sleep(self.delay);
+            }
+        });
+        quern::WordCount.map(record, ctx)
+    }
+
+    fn reduce(&self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
+        quern::WordCount.reduce(key, values, ctx)
+    }
+}
+
 fn fraction(params: &quern::Params, name: &str) -> Result<f64, SpecError> {
     params
         .require(name)?
@@ -249,6 +275,20 @@ pub fn registry() -> AppRegistry {
             ParamSpec::required("hang", "probability that an attempt hangs"),
         ],
         |p| Ok(Arc::new(Chaos { crash: fraction(p, "crash")?, hang: fraction(p, "hang")? })),
+    );
+    r.register(
+        "straggler",
+        "test: wordcount whose first attempt process stalls (cluster only)",
+        vec![
+            ParamSpec::required("marker", "a file the stalling attempt creates"),
+            ParamSpec::required("ms", "how long it stalls"),
+        ],
+        |p| {
+            Ok(Arc::new(Straggler {
+                marker: p.require("marker")?.into(),
+                delay: Duration::from_millis(number(p, "ms")?),
+            }))
+        },
     );
     r
 }

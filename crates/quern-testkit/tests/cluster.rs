@@ -505,3 +505,96 @@ fn bad_submissions_and_missing_tokens_are_refused() {
     assert!(!no_token.status.success());
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("wrong cluster token"));
 }
+
+#[test]
+fn a_straggler_gets_a_backup_attempt_and_the_first_to_finish_wins() {
+    let c = TestCluster::start(3, &[]);
+    let out = c.path("out");
+    let marker = c.path("straggled");
+    let started = Instant::now();
+    let id = c.submit(&[
+        "--app",
+        "straggler",
+        "--param",
+        &format!("marker={}", marker.display()),
+        "--param",
+        "ms=60000",
+        "--split-size",
+        "600KiB",
+        "--reducers",
+        "2",
+        "--input",
+        gutenberg().to_str().expect("utf-8"),
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    let status = c.wait_job(id, Duration::from_secs(50));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    assert!(started.elapsed() < Duration::from_secs(45), "the job waited for its straggler");
+    assert!(marker.exists(), "an attempt straggled");
+    let attempts = c.attempts(id);
+    let backups: Vec<&Value> =
+        attempts.iter().filter(|a| a["attempt"].as_str().is_some_and(|s| s.ends_with("#2"))).collect();
+    assert_eq!(backups.len(), 1, "one backup attempt: {attempts:?}");
+    let task = backups[0]["attempt"].as_str().and_then(|s| s.split('#').next()).expect("task");
+    let original = attempts.iter().find(|a| a["attempt"] == format!("{task}#1")).expect("the original");
+    assert_eq!(backups[0]["outcome"], "succeeded");
+    assert_eq!(original["outcome"], "cancelled", "the straggler is cancelled: {original}");
+    let local = c.path("embedded");
+    embedded("wordcount", &gutenberg(), &local, &["--reducers", "2"]);
+    assert_eq!(parts(&out), parts(&local));
+}
+
+#[test]
+fn a_worker_stopped_with_sigterm_finishes_its_attempts_and_exits_cleanly() {
+    let mut c = TestCluster::start(2, &["--no-speculation"]);
+    let input = c.path("lines.txt");
+    fs::write(&input, (0..120).map(|i| format!("line {i:04}\n")).collect::<String>()).expect("write");
+    let out = c.path("out");
+    let id = c.submit(&[
+        "--app",
+        "slow",
+        "--param",
+        "ms=20",
+        "--split-size",
+        "120",
+        "--input",
+        input.to_str().expect("utf-8"),
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    c.wait_until("the job to start", Duration::from_secs(30), || {
+        c.json(&["workers"]).as_array().is_some_and(|ws| ws.iter().all(|w| w["running"].as_u64().unwrap_or(0) > 0))
+    });
+    // Stop the worker that runs m-00000 (the first attempt handed out).
+    let first =
+        c.attempts(id).first().map(|a| a["worker"].as_str().unwrap_or_default().to_owned()).expect("an attempt");
+    let workers = c.json(&["workers"]);
+    let listed = workers.as_array().is_some_and(|ws| ws.iter().any(|w| w["id"] == first.as_str()));
+    assert!(listed, "worker {first} is listed");
+    let index = c
+        .workers
+        .iter()
+        .position(|w| first.contains(&format!("-{}-", w.id())))
+        .expect("the worker's id names its process");
+    let _ = Command::new("kill").args(["-TERM", &c.workers[index].id().to_string()]).status();
+    let status = c.workers[index].wait().expect("wait");
+    assert!(status.success(), "a worker exits 0 after SIGTERM: {status}");
+    let job = c.wait_job(id, Duration::from_secs(120));
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", c.logs());
+    let mut lines: Vec<String> = parts(&out)
+        .iter()
+        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    assert_eq!(lines, (0..120).map(|i| format!("line {i:04}")).collect::<Vec<_>>());
+    // The stopped worker finished what it had; a reduce that later found
+    // its map outputs gone made those maps run again (fetch_failed), which
+    // is recovery, not failure.
+    let attempts = c.attempts(id);
+    assert!(
+        attempts.iter().filter(|a| a["worker"] == first.as_str()).all(|a| a["outcome"] == "succeeded"),
+        "the stopped worker's attempts finished: {attempts:?}"
+    );
+    assert!(attempts.iter().all(|a| a["outcome"] != "failed"), "{attempts:?}");
+}
