@@ -77,7 +77,16 @@ pub enum Effect {
     /// A task record changed.
     Task(u64, TaskRow),
     /// An attempt started.
-    AttemptStarted { job: u64, attempt: AttemptId, worker: String, at_ms: i64 },
+    AttemptStarted {
+        /// Its job.
+        job: u64,
+        /// The attempt.
+        attempt: AttemptId,
+        /// Where it runs.
+        worker: String,
+        /// When.
+        at_ms: i64,
+    },
     /// An attempt ended.
     AttemptEnded {
         /// Its job.
@@ -178,6 +187,9 @@ pub struct Job {
     running: HashMap<AttemptId, RunningAttempt>,
     /// Durations of committed attempts, per phase (for speculation).
     durations: [Vec<i64>; 2],
+    /// The median of `durations`, with the count it was computed from:
+    /// recomputed only when the count grew by 1 %, so idle polls stay cheap.
+    median: [(usize, i64); 2],
     /// Times (ms since the epoch; 0: not yet).
     pub submitted_ms: i64,
     /// First attempt started.
@@ -376,6 +388,7 @@ impl Cluster {
                 map_outputs,
                 running: HashMap::new(),
                 durations: [Vec::new(), Vec::new()],
+                median: [(0, 0); 2],
                 submitted_ms: row.submitted_at_ms,
                 started_ms: row.started_at_ms,
                 finished_ms: row.finished_at_ms,
@@ -456,6 +469,7 @@ impl Cluster {
             map_outputs: vec![None; maps],
             running: HashMap::new(),
             durations: [Vec::new(), Vec::new()],
+            median: [(0, 0); 2],
             submitted_ms: now_ms,
             started_ms: 0,
             finished_ms: 0,
@@ -566,16 +580,21 @@ impl Cluster {
         let job = self.jobs.get_mut(&id)?;
         let sched = job.sched.as_mut()?;
         let phase = sched.phase()?;
-        if sched.progress(phase).pending > 0 {
+        if sched.has_pending(phase) {
             return None;
         }
         let durations = &job.durations[phase as usize];
         if durations.is_empty() {
             return None;
         }
-        let mut sorted = durations.clone();
-        sorted.sort_unstable();
-        let threshold = (sorted[sorted.len() / 2] * 2).max(2_000);
+        let (counted, median) = &mut job.median[phase as usize];
+        if *counted == 0 || durations.len() > *counted + *counted / 100 {
+            let mut copy = durations.clone();
+            let mid = copy.len() / 2;
+            *median = *copy.select_nth_unstable(mid).1;
+            *counted = durations.len();
+        }
+        let threshold = (*median * 2).max(2_000);
         let mut stragglers: Vec<(&AttemptId, &RunningAttempt)> = job
             .running
             .iter()

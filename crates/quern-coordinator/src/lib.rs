@@ -6,9 +6,10 @@
 //! - [`Coordinator::open`]: opens (or creates) the state database and
 //!   restores running jobs; [`Coordinator::serve`]: serves the `Coordinator`
 //!   gRPC service on a listener until a shutdown future resolves.
-//! - `cluster`: the decisions (placement, reports, lost workers, hung
-//!   attempts, backups), over one `quern_core::Scheduler` per job.
-//! - `store`: the SQL.
+//! - [`cluster`]: the decisions (placement, reports, lost workers, hung
+//!   attempts, backups), over one `quern_core::Scheduler` per job; public so
+//!   simulations (and the coming web API) can drive it.
+//! - [`store`]: the SQL.
 //!
 //! # Invariants
 //! - A task is a description, not code: this crate never runs user code and
@@ -18,10 +19,10 @@
 //!   late report from an attempt the coordinator gave up on is discarded.
 //! - Every state change is durable before the RPC that caused it returns.
 
-mod cluster;
+pub mod cluster;
 mod error;
 mod service;
-mod store;
+pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;

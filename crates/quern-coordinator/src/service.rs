@@ -31,19 +31,7 @@ impl Shared {
     /// Makes effects durable, in order.
     pub(crate) async fn persist(&self, effects: Vec<Effect>) -> Result<(), Error> {
         for effect in effects {
-            match effect {
-                Effect::Job(row) => self.store.update_job(&row).await?,
-                Effect::Task(job, row) => self.store.save_task(job, &row).await?,
-                Effect::AttemptStarted { job, attempt, worker, at_ms } => {
-                    self.store.insert_attempt(job, attempt, &worker, at_ms).await?
-                }
-                Effect::AttemptEnded { job, attempt, outcome, error, log, counters_json, at_ms } => {
-                    self.store
-                        .finish_attempt(job, attempt, outcome, &error, log.as_deref(), counters_json.as_deref(), at_ms)
-                        .await?
-                }
-                Effect::Worker(row) => self.store.save_worker(&row).await?,
-            }
+            self.store.apply(effect).await?;
         }
         Ok(())
     }

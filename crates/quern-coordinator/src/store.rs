@@ -286,6 +286,20 @@ impl Store {
         Ok(())
     }
 
+    /// Makes one effect of a cluster decision durable.
+    pub async fn apply(&self, effect: crate::cluster::Effect) -> Result<(), Error> {
+        use crate::cluster::Effect;
+        match effect {
+            Effect::Job(row) => self.update_job(&row).await,
+            Effect::Task(job, row) => self.save_task(job, &row).await,
+            Effect::AttemptStarted { job, attempt, worker, at_ms } => self.insert_attempt(job, attempt, &worker, at_ms).await,
+            Effect::AttemptEnded { job, attempt, outcome, error, log, counters_json, at_ms } => {
+                self.finish_attempt(job, attempt, outcome, &error, log.as_deref(), counters_json.as_deref(), at_ms).await
+            }
+            Effect::Worker(row) => self.save_worker(&row).await,
+        }
+    }
+
     /// Every job, oldest first.
     pub async fn jobs(&self) -> Result<Vec<JobRow>, Error> {
         let rows = sqlx::query(

@@ -20,6 +20,7 @@
 //! [`CommitDecision::Discard`] for any other (stale, duplicate, or after the
 //! job ended), so a caller commits output only on `Commit`.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -234,8 +235,20 @@ impl Task {
 pub struct Scheduler {
     maps: Vec<Task>,
     reduces: Vec<Task>,
+    /// Pending tasks of each kind, lowest index first: handing out an attempt
+    /// costs O(log n), not a scan, so 100,000-task jobs schedule fast.
+    queue: [BTreeSet<u32>; 2],
+    /// Committed tasks of each kind, so a phase's end is found in O(1).
+    committed: [usize; 2],
     max_attempts: u32,
     state: JobState,
+}
+
+fn slot(kind: TaskKind) -> usize {
+    match kind {
+        TaskKind::Map => 0,
+        TaskKind::Reduce => 1,
+    }
 }
 
 impl Scheduler {
@@ -245,11 +258,30 @@ impl Scheduler {
         let mut s = Scheduler {
             maps: (0..maps).map(|_| Task::new()).collect(),
             reduces: (0..reduces).map(|_| Task::new()).collect(),
+            queue: [(0..maps).collect(), (0..reduces).collect()],
+            committed: [0, 0],
             max_attempts: max_attempts.max(1),
             state: JobState::Mapping,
         };
         s.advance();
         s
+    }
+
+    /// Marks a task pending or not, keeping the queue in step.
+    fn set_pending(&mut self, id: TaskId, pending: bool) {
+        if let Some(t) = self.tasks_mut(id.kind).get_mut(id.index as usize) {
+            t.pending = pending;
+            if pending {
+                self.queue[slot(id.kind)].insert(id.index);
+            } else {
+                self.queue[slot(id.kind)].remove(&id.index);
+            }
+        }
+    }
+
+    /// Whether any task of `kind` waits for a slot.
+    pub fn has_pending(&self, kind: TaskKind) -> bool {
+        !self.queue[slot(kind)].is_empty()
     }
 
     /// Rebuilds a scheduler from saved task records (after a coordinator
@@ -265,9 +297,15 @@ impl Scheduler {
             pending: r.committed.is_none() && !r.failed,
             failed: r.failed,
         };
+        let maps: Vec<Task> = maps.iter().map(task).collect();
+        let reduces: Vec<Task> = reduces.iter().map(task).collect();
+        let pending = |ts: &[Task]| ts.iter().enumerate().filter(|(_, t)| t.pending).map(|(i, _)| i as u32).collect();
+        let committed = |ts: &[Task]| ts.iter().filter(|t| t.committed.is_some()).count();
         let mut s = Scheduler {
-            maps: maps.iter().map(task).collect(),
-            reduces: reduces.iter().map(task).collect(),
+            queue: [pending(&maps), pending(&reduces)],
+            committed: [committed(&maps), committed(&reduces)],
+            maps,
+            reduces,
             max_attempts: max_attempts.max(1),
             state: JobState::Mapping,
         };
@@ -354,17 +392,14 @@ impl Scheduler {
         let Some(kind) = self.phase() else {
             return Next::Done;
         };
-        let tasks = self.tasks_mut(kind);
-        match tasks.iter().position(|t| t.pending) {
-            Some(index) => {
-                let t = &mut tasks[index];
-                t.pending = false;
-                t.started += 1;
-                t.running.push(t.started);
-                Next::Run(AttemptId { task: TaskId { kind, index: index as u32 }, attempt: t.started })
-            }
-            None => Next::Wait,
-        }
+        let Some(index) = self.queue[slot(kind)].pop_first() else {
+            return Next::Wait;
+        };
+        let t = &mut self.tasks_mut(kind)[index as usize];
+        t.pending = false;
+        t.started += 1;
+        t.running.push(t.started);
+        Next::Run(AttemptId { task: TaskId { kind, index }, attempt: t.started })
     }
 
     /// Starts a backup (speculative) attempt of `task`, which must be running
@@ -399,8 +434,9 @@ impl Scheduler {
             return CommitDecision::Discard;
         }
         task.committed = Some(attempt.attempt);
-        task.pending = false;
         let superseded = task.running.drain(..).map(|a| AttemptId { task: attempt.task, attempt: a }).collect();
+        self.committed[slot(attempt.task.kind)] += 1;
+        self.set_pending(attempt.task, false);
         self.advance();
         CommitDecision::Commit { superseded }
     }
@@ -424,12 +460,13 @@ impl Scheduler {
         task.failures += 1;
         if failure.retryable && task.failures < max_attempts {
             // A backup still running carries on; otherwise queue a new one.
-            task.pending = task.running.is_empty();
+            let idle = task.running.is_empty();
+            self.set_pending(attempt.task, idle);
             return FailureOutcome::Retrying;
         }
         task.failed = true;
-        task.pending = false;
         let tries = task.failures;
+        self.set_pending(attempt.task, false);
         let why = if failure.retryable { format!("failed {tries} attempt(s)") } else { "failed".to_owned() };
         self.state = JobState::Failed {
             task: Some(attempt.task),
@@ -450,7 +487,7 @@ impl Scheduler {
         };
         task.running.remove(pos);
         if task.committed.is_none() && !task.failed && task.running.is_empty() {
-            task.pending = true;
+            self.set_pending(attempt.task, true);
         }
         true
     }
@@ -468,7 +505,9 @@ impl Scheduler {
         if task.committed.take().is_none() {
             return false;
         }
-        task.pending = task.running.is_empty();
+        let idle = task.running.is_empty();
+        self.committed[0] -= 1;
+        self.set_pending(TaskId { kind: TaskKind::Map, index: map }, idle);
         self.state = JobState::Mapping;
         true
     }
@@ -492,11 +531,10 @@ impl Scheduler {
     }
 
     fn advance(&mut self) {
-        let all_done = |ts: &[Task]| ts.iter().all(|t| t.committed.is_some());
-        if self.state == JobState::Mapping && all_done(&self.maps) {
+        if self.state == JobState::Mapping && self.committed[0] == self.maps.len() {
             self.state = JobState::Reducing;
         }
-        if self.state == JobState::Reducing && all_done(&self.reduces) {
+        if self.state == JobState::Reducing && self.committed[1] == self.reduces.len() {
             self.state = JobState::Succeeded;
         }
     }
