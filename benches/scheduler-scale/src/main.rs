@@ -91,7 +91,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }))?,
         None => 1,
     };
-    persist(cluster.add_job(NewJob { id, spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority: 0 }, 0))?;
+    persist(
+        cluster.add_job(NewJob { id, spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority: 0 }, 0),
+    )?;
 
     let segments = vec![Segment { offset: 0, len: 100, records: 10, raw_len: 120 }; reducers];
     let started = Instant::now();

@@ -292,9 +292,12 @@ impl Store {
         match effect {
             Effect::Job(row) => self.update_job(&row).await,
             Effect::Task(job, row) => self.save_task(job, &row).await,
-            Effect::AttemptStarted { job, attempt, worker, at_ms } => self.insert_attempt(job, attempt, &worker, at_ms).await,
+            Effect::AttemptStarted { job, attempt, worker, at_ms } => {
+                self.insert_attempt(job, attempt, &worker, at_ms).await
+            }
             Effect::AttemptEnded { job, attempt, outcome, error, log, counters_json, at_ms } => {
-                self.finish_attempt(job, attempt, outcome, &error, log.as_deref(), counters_json.as_deref(), at_ms).await
+                self.finish_attempt(job, attempt, outcome, &error, log.as_deref(), counters_json.as_deref(), at_ms)
+                    .await
             }
             Effect::Worker(row) => self.save_worker(&row).await,
         }

@@ -312,6 +312,8 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                     let dir = root.join("jobs").join(key.0.to_string()).join(format!("{}_{}", key.1.task, key.1.attempt));
                     let _ = tokio::fs::remove_dir_all(dir).await;
                 }
+                // A slot just freed: ask for work now, not at the next tick.
+                poll.reset_immediately();
             }
         }
     };

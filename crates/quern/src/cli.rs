@@ -24,6 +24,9 @@ use crate::progress::ProgressDisplay;
 /// code. This is the whole `quern` binary: call it from your own `main` to get
 /// the same CLI with your apps.
 pub fn main(apps: AppRegistry) -> ExitCode {
+    // `quern jobs | head` should end quietly when head does, like any Unix
+    // tool, not panic on a closed pipe.
+    sigpipe::reset();
     let cli = Cli::parse();
     match run(cli, apps) {
         Ok(()) => ExitCode::SUCCESS,
