@@ -758,8 +758,10 @@ impl Cluster {
                     }
                 }
             }
-            Outcome::Failed(failure) => {
+            Outcome::Failed(mut failure) => {
                 let error = failure.message.clone();
+                // Name the worker, so a job that fails says where.
+                failure.message = format!("{} (on worker {worker_id})", failure.message);
                 let result = sched.failed(attempt, failure);
                 committer.abort_task(attempt);
                 if result != FailureOutcome::Ignored {

@@ -598,3 +598,33 @@ fn a_worker_stopped_with_sigterm_finishes_its_attempts_and_exits_cleanly() {
     );
     assert!(attempts.iter().all(|a| a["outcome"] != "failed"), "{attempts:?}");
 }
+
+#[test]
+fn a_task_out_of_attempts_fails_the_job_naming_task_worker_and_error() {
+    let c = TestCluster::start(1, &["--no-speculation"]);
+    let input = c.path("in.txt");
+    fs::write(&input, "the quick brown fox\n").expect("write");
+    let out = c.path("out");
+    let id = c.submit(&[
+        "--app",
+        "flaky",
+        "--param",
+        "failures=100",
+        "--max-attempts",
+        "2",
+        "--input",
+        input.to_str().expect("utf-8"),
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    let status = c.wait_job(id, Duration::from_secs(60));
+    assert_eq!(status["state"], "failed");
+    let error = status["error"].as_str().unwrap_or_default();
+    for part in ["task m-00000 failed 2 attempt(s)", "on worker 127.0.0.1-", "flaky failure on purpose", "in.txt"] {
+        assert!(error.contains(part), "{part:?} missing from {error:?}");
+    }
+    assert!(!out.exists(), "a failed job leaves no output");
+    let logs = c.cli().args(["logs", &id.to_string(), "--task", "m-00000"]).output().expect("logs");
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(text.contains("m-00000#2") && text.contains("failed"), "{text}");
+}
