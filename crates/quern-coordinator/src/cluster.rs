@@ -47,18 +47,7 @@ pub struct MapOutputLoc {
     pub segments: Vec<Segment>,
 }
 
-/// One partition's bytes in a run file (mirrors the engine's segment).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Segment {
-    /// Offset in the file.
-    pub offset: u64,
-    /// Compressed length.
-    pub len: u64,
-    /// Records.
-    pub records: u64,
-    /// Uncompressed length.
-    pub raw_len: u64,
-}
+pub use quern_core::Segment;
 
 /// A map output index as the engine reports it (its `RunIndex`).
 #[derive(Debug, Clone, Deserialize)]

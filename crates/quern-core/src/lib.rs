@@ -62,7 +62,7 @@ pub use format::{
 };
 pub use params::{ParamSpec, Params};
 pub use partition::{fnv1a_32, partition};
-pub use plan::{Compression, InputFile, InputSplit, JobPlan, PlannedOutput};
+pub use plan::{Compression, InputFile, InputSplit, JobPlan, PlannedOutput, Segment};
 pub use registry::{AppInfo, AppRegistry};
 pub use schedule::{
     AttemptId, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress, Scheduler, TaskId, TaskKind,

@@ -83,6 +83,20 @@ impl InputSplit {
     }
 }
 
+/// Where one partition's records are in a run file (a map output): the
+/// unit the shuffle moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Byte offset of the segment in the file.
+    pub offset: u64,
+    /// Compressed length in bytes (0: no records).
+    pub len: u64,
+    /// Records in the segment.
+    pub records: u64,
+    /// Uncompressed bytes of the encoded records.
+    pub raw_len: u64,
+}
+
 /// One output of the job, as planned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedOutput {

@@ -15,18 +15,7 @@ use std::path::{Path, PathBuf};
 use lz4_flex::frame::{BlockSize, FrameDecoder, FrameEncoder, FrameInfo};
 use serde::{Deserialize, Serialize};
 
-/// Where one partition's records are in a run file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Segment {
-    /// Byte offset of the segment in the file.
-    pub offset: u64,
-    /// Compressed length in bytes (0: no records).
-    pub len: u64,
-    /// Records in the segment.
-    pub records: u64,
-    /// Uncompressed bytes of the encoded records.
-    pub raw_len: u64,
-}
+pub use quern_core::Segment;
 
 /// A run file and its per-partition segments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

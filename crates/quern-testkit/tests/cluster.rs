@@ -204,6 +204,26 @@ fn parts(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// `n` numbered lines, as the slow tests' input.
+fn numbered(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("line {i:04}")).collect()
+}
+
+/// Writes `lines` to `path`, one per line.
+fn write_lines(path: &Path, lines: &[String]) {
+    fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).expect("write input");
+}
+
+/// Every line of every part file of `out`, sorted.
+fn sorted_lines(out: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = parts(out)
+        .iter()
+        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    lines
+}
+
 fn embedded(app: &str, input: &Path, output: &Path, extra: &[&str]) {
     let status = Command::new(BIN)
         .args(["run", "--app", app, "--quiet", "--input"])
@@ -263,9 +283,9 @@ fn overlap(a: &Value, b: &Value) -> bool {
 fn maps_and_reduces_run_in_parallel_on_different_workers() {
     let c = TestCluster::start(3, &["--no-speculation"]);
     let input = c.path("lines.txt");
-    fs::write(&input, (0..60).map(|i| format!("line {i:03}\n")).collect::<String>()).expect("write");
+    write_lines(&input, &numbered(60));
     let out = c.path("out");
-    // 6 maps of 10 lines and 3 reduces of 20 keys, at 20 ms a record or key.
+    // 7 maps of 9 lines and 3 reduces of about 20 keys, at 20 ms a record or key.
     let id = c.submit(&[
         "--app",
         "slow",
@@ -294,12 +314,7 @@ fn maps_and_reduces_run_in_parallel_on_different_workers() {
             .any(|(i, a)| of_kind[i + 1..].iter().any(|b| a["worker"] != b["worker"] && overlap(a, b)));
         assert!(parallel, "no two {kind} tasks overlapped on different workers: {of_kind:?}");
     }
-    let mut lines: Vec<String> = parts(&out)
-        .iter()
-        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
-        .collect();
-    lines.sort();
-    assert_eq!(lines, (0..60).map(|i| format!("line {i:03}")).collect::<Vec<_>>());
+    assert_eq!(sorted_lines(&out), numbered(60));
 }
 
 #[test]
@@ -338,7 +353,7 @@ fn crashing_and_hanging_attempts_still_produce_the_right_output() {
 fn a_worker_killed_mid_job_is_replaced() {
     let mut c = TestCluster::start(3, &["--no-speculation"]);
     let input = c.path("lines.txt");
-    fs::write(&input, (0..200).map(|i| format!("line {i:04}\n")).collect::<String>()).expect("write");
+    write_lines(&input, &numbered(200));
     let out = c.path("out");
     let id = c.submit(&[
         "--app",
@@ -360,12 +375,7 @@ fn a_worker_killed_mid_job_is_replaced() {
     TestCluster::kill9(&mut c.workers[0]);
     let status = c.wait_job(id, Duration::from_secs(120));
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
-    let mut lines: Vec<String> = parts(&out)
-        .iter()
-        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
-        .collect();
-    lines.sort();
-    assert_eq!(lines, (0..200).map(|i| format!("line {i:04}")).collect::<Vec<_>>());
+    assert_eq!(sorted_lines(&out), numbered(200));
     let workers = c.json(&["workers"]);
     assert_eq!(workers.as_array().map_or(0, |w| w.iter().filter(|w| w["state"] == "lost").count()), 1, "{workers}");
 }
@@ -374,7 +384,7 @@ fn a_worker_killed_mid_job_is_replaced() {
 fn a_coordinator_killed_mid_job_resumes_after_restart() {
     let mut c = TestCluster::start(2, &["--no-speculation"]);
     let input = c.path("lines.txt");
-    fs::write(&input, (0..160).map(|i| format!("line {i:04}\n")).collect::<String>()).expect("write");
+    write_lines(&input, &numbered(160));
     let out = c.path("out");
     let id = c.submit(&[
         "--app",
@@ -400,12 +410,7 @@ fn a_coordinator_killed_mid_job_resumes_after_restart() {
     c.start_coordinator();
     let status = c.wait_job(id, Duration::from_secs(120));
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
-    let mut lines: Vec<String> = parts(&out)
-        .iter()
-        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
-        .collect();
-    lines.sort();
-    assert_eq!(lines, (0..160).map(|i| format!("line {i:04}")).collect::<Vec<_>>(), "nothing lost, nothing twice");
+    assert_eq!(sorted_lines(&out), numbered(160), "nothing lost, nothing twice");
 }
 
 #[test]
@@ -436,7 +441,7 @@ fn workers_exit_cleanly_when_the_coordinator_goes_away() {
 fn two_jobs_run_at_once_and_a_killed_job_leaves_nothing() {
     let c = TestCluster::start(2, &["--no-speculation"]);
     let input = c.path("lines.txt");
-    fs::write(&input, (0..100).map(|i| format!("line {i:04}\n")).collect::<String>()).expect("write");
+    write_lines(&input, &numbered(100));
     let slow_out = c.path("slow-out");
     let slow = c.submit(&[
         "--app",
@@ -549,7 +554,7 @@ fn a_straggler_gets_a_backup_attempt_and_the_first_to_finish_wins() {
 fn a_worker_stopped_with_sigterm_finishes_its_attempts_and_exits_cleanly() {
     let mut c = TestCluster::start(2, &["--no-speculation"]);
     let input = c.path("lines.txt");
-    fs::write(&input, (0..120).map(|i| format!("line {i:04}\n")).collect::<String>()).expect("write");
+    write_lines(&input, &numbered(120));
     let out = c.path("out");
     let id = c.submit(&[
         "--app",
@@ -582,12 +587,7 @@ fn a_worker_stopped_with_sigterm_finishes_its_attempts_and_exits_cleanly() {
     assert!(status.success(), "a worker exits 0 after SIGTERM: {status}");
     let job = c.wait_job(id, Duration::from_secs(120));
     assert_eq!(job["state"], "succeeded", "{job}\n{}", c.logs());
-    let mut lines: Vec<String> = parts(&out)
-        .iter()
-        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
-        .collect();
-    lines.sort();
-    assert_eq!(lines, (0..120).map(|i| format!("line {i:04}")).collect::<Vec<_>>());
+    assert_eq!(sorted_lines(&out), numbered(120));
     // The stopped worker finished what it had; a reduce that later found
     // its map outputs gone made those maps run again (fetch_failed), which
     // is recovery, not failure.
