@@ -153,6 +153,34 @@ impl TestCluster {
         }
     }
 
+    /// Submits `lines` numbered lines to the `slow` app (15 ms a record,
+    /// splits of 20 lines, 2 reducers) and waits until `maps` maps have
+    /// committed: a job under way, to break things in.
+    fn slow_job_under_way(&self, lines: usize, maps: u64) -> (u64, PathBuf) {
+        let input = self.path("lines.txt");
+        write_lines(&input, &numbered(lines));
+        let out = self.path("out");
+        let id = self.submit(&[
+            "--app",
+            "slow",
+            "--param",
+            "ms=15",
+            "--split-size",
+            "200",
+            "--reducers",
+            "2",
+            "--input",
+            input.to_str().expect("utf-8"),
+            "--output",
+            out.to_str().expect("utf-8"),
+        ]);
+        self.wait_until("some maps to commit", Duration::from_secs(60), || {
+            self.try_json(&["status", &id.to_string()])
+                .is_some_and(|s| s["maps"]["succeeded"].as_u64().unwrap_or(0) >= maps)
+        });
+        (id, out)
+    }
+
     fn attempts(&self, id: u64) -> Vec<Value> {
         self.json(&["logs", &id.to_string()]).as_array().cloned().unwrap_or_default()
     }
@@ -352,26 +380,7 @@ fn crashing_and_hanging_attempts_still_produce_the_right_output() {
 #[test]
 fn a_worker_killed_mid_job_is_replaced() {
     let mut c = TestCluster::start(3, &["--no-speculation"]);
-    let input = c.path("lines.txt");
-    write_lines(&input, &numbered(200));
-    let out = c.path("out");
-    let id = c.submit(&[
-        "--app",
-        "slow",
-        "--param",
-        "ms=15",
-        "--split-size",
-        "200",
-        "--reducers",
-        "2",
-        "--input",
-        input.to_str().expect("utf-8"),
-        "--output",
-        out.to_str().expect("utf-8"),
-    ]);
-    c.wait_until("some maps to commit", Duration::from_secs(60), || {
-        c.json(&["status", &id.to_string()])["maps"]["succeeded"].as_u64().unwrap_or(0) >= 3
-    });
+    let (id, out) = c.slow_job_under_way(200, 3);
     TestCluster::kill9(&mut c.workers[0]);
     let status = c.wait_job(id, Duration::from_secs(120));
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
@@ -383,26 +392,7 @@ fn a_worker_killed_mid_job_is_replaced() {
 #[test]
 fn a_coordinator_killed_mid_job_resumes_after_restart() {
     let mut c = TestCluster::start(2, &["--no-speculation"]);
-    let input = c.path("lines.txt");
-    write_lines(&input, &numbered(160));
-    let out = c.path("out");
-    let id = c.submit(&[
-        "--app",
-        "slow",
-        "--param",
-        "ms=15",
-        "--split-size",
-        "200",
-        "--reducers",
-        "2",
-        "--input",
-        input.to_str().expect("utf-8"),
-        "--output",
-        out.to_str().expect("utf-8"),
-    ]);
-    c.wait_until("some maps to commit", Duration::from_secs(60), || {
-        c.json(&["status", &id.to_string()])["maps"]["succeeded"].as_u64().unwrap_or(0) >= 2
-    });
+    let (id, out) = c.slow_job_under_way(160, 2);
     if let Some(mut coordinator) = c.coordinator.take() {
         TestCluster::kill9(&mut coordinator);
     }
