@@ -41,12 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let persist = |effects: Vec<quern_coordinator::cluster::Effect>| -> Result<(), Box<dyn std::error::Error>> {
         if let Some(store) = &store {
-            runtime.block_on(async {
-                for e in effects {
-                    store.apply(e).await?;
-                }
-                Ok::<_, quern_coordinator::Error>(())
-            })?;
+            runtime.block_on(store.apply_all(effects))?;
         }
         Ok(())
     };

@@ -30,10 +30,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Makes effects durable, in order.
     pub(crate) async fn persist(&self, effects: Vec<Effect>) -> Result<(), Error> {
-        for effect in effects {
-            self.store.apply(effect).await?;
-        }
-        Ok(())
+        self.store.apply_all(effects).await
     }
 }
 

@@ -8,7 +8,9 @@
 //! of the same functions; the scheduler does not change.
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use crate::cluster::Effect;
 
 use quern_core::{AttemptId, TaskId, TaskKind, TaskRecord};
 
@@ -97,6 +99,25 @@ pub struct AttemptRow {
     pub finished_at_ms: i64,
 }
 
+fn db(context: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+    move |source| Error::Database { context: context.to_owned(), source }
+}
+
+/// Writes one effect.
+async fn write(conn: &mut SqliteConnection, effect: Effect) -> Result<(), Error> {
+    match effect {
+        Effect::Job(row) => update_job(conn, &row).await,
+        Effect::Task(job, row) => save_task(conn, job, &row).await,
+        Effect::AttemptStarted { job, attempt, worker, at_ms } => {
+            insert_attempt(conn, job, attempt, &worker, at_ms).await
+        }
+        Effect::AttemptEnded { job, attempt, outcome, error, log, counters_json, at_ms } => {
+            finish_attempt(conn, job, attempt, outcome, &error, log.as_deref(), counters_json.as_deref(), at_ms).await
+        }
+        Effect::Worker(row) => save_worker(conn, &row).await,
+    }
+}
+
 fn kind_str(kind: TaskKind) -> &'static str {
     match kind {
         TaskKind::Map => "map",
@@ -144,10 +165,6 @@ impl Store {
         Ok(Store { pool })
     }
 
-    fn db(context: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
-        move |source| Error::Database { context: context.to_owned(), source }
-    }
-
     /// Stores a new job; returns its id.
     pub async fn insert_job(&self, job: &JobRow) -> Result<u64, Error> {
         let id: i64 = sqlx::query(
@@ -162,51 +179,21 @@ impl Store {
         .bind(job.submitted_at_ms)
         .fetch_one(&self.pool)
         .await
-        .map_err(Self::db("inserting a job"))?
+        .map_err(db("inserting a job"))?
         .get(0);
         u64::try_from(id).map_err(|_| Error::Corrupt(format!("negative job id {id}")))
     }
 
     /// Updates a job's state, error, counters and times.
     pub async fn update_job(&self, job: &JobRow) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE jobs SET state = ?, error = ?, counters_json = ?, started_at_ms = ?, finished_at_ms = ? \
-             WHERE id = ?",
-        )
-        .bind(&job.state)
-        .bind(&job.error)
-        .bind(&job.counters_json)
-        .bind(job.started_at_ms)
-        .bind(job.finished_at_ms)
-        .bind(job.id as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(Self::db("updating a job"))?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
+        update_job(&mut conn, job).await
     }
 
     /// Saves a task's record (insert or replace).
     pub async fn save_task(&self, job_id: u64, task: &TaskRow) -> Result<(), Error> {
-        let r = task.record;
-        sqlx::query(
-            "INSERT INTO tasks (job_id, kind, idx, started, failures, committed, failed, map_output_json) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (job_id, kind, idx) DO UPDATE SET started = excluded.started, \
-             failures = excluded.failures, committed = excluded.committed, failed = excluded.failed, \
-             map_output_json = excluded.map_output_json",
-        )
-        .bind(job_id as i64)
-        .bind(kind_str(task.task.kind))
-        .bind(i64::from(task.task.index))
-        .bind(i64::from(r.started))
-        .bind(i64::from(r.failures))
-        .bind(r.committed.map(i64::from))
-        .bind(r.failed)
-        .bind(task.map_output_json.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(Self::db("saving a task"))?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
+        save_task(&mut conn, job_id, task).await
     }
 
     /// Records that an attempt started on a worker.
@@ -217,20 +204,8 @@ impl Store {
         worker: &str,
         now_ms: i64,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO attempts (job_id, kind, idx, attempt, worker_id, started_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(job_id as i64)
-        .bind(kind_str(attempt.task.kind))
-        .bind(i64::from(attempt.task.index))
-        .bind(i64::from(attempt.attempt))
-        .bind(worker)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(Self::db("recording an attempt"))?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
+        insert_attempt(&mut conn, job_id, attempt, worker, now_ms).await
     }
 
     /// Records how an attempt ended.
@@ -245,62 +220,32 @@ impl Store {
         counters_json: Option<&str>,
         now_ms: i64,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE attempts SET outcome = ?, error = ?, log = COALESCE(?, log), counters_json = ?, finished_at_ms = ? \
-             WHERE job_id = ? AND kind = ? AND idx = ? AND attempt = ?",
-        )
-        .bind(outcome)
-        .bind(error)
-        .bind(log)
-        .bind(counters_json)
-        .bind(now_ms)
-        .bind(job_id as i64)
-        .bind(kind_str(attempt.task.kind))
-        .bind(i64::from(attempt.task.index))
-        .bind(i64::from(attempt.attempt))
-        .execute(&self.pool)
-        .await
-        .map_err(Self::db("finishing an attempt"))?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
+        finish_attempt(&mut conn, job_id, attempt, outcome, error, log, counters_json, now_ms).await
     }
 
     /// Saves a worker (insert or replace).
     pub async fn save_worker(&self, w: &WorkerRow) -> Result<(), Error> {
-        let apps = serde_json::to_string(&w.apps).map_err(|e| Error::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO workers (id, host, shuffle_address, slots, apps_json, version, state, \
-             registered_at_ms, last_heartbeat_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&w.id)
-        .bind(&w.host)
-        .bind(&w.shuffle_address)
-        .bind(i64::from(w.slots))
-        .bind(apps)
-        .bind(&w.version)
-        .bind(&w.state)
-        .bind(w.registered_at_ms)
-        .bind(w.last_heartbeat_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(Self::db("saving a worker"))?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
+        save_worker(&mut conn, w).await
     }
 
     /// Makes one effect of a cluster decision durable.
-    pub async fn apply(&self, effect: crate::cluster::Effect) -> Result<(), Error> {
-        use crate::cluster::Effect;
-        match effect {
-            Effect::Job(row) => self.update_job(&row).await,
-            Effect::Task(job, row) => self.save_task(job, &row).await,
-            Effect::AttemptStarted { job, attempt, worker, at_ms } => {
-                self.insert_attempt(job, attempt, &worker, at_ms).await
-            }
-            Effect::AttemptEnded { job, attempt, outcome, error, log, counters_json, at_ms } => {
-                self.finish_attempt(job, attempt, outcome, &error, log.as_deref(), counters_json.as_deref(), at_ms)
-                    .await
-            }
-            Effect::Worker(row) => self.save_worker(&row).await,
+    pub async fn apply(&self, effect: Effect) -> Result<(), Error> {
+        self.apply_all(vec![effect]).await
+    }
+
+    /// Makes the effects of one decision durable, in one transaction: all or
+    /// nothing, and one commit instead of one per row.
+    pub async fn apply_all(&self, effects: Vec<Effect>) -> Result<(), Error> {
+        if effects.is_empty() {
+            return Ok(());
         }
+        let mut tx = self.pool.begin().await.map_err(db("starting a transaction"))?;
+        for effect in effects {
+            write(&mut tx, effect).await?;
+        }
+        tx.commit().await.map_err(db("committing a transaction"))
     }
 
     /// Every job, oldest first.
@@ -311,7 +256,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(Self::db("loading jobs"))?;
+        .map_err(db("loading jobs"))?;
         rows.into_iter()
             .map(|r| {
                 Ok(JobRow {
@@ -339,7 +284,7 @@ impl Store {
         .bind(job_id as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(Self::db("loading tasks"))?;
+        .map_err(db("loading tasks"))?;
         rows.into_iter()
             .map(|r| {
                 let committed: Option<i64> = r.get(4);
@@ -365,7 +310,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(Self::db("loading workers"))?;
+        .map_err(db("loading workers"))?;
         rows.into_iter()
             .map(|r| {
                 let apps: String = r.get(4);
@@ -393,7 +338,7 @@ impl Store {
         .bind(job_id as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(Self::db("loading attempts"))?;
+        .map_err(db("loading attempts"))?;
         let mut out = Vec::new();
         for r in rows {
             let id = TaskId { kind: kind_of(&r.get::<String, _>(0))?, index: u32_of(r.get(1), "task index")? };
@@ -413,6 +358,127 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+// The rows' SQL, shared by single writes and transactions.
+
+/// Updates a job's state, error, counters and times.
+async fn update_job(conn: &mut SqliteConnection, job: &JobRow) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE jobs SET state = ?, error = ?, counters_json = ?, started_at_ms = ?, finished_at_ms = ? \
+         WHERE id = ?",
+    )
+    .bind(&job.state)
+    .bind(&job.error)
+    .bind(&job.counters_json)
+    .bind(job.started_at_ms)
+    .bind(job.finished_at_ms)
+    .bind(job.id as i64)
+    .execute(&mut *conn)
+    .await
+    .map_err(db("updating a job"))?;
+    Ok(())
+}
+
+/// Saves a task's record (insert or replace).
+async fn save_task(conn: &mut SqliteConnection, job_id: u64, task: &TaskRow) -> Result<(), Error> {
+    let r = task.record;
+    sqlx::query(
+        "INSERT INTO tasks (job_id, kind, idx, started, failures, committed, failed, map_output_json) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (job_id, kind, idx) DO UPDATE SET started = excluded.started, \
+         failures = excluded.failures, committed = excluded.committed, failed = excluded.failed, \
+         map_output_json = excluded.map_output_json",
+    )
+    .bind(job_id as i64)
+    .bind(kind_str(task.task.kind))
+    .bind(i64::from(task.task.index))
+    .bind(i64::from(r.started))
+    .bind(i64::from(r.failures))
+    .bind(r.committed.map(i64::from))
+    .bind(r.failed)
+    .bind(task.map_output_json.as_deref())
+    .execute(&mut *conn)
+    .await
+    .map_err(db("saving a task"))?;
+    Ok(())
+}
+
+/// Records that an attempt started on a worker.
+async fn insert_attempt(
+    conn: &mut SqliteConnection,
+    job_id: u64,
+    attempt: AttemptId,
+    worker: &str,
+    now_ms: i64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO attempts (job_id, kind, idx, attempt, worker_id, started_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(job_id as i64)
+    .bind(kind_str(attempt.task.kind))
+    .bind(i64::from(attempt.task.index))
+    .bind(i64::from(attempt.attempt))
+    .bind(worker)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db("recording an attempt"))?;
+    Ok(())
+}
+
+/// Records how an attempt ended.
+#[allow(clippy::too_many_arguments)]
+async fn finish_attempt(
+    conn: &mut SqliteConnection,
+    job_id: u64,
+    attempt: AttemptId,
+    outcome: &str,
+    error: &str,
+    log: Option<&[u8]>,
+    counters_json: Option<&str>,
+    now_ms: i64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE attempts SET outcome = ?, error = ?, log = COALESCE(?, log), counters_json = ?, finished_at_ms = ? \
+         WHERE job_id = ? AND kind = ? AND idx = ? AND attempt = ?",
+    )
+    .bind(outcome)
+    .bind(error)
+    .bind(log)
+    .bind(counters_json)
+    .bind(now_ms)
+    .bind(job_id as i64)
+    .bind(kind_str(attempt.task.kind))
+    .bind(i64::from(attempt.task.index))
+    .bind(i64::from(attempt.attempt))
+    .execute(&mut *conn)
+    .await
+    .map_err(db("finishing an attempt"))?;
+    Ok(())
+}
+
+/// Saves a worker (insert or replace).
+async fn save_worker(conn: &mut SqliteConnection, w: &WorkerRow) -> Result<(), Error> {
+    let apps = serde_json::to_string(&w.apps).map_err(|e| Error::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT OR REPLACE INTO workers (id, host, shuffle_address, slots, apps_json, version, state, \
+         registered_at_ms, last_heartbeat_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&w.id)
+    .bind(&w.host)
+    .bind(&w.shuffle_address)
+    .bind(i64::from(w.slots))
+    .bind(apps)
+    .bind(&w.version)
+    .bind(&w.state)
+    .bind(w.registered_at_ms)
+    .bind(w.last_heartbeat_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db("saving a worker"))?;
+    Ok(())
 }
 
 #[cfg(test)]
