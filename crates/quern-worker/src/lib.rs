@@ -416,6 +416,7 @@ async fn send_report(
 /// app with `build`, runs the attempt, writes progress lines while it runs
 /// and the outcome line last (see [`protocol`]). Returns the exit code.
 pub fn attempt_process_main(build: impl Fn(&JobSpec) -> Result<Arc<dyn App>, String>) -> std::process::ExitCode {
+    let started = Instant::now();
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
         eprintln!("quern task: reading the request: {e}");
@@ -432,19 +433,22 @@ pub fn attempt_process_main(build: impl Fn(&JobSpec) -> Result<Arc<dyn App>, Str
         Err(message) => AttemptOutcome::Failed { message, retryable: false },
         Ok(app) => {
             let progress = Arc::new(AttemptProgress::default());
-            let stop = Arc::new(AtomicBool::new(false));
             let total = match request.attempt.task.kind {
                 TaskKind::Map => {
                     request.plan.splits.get(request.attempt.task.index as usize).map_or(1, |s| s.len().max(1))
                 }
                 TaskKind::Reduce => request.runs.iter().map(|r| r.segment.records).sum::<u64>().max(1),
             };
+            // The reporter wakes every 200 ms, or at once when `stop` is
+            // dropped: an attempt never waits for its reporter to finish a nap.
+            let (stop, stopped) = std::sync::mpsc::channel::<()>();
             let reporter = {
                 let progress = progress.clone();
-                let stop = stop.clone();
                 let kind = request.attempt.task.kind;
                 std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(Duration::from_millis(200))
+                    {
                         let records = progress.records.load(Ordering::Relaxed);
                         let done = match kind {
                             TaskKind::Map => progress.bytes_read.load(Ordering::Relaxed),
@@ -454,20 +458,30 @@ pub fn attempt_process_main(build: impl Fn(&JobSpec) -> Result<Arc<dyn App>, Str
                         let mut out = std::io::stdout().lock();
                         let _ = writeln!(out, "{line}");
                         let _ = out.flush();
-                        drop(out);
-                        std::thread::sleep(Duration::from_millis(200));
                     }
                 })
             };
             let cancel = AtomicBool::new(false);
             let outcome = run_attempt(&request, &*app, &progress, &cancel);
-            stop.store(true, Ordering::Relaxed);
+            drop(stop);
             let _ = reporter.join();
             outcome
         }
     };
+    // For the attempt's log: where the time went.
+    let cpu = cpu_seconds().map_or_else(String::new, |c| format!(", {c:.2} s on CPU"));
+    eprintln!("quern task: {} ended after {:.2} s{cpu}", request.attempt, started.elapsed().as_secs_f64());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", protocol::outcome_line(&outcome));
     let _ = out.flush();
     std::process::ExitCode::SUCCESS
+}
+
+/// This process's user plus system CPU time, where `/proc` tells it.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start at ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
