@@ -1,8 +1,8 @@
 //! Durable state in SQLite, through sqlx, with the migrations in
 //! `migrations/`. The coordinator keeps its working state in memory and
 //! writes every change here before answering the RPC that caused it, so
-//! after `kill -9` and a restart [`Store::load`] gives back every job,
-//! task record and worker.
+//! after `kill -9` and a restart [`Store::jobs`], [`Store::tasks`] and
+//! [`Store::workers`] give back every job, task record and worker.
 //!
 //! Only this module knows SQL. A PostgreSQL store is another implementation
 //! of the same functions; the scheduler does not change.

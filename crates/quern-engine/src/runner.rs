@@ -3,7 +3,7 @@
 //!
 //! Each slot asks the scheduler for the next attempt, runs it without holding
 //! any lock, and reports back; a success is committed only when the scheduler
-//! says [`CommitDecision::Commit`]. This is the same loop a cluster worker
+//! says [`quern_core::CommitDecision::Commit`]. This is the same loop a cluster worker
 //! will run, with the scheduler behind RPC instead of a mutex.
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Test support for quern.
 //!
 //! # Overview
-//! - [`reference`]: a naive, obviously-correct in-memory MapReduce that the
+//! - [`reference`](mod@reference): a naive, obviously-correct in-memory MapReduce that the
 //!   engine's output is checked against.
 //! - [`Tokens`]: a small app with an optional combiner and an optional second
 //!   output, to exercise the engine's data path from property tests.
