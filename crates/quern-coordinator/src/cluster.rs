@@ -226,6 +226,15 @@ impl Job {
         }
     }
 
+    /// Attempts running now: (attempt, worker, fraction done, records,
+    /// started at), in task order.
+    pub fn running_attempts(&self) -> Vec<(AttemptId, &str, f64, u64, i64)> {
+        let mut v: Vec<_> =
+            self.running.iter().map(|(a, r)| (*a, r.worker.as_str(), r.fraction, r.records, r.started_ms)).collect();
+        v.sort_by_key(|(a, ..)| (a.task, a.attempt));
+        v
+    }
+
     /// Input bytes of the job.
     pub fn input_bytes(&self) -> u64 {
         self.plan.splits.iter().map(quern_core::InputSplit::len).sum()

@@ -134,6 +134,17 @@ fn job_status(job: &Job) -> pb::JobStatus {
         started_at_ms: job.started_ms,
         finished_at_ms: job.finished_ms,
         input_bytes: job.input_bytes(),
+        running: job
+            .running_attempts()
+            .into_iter()
+            .map(|(a, worker, fraction, records, started)| pb::RunningAttempt {
+                attempt: Some(attempt_to(job.id, a)),
+                worker_id: worker.to_owned(),
+                fraction,
+                records,
+                started_at_ms: started,
+            })
+            .collect(),
     }
 }
 

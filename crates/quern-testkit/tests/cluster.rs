@@ -381,6 +381,12 @@ fn crashing_and_hanging_attempts_still_produce_the_right_output() {
 fn a_worker_killed_mid_job_is_replaced() {
     let mut c = TestCluster::start(3, &["--no-speculation"]);
     let (id, out) = c.slow_job_under_way(200, 3);
+    // Live progress: the running attempts, as their workers report them.
+    c.wait_until("progress from a running attempt", Duration::from_secs(30), || {
+        c.json(&["status", &id.to_string()])["running"].as_array().is_some_and(|r| {
+            r.iter().any(|a| a["records"].as_u64().unwrap_or(0) > 0 && a["fraction"].as_f64().unwrap_or(0.0) > 0.0)
+        })
+    });
     TestCluster::kill9(&mut c.workers[0]);
     let status = c.wait_job(id, Duration::from_secs(120));
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());

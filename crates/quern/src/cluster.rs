@@ -369,7 +369,20 @@ fn job_json(job: &pb::JobStatus) -> serde_json::Value {
         "submitted_at_ms": job.submitted_at_ms,
         "started_at_ms": job.started_at_ms,
         "finished_at_ms": job.finished_at_ms,
+        "running": job.running.iter().map(|r| json!({
+            "attempt": r.attempt.as_ref().map(attempt_name).unwrap_or_default(),
+            "worker": r.worker_id,
+            "fraction": r.fraction,
+            "records": r.records,
+            "started_at_ms": r.started_at_ms,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// `m-00003#2` for an attempt.
+fn attempt_name(r: &pb::AttemptRef) -> String {
+    let k = if r.kind == pb::TaskKind::Reduce as i32 { 'r' } else { 'm' };
+    format!("{k}-{:05}#{}", r.index, r.attempt)
 }
 
 fn print_status(job: &pb::JobStatus) {
@@ -387,6 +400,10 @@ fn print_status(job: &pb::JobStatus) {
     }
     line("maps", job.maps);
     line("reduces", job.reduces);
+    for r in &job.running {
+        let name = r.attempt.as_ref().map(attempt_name).unwrap_or_default();
+        println!("    {name:<12} {:>5.1}%  {:>10} records  on {}", r.fraction * 100.0, r.records, r.worker_id);
+    }
     println!(
         "  submitted {}  started {}  finished {}  elapsed {}",
         when(job.submitted_at_ms),
@@ -509,12 +526,7 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
         let mut client = connect(&args.connect).await?;
         let request = pb::GetLogsRequest { job_id: args.job, task: args.task.unwrap_or_default() };
         let attempts = client.get_logs(request).await.map_err(status_error)?.into_inner().attempts;
-        let name = |a: &pb::AttemptLog| {
-            a.attempt.as_ref().map_or_else(String::new, |r| {
-                let k = if r.kind == pb::TaskKind::Reduce as i32 { 'r' } else { 'm' };
-                format!("{k}-{:05}#{}", r.index, r.attempt)
-            })
-        };
+        let name = |a: &pb::AttemptLog| a.attempt.as_ref().map(attempt_name).unwrap_or_default();
         if args.json {
             let list = attempts
                 .iter()
