@@ -391,8 +391,9 @@ fn a_worker_killed_mid_job_is_replaced() {
     let status = c.wait_job(id, Duration::from_secs(120));
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
     assert_eq!(sorted_lines(&out), numbered(200));
-    let workers = c.json(&["workers"]);
-    assert_eq!(workers.as_array().map_or(0, |w| w.iter().filter(|w| w["state"] == "lost").count()), 1, "{workers}");
+    c.wait_until("the killed worker to be declared lost", Duration::from_secs(30), || {
+        c.json(&["workers"]).as_array().is_some_and(|w| w.iter().filter(|w| w["state"] == "lost").count() == 1)
+    });
 }
 
 #[test]
