@@ -184,52 +184,6 @@ impl Store {
         u64::try_from(id).map_err(|_| Error::Corrupt(format!("negative job id {id}")))
     }
 
-    /// Updates a job's state, error, counters and times.
-    pub async fn update_job(&self, job: &JobRow) -> Result<(), Error> {
-        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
-        update_job(&mut conn, job).await
-    }
-
-    /// Saves a task's record (insert or replace).
-    pub async fn save_task(&self, job_id: u64, task: &TaskRow) -> Result<(), Error> {
-        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
-        save_task(&mut conn, job_id, task).await
-    }
-
-    /// Records that an attempt started on a worker.
-    pub async fn insert_attempt(
-        &self,
-        job_id: u64,
-        attempt: AttemptId,
-        worker: &str,
-        now_ms: i64,
-    ) -> Result<(), Error> {
-        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
-        insert_attempt(&mut conn, job_id, attempt, worker, now_ms).await
-    }
-
-    /// Records how an attempt ended.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn finish_attempt(
-        &self,
-        job_id: u64,
-        attempt: AttemptId,
-        outcome: &str,
-        error: &str,
-        log: Option<&[u8]>,
-        counters_json: Option<&str>,
-        now_ms: i64,
-    ) -> Result<(), Error> {
-        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
-        finish_attempt(&mut conn, job_id, attempt, outcome, error, log, counters_json, now_ms).await
-    }
-
-    /// Saves a worker (insert or replace).
-    pub async fn save_worker(&self, w: &WorkerRow) -> Result<(), Error> {
-        let mut conn = self.pool.acquire().await.map_err(db("taking a database connection"))?;
-        save_worker(&mut conn, w).await
-    }
-
     /// Makes one effect of a cluster decision durable.
     pub async fn apply(&self, effect: Effect) -> Result<(), Error> {
         self.apply_all(vec![effect]).await
@@ -506,16 +460,29 @@ mod tests {
         job.id = store.insert_job(&job).await.expect("insert");
         job.state = "running".into();
         job.started_at_ms = 11;
-        store.update_job(&job).await.expect("update");
+        store.apply(Effect::Job(job.clone())).await.expect("update");
         let task = TaskRow {
             task: TaskId { kind: TaskKind::Map, index: 2 },
             record: TaskRecord { started: 2, failures: 1, committed: Some(2), failed: false },
             map_output_json: Some(r#"{"w":1}"#.into()),
         };
-        store.save_task(job.id, &task).await.expect("task");
+        store.apply(Effect::Task(job.id, task.clone())).await.expect("task");
         let a = AttemptId { task: task.task, attempt: 2 };
-        store.insert_attempt(job.id, a, "w1", 12).await.expect("attempt");
-        store.finish_attempt(job.id, a, "succeeded", "", Some(b"log"), Some("{}"), 13).await.expect("finish");
+        store
+            .apply_all(vec![
+                Effect::AttemptStarted { job: job.id, attempt: a, worker: "w1".into(), at_ms: 12 },
+                Effect::AttemptEnded {
+                    job: job.id,
+                    attempt: a,
+                    outcome: "succeeded",
+                    error: String::new(),
+                    log: Some(b"log".to_vec()),
+                    counters_json: Some("{}".into()),
+                    at_ms: 13,
+                },
+            ])
+            .await
+            .expect("attempt");
         let w = WorkerRow {
             id: "w1".into(),
             host: "h".into(),
@@ -527,7 +494,7 @@ mod tests {
             registered_at_ms: 1,
             last_heartbeat_ms: 2,
         };
-        store.save_worker(&w).await.expect("worker");
+        store.apply(Effect::Worker(w.clone())).await.expect("worker");
         drop(store);
 
         let store = Store::open(&url).await.expect("reopen");
