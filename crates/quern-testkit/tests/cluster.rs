@@ -127,6 +127,14 @@ impl TestCluster {
         }
     }
 
+    /// Submits `app` over `input` into `output`, with more arguments.
+    fn submit_job(&self, app: &str, input: &Path, output: &Path, extra: &[&str]) -> u64 {
+        let (input, output) = (input.to_str().expect("utf-8 path"), output.to_str().expect("utf-8 path"));
+        let mut args = vec!["--app", app, "--input", input, "--output", output];
+        args.extend_from_slice(extra);
+        self.submit(&args)
+    }
+
     fn submit(&self, args: &[&str]) -> u64 {
         let out = self.cli().arg("submit").args(args).output().expect("submit");
         assert!(out.status.success(), "submit failed: {}\n{}", String::from_utf8_lossy(&out.stderr), self.logs());
@@ -160,20 +168,7 @@ impl TestCluster {
         let input = self.path("lines.txt");
         write_lines(&input, &numbered(lines));
         let out = self.path("out");
-        let id = self.submit(&[
-            "--app",
-            "slow",
-            "--param",
-            "ms=15",
-            "--split-size",
-            "200",
-            "--reducers",
-            "2",
-            "--input",
-            input.to_str().expect("utf-8"),
-            "--output",
-            out.to_str().expect("utf-8"),
-        ]);
+        let id = self.submit_job("slow", &input, &out, &["--param", "ms=15", "--split-size", "200", "--reducers", "2"]);
         self.wait_until("some maps to commit", Duration::from_secs(60), || {
             self.try_json(&["status", &id.to_string()])
                 .is_some_and(|s| s["maps"]["succeeded"].as_u64().unwrap_or(0) >= maps)
@@ -276,18 +271,7 @@ fn wordcount_and_indexer_equal_the_embedded_run_with_one_attempt_per_task() {
     let c = TestCluster::start(3, &["--no-speculation"]);
     for app in ["wordcount", "indexer"] {
         let out = c.path(&format!("{app}-cluster"));
-        let id = c.submit(&[
-            "--app",
-            app,
-            "--reducers",
-            "3",
-            "--split-size",
-            "200KiB",
-            "--input",
-            gutenberg().to_str().expect("utf-8 path"),
-            "--output",
-            out.to_str().expect("utf-8 path"),
-        ]);
+        let id = c.submit_job(app, &gutenberg(), &out, &["--reducers", "3", "--split-size", "200KiB"]);
         let status = c.wait_job(id, Duration::from_secs(120));
         assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
         let local = c.path(&format!("{app}-embedded"));
@@ -314,20 +298,7 @@ fn maps_and_reduces_run_in_parallel_on_different_workers() {
     write_lines(&input, &numbered(60));
     let out = c.path("out");
     // 7 maps of 9 lines and 3 reduces of about 20 keys, at 20 ms a record or key.
-    let id = c.submit(&[
-        "--app",
-        "slow",
-        "--param",
-        "ms=20",
-        "--split-size",
-        "90",
-        "--reducers",
-        "3",
-        "--input",
-        input.to_str().expect("utf-8"),
-        "--output",
-        out.to_str().expect("utf-8"),
-    ]);
+    let id = c.submit_job("slow", &input, &out, &["--param", "ms=20", "--split-size", "90", "--reducers", "3"]);
     let status = c.wait_job(id, Duration::from_secs(120));
     assert_eq!(status["state"], "succeeded", "{status}");
     let attempts = c.attempts(id);
@@ -349,24 +320,23 @@ fn maps_and_reduces_run_in_parallel_on_different_workers() {
 fn crashing_and_hanging_attempts_still_produce_the_right_output() {
     let c = TestCluster::start(3, &["--task-timeout", "3s"]);
     let out = c.path("out");
-    let id = c.submit(&[
-        "--app",
+    let id = c.submit_job(
         "chaos",
-        "--param",
-        "crash=0.3",
-        "--param",
-        "hang=0.15",
-        "--max-attempts",
-        "20",
-        "--reducers",
-        "3",
-        "--split-size",
-        "300KiB",
-        "--input",
-        gutenberg().to_str().expect("utf-8"),
-        "--output",
-        out.to_str().expect("utf-8"),
-    ]);
+        &gutenberg(),
+        &out,
+        &[
+            "--param",
+            "crash=0.3",
+            "--param",
+            "hang=0.15",
+            "--max-attempts",
+            "20",
+            "--reducers",
+            "3",
+            "--split-size",
+            "300KiB",
+        ],
+    );
     let status = c.wait_job(id, Duration::from_secs(240));
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
     let local = c.path("embedded");
@@ -440,29 +410,9 @@ fn two_jobs_run_at_once_and_a_killed_job_leaves_nothing() {
     let input = c.path("lines.txt");
     write_lines(&input, &numbered(100));
     let slow_out = c.path("slow-out");
-    let slow = c.submit(&[
-        "--app",
-        "slow",
-        "--param",
-        "ms=50",
-        "--split-size",
-        "100",
-        "--input",
-        input.to_str().expect("utf-8"),
-        "--output",
-        slow_out.to_str().expect("utf-8"),
-    ]);
+    let slow = c.submit_job("slow", &input, &slow_out, &["--param", "ms=50", "--split-size", "100"]);
     let wc_out = c.path("wc-out");
-    let wc = c.submit(&[
-        "--app",
-        "wordcount",
-        "--priority",
-        "5",
-        "--input",
-        gutenberg().to_str().expect("utf-8"),
-        "--output",
-        wc_out.to_str().expect("utf-8"),
-    ]);
+    let wc = c.submit_job("wordcount", &gutenberg(), &wc_out, &["--priority", "5"]);
     let status = c.wait_job(wc, Duration::from_secs(120));
     assert_eq!(status["state"], "succeeded");
     assert_eq!(c.json(&["status", &slow.to_string()])["state"], "running", "the slow job shares the workers");
@@ -514,22 +464,21 @@ fn a_straggler_gets_a_backup_attempt_and_the_first_to_finish_wins() {
     let out = c.path("out");
     let marker = c.path("straggled");
     let started = Instant::now();
-    let id = c.submit(&[
-        "--app",
+    let id = c.submit_job(
         "straggler",
-        "--param",
-        &format!("marker={}", marker.display()),
-        "--param",
-        "ms=60000",
-        "--split-size",
-        "600KiB",
-        "--reducers",
-        "2",
-        "--input",
-        gutenberg().to_str().expect("utf-8"),
-        "--output",
-        out.to_str().expect("utf-8"),
-    ]);
+        &gutenberg(),
+        &out,
+        &[
+            "--param",
+            &format!("marker={}", marker.display()),
+            "--param",
+            "ms=60000",
+            "--split-size",
+            "600KiB",
+            "--reducers",
+            "2",
+        ],
+    );
     let status = c.wait_job(id, Duration::from_secs(50));
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
     assert!(started.elapsed() < Duration::from_secs(45), "the job waited for its straggler");
@@ -553,18 +502,7 @@ fn a_worker_stopped_with_sigterm_finishes_its_attempts_and_exits_cleanly() {
     let input = c.path("lines.txt");
     write_lines(&input, &numbered(120));
     let out = c.path("out");
-    let id = c.submit(&[
-        "--app",
-        "slow",
-        "--param",
-        "ms=20",
-        "--split-size",
-        "120",
-        "--input",
-        input.to_str().expect("utf-8"),
-        "--output",
-        out.to_str().expect("utf-8"),
-    ]);
+    let id = c.submit_job("slow", &input, &out, &["--param", "ms=20", "--split-size", "120"]);
     c.wait_until("the job to start", Duration::from_secs(30), || {
         c.json(&["workers"]).as_array().is_some_and(|ws| ws.iter().all(|w| w["running"].as_u64().unwrap_or(0) > 0))
     });
@@ -602,18 +540,7 @@ fn a_task_out_of_attempts_fails_the_job_naming_task_worker_and_error() {
     let input = c.path("in.txt");
     fs::write(&input, "the quick brown fox\n").expect("write");
     let out = c.path("out");
-    let id = c.submit(&[
-        "--app",
-        "flaky",
-        "--param",
-        "failures=100",
-        "--max-attempts",
-        "2",
-        "--input",
-        input.to_str().expect("utf-8"),
-        "--output",
-        out.to_str().expect("utf-8"),
-    ]);
+    let id = c.submit_job("flaky", &input, &out, &["--param", "failures=100", "--max-attempts", "2"]);
     let status = c.wait_job(id, Duration::from_secs(60));
     assert_eq!(status["state"], "failed");
     let error = status["error"].as_str().unwrap_or_default();
