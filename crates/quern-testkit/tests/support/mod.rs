@@ -1,0 +1,268 @@
+//! The in-process harness of the cluster tests: a coordinator and workers of
+//! the `quern-testkit` binary on 127.0.0.1, the CLI pointed at them, and
+//! helpers to read outputs. Each test binary uses part of it.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_quern-testkit");
+pub const TOKEN: &str = "test-token";
+
+pub fn gutenberg() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gutenberg")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A coordinator and workers, killed when dropped.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub coordinator: Option<Child>,
+    pub coordinator_args: Vec<String>,
+    pub workers: Vec<Child>,
+}
+
+impl TestCluster {
+    pub fn start(workers: usize, coordinator_args: &[&str]) -> TestCluster {
+        let mut c = TestCluster {
+            dir: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+            coordinator: None,
+            coordinator_args: coordinator_args.iter().map(|s| s.to_string()).collect(),
+            workers: Vec::new(),
+        };
+        c.start_coordinator();
+        for _ in 0..workers {
+            c.add_worker(&[]);
+        }
+        c.wait_for_workers(workers);
+        c
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn log(&self, name: &str) -> Stdio {
+        Stdio::from(fs::OpenOptions::new().create(true).append(true).open(self.path(name)).expect("log file"))
+    }
+
+    pub fn start_coordinator(&mut self) {
+        let child = Command::new(BIN)
+            .args(["coordinator", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
+            .arg(self.path("coordinator"))
+            .args(["--worker-timeout", "2s", "--heartbeat", "200ms"])
+            .args(&self.coordinator_args)
+            .env("QUERN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(self.log("coordinator.log"))
+            .stderr(self.log("coordinator.log"))
+            .spawn()
+            .expect("start the coordinator");
+        self.coordinator = Some(child);
+    }
+
+    pub fn add_worker(&mut self, extra: &[&str]) -> usize {
+        let n = self.workers.len();
+        let child = Command::new(BIN)
+            .args(["worker", "--slots", "2", "--work-dir"])
+            .arg(self.path(&format!("worker-{n}")))
+            .args(if extra.is_empty() { &["--coordinator-timeout", "20s"][..] } else { extra })
+            .env("QUERN_COORDINATOR", self.url())
+            .env("QUERN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(self.log(&format!("worker-{n}.log")))
+            .stderr(self.log(&format!("worker-{n}.log")))
+            .spawn()
+            .expect("start a worker");
+        self.workers.push(child);
+        n
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The CLI, pointed at this cluster.
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env("QUERN_COORDINATOR", self.url()).env("QUERN_TOKEN", TOKEN).env_remove("RUST_LOG");
+        cmd
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.cli().args(args).arg("--json").output().expect("run the CLI");
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+
+    /// Like `json`, but `None` while the coordinator cannot be reached (it
+    /// is restarting).
+    pub fn try_json(&self, args: &[&str]) -> Option<Value> {
+        let out = self.cli().args(args).arg("--json").output().expect("run the CLI");
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).expect("JSON"))
+    }
+
+    pub fn wait_for_workers(&self, n: usize) {
+        let started = Instant::now();
+        loop {
+            let out = self.cli().args(["workers", "--json"]).output().expect("run the CLI");
+            if out.status.success() {
+                let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+                let alive = v.as_array().map_or(0, |a| a.iter().filter(|w| w["state"] == "alive").count());
+                if alive >= n {
+                    return;
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{n} workers never registered:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Submits `app` over `input` into `output`, with more arguments.
+    pub fn submit_job(&self, app: &str, input: &Path, output: &Path, extra: &[&str]) -> u64 {
+        let (input, output) = (input.to_str().expect("utf-8 path"), output.to_str().expect("utf-8 path"));
+        let mut args = vec!["--app", app, "--input", input, "--output", output];
+        args.extend_from_slice(extra);
+        self.submit(&args)
+    }
+
+    pub fn submit(&self, args: &[&str]) -> u64 {
+        let out = self.cli().arg("submit").args(args).output().expect("submit");
+        assert!(out.status.success(), "submit failed: {}\n{}", String::from_utf8_lossy(&out.stderr), self.logs());
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("a job id")
+    }
+
+    pub fn wait_job(&self, id: u64, timeout: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.try_json(&["status", &id.to_string()]).unwrap_or_default();
+            if matches!(status["state"].as_str(), Some("succeeded" | "failed" | "killed")) {
+                return status;
+            }
+            assert!(started.elapsed() < timeout, "job {id} did not end: {status}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < timeout, "timed out waiting for {what}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Submits `lines` numbered lines to the `slow` app (15 ms a record,
+    /// splits of 20 lines, 2 reducers) and waits until `maps` maps have
+    /// committed: a job under way, to break things in.
+    pub fn slow_job_under_way(&self, lines: usize, maps: u64) -> (u64, PathBuf) {
+        let input = self.path("lines.txt");
+        write_lines(&input, &numbered(lines));
+        let out = self.path("out");
+        let id = self.submit_job("slow", &input, &out, &["--param", "ms=15", "--split-size", "200", "--reducers", "2"]);
+        self.wait_until("some maps to commit", Duration::from_secs(60), || {
+            self.try_json(&["status", &id.to_string()])
+                .is_some_and(|s| s["maps"]["succeeded"].as_u64().unwrap_or(0) >= maps)
+        });
+        (id, out)
+    }
+
+    pub fn attempts(&self, id: u64) -> Vec<Value> {
+        self.json(&["logs", &id.to_string()]).as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        let mut names: Vec<_> =
+            fs::read_dir(self.dir.path()).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        names.sort();
+        for p in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "log")) {
+            let text = fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            out.push_str(&format!("--- {} ---\n", p.display()));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    pub fn kill9(child: &mut Child) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            TestCluster::kill9(w);
+        }
+        if let Some(c) = &mut self.coordinator {
+            TestCluster::kill9(c);
+        }
+    }
+}
+
+/// Every part file of an output directory, by name.
+pub fn parts(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    assert!(dir.join("_SUCCESS").exists(), "{} has no _SUCCESS", dir.display());
+    let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .expect("output dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).expect("read")))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `n` numbered lines, as the slow tests' input.
+pub fn numbered(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("line {i:04}")).collect()
+}
+
+/// Writes `lines` to `path`, one per line.
+pub fn write_lines(path: &Path, lines: &[String]) {
+    fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).expect("write input");
+}
+
+/// Every line of every part file of `out`, sorted.
+pub fn sorted_lines(out: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = parts(out)
+        .iter()
+        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    lines
+}
+
+pub fn embedded(app: &str, input: &Path, output: &Path, extra: &[&str]) {
+    let status = Command::new(BIN)
+        .args(["run", "--app", app, "--quiet", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(extra)
+        .status()
+        .expect("embedded run");
+    assert!(status.success());
+}
+
+pub fn attempt_numbers(attempts: &[Value]) -> Vec<u64> {
+    attempts
+        .iter()
+        .map(|a| a["attempt"].as_str().and_then(|s| s.rsplit('#').next()).and_then(|n| n.parse().ok()).unwrap_or(0))
+        .collect()
+}
+
