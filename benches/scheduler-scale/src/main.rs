@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     };
 
-    let mut cluster = Cluster::new(Policy { worker_timeout_ms: 10_000, task_timeout_ms: 600_000, speculation: false });
+    let mut cluster = Cluster::new(Policy::with_timeouts(10_000, 600_000, false));
     for w in 0..workers {
         let row = WorkerRow {
             id: format!("w{w:04}"),

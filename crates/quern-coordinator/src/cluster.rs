@@ -32,6 +32,30 @@ pub struct Policy {
     pub task_timeout_ms: i64,
     /// Launch backup attempts for stragglers near the end of a phase.
     pub speculation: bool,
+    /// A worker on which attempts of this many different tasks of one job
+    /// failed is excluded from that job (Hadoop's per-job blacklist).
+    pub blacklist_task_failures: u32,
+    /// A worker excluded by this many jobs is excluded from every job for
+    /// [`Policy::blacklist_expiry_ms`] (the cluster-wide blacklist).
+    pub blacklist_jobs: u32,
+    /// How long a failure counts against a worker, and how long a
+    /// cluster-wide exclusion lasts.
+    pub blacklist_expiry_ms: i64,
+}
+
+impl Policy {
+    /// Defaults for the blacklist: 3 failed tasks exclude a worker from a
+    /// job, 2 such jobs from the cluster, failures count for 10 minutes.
+    pub const fn with_timeouts(worker_timeout_ms: i64, task_timeout_ms: i64, speculation: bool) -> Policy {
+        Policy {
+            worker_timeout_ms,
+            task_timeout_ms,
+            speculation,
+            blacklist_task_failures: 3,
+            blacklist_jobs: 2,
+            blacklist_expiry_ms: 10 * 60 * 1000,
+        }
+    }
 }
 
 /// Where a committed map's output is.
@@ -170,8 +194,18 @@ pub struct Job {
     pub phase: JobPhase,
     /// Why it failed.
     pub error: String,
-    /// Counters of committed attempts.
-    pub counters: Counters,
+    /// The counters of each task's committed attempt (maps, reduces): a
+    /// job counts committed work only, once, however often it ran.
+    task_counters: [Vec<Option<Counters>>; 2],
+    /// The sum of `task_counters` (for an ended job loaded from history: its
+    /// stored counters).
+    committed_counters: Counters,
+    /// Attempts that failed (counted against their task's limit).
+    failed_attempts: u64,
+    /// For each worker, the tasks of this job that failed there, and when
+    /// they last did: retries go elsewhere, and a worker where several
+    /// tasks failed is excluded from the job.
+    failures: HashMap<String, HashMap<TaskId, i64>>,
     map_outputs: Vec<Option<MapOutputLoc>>,
     running: HashMap<AttemptId, RunningAttempt>,
     /// Durations of committed attempts, per phase (for speculation).
@@ -197,7 +231,7 @@ impl Job {
             priority: self.priority,
             state: self.phase.as_str().to_owned(),
             error: self.error.clone(),
-            counters_json: serde_json::to_string(&self.counters).unwrap_or_else(|_| "{}".into()),
+            counters_json: serde_json::to_string(&self.counters()).unwrap_or_else(|_| "{}".into()),
             submitted_at_ms: self.submitted_ms,
             started_at_ms: self.started_ms,
             finished_at_ms: self.finished_ms,
@@ -210,7 +244,75 @@ impl Job {
             TaskKind::Map => self.map_outputs[task.index as usize].as_ref().and_then(|l| serde_json::to_string(l).ok()),
             TaskKind::Reduce => None,
         };
-        Some(TaskRow { task, record, map_output_json })
+        let counters_json = self.task_counters[task.kind as usize]
+            .get(task.index as usize)
+            .and_then(Option::as_ref)
+            .and_then(|c| serde_json::to_string(c).ok());
+        Some(TaskRow { task, record, map_output_json, counters_json })
+    }
+
+    /// Forgets a map's output and its counters: the map runs again.
+    fn forget_map_output(&mut self, map: u32) {
+        if let Some(loc) = self.map_outputs.get_mut(map as usize) {
+            *loc = None;
+        }
+        self.set_task_counters(TaskId { kind: TaskKind::Map, index: map }, None);
+    }
+
+    /// The job's counters: the sum over committed attempts, plus the
+    /// number of failed attempts.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.committed_counters.clone();
+        c.engine.failed_attempts = self.failed_attempts;
+        c
+    }
+
+    /// Records (or, with `None`, forgets) the counters of `task`'s
+    /// committed attempt.
+    fn set_task_counters(&mut self, task: TaskId, counters: Option<Counters>) {
+        let Some(slot) = self.task_counters[task.kind as usize].get_mut(task.index as usize) else { return };
+        let had = slot.is_some();
+        match (had, counters) {
+            (false, Some(c)) => {
+                self.committed_counters.merge(&c);
+                *slot = Some(c);
+            }
+            (_, new) => {
+                *slot = new;
+                self.committed_counters = Counters::default();
+                for c in self.task_counters.iter().flatten().flatten() {
+                    self.committed_counters.merge(c);
+                }
+            }
+        }
+    }
+
+    /// Records that an attempt of `task` failed on `worker` at `now_ms`.
+    /// Returns true if that makes the worker excluded from this job.
+    fn record_failure(&mut self, worker: &str, task: TaskId, now_ms: i64, policy: &Policy) -> bool {
+        self.failed_attempts += 1;
+        let before = self.excludes(worker, now_ms, policy);
+        let tasks = self.failures.entry(worker.to_owned()).or_default();
+        tasks.retain(|_, at| now_ms - *at < policy.blacklist_expiry_ms);
+        tasks.insert(task, now_ms);
+        !before && self.excludes(worker, now_ms, policy)
+    }
+
+    /// Whether attempts of enough different tasks failed on `worker`
+    /// lately to keep it away from this job.
+    fn excludes(&self, worker: &str, now_ms: i64, policy: &Policy) -> bool {
+        self.failures.get(worker).is_some_and(|tasks| {
+            let recent = tasks.values().filter(|&&at| now_ms - at < policy.blacklist_expiry_ms).count();
+            recent >= policy.blacklist_task_failures.max(1) as usize
+        })
+    }
+
+    /// Whether an attempt of `task` failed on `worker` lately.
+    fn failed_on(&self, worker: &str, task: TaskId, now_ms: i64, policy: &Policy) -> bool {
+        self.failures
+            .get(worker)
+            .and_then(|tasks| tasks.get(&task))
+            .is_some_and(|&at| now_ms - at < policy.blacklist_expiry_ms)
     }
 
     fn committer(&self) -> OutputCommitter {
@@ -254,6 +356,30 @@ pub struct Worker {
     forget: Vec<u64>,
     /// Whether it is alive (not lost).
     pub alive: bool,
+    /// Jobs that excluded it, and when: enough of them exclude it from
+    /// the cluster.
+    excluded_by: BTreeMap<u64, i64>,
+    /// Excluded from every job until then (ms since the epoch; 0: never).
+    pub blacklisted_until_ms: i64,
+}
+
+impl Worker {
+    fn new(row: WorkerRow, alive: bool) -> Worker {
+        Worker {
+            row,
+            running: HashSet::new(),
+            cancels: Vec::new(),
+            forget: Vec::new(),
+            alive,
+            excluded_by: BTreeMap::new(),
+            blacklisted_until_ms: 0,
+        }
+    }
+
+    /// Whether it is excluded from every job now.
+    pub fn blacklisted(&self, now_ms: i64) -> bool {
+        self.blacklisted_until_ms > now_ms
+    }
 }
 
 /// A job accepted by [`Cluster::check_submission`] and stored.
@@ -300,10 +426,11 @@ pub enum Outcome {
     },
     /// Failed.
     Failed(Failure),
-    /// A reduce could not fetch map `map`'s output.
+    /// A reduce could not read the output of these maps (a fetch failed,
+    /// or the output is gone from the worker that wrote it).
     FetchFailed {
-        /// The map.
-        map: u32,
+        /// The maps.
+        maps: Vec<u32>,
         /// Why.
         message: String,
     },
@@ -347,18 +474,18 @@ impl Cluster {
         for mut row in workers {
             let alive = row.state == "alive";
             row.last_heartbeat_ms = now_ms;
-            let worker = Worker { row, running: HashSet::new(), cancels: Vec::new(), forget: Vec::new(), alive };
-            cluster.workers.insert(worker.row.id.clone(), worker);
+            cluster.workers.insert(row.id.clone(), Worker::new(row, alive));
         }
         let mut effects = Vec::new();
         for (row, tasks) in jobs {
             let spec: JobSpec = serde_json::from_str(&row.spec_json).map_err(|e| Error::Corrupt(e.to_string()))?;
             let plan: JobPlan = serde_json::from_str(&row.plan_json).map_err(|e| Error::Corrupt(e.to_string()))?;
             let phase = JobPhase::parse(&row.state)?;
-            let counters = serde_json::from_str(&row.counters_json).unwrap_or_default();
+            let corrupt = |what: String| move |e: serde_json::Error| Error::Corrupt(format!("{what}: {e}"));
             let mut maps = vec![TaskRecord::default(); plan.splits.len()];
             let mut reduces = vec![TaskRecord::default(); plan.partitions as usize];
             let mut map_outputs = vec![None; plan.splits.len()];
+            let mut task_counters = [vec![None; maps.len()], vec![None; reduces.len()]];
             for t in &tasks {
                 let slot = match t.task.kind {
                     TaskKind::Map => maps.get_mut(t.task.index as usize),
@@ -366,12 +493,33 @@ impl Cluster {
                 };
                 let slot = slot.ok_or_else(|| Error::Corrupt(format!("job {} has no task {}", row.id, t.task)))?;
                 *slot = t.record;
+                if t.record.committed.is_none() {
+                    continue;
+                }
+                // A committed task's output location and counters must be
+                // readable: guessing "none" would silently drop its records.
+                let what = |field: &str| format!("job {} task {} {field}", row.id, t.task);
+                let json = t.counters_json.as_deref().ok_or_else(|| Error::Corrupt(what("has no counters")))?;
+                task_counters[t.task.kind as usize][t.task.index as usize] =
+                    Some(serde_json::from_str(json).map_err(corrupt(what("counters")))?);
                 if let (TaskKind::Map, Some(json)) = (t.task.kind, &t.map_output_json) {
-                    map_outputs[t.task.index as usize] = serde_json::from_str(json).ok();
+                    map_outputs[t.task.index as usize] =
+                        Some(serde_json::from_str(json).map_err(corrupt(what("map output")))?);
                 }
             }
-            let sched =
-                if phase.is_terminal() { None } else { Some(Scheduler::restore(&maps, &reduces, spec.max_attempts)) };
+            let (sched, committed_counters, failed_attempts) = if phase.is_terminal() {
+                let counters: Counters =
+                    serde_json::from_str(&row.counters_json).map_err(corrupt(format!("job {} counters", row.id)))?;
+                let failed = counters.engine.failed_attempts;
+                (None, counters, failed)
+            } else {
+                let mut sum = Counters::default();
+                for c in task_counters.iter().flatten().flatten() {
+                    sum.merge(c);
+                }
+                let failed = maps.iter().chain(&reduces).map(|r| u64::from(r.failures)).sum();
+                (Some(Scheduler::restore(&maps, &reduces, spec.max_attempts)), sum, failed)
+            };
             let job = Job {
                 id: row.id,
                 spec,
@@ -382,7 +530,10 @@ impl Cluster {
                 sched,
                 phase,
                 error: row.error,
-                counters,
+                task_counters,
+                committed_counters,
+                failed_attempts,
+                failures: HashMap::new(),
                 map_outputs,
                 running: HashMap::new(),
                 durations: [Vec::new(), Vec::new()],
@@ -452,7 +603,7 @@ impl Cluster {
     pub fn add_job(&mut self, new: NewJob, now_ms: i64) -> Vec<Effect> {
         let NewJob { id, spec, plan, spec_json, plan_json, priority } = new;
         let sched = Scheduler::new(plan.splits.len() as u32, plan.partitions, spec.max_attempts);
-        let maps = plan.splits.len();
+        let (maps, reduces) = (plan.splits.len(), plan.partitions as usize);
         let job = Job {
             id,
             spec,
@@ -463,7 +614,10 @@ impl Cluster {
             sched: Some(sched),
             phase: JobPhase::Pending,
             error: String::new(),
-            counters: Counters::default(),
+            task_counters: [vec![None; maps], vec![None; reduces]],
+            committed_counters: Counters::default(),
+            failed_attempts: 0,
+            failures: HashMap::new(),
             map_outputs: vec![None; maps],
             running: HashMap::new(),
             durations: [Vec::new(), Vec::new()],
@@ -493,8 +647,13 @@ impl Cluster {
         row.state = "alive".into();
         row.last_heartbeat_ms = now_ms;
         effects.push(Effect::Worker(row.clone()));
-        self.workers
-            .insert(id, Worker { row, running: HashSet::new(), cancels: Vec::new(), forget: Vec::new(), alive: true });
+        let mut worker = Worker::new(row, true);
+        if let Some(old) = self.workers.get(&id) {
+            // A restart does not clear a worker's record of failures.
+            worker.excluded_by = old.excluded_by.clone();
+            worker.blacklisted_until_ms = old.blacklisted_until_ms;
+        }
+        self.workers.insert(id, worker);
         effects
     }
 
@@ -554,20 +713,109 @@ impl Cluster {
             candidates.sort();
             let mut assigned = None;
             for &(_, _, id) in &candidates {
+                let Some(avoid) = self.placement(id, worker_id, now_ms) else { continue };
                 let job = self.jobs.get_mut(&id).expect("invariant: candidate jobs exist");
                 let Some(sched) = job.sched.as_mut() else { continue };
-                if let Next::Run(attempt) = sched.next_attempt() {
+                if let Next::Run(attempt) = sched.next_attempt_where(|t| !avoid.contains(&t)) {
                     assigned = Some((id, attempt));
                     break;
                 }
             }
             if assigned.is_none() && self.policy.speculation {
-                assigned = candidates.iter().find_map(|&(_, _, id)| self.backup_for(id, worker_id, now_ms));
+                assigned = candidates.iter().find_map(|&(_, _, id)| {
+                    self.placement(id, worker_id, now_ms)?;
+                    self.backup_for(id, worker_id, now_ms)
+                });
             }
             let Some((id, attempt)) = assigned else { break };
             out.push(self.start_attempt(id, attempt, worker_id, now_ms, &mut effects));
         }
         Ok((out, effects))
+    }
+
+    /// Where `worker_id` stands with job `id`: `None` if the job excludes it
+    /// (attempts of several of its tasks failed there, or the whole cluster
+    /// excludes it) while a healthy worker can run the job; otherwise the
+    /// tasks it should not get, because they failed there and a healthy
+    /// worker where they did not fail exists. Where no other worker can
+    /// help, the worker is used anyway: a blacklist slows a job down, it
+    /// never stalls one.
+    fn placement(&self, id: u64, worker_id: &str, now_ms: i64) -> Option<HashSet<TaskId>> {
+        let job = self.jobs.get(&id)?;
+        let policy = &self.policy;
+        let shunned = |w: &Worker| w.blacklisted(now_ms) || job.excludes(&w.row.id, now_ms, policy);
+        let failed_here = job.failures.get(worker_id);
+        let me = self.workers.get(worker_id)?;
+        if !shunned(me) && failed_here.is_none_or(HashMap::is_empty) {
+            return Some(HashSet::new());
+        }
+        let healthy: Vec<&str> = self
+            .workers
+            .values()
+            .filter(|w| w.alive && w.row.id != worker_id && w.row.apps.contains(&job.spec.app) && !shunned(w))
+            .map(|w| w.row.id.as_str())
+            .collect();
+        if healthy.is_empty() {
+            return Some(HashSet::new());
+        }
+        if shunned(me) {
+            return None;
+        }
+        let avoid = failed_here
+            .into_iter()
+            .flat_map(HashMap::keys)
+            .copied()
+            .filter(|&t| job.failed_on(worker_id, t, now_ms, policy))
+            .filter(|&t| healthy.iter().any(|w| !job.failed_on(w, t, now_ms, policy)))
+            .collect();
+        Some(avoid)
+    }
+
+    /// Records that an attempt of `task` of job `job_id` failed on
+    /// `worker_id`; excludes the worker from the job, and from the cluster,
+    /// when it keeps failing.
+    fn note_failure(&mut self, job_id: u64, worker_id: &str, task: TaskId, now_ms: i64) {
+        let policy = self.policy;
+        let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        if !job.record_failure(worker_id, task, now_ms, &policy) {
+            return;
+        }
+        tracing::warn!(
+            job = job_id,
+            worker = worker_id,
+            "attempts of {} different tasks failed on this worker: the job stops using it",
+            policy.blacklist_task_failures
+        );
+        let Some(worker) = self.workers.get_mut(worker_id) else { return };
+        worker.excluded_by.retain(|_, at| now_ms - *at < policy.blacklist_expiry_ms);
+        worker.excluded_by.insert(job_id, now_ms);
+        if worker.excluded_by.len() >= policy.blacklist_jobs.max(1) as usize && !worker.blacklisted(now_ms) {
+            worker.blacklisted_until_ms = now_ms + policy.blacklist_expiry_ms;
+            let jobs: Vec<u64> = worker.excluded_by.keys().copied().collect();
+            tracing::warn!(
+                worker = worker_id,
+                ?jobs,
+                "excluded by {} jobs: no job uses this worker for {} s (unless no other can)",
+                jobs.len(),
+                policy.blacklist_expiry_ms / 1000
+            );
+        }
+    }
+
+    /// Jobs that exclude `worker_id` now (it failed attempts of several of
+    /// their tasks), by id.
+    pub fn excluding_jobs(&self, worker_id: &str, now_ms: i64) -> Vec<u64> {
+        self.jobs
+            .values()
+            .filter(|j| !j.phase.is_terminal() && j.excludes(worker_id, now_ms, &self.policy))
+            .map(|j| j.id)
+            .collect()
+    }
+
+    /// Of the jobs a (re)starting worker still holds data of, the ones it
+    /// may delete: ended or unknown.
+    pub fn ended_jobs(&self, held: &[u64]) -> Vec<u64> {
+        held.iter().copied().filter(|id| self.jobs.get(id).is_none_or(|j| j.phase.is_terminal())).collect()
     }
 
     /// A backup attempt of a straggler of job `id` for `worker_id`, if one
@@ -676,14 +924,24 @@ impl Cluster {
             return Err(Error::BadRequest(format!("no job {job_id}")));
         };
         let ran = job.running.remove(&attempt);
+        // Once a job has ended, its output area is gone (or published) and
+        // a late attempt cannot re-create it: nothing to delete, and an
+        // attempt directory of the same name may belong to a newer job
+        // writing to the same output.
+        let live = !job.phase.is_terminal();
         let committer = job.committer();
+        let abort = |attempt| {
+            if live {
+                committer.abort_task(attempt);
+            }
+        };
         let Some(sched) = job.sched.as_mut() else {
             // The job ended (and was reloaded from history): nothing to do.
-            committer.abort_task(attempt);
             return Ok((false, effects));
         };
         let log = Some(log);
         let mut committed = false;
+        let mut failed_here = false;
         match outcome {
             Outcome::Succeeded { counters, map_output } => {
                 let counters_json = serde_json::to_string(&counters).ok();
@@ -693,7 +951,7 @@ impl Cluster {
                             sched.fail_job(format!("committing {attempt}: {e}"));
                         } else {
                             committed = true;
-                            job.counters.merge(&counters);
+                            job.set_task_counters(attempt.task, Some(counters));
                             if let Some(r) = &ran {
                                 job.durations[attempt.task.kind as usize].push(now_ms - r.started_ms);
                             }
@@ -743,7 +1001,7 @@ impl Cluster {
                         });
                     }
                     CommitDecision::Discard => {
-                        committer.abort_task(attempt);
+                        abort(attempt);
                         effects.push(Effect::AttemptEnded {
                             job: job_id,
                             attempt,
@@ -761,10 +1019,8 @@ impl Cluster {
                 // Name the worker, so a job that fails says where.
                 failure.message = format!("{} (on worker {worker_id})", failure.message);
                 let result = sched.failed(attempt, failure);
-                committer.abort_task(attempt);
-                if result != FailureOutcome::Ignored {
-                    job.counters.engine.failed_attempts += 1;
-                }
+                abort(attempt);
+                failed_here = result != FailureOutcome::Ignored;
                 match result {
                     FailureOutcome::Retrying => {
                         tracing::warn!(job = job_id, %attempt, "attempt failed, will retry: {error}")
@@ -787,21 +1043,23 @@ impl Cluster {
                     at_ms: now_ms,
                 });
             }
-            Outcome::FetchFailed { map, message } => {
-                tracing::warn!(job = job_id, %attempt, map, "fetch failed, map runs again: {message}");
+            Outcome::FetchFailed { maps, message } => {
+                tracing::warn!(job = job_id, %attempt, ?maps, "map outputs lost, the maps run again: {message}");
                 sched.attempt_lost(attempt);
-                if sched.map_output_lost(map) {
-                    job.map_outputs[map as usize] = None;
-                    if let Some(row) = job.task_row(TaskId { kind: TaskKind::Map, index: map }) {
+                let lost: Vec<u32> = maps.iter().copied().filter(|&m| sched.map_output_lost(m)).collect();
+                for m in lost {
+                    job.forget_map_output(m);
+                    if let Some(row) = job.task_row(TaskId { kind: TaskKind::Map, index: m }) {
                         effects.push(Effect::Task(job_id, row));
                     }
                 }
-                committer.abort_task(attempt);
+                abort(attempt);
+                let names: Vec<String> = maps.iter().map(|m| format!("m-{m:05}")).collect();
                 effects.push(Effect::AttemptEnded {
                     job: job_id,
                     attempt,
                     outcome: "fetch_failed",
-                    error: format!("map {map}: {message}"),
+                    error: format!("{}: {message}", names.join(", ")),
                     log,
                     counters_json: None,
                     at_ms: now_ms,
@@ -809,7 +1067,7 @@ impl Cluster {
             }
             Outcome::Cancelled => {
                 sched.attempt_lost(attempt);
-                committer.abort_task(attempt);
+                abort(attempt);
                 effects.push(Effect::AttemptEnded {
                     job: job_id,
                     attempt,
@@ -820,6 +1078,9 @@ impl Cluster {
                     at_ms: now_ms,
                 });
             }
+        }
+        if failed_here {
+            self.note_failure(job_id, worker_id, attempt.task, now_ms);
         }
         self.settle(job_id, now_ms, &mut effects);
         Ok((committed, effects))
@@ -866,14 +1127,16 @@ impl Cluster {
             }
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
             job.running.remove(&attempt);
+            let mut counted = false;
             if let Some(sched) = job.sched.as_mut() {
                 let failure = Failure { message: format!("no progress for {secs}s (hung?)"), retryable: true };
-                if sched.failed(attempt, failure) != FailureOutcome::Ignored {
-                    job.counters.engine.failed_attempts += 1;
-                }
+                counted = sched.failed(attempt, failure) != FailureOutcome::Ignored;
                 if let Some(row) = job.task_row(attempt.task) {
                     effects.push(Effect::Task(job_id, row));
                 }
+            }
+            if counted {
+                self.note_failure(job_id, &worker, attempt.task, now_ms);
             }
             effects.push(Effect::AttemptEnded {
                 job: job_id,
@@ -918,7 +1181,7 @@ impl Cluster {
                 .collect();
             let requeued: Vec<u32> = held.into_iter().filter(|&m| sched.map_output_lost(m)).collect();
             for m in requeued {
-                job.map_outputs[m as usize] = None;
+                job.forget_map_output(m);
                 if let Some(row) = job.task_row(TaskId { kind: TaskKind::Map, index: m }) {
                     effects.push(Effect::Task(job_id, row));
                 }
@@ -944,7 +1207,9 @@ impl Cluster {
                 effects.push(Effect::Task(job_id, row));
             }
         }
-        job.committer().abort_task(attempt);
+        if !job.phase.is_terminal() {
+            job.committer().abort_task(attempt);
+        }
         effects.push(Effect::AttemptEnded {
             job: job_id,
             attempt,
@@ -1023,7 +1288,7 @@ mod tests {
     use super::*;
     use quern_core::{Compression, InputFile, InputSplit, PlannedOutput};
 
-    const POLICY: Policy = Policy { worker_timeout_ms: 1_000, task_timeout_ms: 60_000, speculation: false };
+    const POLICY: Policy = Policy::with_timeouts(1_000, 60_000, false);
 
     fn worker(id: &str, apps: &[&str]) -> WorkerRow {
         WorkerRow {
@@ -1153,7 +1418,131 @@ mod tests {
         c.tick(900);
         let (_, cancels, _) = c.heartbeat("a", &[], 950);
         assert_eq!(cancels, vec![(1, m0.attempt)]);
-        assert_eq!(c.job(1).map(|j| j.counters.engine.failed_attempts), Some(1));
+        assert_eq!(c.job(1).map(|j| j.counters().engine.failed_attempts), Some(1));
         assert_eq!(poll_one(&mut c, "a", 1_000).map(|a| a.attempt.attempt), Some(2));
+    }
+
+    fn failed(message: &str) -> Outcome {
+        Outcome::Failed(Failure { message: message.into(), retryable: true })
+    }
+
+    fn counted(input_records: u64) -> Outcome {
+        let mut counters = Counters::default();
+        counters.engine.input_records = input_records;
+        Outcome::Succeeded { counters, map_output: index("/x/map.out") }
+    }
+
+    #[test]
+    fn a_failed_task_is_retried_on_another_worker_when_there_is_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster::new(POLICY);
+        c.register(worker("sick", &["wc"]), 0);
+        c.add_job(job(1, "wc", 2, 0, &dir.path().join("out")), 0);
+        let m0 = poll_one(&mut c, "sick", 0).expect("m0");
+        c.report("sick", 1, m0.attempt, failed("disk full"), vec![], 10).expect("report");
+        // Alone, the sick worker gets the retry: a job never stalls.
+        let again = poll_one(&mut c, "sick", 20).expect("m0 again, nobody else can");
+        assert_eq!(again.attempt.task, m0.attempt.task);
+        c.report("sick", 1, again.attempt, failed("disk full"), vec![], 30).expect("report");
+        // With a healthy worker about, the sick one gets other tasks only.
+        c.register(worker("ok", &["wc"]), 40);
+        let next = poll_one(&mut c, "sick", 50).expect("another task");
+        assert_ne!(next.attempt.task, m0.attempt.task, "m0 failed on sick: its retry waits for ok");
+        let retry = poll_one(&mut c, "ok", 60).expect("m0 on ok");
+        assert_eq!((retry.attempt.task, retry.attempt.attempt), (m0.attempt.task, 3));
+    }
+
+    #[test]
+    fn a_worker_failing_several_tasks_is_excluded_from_the_job_then_from_the_cluster_until_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = Policy { blacklist_task_failures: 2, blacklist_jobs: 2, blacklist_expiry_ms: 10_000, ..POLICY };
+        let mut c = Cluster::new(policy);
+        c.register(worker("sick", &["wc"]), 0);
+        c.register(worker("ok", &["wc"]), 0);
+        for id in [1, 2] {
+            c.add_job(job(id, "wc", 4, 0, &dir.path().join(format!("out{id}"))), 0);
+        }
+        let beat = |c: &mut Cluster, now| {
+            c.heartbeat("sick", &[], now);
+            c.heartbeat("ok", &[], now);
+        };
+        // Job 1 hands sick two tasks; both fail: job 1 stops using it.
+        for now in [100, 200] {
+            let a = poll_one(&mut c, "sick", now).expect("a task");
+            assert_eq!(a.job, 1);
+            c.report("sick", 1, a.attempt, failed("disk full"), vec![], now + 1).expect("report");
+        }
+        assert_eq!(c.excluding_jobs("sick", 300), vec![1]);
+        let a = poll_one(&mut c, "sick", 300).expect("job 2 still uses sick");
+        assert_eq!(a.job, 2, "job 1 excludes sick");
+        c.report("sick", 2, a.attempt, failed("disk full"), vec![], 301).expect("report");
+        let b = poll_one(&mut c, "sick", 400).expect("a task of job 2");
+        c.report("sick", 2, b.attempt, failed("disk full"), vec![], 401).expect("report");
+        // Excluded by two jobs: excluded from the cluster, jobs to come too.
+        c.add_job(job(3, "wc", 1, 9, &dir.path().join("out3")), 500);
+        assert!(c.workers().find(|w| w.row.id == "sick").is_some_and(|w| w.blacklisted(500)));
+        assert!(poll_one(&mut c, "sick", 500).is_none(), "no job uses a blacklisted worker while ok can run it");
+        assert!(poll_one(&mut c, "ok", 500).is_some_and(|a| a.job == 3));
+        // Once the failures expire, it gets work again.
+        beat(&mut c, 10_300);
+        assert!(c.workers().find(|w| w.row.id == "sick").is_some_and(|w| !w.blacklisted(10_600)));
+        assert!(poll_one(&mut c, "sick", 10_600).is_some(), "the blacklist expires");
+        // The failures were counted as failed attempts of their jobs.
+        assert_eq!(c.job(1).map(|j| j.counters().engine.failed_attempts), Some(2));
+    }
+
+    #[test]
+    fn counters_count_each_task_s_committed_attempt_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster::new(POLICY);
+        c.register(worker("a", &["wc"]), 0);
+        c.register(worker("b", &["wc"]), 0);
+        c.add_job(job(1, "wc", 2, 0, &dir.path().join("out")), 0);
+        let m0 = poll_one(&mut c, "a", 0).expect("m0");
+        let m1 = poll_one(&mut c, "b", 0).expect("m1");
+        c.report("a", 1, m0.attempt, counted(10), vec![], 10).expect("report");
+        c.report("b", 1, m1.attempt, counted(20), vec![], 10).expect("report");
+        let records = |c: &Cluster| c.job(1).map(|j| j.counters().engine.input_records);
+        assert_eq!(records(&c), Some(30));
+        // a is lost with m0's output: m0 runs again and counts once.
+        c.heartbeat("b", &[], 900);
+        c.tick(1_500);
+        assert_eq!(records(&c), Some(20), "a lost map output no longer counts");
+        let again = poll_one(&mut c, "b", 1_600).expect("m0 again");
+        c.report("b", 1, again.attempt, counted(10), vec![], 1_700).expect("report");
+        assert_eq!(records(&c), Some(30), "re-run work is counted once");
+    }
+
+    #[test]
+    fn restore_refuses_unreadable_task_state_instead_of_guessing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let new = job(1, "wc", 1, 0, &dir.path().join("out"));
+        let row = JobRow {
+            id: 1,
+            app: "wc".into(),
+            spec_json: serde_json::to_string(&new.spec).expect("spec"),
+            plan_json: serde_json::to_string(&new.plan).expect("plan"),
+            priority: 0,
+            state: "running".into(),
+            error: String::new(),
+            counters_json: "{}".into(),
+            submitted_at_ms: 0,
+            started_at_ms: 0,
+            finished_at_ms: 0,
+        };
+        let task = |map_output: &str, counters: &str| TaskRow {
+            task: TaskId { kind: TaskKind::Map, index: 0 },
+            record: TaskRecord { started: 1, failures: 0, committed: Some(1), failed: false },
+            map_output_json: Some(map_output.into()),
+            counters_json: Some(counters.into()),
+        };
+        let loc = r#"{"worker_id":"a","shuffle_address":"http://a:1","path":"/a/map.out","segments":[]}"#;
+        let restore = |t: TaskRow| Cluster::restore(POLICY, vec![(row.clone(), vec![t])], vec![], 0).map(|_| ());
+        let counters = serde_json::to_string(&Counters::default()).expect("counters");
+        assert!(restore(task(loc, &counters)).is_ok());
+        for bad in [task("{not json", &counters), task(loc, "[1]")] {
+            let err = restore(bad).expect_err("unreadable state is an error");
+            assert!(err.to_string().contains("job 1 task m-00000"), "{err}");
+        }
     }
 }

@@ -129,7 +129,7 @@ fn job_status(job: &Job) -> pb::JobStatus {
         priority: job.priority,
         maps: Some(maps),
         reduces: Some(reduces),
-        counters_json: serde_json::to_string(&job.counters).unwrap_or_default(),
+        counters_json: serde_json::to_string(&job.counters()).unwrap_or_default(),
         submitted_at_ms: job.submitted_ms,
         started_at_ms: job.started_ms,
         finished_at_ms: job.finished_ms,
@@ -174,7 +174,10 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let mut cluster = self.shared.cluster.lock().await;
         let effects = cluster.register(row, now);
         self.shared.persist(effects).await?;
-        Ok(Response::new(pb::RegisterWorkerResponse { heartbeat_interval_ms: self.shared.heartbeat_interval_ms }))
+        Ok(Response::new(pb::RegisterWorkerResponse {
+            heartbeat_interval_ms: self.shared.heartbeat_interval_ms,
+            forget_jobs: cluster.ended_jobs(&r.held_jobs),
+        }))
     }
 
     async fn heartbeat(
@@ -234,7 +237,9 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 Outcome::Failed(Failure { message: f.message, retryable: f.retryable })
             }
             Some(pb::report_attempt_request::Outcome::FetchFailed(f)) => {
-                Outcome::FetchFailed { map: f.map_index, message: f.message }
+                let mut maps = vec![f.map_index];
+                maps.extend(f.more_map_indexes);
+                Outcome::FetchFailed { maps, message: f.message }
             }
             Some(pb::report_attempt_request::Outcome::Cancelled(_)) => Outcome::Cancelled,
             None => return Err(bad("outcome is missing")),
@@ -311,6 +316,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
         let cluster = self.shared.cluster.lock().await;
+        let now = now_ms();
         let workers = cluster
             .workers()
             .map(|w| pb::WorkerStatus {
@@ -321,8 +327,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 running: w.running.len() as u32,
                 apps: w.row.apps.clone(),
                 version: w.row.version.clone(),
-                state: if w.alive { "alive".into() } else { "lost".into() },
+                state: match (w.alive, w.blacklisted(now)) {
+                    (false, _) => "lost".into(),
+                    (true, true) => "blacklisted".into(),
+                    (true, false) => "alive".into(),
+                },
                 last_heartbeat_ms: w.row.last_heartbeat_ms,
+                blacklisted_until_ms: if w.blacklisted(now) { w.blacklisted_until_ms } else { 0 },
+                excluded_by_jobs: cluster.excluding_jobs(&w.row.id, now),
             })
             .collect();
         Ok(Response::new(pb::ListWorkersResponse { workers }))

@@ -55,6 +55,9 @@ pub struct TaskRow {
     pub record: TaskRecord,
     /// Where a committed map's output is, as JSON.
     pub map_output_json: Option<String>,
+    /// The counters of the committed attempt (`quern_core::Counters` as
+    /// JSON).
+    pub counters_json: Option<String>,
 }
 
 /// A worker as stored.
@@ -233,7 +236,8 @@ impl Store {
     /// A job's tasks.
     pub async fn tasks(&self, job_id: u64) -> Result<Vec<TaskRow>, Error> {
         let rows = sqlx::query(
-            "SELECT kind, idx, started, failures, committed, failed, map_output_json FROM tasks WHERE job_id = ?",
+            "SELECT kind, idx, started, failures, committed, failed, map_output_json, counters_json FROM tasks \
+             WHERE job_id = ?",
         )
         .bind(job_id as i64)
         .fetch_all(&self.pool)
@@ -251,6 +255,7 @@ impl Store {
                         failed: r.get(5),
                     },
                     map_output_json: r.get(6),
+                    counters_json: r.get(7),
                 })
             })
             .collect()
@@ -338,11 +343,11 @@ async fn update_job(conn: &mut SqliteConnection, job: &JobRow) -> Result<(), Err
 async fn save_task(conn: &mut SqliteConnection, job_id: u64, task: &TaskRow) -> Result<(), Error> {
     let r = task.record;
     sqlx::query(
-        "INSERT INTO tasks (job_id, kind, idx, started, failures, committed, failed, map_output_json) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO tasks (job_id, kind, idx, started, failures, committed, failed, map_output_json, counters_json) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (job_id, kind, idx) DO UPDATE SET started = excluded.started, \
          failures = excluded.failures, committed = excluded.committed, failed = excluded.failed, \
-         map_output_json = excluded.map_output_json",
+         map_output_json = excluded.map_output_json, counters_json = excluded.counters_json",
     )
     .bind(job_id as i64)
     .bind(kind_str(task.task.kind))
@@ -352,6 +357,7 @@ async fn save_task(conn: &mut SqliteConnection, job_id: u64, task: &TaskRow) -> 
     .bind(r.committed.map(i64::from))
     .bind(r.failed)
     .bind(task.map_output_json.as_deref())
+    .bind(task.counters_json.as_deref())
     .execute(&mut *conn)
     .await
     .map_err(db("saving a task"))?;
@@ -465,6 +471,7 @@ mod tests {
             task: TaskId { kind: TaskKind::Map, index: 2 },
             record: TaskRecord { started: 2, failures: 1, committed: Some(2), failed: false },
             map_output_json: Some(r#"{"w":1}"#.into()),
+            counters_json: Some("{}".into()),
         };
         store.apply(Effect::Task(job.id, task.clone())).await.expect("task");
         let a = AttemptId { task: task.task, attempt: 2 };

@@ -27,7 +27,7 @@ async fn start(state: &str) -> Running {
     let config = CoordinatorConfig {
         state_url: state.to_owned(),
         token: "t0ken".into(),
-        policy: Policy { worker_timeout_ms: 10_000, task_timeout_ms: 60_000, speculation: false },
+        policy: Policy::with_timeouts(10_000, 60_000, false),
         heartbeat_interval: Duration::from_millis(200),
     };
     let coordinator = Coordinator::open(config).await.expect("open");
@@ -62,6 +62,7 @@ fn worker(id: &str) -> pb::RegisterWorkerRequest {
         slots: 2,
         apps: vec!["wordcount".into()],
         version: "test".into(),
+        held_jobs: Vec::new(),
     }
 }
 

@@ -389,12 +389,21 @@ impl Scheduler {
     /// The next attempt to run, if any. Reduces start only after every map
     /// has committed.
     pub fn next_attempt(&mut self) -> Next {
+        self.next_attempt_where(|_| true)
+    }
+
+    /// The next attempt to run of a task that `allowed` accepts (lowest
+    /// index first), if any: how a caller keeps a task's retry off the
+    /// worker where it failed. Skipped tasks stay pending.
+    pub fn next_attempt_where(&mut self, mut allowed: impl FnMut(TaskId) -> bool) -> Next {
         let Some(kind) = self.phase() else {
             return Next::Done;
         };
-        let Some(index) = self.queue[slot(kind)].pop_first() else {
+        let queue = &mut self.queue[slot(kind)];
+        let Some(index) = queue.iter().copied().find(|&index| allowed(TaskId { kind, index })) else {
             return Next::Wait;
         };
+        queue.remove(&index);
         let t = &mut self.tasks_mut(kind)[index as usize];
         t.pending = false;
         t.started += 1;
@@ -619,6 +628,21 @@ mod tests {
             &JobState::Failed { task: Some(a.task), message: "task m-00000 failed 3 attempt(s): boom".into() }
         );
         assert_eq!(s.next_attempt(), Next::Done);
+    }
+
+    #[test]
+    fn a_filter_skips_tasks_without_losing_them() {
+        let mut s = Scheduler::new(3, 0, 4);
+        let m0 = run(&mut s);
+        assert_eq!(s.failed(m0, retryable("disk full")), FailureOutcome::Retrying);
+        // The worker where m0 failed gets m1, not m0's retry.
+        let next = s.next_attempt_where(|t| t != m0.task);
+        assert_eq!(next, Next::Run(AttemptId { task: TaskId { kind: TaskKind::Map, index: 1 }, attempt: 1 }));
+        let next = s.next_attempt_where(|t| t != m0.task);
+        assert_eq!(next, Next::Run(AttemptId { task: TaskId { kind: TaskKind::Map, index: 2 }, attempt: 1 }));
+        assert_eq!(s.next_attempt_where(|t| t != m0.task), Next::Wait, "only m0 is left, and it is not wanted");
+        assert_eq!(s.progress(TaskKind::Map).pending, 1);
+        assert_eq!(s.next_attempt(), Next::Run(AttemptId { task: m0.task, attempt: 2 }), "another worker takes it");
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl DirectOutputs<'_> {
     fn write(&mut self, output: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
         if self.writers[output].is_none() {
             let path = output_file(self.dir, &self.env.plan.outputs[output].name, 'm', self.task_index);
-            self.writers[output] = Some(create_writer(self.env.app, output, &path)?);
+            self.writers[output] = Some(create_writer(self.env.app, output, self.dir, &path)?);
         }
         let w = self.writers[output].as_mut().expect("invariant: writer created above");
         w.write(key, value)
@@ -113,9 +113,26 @@ fn output_file(dir: &Path, name: &str, kind: char, index: u32) -> PathBuf {
     p
 }
 
-fn create_writer(app: &dyn App, output: usize, path: &Path) -> io::Result<Box<dyn RecordWriter>> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
+/// Creates the part file `path` under the attempt's directory `attempt_dir`.
+/// Directories are made one level at a time below the job's
+/// `_temporary/attempts`, never above it: when the job was killed or failed
+/// meanwhile and its output area removed, the attempt fails instead of
+/// re-creating an output directory that nobody would clean up.
+fn create_writer(app: &dyn App, output: usize, attempt_dir: &Path, path: &Path) -> io::Result<Box<dyn RecordWriter>> {
+    let mut dirs = vec![attempt_dir.to_path_buf()];
+    if let Some(parent) = path.parent().filter(|p| *p != attempt_dir) {
+        dirs.push(parent.to_path_buf());
+    }
+    for dir in dirs {
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let gone = format!("{}: the job's output area is gone (the job was killed or ended)", dir.display());
+                return Err(io::Error::new(io::ErrorKind::NotFound, gone));
+            }
+            Err(e) => return Err(e),
+        }
     }
     let file = File::create(path)?;
     Ok(app.output_format(output).writer(Box::new(BufWriter::with_capacity(1 << 16, file))))
@@ -499,7 +516,8 @@ impl ReduceTask {
         let merger = RunMerger::open(&runs).map_err(TaskError::io("opening map outputs"))?;
         let mut groups = KeyGroups::new(merger).map_err(TaskError::io("reading map outputs"))?;
         let path = output_file(&self.output_dir, &out.name, 'r', self.partition);
-        let writer = create_writer(env.app, self.output, &path).map_err(TaskError::io("creating output file"))?;
+        let writer = create_writer(env.app, self.output, &self.output_dir, &path)
+            .map_err(TaskError::io("creating output file"))?;
         let mut sink = WriterSink { writer, counters: EngineCounters::default(), error: None };
         let mut counters = Counters::default();
         let mut key = Vec::new();

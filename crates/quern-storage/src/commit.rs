@@ -126,8 +126,19 @@ impl OutputCommitter {
 
     /// Removes everything the job wrote: `_temporary`, and the output
     /// directory itself when nothing else is in it.
+    ///
+    /// An attempt still running may be creating a file as the tree goes; the
+    /// removal is tried again then. Attempts never re-create a removed
+    /// `_temporary` (they make their directory below it only), so once it
+    /// is gone it stays gone.
     pub fn abort_job(&self) {
-        let _ = fs::remove_dir_all(self.root.join(TEMPORARY));
+        let temporary = self.root.join(TEMPORARY);
+        for _ in 0..5 {
+            match fs::remove_dir_all(&temporary) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => continue,
+                _ => break,
+            }
+        }
         let _ = fs::remove_dir(&self.root);
     }
 }

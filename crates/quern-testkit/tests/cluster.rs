@@ -107,6 +107,10 @@ fn a_worker_killed_mid_job_is_replaced() {
     let status = c.wait_job(id, Duration::from_secs(120));
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
     assert_eq!(sorted_lines(&out), numbered(200));
+    // The maps the lost worker had committed ran again: counted once.
+    let expected =
+        embedded_counters("slow", &c.path("lines.txt"), &["--param", "ms=0", "--split-size", "200", "--reducers", "2"]);
+    assert_counters_match(&status, &expected);
     c.wait_until("the killed worker to be declared lost", Duration::from_secs(30), || {
         c.json(&["workers"]).as_array().is_some_and(|w| w.iter().filter(|w| w["state"] == "lost").count() == 1)
     });
@@ -124,6 +128,10 @@ fn a_coordinator_killed_mid_job_resumes_after_restart() {
     let status = c.wait_job(id, Duration::from_secs(120));
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
     assert_eq!(sorted_lines(&out), numbered(160), "nothing lost, nothing twice");
+    // Counters of the tasks committed before the restart are not lost.
+    let expected =
+        embedded_counters("slow", &c.path("lines.txt"), &["--param", "ms=0", "--split-size", "200", "--reducers", "2"]);
+    assert_counters_match(&status, &expected);
 }
 
 #[test]

@@ -25,7 +25,11 @@ pub(crate) type ProgressMap = Arc<Mutex<HashMap<(u64, AttemptId), (f64, u64)>>>;
 #[derive(Debug)]
 pub(crate) enum Report {
     Outcome(AttemptOutcome),
-    FetchFailed { map: u32, message: String },
+    /// These maps' outputs could not be read (fetched, or found locally).
+    FetchFailed {
+        maps: Vec<u32>,
+        message: String,
+    },
     Cancelled,
 }
 
@@ -39,10 +43,59 @@ pub(crate) struct AttemptContext {
     pub(crate) channels: crate::Channels,
 }
 
-/// The last `max` bytes of a file.
-async fn tail(path: &std::path::Path, max: usize) -> Vec<u8> {
-    let bytes = tokio::fs::read(path).await.unwrap_or_default();
-    bytes[bytes.len().saturating_sub(max)..].to_vec()
+/// How much of an attempt's stderr is kept: its last 64 KiB.
+const LOG_TAIL: usize = 64 << 10;
+
+/// Reads a child's stderr to its end, keeping the last `max` bytes. The log
+/// lives in the worker's memory, not in the work directory, so an attempt
+/// that dies because that disk is full still says why.
+async fn read_tail(mut stderr: impl tokio::io::AsyncRead + Unpin, max: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 2 * max {
+                    kept.drain(..kept.len() - max);
+                }
+            }
+        }
+    }
+    if kept.len() > max {
+        kept.drain(..kept.len() - max);
+    }
+    kept
+}
+
+/// The attempt's log once its process has ended (a descendant that kept
+/// the pipe open does not hold the report back for long).
+async fn collect_log(log: tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), log).await {
+        Ok(Ok(log)) => log,
+        _ => b"(the attempt's log could not be read to its end)".to_vec(),
+    }
+}
+
+/// Of a reduce's inputs that this worker wrote, the maps whose output is
+/// gone or shorter than the segment it should hold (the work directory was
+/// lost or wiped), with the first problem.
+async fn missing_local_outputs(worker_id: &str, inputs: &[pb::MapOutputLocation]) -> (Vec<u32>, Option<String>) {
+    let mut missing = Vec::new();
+    let mut first = None;
+    for input in inputs.iter().filter(|i| i.worker_id == worker_id) {
+        let end = input.segment.map_or(0, |s| s.offset + s.len);
+        let problem = match tokio::fs::metadata(&input.path).await {
+            Ok(m) if m.len() >= end => continue,
+            Ok(m) => format!("{} holds {} bytes, the segment ends at {end}", input.path, m.len()),
+            Err(e) => format!("{}: {e}", input.path),
+        };
+        missing.push(input.map_index);
+        first.get_or_insert(problem);
+    }
+    (missing, first)
 }
 
 /// Runs one attempt to its end; returns the report and the attempt's stderr.
@@ -69,7 +122,13 @@ pub(crate) async fn run(
     }
 
     // A reduce's inputs: local map outputs are read in place; others are
-    // fetched from the worker that has them.
+    // fetched from the worker that has them. A local output that is gone is
+    // a lost map output, exactly like a failed fetch: the maps run again.
+    let (missing, problem) = missing_local_outputs(&ctx.worker_id, &assignment.inputs).await;
+    if !missing.is_empty() {
+        let message = format!("map outputs gone from this worker: {}", problem.unwrap_or_default());
+        return (Report::FetchFailed { maps: missing, message }, Vec::new());
+    }
     let mut runs = Vec::with_capacity(assignment.inputs.len());
     for input in &assignment.inputs {
         let Some(seg) = input.segment else {
@@ -83,7 +142,7 @@ pub(crate) async fn run(
         let dest = dir.join(format!("input-m-{:05}.run", input.map_index));
         let channel = match ctx.channels.get(&input.shuffle_address) {
             Ok(c) => c,
-            Err(message) => return (Report::FetchFailed { map: input.map_index, message }, Vec::new()),
+            Err(message) => return (Report::FetchFailed { maps: vec![input.map_index], message }, Vec::new()),
         };
         let fetched = tokio::select! {
             r = crate::shuffle::fetch(channel, &ctx.token, &input.path, seg, &dest) => r,
@@ -91,7 +150,7 @@ pub(crate) async fn run(
         };
         if let Err(message) = fetched {
             let message = format!("from {} ({}): {message}", input.worker_id, input.shuffle_address);
-            return (Report::FetchFailed { map: input.map_index, message }, Vec::new());
+            return (Report::FetchFailed { maps: vec![input.map_index], message }, Vec::new());
         }
         runs.push(RunSegment { path: dest, segment: Segment { offset: 0, ..segment } });
     }
@@ -108,14 +167,6 @@ pub(crate) async fn run(
         Ok(r) => r,
         Err(e) => return bad(format!("encoding the attempt: {e}")),
     };
-    let stderr_path = dir.join("stderr.log");
-    let stderr = match std::fs::File::create(&stderr_path) {
-        Ok(f) => f,
-        Err(e) => {
-            let failed = AttemptOutcome::Failed { message: format!("{}: {e}", stderr_path.display()), retryable: true };
-            return (Report::Outcome(failed), Vec::new());
-        }
-    };
     let Some((program, args)) = ctx.task_command.split_first() else {
         return bad("no task command".into());
     };
@@ -123,7 +174,7 @@ pub(crate) async fn run(
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr))
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn();
     let mut child = match child {
@@ -133,6 +184,10 @@ pub(crate) async fn run(
                 AttemptOutcome::Failed { message: format!("starting the attempt process: {e}"), retryable: true };
             return (Report::Outcome(failed), Vec::new());
         }
+    };
+    let log = match child.stderr.take() {
+        Some(stderr) => tokio::spawn(read_tail(stderr, LOG_TAIL)),
+        None => tokio::spawn(async { Vec::new() }),
     };
     if let Some(mut stdin) = child.stdin.take() {
         // A child that dies before reading is reported below, from its exit.
@@ -161,8 +216,7 @@ pub(crate) async fn run(
                 },
                 _ = cancel.changed() => {
                     let _ = child.kill().await;
-                    let log = tail(&stderr_path, 64 << 10).await;
-                    return (Report::Cancelled, log);
+                    return (Report::Cancelled, collect_log(log).await);
                 }
             }
         }
@@ -171,10 +225,10 @@ pub(crate) async fn run(
         s = child.wait() => s,
         _ = cancel.changed() => {
             let _ = child.kill().await;
-            return (Report::Cancelled, tail(&stderr_path, 64 << 10).await);
+            return (Report::Cancelled, collect_log(log).await);
         }
     };
-    let log = tail(&stderr_path, 64 << 10).await;
+    let log = collect_log(log).await;
     let outcome = match (outcome, status) {
         (Some(o), Ok(s)) if s.success() => o,
         (_, status) => {

@@ -23,7 +23,7 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -186,9 +186,10 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         slots: config.slots,
         apps: config.apps.clone(),
         version: config.version.clone(),
+        held_jobs: Vec::new(),
     };
     let mut last_contact = Instant::now();
-    let interval = register(&mut client, &registration, &mut last_contact, config.coordinator_timeout).await?;
+    let interval = register(&mut client, &registration, &root, &mut last_contact, config.coordinator_timeout).await?;
     tracing::info!(worker = %worker_id, shuffle = %shuffle_address, slots = config.slots, "worker registered");
 
     let ctx = Arc::new(AttemptContext {
@@ -243,7 +244,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                             for r in running.values() {
                                 let _ = r.cancel.send(true);
                             }
-                            register(&mut client, &registration, &mut last_contact, config.coordinator_timeout).await?;
+                            register(&mut client, &registration, &root, &mut last_contact, config.coordinator_timeout).await?;
                         }
                         for c in &resp.cancel {
                             if let Some((key, r)) = attempt_from(c).and_then(|k| running.get(&k).map(|r| (k, r))) {
@@ -275,7 +276,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                         last_contact = Instant::now();
                         let resp = resp.into_inner();
                         if resp.reregister {
-                            register(&mut client, &registration, &mut last_contact, config.coordinator_timeout).await?;
+                            register(&mut client, &registration, &root, &mut last_contact, config.coordinator_timeout).await?;
                         }
                         for task in resp.tasks {
                             let Some(key) = task.attempt.as_ref().and_then(attempt_from) else {
@@ -324,18 +325,42 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
     result
 }
 
+/// The jobs whose data is in `root/jobs` (left from before a restart, or
+/// from attempts of this run).
+fn held_jobs(root: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(root.join("jobs")) else { return Vec::new() };
+    let mut jobs: Vec<u64> = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    jobs.sort_unstable();
+    jobs
+}
+
+/// Registers (again), telling the coordinator which jobs' data this worker
+/// holds, and deletes the data of those that ended meanwhile (a worker
+/// that was down when its jobs ended was never told to).
 async fn register(
     client: &mut CoordinatorClient,
     registration: &pb::RegisterWorkerRequest,
+    root: &Path,
     last_contact: &mut Instant,
     timeout: Duration,
 ) -> Result<Duration, Error> {
     let mut backoff = Duration::from_millis(100);
+    let registration = pb::RegisterWorkerRequest { held_jobs: held_jobs(root), ..registration.clone() };
     loop {
         match client.register_worker(registration.clone()).await {
             Ok(resp) => {
                 *last_contact = Instant::now();
-                let ms = resp.into_inner().heartbeat_interval_ms.max(100);
+                let resp = resp.into_inner();
+                for job in &resp.forget_jobs {
+                    let dir = root.join("jobs").join(job.to_string());
+                    match tokio::fs::remove_dir_all(&dir).await {
+                        Ok(()) => {
+                            tracing::info!(job, "removed the data of a job that ended while this worker was away")
+                        }
+                        Err(e) => tracing::warn!(job, "removing {}: {e}", dir.display()),
+                    }
+                }
+                let ms = resp.heartbeat_interval_ms.max(100);
                 return Ok(Duration::from_millis(u64::from(ms)));
             }
             Err(s) if matches!(s.code(), tonic::Code::Unauthenticated | tonic::Code::InvalidArgument) => {
@@ -373,7 +398,11 @@ async fn send_report(
         Report::Outcome(AttemptOutcome::Failed { message, retryable }) => {
             O::Failed(pb::AttemptFailed { message, retryable })
         }
-        Report::FetchFailed { map, message } => O::FetchFailed(pb::FetchFailed { map_index: map, message }),
+        Report::FetchFailed { maps, message } => O::FetchFailed(pb::FetchFailed {
+            map_index: maps.first().copied().unwrap_or_default(),
+            message,
+            more_map_indexes: maps.get(1..).unwrap_or_default().to_vec(),
+        }),
         Report::Cancelled => O::Cancelled(true),
     };
     let how = match &outcome {
@@ -468,9 +497,16 @@ pub fn attempt_process_main(build: impl Fn(&JobSpec) -> Result<Arc<dyn App>, Str
             outcome
         }
     };
-    // For the attempt's log: where the time went.
+    // For the attempt's log: why it failed, and where the time went. A log
+    // that cannot be written is no reason to lose the outcome.
+    let mut log = std::io::stderr().lock();
+    if let AttemptOutcome::Failed { message, retryable } = &outcome {
+        let how = if *retryable { "failed" } else { "failed (permanently)" };
+        let _ = writeln!(log, "quern task: {} {how}: {message}", request.attempt);
+    }
     let cpu = cpu_seconds().map_or_else(String::new, |c| format!(", {c:.2} s on CPU"));
-    eprintln!("quern task: {} ended after {:.2} s{cpu}", request.attempt, started.elapsed().as_secs_f64());
+    let _ = writeln!(log, "quern task: {} ended after {:.2} s{cpu}", request.attempt, started.elapsed().as_secs_f64());
+    drop(log);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", protocol::outcome_line(&outcome));
     let _ = out.flush();

@@ -68,6 +68,18 @@ pub(crate) struct CoordinatorArgs {
     /// Do not launch backup attempts for stragglers.
     #[arg(long)]
     no_speculation: bool,
+    /// A job stops using a worker on which attempts of this many of its
+    /// tasks failed (while another worker can run it).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    blacklist_task_failures: u32,
+    /// A worker that this many jobs stopped using is excluded from every
+    /// job for --blacklist-expiry (while another worker can run them).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    blacklist_jobs: u32,
+    /// How long a failed attempt counts against its worker, and how long a
+    /// worker stays excluded from the cluster.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    blacklist_expiry: Duration,
 }
 
 #[derive(Args)]
@@ -204,6 +216,9 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             worker_timeout_ms: args.worker_timeout.as_millis() as i64,
             task_timeout_ms: args.task_timeout.as_millis() as i64,
             speculation: !args.no_speculation,
+            blacklist_task_failures: args.blacklist_task_failures,
+            blacklist_jobs: args.blacklist_jobs,
+            blacklist_expiry_ms: args.blacklist_expiry.as_millis() as i64,
         },
         heartbeat_interval: args.heartbeat,
     };
@@ -500,20 +515,35 @@ pub(crate) fn workers(args: ListArgs) -> anyhow::Result<()> {
                         "id": w.worker_id, "host": w.host, "shuffle_address": w.shuffle_address,
                         "slots": w.slots, "running": w.running, "apps": w.apps, "version": w.version,
                         "state": w.state, "last_heartbeat_ms": w.last_heartbeat_ms,
+                        "blacklisted_until_ms": w.blacklisted_until_ms, "excluded_by_jobs": w.excluded_by_jobs,
                     })
                 })
                 .collect();
             return print_json(&serde_json::Value::Array(list));
         }
-        println!("{:<36}  {:<6}  {:>5}  {:>7}  {:<20}  APPS", "ID", "STATE", "SLOTS", "RUNNING", "LAST HEARTBEAT");
+        println!(
+            "{:<36}  {:<11}  {:>5}  {:>7}  {:<20}  {:<20}  APPS",
+            "ID", "STATE", "SLOTS", "RUNNING", "LAST HEARTBEAT", "EXCLUDED"
+        );
         for w in &workers {
+            // Why no job, or some jobs, use it: the cluster-wide blacklist
+            // (until when), or the jobs whose tasks kept failing there.
+            let excluded = if w.blacklisted_until_ms > 0 {
+                format!("until {}", when(w.blacklisted_until_ms))
+            } else if !w.excluded_by_jobs.is_empty() {
+                let jobs: Vec<String> = w.excluded_by_jobs.iter().map(u64::to_string).collect();
+                format!("by job {}", jobs.join(","))
+            } else {
+                "-".to_owned()
+            };
             println!(
-                "{:<36}  {:<6}  {:>5}  {:>7}  {:<20}  {}",
+                "{:<36}  {:<11}  {:>5}  {:>7}  {:<20}  {:<20}  {}",
                 w.worker_id,
                 w.state,
                 w.slots,
                 w.running,
                 when(w.last_heartbeat_ms),
+                excluded,
                 w.apps.join(",")
             );
         }

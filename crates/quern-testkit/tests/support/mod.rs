@@ -71,10 +71,38 @@ impl TestCluster {
     }
 
     pub fn add_worker(&mut self, extra: &[&str]) -> usize {
+        let dir = format!("worker-{}", self.workers.len());
+        self.add_worker_in(&dir, extra)
+    }
+
+    /// Starts a worker on the work directory `dir` (under the test's
+    /// directory), which may be one an earlier worker used.
+    pub fn add_worker_in(&mut self, dir: &str, extra: &[&str]) -> usize {
+        let work_dir = self.path(dir);
+        self.spawn_worker(Command::new(BIN), work_dir, extra)
+    }
+
+    /// Starts a worker whose work directory is a tmpfs of `size` (like
+    /// `64k`), mounted in a mount namespace of its own (`unshare`): a small
+    /// disk that fills up, which nothing outside the worker sees and which
+    /// goes away with it.
+    pub fn add_worker_on_small_disk(&mut self, size: &str, extra: &[&str]) -> usize {
+        let work_dir = self.path(&format!("worker-{}", self.workers.len()));
+        fs::create_dir_all(&work_dir).expect("work dir");
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+            .arg(r#"mount -t tmpfs -o size="$1" tmpfs "$2" && shift 2 && exec "$@""#)
+            .args(["sh", size])
+            .arg(&work_dir)
+            .arg(BIN);
+        self.spawn_worker(cmd, work_dir, extra)
+    }
+
+    fn spawn_worker(&mut self, mut cmd: Command, work_dir: PathBuf, extra: &[&str]) -> usize {
         let n = self.workers.len();
-        let child = Command::new(BIN)
+        let child = cmd
             .args(["worker", "--slots", "2", "--work-dir"])
-            .arg(self.path(&format!("worker-{n}")))
+            .arg(work_dir)
             .args(if extra.is_empty() { &["--coordinator-timeout", "20s"][..] } else { extra })
             .env("QUERN_COORDINATOR", self.url())
             .env("QUERN_TOKEN", TOKEN)
@@ -266,3 +294,30 @@ pub fn attempt_numbers(attempts: &[Value]) -> Vec<u64> {
         .collect()
 }
 
+/// The engine counters of an embedded run of `app` (from `--stats-json`):
+/// what a job's counters are when nothing fails.
+pub fn embedded_counters(app: &str, input: &Path, extra: &[&str]) -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stats = dir.path().join("stats.json");
+    embedded(app, input, &dir.path().join("out"), &[extra, &["--stats-json", stats.to_str().expect("utf-8")]].concat());
+    let v: Value = serde_json::from_slice(&fs::read(&stats).expect("stats")).expect("JSON");
+    v["counters"].clone()
+}
+
+/// Asserts that a cluster job's counters equal those of the failure-free
+/// embedded run: committed work counted once, however often it ran.
+pub fn assert_counters_match(status: &Value, expected: &Value) {
+    let got = &status["counters"]["engine"];
+    for name in [
+        "input_bytes",
+        "input_records",
+        "map_output_records",
+        "map_output_bytes",
+        "reduce_input_groups",
+        "reduce_input_records",
+        "output_records",
+        "output_bytes",
+    ] {
+        assert_eq!(got[name], expected[name], "counter {name}: cluster {got}, embedded {expected}");
+    }
+}
