@@ -100,7 +100,7 @@ pub struct AttemptRow {
 }
 
 fn db(context: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
-    move |source| Error::Database { context: context.to_owned(), source }
+    move |cause| Error::Database { context: context.to_owned(), cause }
 }
 
 /// Writes one effect.
@@ -148,7 +148,7 @@ impl Store {
     /// `sqlite::memory:`) and applies pending migrations.
     pub async fn open(url: &str) -> Result<Store, Error> {
         let options: SqliteConnectOptions =
-            url.parse().map_err(|e| Error::Database { context: format!("parsing --state {url}"), source: e })?;
+            url.parse().map_err(|e| Error::Database { context: format!("parsing --state {url}"), cause: e })?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -160,8 +160,8 @@ impl Store {
             .max_connections(1)
             .connect_with(options)
             .await
-            .map_err(|e| Error::Database { context: format!("opening {url}"), source: e })?;
-        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate { url: url.to_owned(), source: e })?;
+            .map_err(|e| Error::Database { context: format!("opening {url}"), cause: e })?;
+        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate { url: url.to_owned(), cause: e })?;
         Ok(Store { pool })
     }
 

@@ -55,11 +55,14 @@ impl From<std::io::Error> for AppError {
 }
 
 /// An error while reading records from an input split.
+///
+/// The message includes the cause, which is therefore not also returned as
+/// `source()` (a report printing the chain would show it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// Reading failed.
     #[error("read error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The bytes are not what the format expects.
     #[error("{}: {message}", at(*.line, *.offset))]
     Malformed {
@@ -70,6 +73,12 @@ pub enum InputError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl From<std::io::Error> for InputError {
+    fn from(e: std::io::Error) -> Self {
+        InputError::Io(e)
+    }
 }
 
 fn at(line: Option<u64>, offset: u64) -> String {
@@ -134,4 +143,18 @@ pub enum SpecError {
         /// Why not.
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn an_io_input_error_prints_its_cause_once() {
+        use std::error::Error as _;
+        let e = InputError::from(io::Error::new(io::ErrorKind::InvalidData, "corrupt gzip data"));
+        assert_eq!(e.to_string(), "read error: corrupt gzip data");
+        assert!(e.source().is_none(), "the cause is in the message already");
+    }
 }
