@@ -89,9 +89,17 @@ fn at(line: Option<u64>, offset: u64) -> String {
 }
 
 impl InputError {
-    /// Whether another attempt might read the input successfully.
+    /// Whether another attempt might read the input successfully: I/O
+    /// errors are (a network file system, a disk hiccup), except those of
+    /// kind [`std::io::ErrorKind::InvalidData`], which are about the bytes
+    /// themselves (a corrupt or truncated compressed file, as
+    /// `quern-storage` reports it): another attempt would read the same
+    /// bytes. Malformed records are not retryable either.
     pub fn retryable(&self) -> bool {
-        matches!(self, InputError::Io(_))
+        match self {
+            InputError::Io(e) => e.kind() != std::io::ErrorKind::InvalidData,
+            InputError::Malformed { .. } => false,
+        }
     }
 }
 
@@ -149,6 +157,14 @@ pub enum SpecError {
 mod tests {
     use super::*;
     use std::io;
+
+    #[test]
+    fn input_errors_about_the_bytes_are_permanent() {
+        assert!(InputError::from(io::Error::new(io::ErrorKind::TimedOut, "slow disk")).retryable());
+        assert!(InputError::from(io::Error::other("EIO")).retryable());
+        assert!(!InputError::from(io::Error::new(io::ErrorKind::InvalidData, "corrupt gzip data")).retryable());
+        assert!(!InputError::Malformed { line: Some(3), offset: 10, message: "bad".into() }.retryable());
+    }
 
     #[test]
     fn an_io_input_error_prints_its_cause_once() {

@@ -1,8 +1,10 @@
 //! Black-box tests of what the `quern` binary refuses before any work starts
 //! (exit code 2, nothing created) and of how it reports errors:
 //! - an error's cause is printed once;
+//! - corrupt compressed input fails at once instead of being retried;
 
 use std::fs;
+use std::io::Write;
 use std::time::Duration;
 
 use assert_cmd::Command;
@@ -40,5 +42,49 @@ fn the_cause_of_an_error_is_printed_once() {
         assert_eq!(stderr.matches(cause).count(), 1, "{stderr}");
         assert_eq!(stderr.matches("(os error").count(), 1, "{stderr}");
         assert!(stderr.contains(&format!("{}", output.parent().expect("parent").display())), "{stderr}");
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+#[test]
+fn corrupt_compressed_input_fails_at_once_without_retries() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = "the quick brown fox jumps over the lazy dog\n".repeat(2000);
+    let good = gzip(text.as_bytes());
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0xff;
+    // (A flipped byte inside a zstd frame may go unnoticed: frames carry no
+    // checksum by default.)
+    let zst = zstd::encode_all(text.as_bytes(), 3).expect("zstd");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("not-gzip.gz", b"this is not gzip".to_vec()),
+        ("flipped.gz", flipped),
+        ("truncated.gz", good[..good.len() / 2].to_vec()),
+        ("not-zstd.zst", b"this is not zstd".to_vec()),
+        ("truncated.zst", zst[..zst.len() / 2].to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let path = tmp.path().join(name);
+        fs::write(&path, bytes).expect("write");
+        let out = tmp.path().join(format!("out-{name}"));
+        let result = quern()
+            .args(["run", "--app", "wordcount", "--input"])
+            .arg(&path)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .expect("run");
+        let stderr = stderr_of(&result);
+        assert_eq!(result.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("task m-00000 failed: "), "{name}: not a permanent failure: {stderr}");
+        assert!(!stderr.contains("attempt(s)"), "{name}: retried: {stderr}");
+        assert!(stderr.contains(name), "{name}: the file is not named: {stderr}");
+        assert!(!out.exists(), "{name}: a failed job leaves no output");
     }
 }
