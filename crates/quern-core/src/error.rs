@@ -151,6 +151,25 @@ pub enum SpecError {
         /// Why not.
         message: String,
     },
+    /// The inputs cut at the split size make more map tasks than a job may
+    /// have.
+    #[error(
+        "--split-size: the inputs make {tasks} map tasks at {} a split, and a job may have at most {max}: \
+         raise --split-size",
+        bytes(*.split_size)
+    )]
+    TooManyMapTasks {
+        /// The map tasks the job would have.
+        tasks: u64,
+        /// The split size asked for.
+        split_size: u64,
+        /// The most a job may have.
+        max: u64,
+    },
+}
+
+fn bytes(n: u64) -> String {
+    if n == 1 { "1 byte".to_owned() } else { format!("{n} bytes") }
 }
 
 #[cfg(test)]

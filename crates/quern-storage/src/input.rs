@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use quern_core::{Compression, InputFile, InputSplit, LineStart};
+use quern_core::{Compression, InputFile, InputSplit, LineStart, SpecError, check_map_tasks};
 
 use crate::error::StorageError as Error;
 
@@ -91,8 +91,18 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<InputFile>, Error> {
 
 /// Cuts files into splits of at most `split_size` bytes (compressed files
 /// and unsplittable formats: one split per file). Empty files have no split.
-pub fn plan_splits(files: &[InputFile], split_size: u64, splittable: bool) -> Vec<InputSplit> {
-    let mut splits = Vec::new();
+///
+/// Refuses (before making any) more splits than a job may have map tasks
+/// ([`quern_core::MAX_MAP_TASKS`]).
+pub fn plan_splits(files: &[InputFile], split_size: u64, splittable: bool) -> Result<Vec<InputSplit>, SpecError> {
+    let split_size = split_size.max(1);
+    let count: u64 = files
+        .iter()
+        .filter(|f| f.len > 0)
+        .map(|f| if !splittable || f.compression != Compression::None { 1 } else { f.len.div_ceil(split_size) })
+        .fold(0, u64::saturating_add);
+    check_map_tasks(count, split_size)?;
+    let mut splits = Vec::with_capacity(count as usize);
     for file in files {
         if file.len == 0 {
             continue;
@@ -108,7 +118,7 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, splittable: bool) -> Ve
             start = end;
         }
     }
-    splits
+    Ok(splits)
 }
 
 /// An opened split: a reader positioned at its start, and what the line rule
@@ -254,6 +264,34 @@ mod tests {
         let mut out = Vec::new();
         open_split(&split_of(path), false)?.reader.read_to_end(&mut out)?;
         Ok(out)
+    }
+
+    #[test]
+    fn splits_are_counted_and_bounded_before_they_are_made() {
+        let file = |name: &str, len| InputFile {
+            path: name.into(),
+            name: name.into(),
+            len,
+            compression: Compression::of(Path::new(name)),
+        };
+        let files = [file("a.txt", 250), file("b.gz", 1 << 30), file("empty.txt", 0)];
+        let splits = plan_splits(&files, 100, true).expect("plan");
+        let ranges: Vec<(String, u64, Option<u64>)> =
+            splits.iter().map(|s| (s.file.name.clone(), s.start, s.end)).collect();
+        assert_eq!(
+            ranges,
+            [
+                ("a.txt".into(), 0, Some(100)),
+                ("a.txt".into(), 100, Some(200)),
+                ("a.txt".into(), 200, Some(250)),
+                ("b.gz".into(), 0, None)
+            ]
+        );
+        assert_eq!(
+            plan_splits(&[file("big.txt", 1 << 40)], 90, true).map(|s| s.len()),
+            Err(SpecError::TooManyMapTasks { tasks: (1u64 << 40).div_ceil(90), split_size: 90, max: 100_000 })
+        );
+        assert_eq!(plan_splits(&[file("big.txt", 1 << 40)], 90, false).map(|s| s.len()), Ok(1));
     }
 
     #[test]

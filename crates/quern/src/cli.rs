@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 success; 1 the job failed; 2 the job was refused before any
 //! work started (bad arguments, unknown app or parameter, missing or
-//! unreadable input, existing output); 130 cancelled by Ctrl-C.
+//! unreadable input, existing output, a job too large to plan); 130 cancelled
+//! by Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -122,22 +123,24 @@ pub(crate) struct JobArgs {
     /// Output directory; must not exist.
     #[arg(long)]
     output: String,
-    /// Reducers (0: map-only). Default: the app's choice, else 1.
+    /// Reducers (0: map-only; at most 10,000 per output and in all).
+    /// Default: the app's choice, else 1.
     #[arg(long)]
     reducers: Option<u32>,
-    /// Reducers of one named output, as NAME=N (repeatable).
+    /// Reducers of one named output, as NAME=N (repeatable; at most 10,000).
     #[arg(long = "output-reducers", value_parser = parse_reducers)]
     output_reducers: Vec<(String, u32)>,
     /// An app parameter, as NAME=VALUE (repeatable).
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, String)>,
-    /// Maximum bytes of an input split.
+    /// Maximum bytes of an input split (one map task each; a job may have
+    /// at most 100,000).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     split_size: u64,
-    /// Memory for each map task's sort buffer.
+    /// Memory for each map task's sort buffer (1 KiB to 4 GiB).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     sort_buffer: u64,
-    /// Attempts per task before the job fails.
+    /// Attempts per task before the job fails (1 to 100).
     #[arg(long, default_value_t = quern_core::DEFAULT_MAX_ATTEMPTS)]
     max_attempts: u32,
     /// Skip (and count) records whose map call panics.

@@ -268,7 +268,7 @@ pub(crate) fn submit(args: SubmitArgs, apps: &AppRegistry) -> anyhow::Result<()>
         );
     }
     let files = quern_storage::resolve_inputs(&spec.inputs).map_err(quern_engine::Error::from)?;
-    let splits = quern_storage::plan_splits(&files, spec.split_size, app.input_format().splittable());
+    let splits = quern_storage::plan_splits(&files, spec.split_size, app.input_format().splittable())?;
     let plan = JobPlan::new(&spec, &*app, splits)?;
     let request = pb::SubmitJobRequest {
         spec_json: serde_json::to_string(&spec)?,

@@ -2,6 +2,7 @@
 //! (exit code 2, nothing created) and of how it reports errors:
 //! - an error's cause is printed once;
 //! - corrupt compressed input fails at once instead of being retried;
+//! - a job too large to plan is refused, the bound named;
 
 use std::fs;
 use std::io::Write;
@@ -19,6 +20,44 @@ fn quern() -> Command {
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn jobs_too_large_to_plan_are_refused_with_the_bound_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("in.txt");
+    fs::write(&input, "x\n".repeat(60_000)).expect("write"); // 120,000 bytes
+    let out = tmp.path().join("out");
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--split-size", "1"], &["120000 map tasks", "at most 100000", "raise --split-size", "1 byte"]),
+        (&["--reducers", "20000"], &["--reducers", "at most 10000"]),
+        (&["--max-attempts", "0"], &["--max-attempts", "1 to 100"]),
+        (&["--max-attempts", "101"], &["--max-attempts", "1 to 100"]),
+    ];
+    for (extra, messages) in cases {
+        for command in ["run", "submit"] {
+            let mut cmd = quern();
+            cmd.args([command, "--app", "wordcount", "--input"]).arg(&input).arg("--output").arg(&out).args(*extra);
+            if command == "submit" {
+                cmd.args(["--token", "t", "--coordinator", "http://127.0.0.1:9"]);
+            }
+            let result = cmd.output().expect("run");
+            let stderr = stderr_of(&result);
+            assert_eq!(result.status.code(), Some(2), "{command} {extra:?}: {stderr}");
+            for m in *messages {
+                assert!(stderr.contains(m), "{command} {extra:?}: {m:?} not in: {stderr}");
+            }
+            assert!(!out.exists(), "{command} {extra:?}: a refused job created its output");
+        }
+    }
+    // Small splits stay allowed while the job stays small.
+    quern()
+        .args(["run", "--app", "wordcount", "--quiet", "--split-size", "90", "--input"])
+        .arg(tmp.path().join("in.txt"))
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success();
 }
 
 #[test]
