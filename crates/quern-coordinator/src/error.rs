@@ -36,6 +36,9 @@ pub enum Error {
     /// No such job.
     #[error("no job {0}")]
     NoSuchJob(u64),
+    /// The cluster token is unusable.
+    #[error(transparent)]
+    Token(#[from] quern_proto::TokenError),
     /// Serving failed. tonic's error does not print its own cause, so this
     /// one is a chain: the message, then tonic's error as the `source()`.
     #[error("serving gRPC")]

@@ -50,12 +50,14 @@ pub struct CoordinatorConfig {
 /// A coordinator, restored from its state and ready to serve.
 pub struct Coordinator {
     shared: Arc<Shared>,
-    token: String,
+    token: quern_proto::TokenCheck,
 }
 
 impl Coordinator {
     /// Opens the state database and restores every job that was running.
+    /// Refuses an empty token before touching the state.
     pub async fn open(config: CoordinatorConfig) -> Result<Coordinator, Error> {
+        let token = quern_proto::TokenCheck::new(&config.token)?;
         let store = Store::open(&config.state_url).await?;
         let mut jobs = Vec::new();
         for row in store.jobs().await? {
@@ -74,7 +76,7 @@ impl Coordinator {
             heartbeat_interval_ms: config.heartbeat_interval.as_millis() as u32,
         });
         shared.persist(effects).await?;
-        Ok(Coordinator { shared, token: config.token })
+        Ok(Coordinator { shared, token })
     }
 
     /// Serves on `listener` until `shutdown` resolves.
@@ -99,7 +101,7 @@ impl Coordinator {
         };
         let service = quern_proto::coordinator_server::CoordinatorServer::with_interceptor(
             CoordinatorService { shared: self.shared.clone() },
-            quern_proto::TokenCheck::new(&self.token),
+            self.token,
         );
         let result = tonic::transport::Server::builder()
             .add_service(service)

@@ -98,6 +98,12 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     s.trim().parse::<ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("not a size like 64MiB: {e}"))
 }
 
+/// The cluster token: refused when empty, for servers and clients alike
+/// (an empty token would let anyone in).
+pub(crate) fn parse_token(s: &str) -> Result<String, String> {
+    quern_proto::TokenCheck::new(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
+}
+
 fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),

@@ -3,7 +3,9 @@
 //! - an error's cause is printed once;
 //! - corrupt compressed input fails at once instead of being retried;
 //! - a job too large to plan is refused, the bound named;
+//! - an empty cluster token is refused, by servers and clients;
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::time::Duration;
@@ -20,6 +22,50 @@ fn quern() -> Command {
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_empty_cluster_token_is_refused_by_servers_and_clients() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("coord");
+    let work = tmp.path().join("work");
+    let commands: Vec<Vec<OsString>> = vec![
+        vec!["coordinator".into(), "--listen".into(), "127.0.0.1:0".into(), "--data-dir".into(), data.clone().into()],
+        vec![
+            "worker".into(),
+            "--work-dir".into(),
+            work.clone().into(),
+            "--coordinator".into(),
+            "http://127.0.0.1:9".into(),
+        ],
+        vec!["jobs".into(), "--coordinator".into(), "http://127.0.0.1:9".into()],
+        vec![
+            "submit".into(),
+            "--app".into(),
+            "wordcount".into(),
+            "--input".into(),
+            tmp.path().into(),
+            "--output".into(),
+            tmp.path().join("out").into(),
+        ],
+    ];
+    for args in &commands {
+        for (flag, env) in [(true, None), (false, Some("")), (true, Some("change-me")), (false, Some("  "))] {
+            let mut cmd = quern();
+            cmd.args(args);
+            if flag {
+                cmd.args(["--token", ""]);
+            }
+            if let Some(v) = env {
+                cmd.env("QUERN_TOKEN", v);
+            }
+            let out = cmd.output().expect("run");
+            let stderr = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?} (flag {flag}, env {env:?}): {stderr}");
+            assert!(stderr.contains("the cluster token must not be empty"), "{args:?}: {stderr}");
+        }
+    }
+    assert!(!data.exists() && !work.exists() && !tmp.path().join("out").exists(), "a refused command creates nothing");
 }
 
 #[test]
