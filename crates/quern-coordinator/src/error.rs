@@ -24,6 +24,26 @@ pub enum Error {
         /// The cause (part of the message, not a `source()`).
         cause: sqlx::migrate::MigrateError,
     },
+    /// Another process (a coordinator) holds the state's lock.
+    #[error(
+        "the coordinator state is in use: {} is locked by {}; stop that coordinator or choose another --data-dir",
+        path.display(),
+        holder.map_or_else(|| "another process".to_owned(), |pid| format!("pid {pid}"))
+    )]
+    Locked {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// The holder's process id, as it wrote it in the lock file.
+        holder: Option<u32>,
+    },
+    /// The state's lock file could not be opened or locked.
+    #[error("locking the coordinator state with {}: {cause}", path.display())]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// The cause (part of the message, not a `source()`).
+        cause: std::io::Error,
+    },
     /// Stored data does not make sense.
     #[error("corrupt coordinator state: {0}")]
     Corrupt(String),

@@ -54,8 +54,9 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// Opens the state database and restores every job that was running.
-    /// Refuses an empty token before touching the state.
+    /// Opens the state database (taking its lock: see [`Store::open`]) and
+    /// restores every job that was running. Refuses an empty token before
+    /// touching the state.
     pub async fn open(config: CoordinatorConfig) -> Result<Coordinator, Error> {
         let token = quern_proto::TokenCheck::new(&config.token)?;
         let store = Store::open(&config.state_url).await?;
@@ -108,6 +109,9 @@ impl Coordinator {
             .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
             .await;
         ticker.abort();
+        // Wait for the ticker to be dropped: it holds the store, and with it
+        // the state's lock, which a coordinator opened next must be able to take.
+        let _ = ticker.await;
         result.map_err(Error::from)
     }
 }
