@@ -7,7 +7,7 @@
 //! by Ctrl-C.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,10 +25,15 @@ use crate::progress::ProgressDisplay;
 /// code. This is the whole `quern` binary: call it from your own `main` to get
 /// the same CLI with your apps.
 pub fn main(apps: AppRegistry) -> ExitCode {
-    // `quern jobs | head` should end quietly when head does, like any Unix
-    // tool, not panic on a closed pipe.
-    sigpipe::reset();
     let cli = Cli::parse();
+    if cli.command.only_prints() {
+        // `quern jobs | head` should end quietly when head does, like any
+        // Unix tool, not panic on a closed pipe. Only for commands whose
+        // work is printing: SIGPIPE's default action also kills a process
+        // that writes to a socket its peer closed, so a server (or a job
+        // running user code) must keep it ignored and see EPIPE instead.
+        sigpipe::reset();
+    }
     match run(cli, apps) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -92,6 +97,27 @@ enum Command {
     /// Run one attempt (what a worker starts; reads the attempt on stdin).
     #[command(hide = true)]
     Task,
+}
+
+impl Command {
+    /// Whether the command's work is printing (listings, status, a corpus
+    /// summary), so that a closed stdout may end it quietly with SIGPIPE.
+    /// Not the servers (`coordinator`, `worker`, `task`), which a peer must
+    /// never kill, nor `run`, which runs user code that may use sockets.
+    fn only_prints(&self) -> bool {
+        match self {
+            Command::Apps
+            | Command::Demo(_)
+            | Command::GenCorpus(_)
+            | Command::Submit(_)
+            | Command::Jobs(_)
+            | Command::Status(_)
+            | Command::Kill(_)
+            | Command::Workers(_)
+            | Command::Logs(_) => true,
+            Command::Run(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Task => false,
+        }
+    }
 }
 
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
@@ -258,7 +284,12 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
                 write_stats(&path, &report)?;
             }
             if !quiet {
-                print_summary(&report);
+                // SIGPIPE stays ignored here (the job ran user code): a
+                // closed stdout ends the summary quietly instead.
+                match print_summary(&report) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    other => other.context("printing the summary")?,
+                }
             }
             Ok(())
         }
@@ -368,22 +399,26 @@ fn write_stats(path: &std::path::Path, report: &JobReport) -> anyhow::Result<()>
     std::fs::write(path, text + "\n").with_context(|| format!("writing stats to {}", path.display()))
 }
 
-pub(crate) fn print_summary(report: &JobReport) {
-    println!(
+/// Prints the end-of-job summary on stdout.
+pub(crate) fn print_summary(report: &JobReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "job succeeded in {:.2}s: {} map tasks, {} reduce tasks",
         report.elapsed.as_secs_f64(),
         report.map_tasks,
         report.reduce_tasks
-    );
-    println!("output: {} ({} files)", report.output.display(), report.files.len());
-    println!("counters:");
+    )?;
+    writeln!(out, "output: {} ({} files)", report.output.display(), report.files.len())?;
+    writeln!(out, "counters:")?;
     for (name, value) in report.counters.engine.iter() {
-        println!("  {name:<24} {value:>14}");
+        writeln!(out, "  {name:<24} {value:>14}")?;
     }
     if !report.counters.app.is_empty() {
-        println!("app counters:");
+        writeln!(out, "app counters:")?;
         for (name, value) in &report.counters.app {
-            println!("  {name:<24} {value:>14}");
+            writeln!(out, "  {name:<24} {value:>14}")?;
         }
     }
+    out.flush()
 }
