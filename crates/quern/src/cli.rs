@@ -7,8 +7,9 @@
 //! by Ctrl-C.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -120,6 +121,30 @@ impl Command {
     }
 }
 
+/// A path given as a job's `--input` or `--output`. Job specs travel as JSON
+/// to a cluster, so paths must be UTF-8: one that is not is refused here,
+/// named (lossily) rather than left to clap's anonymous "invalid UTF-8".
+#[derive(Clone)]
+struct Utf8Path;
+
+impl clap::builder::TypedValueParser for Utf8Path {
+    type Value = String;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<String, clap::Error> {
+        match value.to_str() {
+            Some(s) => Ok(s.to_owned()),
+            None => {
+                let option = arg.map_or_else(|| "a path".to_owned(), |a| format!("--{}", a.get_id()));
+                let message = format!(
+                    "{option} {}: the path is not valid UTF-8, which quern needs to describe a job; rename it\n",
+                    Path::new(value).display()
+                );
+                Err(clap::Error::raw(clap::error::ErrorKind::InvalidUtf8, message).with_cmd(cmd))
+            }
+        }
+    }
+}
+
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     s.trim().parse::<ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("not a size like 64MiB: {e}"))
 }
@@ -149,11 +174,12 @@ pub(crate) struct JobArgs {
     /// The app to run (see `quern apps`).
     #[arg(long)]
     app: String,
-    /// Input files, directories (read recursively) and glob patterns.
-    #[arg(long, required = true, num_args = 1..)]
+    /// Input files, directories (read recursively) and glob patterns
+    /// (UTF-8 paths).
+    #[arg(long, required = true, num_args = 1.., value_parser = Utf8Path)]
     input: Vec<String>,
-    /// Output directory; must not exist.
-    #[arg(long)]
+    /// Output directory; must not exist (a UTF-8 path).
+    #[arg(long, value_parser = Utf8Path)]
     output: String,
     /// Reducers (0: map-only; at most 10,000 per output and in all).
     /// Default: the app's choice, else 1.

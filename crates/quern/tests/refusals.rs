@@ -4,10 +4,13 @@
 //! - corrupt compressed input fails at once instead of being retried;
 //! - a job too large to plan is refused, the bound named;
 //! - an empty cluster token is refused, by servers and clients;
+//! - a path that is not UTF-8 is refused, and named;
 
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
@@ -22,6 +25,13 @@ fn quern() -> Command {
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `dir/a\xffb`: a file name that is not UTF-8.
+fn non_utf8(dir: &Path) -> PathBuf {
+    let mut bytes = dir.as_os_str().to_owned().into_vec();
+    bytes.extend_from_slice(b"/a\xffb");
+    PathBuf::from(OsString::from_vec(bytes))
 }
 
 #[test]
@@ -66,6 +76,37 @@ fn an_empty_cluster_token_is_refused_by_servers_and_clients() {
         }
     }
     assert!(!data.exists() && !work.exists() && !tmp.path().join("out").exists(), "a refused command creates nothing");
+}
+
+#[test]
+fn paths_that_are_not_utf8_are_refused_and_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let good_in = tmp.path().join("in.txt");
+    fs::write(&good_in, "a b c\n").expect("write");
+    let bad = non_utf8(tmp.path());
+    fs::write(&bad, "a b c\n").expect("a file with a non-UTF-8 name");
+    let shown = format!("{}", bad.display()); // lossy, with U+FFFD
+    assert!(shown.contains('\u{fffd}'));
+    let out = tmp.path().join("out");
+    for command in ["run", "submit"] {
+        for (input, output, which) in [(&bad, &out, "--input"), (&good_in, &bad.with_extension("out"), "--output")] {
+            let mut cmd = quern();
+            cmd.args([command, "--app", "wordcount", "--input"]).arg(input).arg("--output").arg(output);
+            if command == "submit" {
+                cmd.args(["--token", "t", "--coordinator", "http://127.0.0.1:9"]);
+            }
+            let result = cmd.output().expect("run");
+            let stderr = stderr_of(&result);
+            assert_eq!(result.status.code(), Some(2), "{command} {which}: {stderr}");
+            let named = format!("{}", output.display());
+            let named = if which == "--input" { &shown } else { &named };
+            assert!(stderr.contains(named.as_str()), "{command} {which}: the path is not named: {stderr}");
+            assert!(stderr.contains("not valid UTF-8"), "{command} {which}: no reason given: {stderr}");
+            assert!(stderr.contains(which), "{command} {which}: the option is not named: {stderr}");
+        }
+    }
+    assert!(!out.exists());
+    assert!(!bad.with_extension("out").exists());
 }
 
 #[test]
