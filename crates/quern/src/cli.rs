@@ -3,11 +3,12 @@
 //!
 //! Exit codes: 0 success; 1 the job failed; 2 the job was refused before any
 //! work started (bad arguments, unknown app or parameter, missing or
-//! unreadable input, existing output, a job too large to plan); 130 cancelled
-//! by Ctrl-C.
+//! unreadable input, existing output, a job too large to plan, an unwritable
+//! `--stats-json`); 130 cancelled by Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,6 +53,9 @@ pub fn main(apps: AppRegistry) -> ExitCode {
 fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(code) = e.downcast_ref::<crate::cluster::ExitStatus>() {
         return code.0;
+    }
+    if e.downcast_ref::<Refused>().is_some() {
+        return 2;
     }
     match e.downcast_ref::<EngineError>() {
         Some(EngineError::Cancelled) => 130,
@@ -120,6 +124,19 @@ impl Command {
         }
     }
 }
+
+/// A command refused before any work started (exit code 2), for reasons
+/// found by the CLI itself.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// A path given as a job's `--input` or `--output`. Job specs travel as JSON
 /// to a cluster, so paths must be UTF-8: one that is not is refused here,
@@ -233,7 +250,8 @@ struct RunArgs {
     /// Scratch directory for spills and map outputs. Default: the system's.
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// Write the job's counters and timings as JSON to this file.
+    /// Write the job's counters and timings as JSON to this file (checked
+    /// before the job starts; not written if the job fails).
     #[arg(long)]
     stats_json: Option<PathBuf>,
     /// Print nothing but errors.
@@ -305,9 +323,12 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             let (spec, opts, stats) = job_from_args(args);
             let show_bar = !quiet && std::io::stderr().is_terminal();
             init_logging(show_bar || quiet);
+            // An unwritable stats file refuses the job before it starts,
+            // rather than failing it after its output was committed.
+            let stats = stats.map(|path| StatsFile::create(&path)).transpose()?;
             let report = run_with_progress(&apps, &spec, opts, show_bar)?;
-            if let Some(path) = stats {
-                write_stats(&path, &report)?;
+            if let Some(stats) = stats {
+                stats.write(&report)?;
             }
             if !quiet {
                 // SIGPIPE stays ignored here (the job ran user code): a
@@ -410,7 +431,49 @@ fn print_apps(apps: &AppRegistry) {
     }
 }
 
-fn write_stats(path: &std::path::Path, report: &JobReport) -> anyhow::Result<()> {
+/// The `--stats-json` file, created before the job runs. Dropped without
+/// [`StatsFile::write`] (the job failed or was refused), it is removed if this
+/// run created it, and left as it was otherwise.
+struct StatsFile {
+    path: PathBuf,
+    file: Option<File>,
+    created: bool,
+}
+
+impl StatsFile {
+    fn create(path: &Path) -> anyhow::Result<StatsFile> {
+        let existed = path.exists();
+        // Not truncated yet: an existing file keeps its contents until the
+        // job has succeeded.
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Refused(format!("--stats-json {}: cannot write the stats file: {e}", path.display())))?;
+        Ok(StatsFile { path: path.to_owned(), file: Some(file), created: !existed })
+    }
+
+    fn write(mut self, report: &JobReport) -> anyhow::Result<()> {
+        let Some(mut file) = self.file.take() else { return Ok(()) };
+        self.created = false;
+        let text = stats_json(report)?;
+        file.set_len(0)
+            .and_then(|()| file.write_all(text.as_bytes()))
+            .and_then(|()| file.flush())
+            .with_context(|| format!("writing stats to {}", self.path.display()))
+    }
+}
+
+impl Drop for StatsFile {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn stats_json(report: &JobReport) -> anyhow::Result<String> {
     let json = serde_json::json!({
         "app": report.app,
         "output": report.output,
@@ -421,8 +484,7 @@ fn write_stats(path: &std::path::Path, report: &JobReport) -> anyhow::Result<()>
         "counters": report.counters.engine,
         "app_counters": report.counters.app,
     });
-    let text = serde_json::to_string_pretty(&json).context("encoding stats")?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing stats to {}", path.display()))
+    Ok(serde_json::to_string_pretty(&json).context("encoding stats")? + "\n")
 }
 
 /// Prints the end-of-job summary on stdout.

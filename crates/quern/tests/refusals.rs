@@ -5,6 +5,7 @@
 //! - a job too large to plan is refused, the bound named;
 //! - an empty cluster token is refused, by servers and clients;
 //! - a path that is not UTF-8 is refused, and named;
+//! - an unwritable `--stats-json` is refused before the job runs.
 
 use std::ffi::OsString;
 use std::fs;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
+use predicates::prelude::*;
 
 fn quern() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quern"));
@@ -107,6 +109,55 @@ fn paths_that_are_not_utf8_are_refused_and_named() {
     }
     assert!(!out.exists());
     assert!(!bad.with_extension("out").exists());
+}
+
+#[test]
+fn an_unwritable_stats_file_is_refused_before_the_job_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("in.txt");
+    fs::write(&input, "a b c\n").expect("write");
+    let out = tmp.path().join("out");
+    let missing = tmp.path().join("nonexistent-dir").join("x.json");
+    quern()
+        .args(["run", "--app", "wordcount", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .arg("--stats-json")
+        .arg(&missing)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--stats-json").and(predicate::str::contains("x.json")));
+    assert!(!out.exists(), "the job ran although its stats could not be written");
+
+    // A job that fails leaves no (empty) stats file behind.
+    let stats = tmp.path().join("stats.json");
+    let broken = tmp.path().join("broken.gz");
+    fs::write(&broken, "not gzip at all").expect("write");
+    quern()
+        .args(["run", "--app", "wordcount", "--input"])
+        .arg(&broken)
+        .arg("--output")
+        .arg(&out)
+        .arg("--stats-json")
+        .arg(&stats)
+        .assert()
+        .code(1);
+    assert!(!stats.exists(), "a failed job left a stats file");
+    assert!(!out.exists());
+
+    // A job that succeeds writes it.
+    quern()
+        .args(["run", "--app", "wordcount", "--quiet", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .arg("--stats-json")
+        .arg(&stats)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&stats).expect("stats")).expect("JSON");
+    assert_eq!(json["counters"]["input_records"], 1);
 }
 
 #[test]
