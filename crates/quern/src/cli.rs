@@ -4,7 +4,7 @@
 //! Exit codes: 0 success; 1 the job failed; 2 the job was refused before any
 //! work started (bad arguments, unknown app or parameter, missing or
 //! unreadable input, existing output, a job too large to plan, an unwritable
-//! `--stats-json`); 130 cancelled by Ctrl-C.
+//! `--stats-json`); 130 cancelled by Ctrl-C, SIGTERM or SIGHUP.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -379,7 +379,9 @@ pub(crate) fn run_with_progress(
 ) -> anyhow::Result<JobReport> {
     let app = apps.build(&spec.app, &spec.params)?;
     let cancel = opts.cancel.clone();
-    // A second Ctrl-C exits at once; the first asks the job to stop cleanly.
+    // Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature) ask the job
+    // to stop cleanly: no output directory, no scratch left behind. A second
+    // one exits at once.
     let _ = ctrlc::set_handler(move || {
         if cancel.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
