@@ -265,4 +265,3 @@ pub fn attempt_numbers(attempts: &[Value]) -> Vec<u64> {
         .map(|a| a["attempt"].as_str().and_then(|s| s.rsplit('#').next()).and_then(|n| n.parse().ok()).unwrap_or(0))
         .collect()
 }
-
