@@ -1,26 +1,48 @@
 //! The coordinator's errors, and their mapping to gRPC statuses.
+//!
+//! A message either includes its cause, which is then not also returned as
+//! `source()`, or leaves it to `source()`: never both, or a report printing
+//! the chain would show the cause twice.
 
 /// Why a coordinator operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The database failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Database {
         /// What was being done.
         context: String,
-        /// The cause.
-        #[source]
-        source: sqlx::Error,
+        /// The cause (part of the message, not a `source()`).
+        cause: sqlx::Error,
     },
     /// Applying migrations failed.
-    #[error("migrating {url}: {source}")]
+    #[error("migrating {url}: {cause}")]
     Migrate {
         /// The database.
         url: String,
-        /// The cause.
-        #[source]
-        source: sqlx::migrate::MigrateError,
+        /// The cause (part of the message, not a `source()`).
+        cause: sqlx::migrate::MigrateError,
+    },
+    /// Another process (a coordinator) holds the state's lock.
+    #[error(
+        "the coordinator state is in use: {} is locked by {}; stop that coordinator or choose another --data-dir",
+        path.display(),
+        holder.map_or_else(|| "another process".to_owned(), |pid| format!("pid {pid}"))
+    )]
+    Locked {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// The holder's process id, as it wrote it in the lock file.
+        holder: Option<u32>,
+    },
+    /// The state's lock file could not be opened or locked.
+    #[error("locking the coordinator state with {}: {cause}", path.display())]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// The cause (part of the message, not a `source()`).
+        cause: std::io::Error,
     },
     /// Stored data does not make sense.
     #[error("corrupt coordinator state: {0}")]
@@ -34,8 +56,12 @@ pub enum Error {
     /// No such job.
     #[error("no job {0}")]
     NoSuchJob(u64),
-    /// Serving failed.
-    #[error("serving gRPC: {0}")]
+    /// The cluster token is unusable.
+    #[error(transparent)]
+    Token(#[from] quern_proto::TokenError),
+    /// Serving failed. tonic's error does not print its own cause, so this
+    /// one is a chain: the message, then tonic's error as the `source()`.
+    #[error("serving gRPC")]
     Transport(#[from] tonic::transport::Error),
 }
 

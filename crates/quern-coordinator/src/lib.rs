@@ -50,12 +50,15 @@ pub struct CoordinatorConfig {
 /// A coordinator, restored from its state and ready to serve.
 pub struct Coordinator {
     shared: Arc<Shared>,
-    token: String,
+    token: quern_proto::TokenCheck,
 }
 
 impl Coordinator {
-    /// Opens the state database and restores every job that was running.
+    /// Opens the state database (taking its lock: see [`Store::open`]) and
+    /// restores every job that was running. Refuses an empty token before
+    /// touching the state.
     pub async fn open(config: CoordinatorConfig) -> Result<Coordinator, Error> {
+        let token = quern_proto::TokenCheck::new(&config.token)?;
         let store = Store::open(&config.state_url).await?;
         let mut jobs = Vec::new();
         for row in store.jobs().await? {
@@ -74,7 +77,7 @@ impl Coordinator {
             heartbeat_interval_ms: config.heartbeat_interval.as_millis() as u32,
         });
         shared.persist(effects).await?;
-        Ok(Coordinator { shared, token: config.token })
+        Ok(Coordinator { shared, token })
     }
 
     /// Serves on `listener` until `shutdown` resolves.
@@ -99,13 +102,16 @@ impl Coordinator {
         };
         let service = quern_proto::coordinator_server::CoordinatorServer::with_interceptor(
             CoordinatorService { shared: self.shared.clone() },
-            quern_proto::TokenCheck::new(&self.token),
+            self.token,
         );
         let result = tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
             .await;
         ticker.abort();
+        // Wait for the ticker to be dropped: it holds the store, and with it
+        // the state's lock, which a coordinator opened next must be able to take.
+        let _ = ticker.await;
         result.map_err(Error::from)
     }
 }

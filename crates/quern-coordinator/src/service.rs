@@ -261,6 +261,8 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let r = request.into_inner();
         let spec: JobSpec = serde_json::from_str(&r.spec_json).map_err(|e| bad(format!("spec_json: {e}")))?;
         let plan: JobPlan = serde_json::from_str(&r.plan_json).map_err(|e| bad(format!("plan_json: {e}")))?;
+        // The client planned the job; its sizes are checked here again.
+        plan.check(&spec).map_err(|e| Error::Refused(e.to_string()))?;
         let now = now_ms();
         let mut cluster = self.shared.cluster.lock().await;
         cluster.check_submission(&spec, &plan)?;

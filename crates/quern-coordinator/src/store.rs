@@ -6,6 +6,17 @@
 //!
 //! Only this module knows SQL. A PostgreSQL store is another implementation
 //! of the same functions; the scheduler does not change.
+//!
+//! One coordinator per state: [`Store::open`] takes an exclusive lock on the
+//! state and holds it for the life of the `Store` (for SQLite, a lock on the
+//! file `DB.lock` beside the database, which also names the holder's process
+//! id; a PostgreSQL store would take an advisory lock). A second coordinator
+//! on the same state is refused instead of running the same jobs.
+
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
@@ -103,7 +114,7 @@ pub struct AttemptRow {
 }
 
 fn db(context: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
-    move |source| Error::Database { context: context.to_owned(), source }
+    move |cause| Error::Database { context: context.to_owned(), cause }
 }
 
 /// Writes one effect.
@@ -140,18 +151,71 @@ fn u32_of(v: i64, what: &str) -> Result<u32, Error> {
     u32::try_from(v).map_err(|_| Error::Corrupt(format!("{what} out of range: {v}")))
 }
 
+/// The exclusive lock on a state database, held while it is open.
+#[derive(Debug)]
+struct StateLock {
+    /// Locked; released when closed (on drop, or by the OS when the process
+    /// dies, even by `kill -9`).
+    _file: File,
+}
+
+/// The lock file of the SQLite database `options` opens: `DB.lock` beside it;
+/// `None` for an in-memory database, which no other process can open.
+fn lock_path(url: &str, options: &SqliteConnectOptions) -> Option<PathBuf> {
+    let file = options.get_filename();
+    let in_memory = file.to_str().is_some_and(|f| f == ":memory:" || f.starts_with("file:sqlx-in-memory-"))
+        || url.split_once('?').is_some_and(|(_, query)| query.split('&').any(|kv| kv == "mode=memory"));
+    if in_memory {
+        return None;
+    }
+    let mut name = file.as_os_str().to_owned();
+    name.push(".lock");
+    Some(PathBuf::from(name))
+}
+
+impl StateLock {
+    /// Takes the lock at `path` without waiting, and writes this process's
+    /// id into the file for whoever finds it taken.
+    fn take(path: &Path) -> Result<StateLock, Error> {
+        let io = |cause| Error::Lock { path: path.to_owned(), cause };
+        let mut file = File::options().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                // The holder may not have written its id yet: then it is unknown.
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim().parse::<u32>().ok();
+                return Err(Error::Locked { path: path.to_owned(), holder });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).and_then(|()| file.rewind()).map_err(io)?;
+        writeln!(file, "{}", std::process::id()).and_then(|()| file.flush()).map_err(io)?;
+        Ok(StateLock { _file: file })
+    }
+}
+
 /// The coordinator's database.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Held as long as any clone of the store lives.
+    _lock: Option<Arc<StateLock>>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or
     /// `sqlite::memory:`) and applies pending migrations.
+    ///
+    /// First takes the state's lock (`PATH.lock`; none for an in-memory
+    /// database): if another process holds it, fails with [`Error::Locked`],
+    /// naming the lock file and the holder's process id, without touching
+    /// the database.
     pub async fn open(url: &str) -> Result<Store, Error> {
         let options: SqliteConnectOptions =
-            url.parse().map_err(|e| Error::Database { context: format!("parsing --state {url}"), source: e })?;
+            url.parse().map_err(|e| Error::Database { context: format!("parsing --state {url}"), cause: e })?;
+        let lock = lock_path(url, &options).map(|path| StateLock::take(&path)).transpose()?.map(Arc::new);
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -163,9 +227,9 @@ impl Store {
             .max_connections(1)
             .connect_with(options)
             .await
-            .map_err(|e| Error::Database { context: format!("opening {url}"), source: e })?;
-        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate { url: url.to_owned(), source: e })?;
-        Ok(Store { pool })
+            .map_err(|e| Error::Database { context: format!("opening {url}"), cause: e })?;
+        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate { url: url.to_owned(), cause: e })?;
+        Ok(Store { pool, _lock: lock })
     }
 
     /// Stores a new job; returns its id.
@@ -444,6 +508,32 @@ async fn save_worker(conn: &mut SqliteConnection, w: &WorkerRow) -> Result<(), E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_state_is_opened_by_one_store_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("q.db").display());
+        let first = Store::open(&url).await.expect("open");
+        let lock = dir.path().join("q.db.lock");
+        let again = Store::open(&url).await.expect_err("the state is in use");
+        assert!(
+            matches!(&again, Error::Locked { path, holder: Some(pid) } if *path == lock && *pid == std::process::id()),
+            "{again:?}"
+        );
+        let message = again.to_string();
+        assert!(message.contains(&lock.display().to_string()) && message.contains("pid"), "{message}");
+        // A clone shares the lock; the lock goes with the last one.
+        let clone = first.clone();
+        drop(first);
+        assert!(Store::open(&url).await.is_err(), "a clone still holds the lock");
+        drop(clone);
+        let reopened = Store::open(&url).await.expect("reopen once released");
+        assert!(reopened.jobs().await.expect("jobs").is_empty());
+        // In-memory states are private to their store: no lock.
+        let a = Store::open("sqlite::memory:").await.expect("memory");
+        let b = Store::open("sqlite::memory:").await.expect("another memory");
+        drop((a, b));
+    }
 
     #[tokio::test]
     async fn rows_survive_reopening_the_database() {

@@ -119,3 +119,31 @@ async fn refuses_wrong_tokens_and_malformed_requests_and_keeps_serving() {
     assert_eq!(workers.iter().map(|w| w.worker_id.as_str()).collect::<Vec<_>>(), ["w1"]);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_submitted_plan_beyond_the_bounds_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = start(&format!("sqlite://{}", dir.path().join("q.db").display())).await;
+    let mut c = client(&running.url, "t0ken").await;
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a b\n").expect("write");
+    let out = dir.path().join("out");
+    let spec = quern_core::JobSpec::new("wordcount", vec![input.display().to_string()], out.display().to_string());
+    // A client that skipped the checks: 20,000 reducers in the plan.
+    let plan = quern_core::JobPlan {
+        splits: Vec::new(),
+        outputs: vec![quern_core::PlannedOutput { name: String::new(), reducers: 20_000, first_partition: 0 }],
+        partitions: 20_000,
+    };
+    let request = pb::SubmitJobRequest {
+        spec_json: serde_json::to_string(&spec).expect("spec"),
+        plan_json: serde_json::to_string(&plan).expect("plan"),
+        priority: 0,
+    };
+    let err = c.submit_job(request).await.expect_err("refused");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("at most 10000 reducers"), "{}", err.message());
+    assert!(!out.exists(), "a refused job creates no output");
+    assert!(c.list_jobs(pb::ListJobsRequest {}).await.expect("jobs").into_inner().jobs.is_empty());
+    running.stop().await;
+}

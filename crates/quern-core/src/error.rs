@@ -55,11 +55,14 @@ impl From<std::io::Error> for AppError {
 }
 
 /// An error while reading records from an input split.
+///
+/// The message includes the cause, which is therefore not also returned as
+/// `source()` (a report printing the chain would show it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// Reading failed.
     #[error("read error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The bytes are not what the format expects.
     #[error("{}: {message}", at(*.line, *.offset))]
     Malformed {
@@ -72,6 +75,12 @@ pub enum InputError {
     },
 }
 
+impl From<std::io::Error> for InputError {
+    fn from(e: std::io::Error) -> Self {
+        InputError::Io(e)
+    }
+}
+
 fn at(line: Option<u64>, offset: u64) -> String {
     match line {
         Some(l) => format!("line {l}"),
@@ -80,9 +89,17 @@ fn at(line: Option<u64>, offset: u64) -> String {
 }
 
 impl InputError {
-    /// Whether another attempt might read the input successfully.
+    /// Whether another attempt might read the input successfully: I/O
+    /// errors are (a network file system, a disk hiccup), except those of
+    /// kind [`std::io::ErrorKind::InvalidData`], which are about the bytes
+    /// themselves (a corrupt or truncated compressed file, as
+    /// `quern-storage` reports it): another attempt would read the same
+    /// bytes. Malformed records are not retryable either.
     pub fn retryable(&self) -> bool {
-        matches!(self, InputError::Io(_))
+        match self {
+            InputError::Io(e) => e.kind() != std::io::ErrorKind::InvalidData,
+            InputError::Malformed { .. } => false,
+        }
     }
 }
 
@@ -134,4 +151,45 @@ pub enum SpecError {
         /// Why not.
         message: String,
     },
+    /// The inputs cut at the split size make more map tasks than a job may
+    /// have.
+    #[error(
+        "--split-size: the inputs make {tasks} map tasks at {} a split, and a job may have at most {max}: \
+         raise --split-size",
+        bytes(*.split_size)
+    )]
+    TooManyMapTasks {
+        /// The map tasks the job would have.
+        tasks: u64,
+        /// The split size asked for.
+        split_size: u64,
+        /// The most a job may have.
+        max: u64,
+    },
+}
+
+fn bytes(n: u64) -> String {
+    if n == 1 { "1 byte".to_owned() } else { format!("{n} bytes") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn input_errors_about_the_bytes_are_permanent() {
+        assert!(InputError::from(io::Error::new(io::ErrorKind::TimedOut, "slow disk")).retryable());
+        assert!(InputError::from(io::Error::other("EIO")).retryable());
+        assert!(!InputError::from(io::Error::new(io::ErrorKind::InvalidData, "corrupt gzip data")).retryable());
+        assert!(!InputError::Malformed { line: Some(3), offset: 10, message: "bad".into() }.retryable());
+    }
+
+    #[test]
+    fn an_io_input_error_prints_its_cause_once() {
+        use std::error::Error as _;
+        let e = InputError::from(io::Error::new(io::ErrorKind::InvalidData, "corrupt gzip data"));
+        assert_eq!(e.to_string(), "read error: corrupt gzip data");
+        assert!(e.source().is_none(), "the cause is in the message already");
+    }
 }

@@ -62,10 +62,12 @@ pub use format::{
 };
 pub use params::{ParamSpec, Params};
 pub use partition::{fnv1a_32, partition};
-pub use plan::{Compression, InputFile, InputSplit, JobPlan, PlannedOutput, Segment};
+pub use plan::{Compression, InputFile, InputSplit, JobPlan, PlannedOutput, Segment, check_map_tasks};
 pub use registry::{AppInfo, AppRegistry};
 pub use schedule::{
     AttemptId, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress, Scheduler, TaskId, TaskKind,
     TaskRecord, TaskState,
 };
-pub use spec::{DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec};
+pub use spec::{
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec, MAX_ATTEMPTS, MAX_MAP_TASKS, MAX_REDUCERS,
+};

@@ -13,7 +13,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::SpecError;
-use crate::spec::JobSpec;
+use crate::spec::{JobSpec, MAX_MAP_TASKS, MAX_REDUCERS, check_reducers};
+
+/// Refuses a job of more than [`MAX_MAP_TASKS`] map tasks, naming the count
+/// and the split size that made it. Planners call it with the count before
+/// they make the splits, so a huge plan is never built.
+pub fn check_map_tasks(tasks: u64, split_size: u64) -> Result<(), SpecError> {
+    if tasks > MAX_MAP_TASKS {
+        return Err(SpecError::TooManyMapTasks { tasks, split_size, max: MAX_MAP_TASKS });
+    }
+    Ok(())
+}
 
 /// How an input file is compressed, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +134,8 @@ pub struct JobPlan {
 impl JobPlan {
     /// Plans `spec` for `app` over `splits`: resolves each output's reducer
     /// count (the spec's per-output count, else the spec's count, else the
-    /// app's default, else 1).
+    /// app's default, else 1), and checks the plan is within bounds (see
+    /// [`JobPlan::check`]).
     pub fn new(spec: &JobSpec, app: &dyn App, splits: Vec<InputSplit>) -> Result<JobPlan, SpecError> {
         let decls = app.outputs();
         if decls.is_empty() {
@@ -155,12 +166,39 @@ impl JobPlan {
             }
             let reducers =
                 spec.output_reducers.get(&d.name).copied().or(spec.reducers).or(d.default_reducers).unwrap_or(1);
+            check_reducers("--reducers", reducers)?;
             outputs.push(PlannedOutput { name: d.name.clone(), reducers, first_partition: next });
-            next = next
-                .checked_add(reducers)
-                .ok_or(SpecError::BadField { field: "--reducers", message: "too many reducers".into() })?;
+            next = next.saturating_add(reducers);
         }
-        Ok(JobPlan { splits, outputs, partitions: next })
+        let plan = JobPlan { splits, outputs, partitions: next };
+        plan.check(spec)?;
+        Ok(plan)
+    }
+
+    /// Checks the plan's sizes: at most [`MAX_MAP_TASKS`] map tasks, at most
+    /// [`MAX_REDUCERS`] reducers per output and in all, and partitions that
+    /// add up. A coordinator checks a submitted plan with this, as a client
+    /// made it.
+    pub fn check(&self, spec: &JobSpec) -> Result<(), SpecError> {
+        check_map_tasks(self.splits.len() as u64, spec.split_size)?;
+        let mut total = 0u64;
+        for o in &self.outputs {
+            check_reducers("--reducers", o.reducers)?;
+            total += u64::from(o.reducers);
+        }
+        if total > u64::from(MAX_REDUCERS) {
+            return Err(SpecError::BadField {
+                field: "--reducers",
+                message: format!("at most {MAX_REDUCERS} reducers in all outputs together (got {total})"),
+            });
+        }
+        if total != u64::from(self.partitions) {
+            return Err(SpecError::BadField {
+                field: "plan",
+                message: format!("{} partitions, but the outputs have {total} reducers", self.partitions),
+            });
+        }
+        Ok(())
     }
 
     /// The output and local partition of global partition `p`.
@@ -212,5 +250,35 @@ mod tests {
         assert_eq!(plan.locate(4), (2, 1));
         spec.output_reducers.insert("d".into(), 1);
         assert!(JobPlan::new(&spec, &Two, vec![]).is_err());
+    }
+
+    #[test]
+    fn plans_are_bounded() {
+        let mut spec = JobSpec::new("two", vec!["x".into()], "out");
+        spec.output_reducers.insert("b".into(), 6_000);
+        spec.output_reducers.insert("c".into(), 4_000);
+        assert_eq!(JobPlan::new(&spec, &Two, vec![]).map(|p| p.partitions), Ok(10_000));
+        spec.output_reducers.insert("c".into(), 4_001);
+        assert_eq!(
+            JobPlan::new(&spec, &Two, vec![]).map_err(|e| e.to_string()),
+            Err("--reducers: at most 10000 reducers in all outputs together (got 10001)".into())
+        );
+
+        let file = InputFile { path: "in".into(), name: "in".into(), len: 200_000, compression: Compression::None };
+        let split = InputSplit { file, start: 0, end: Some(1) };
+        let spec = JobSpec { split_size: 1, ..JobSpec::new("two", vec!["in".into()], "out") };
+        let ok = JobPlan::new(&spec, &Two, vec![split.clone(); 100_000]).expect("100000 maps");
+        assert_eq!(ok.check(&spec), Ok(()));
+        let e = JobPlan::new(&spec, &Two, vec![split; 100_001]).expect_err("100001 maps");
+        assert_eq!(e, SpecError::TooManyMapTasks { tasks: 100_001, split_size: 1, max: 100_000 });
+        assert_eq!(
+            e.to_string(),
+            "--split-size: the inputs make 100001 map tasks at 1 byte a split, and a job may have at most 100000: \
+             raise --split-size"
+        );
+
+        let mut forged = ok.clone();
+        forged.partitions = 7;
+        assert!(forged.check(&spec).is_err(), "partitions that do not add up");
     }
 }

@@ -15,6 +15,16 @@ pub const DEFAULT_SORT_BUFFER: u64 = 64 << 20;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 /// The smallest sort buffer accepted (tests use tiny ones to force spills).
 const MIN_SORT_BUFFER: u64 = 1 << 10;
+/// The most map tasks (input splits) one job may have. Each is a task in the
+/// scheduler, a row in the coordinator's state and a map output on disk; a
+/// tiny `--split-size` over a big input would otherwise plan millions.
+pub const MAX_MAP_TASKS: u64 = 100_000;
+/// The most reducers of one output, and of all outputs together: each is a
+/// reduce task, a segment in every map output and an open file while maps
+/// write map-only output.
+pub const MAX_REDUCERS: u32 = 10_000;
+/// The most attempts per task.
+pub const MAX_ATTEMPTS: u32 = 100;
 
 /// A job: which app, with which parameters, over which inputs, into which
 /// output, cut and buffered how.
@@ -82,11 +92,41 @@ impl JobSpec {
         if self.sort_buffer > u64::from(u32::MAX) {
             return bad("--sort-buffer", "must be below 4 GiB");
         }
-        if self.max_attempts == 0 {
-            return bad("--max-attempts", "must be at least 1");
+        if !(1..=MAX_ATTEMPTS).contains(&self.max_attempts) {
+            return Err(SpecError::BadField {
+                field: "--max-attempts",
+                message: format!("must be 1 to {MAX_ATTEMPTS} (got {})", self.max_attempts),
+            });
+        }
+        if let Some(n) = self.reducers {
+            check_reducers("--reducers", n)?;
+        }
+        let mut total = 0u64;
+        for (name, &n) in &self.output_reducers {
+            if n > MAX_REDUCERS {
+                return Err(SpecError::BadField {
+                    field: "--output-reducers",
+                    message: format!("{name}: at most {MAX_REDUCERS} reducers (got {n})"),
+                });
+            }
+            total += u64::from(n);
+        }
+        if total > u64::from(MAX_REDUCERS) {
+            return Err(SpecError::BadField {
+                field: "--output-reducers",
+                message: format!("at most {MAX_REDUCERS} reducers in all outputs together (got {total})"),
+            });
         }
         Ok(())
     }
+}
+
+/// Refuses more than [`MAX_REDUCERS`] reducers for one output.
+pub(crate) fn check_reducers(field: &'static str, n: u32) -> Result<(), SpecError> {
+    if n > MAX_REDUCERS {
+        return Err(SpecError::BadField { field, message: format!("at most {MAX_REDUCERS} reducers (got {n})") });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -113,5 +153,38 @@ mod tests {
         spec.sort_buffer = DEFAULT_SORT_BUFFER;
         spec.inputs.clear();
         assert!(spec.validate().is_err());
+    }
+
+    #[test]
+    fn validate_bounds_reducers_and_attempts() {
+        let ok = JobSpec::new("wordcount", vec!["in".into()], "out");
+        let message = |f: &dyn Fn(&mut JobSpec)| {
+            let mut spec = ok.clone();
+            f(&mut spec);
+            spec.validate().err().map(|e| e.to_string())
+        };
+        assert_eq!(message(&|s| s.reducers = Some(MAX_REDUCERS)), None);
+        assert_eq!(
+            message(&|s| s.reducers = Some(20_000)).as_deref(),
+            Some("--reducers: at most 10000 reducers (got 20000)")
+        );
+        assert_eq!(
+            message(&|s| {
+                s.output_reducers.insert("a".into(), 10_001);
+            })
+            .as_deref(),
+            Some("--output-reducers: a: at most 10000 reducers (got 10001)")
+        );
+        assert_eq!(
+            message(&|s| {
+                s.output_reducers.insert("a".into(), 6_000);
+                s.output_reducers.insert("b".into(), 6_000);
+            })
+            .as_deref(),
+            Some("--output-reducers: at most 10000 reducers in all outputs together (got 12000)")
+        );
+        assert_eq!(message(&|s| s.max_attempts = 0).as_deref(), Some("--max-attempts: must be 1 to 100 (got 0)"));
+        assert_eq!(message(&|s| s.max_attempts = 101).as_deref(), Some("--max-attempts: must be 1 to 100 (got 101)"));
+        assert_eq!(message(&|s| s.max_attempts = 100), None);
     }
 }

@@ -137,18 +137,31 @@ impl SortBuffer {
     }
 }
 
-/// Errors of the collector: I/O on spills, or a failing combiner.
+/// Errors of the collector: I/O on spills, or a failing combiner. The
+/// message includes the cause, which is therefore not also a `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
     /// Writing a spill failed.
     #[error("writing a spill: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// The app's combiner returned an error.
     #[error("combiner: {0}")]
-    Combiner(#[from] AppError),
+    Combiner(AppError),
     /// The app's partitioner gave an unusable partition.
     #[error("partitioner: {0}")]
     Partitioner(AppError),
+}
+
+impl From<io::Error> for CollectError {
+    fn from(e: io::Error) -> Self {
+        CollectError::Io(e)
+    }
+}
+
+impl From<AppError> for CollectError {
+    fn from(e: AppError) -> Self {
+        CollectError::Combiner(e)
+    }
 }
 
 /// Runs the combiner over `inputs` values from `values` and writes each

@@ -1,6 +1,12 @@
 //! The engine's errors: [`Error`] for a job (what the CLI reports), and
 //! [`TaskError`] for one attempt (what the scheduler classifies as retryable
 //! or not).
+//!
+//! Every error's message is complete on its own (it includes its cause), so
+//! none also returns the cause as `source()`: a report that prints the chain
+//! (anyhow's `{:#}`) would print the cause twice. Messages are also flattened
+//! into strings (a failed task's message, an attempt outcome on the wire),
+//! which is why the cause stays in the message.
 
 use std::io;
 
@@ -17,15 +23,14 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] quern_storage::StorageError),
     /// Creating, writing or committing output or scratch files failed.
-    #[error("{context} {path}: {source}")]
+    #[error("{context} {path}: {cause}")]
     Io {
         /// What was being done.
         context: &'static str,
         /// The file or directory.
         path: String,
-        /// The cause.
-        #[source]
-        source: io::Error,
+        /// The cause (part of the message, not a `source()`).
+        cause: io::Error,
     },
     /// A task failed for good.
     #[error("job failed: {message}")]
@@ -39,8 +44,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(context: &'static str, path: &std::path::Path, source: io::Error) -> Error {
-        Error::Io { context, path: path.display().to_string(), source }
+    pub(crate) fn io(context: &'static str, path: &std::path::Path, cause: io::Error) -> Error {
+        Error::Io { context, path: path.display().to_string(), cause }
     }
 
     /// Whether the job was refused before any work started (bad spec, bad
@@ -58,22 +63,20 @@ impl Error {
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     /// Reading the input failed or found malformed data.
-    #[error("{split}: {source}")]
+    #[error("{split}: {cause}")]
     Input {
         /// The split, as `file [bytes a..b]`.
         split: String,
-        /// The cause.
-        #[source]
-        source: InputError,
+        /// The cause (part of the message, not a `source()`).
+        cause: InputError,
     },
     /// The app's map, reduce or combine returned an error.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     App {
         /// Where: `map of FILE at byte N`, `reduce of key ...`.
         context: String,
-        /// The app's error.
-        #[source]
-        source: AppError,
+        /// The app's error (part of the message, not a `source()`).
+        cause: AppError,
     },
     /// The app's code panicked.
     #[error("{context}: panicked: {message}")]
@@ -84,13 +87,12 @@ pub enum TaskError {
         message: String,
     },
     /// Local I/O (spills, map outputs, output files) failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done.
         context: String,
-        /// The cause.
-        #[source]
-        source: io::Error,
+        /// The cause (part of the message, not a `source()`).
+        cause: io::Error,
     },
     /// The job was cancelled while the attempt ran.
     #[error("cancelled")]
@@ -101,8 +103,8 @@ impl TaskError {
     /// Whether another attempt might succeed.
     pub fn retryable(&self) -> bool {
         match self {
-            TaskError::Input { source, .. } => source.retryable(),
-            TaskError::App { source, .. } => source.retryable(),
+            TaskError::Input { cause, .. } => cause.retryable(),
+            TaskError::App { cause, .. } => cause.retryable(),
             TaskError::Panic { .. } | TaskError::Io { .. } => true,
             TaskError::Cancelled => false,
         }
@@ -110,7 +112,7 @@ impl TaskError {
 
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> TaskError {
         let context = context.into();
-        move |source| TaskError::Io { context, source }
+        move |cause| TaskError::Io { context, cause }
     }
 }
 

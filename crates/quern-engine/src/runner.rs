@@ -116,7 +116,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
         return Err(StorageError::OutputExists { path: spec.output.clone() }.into());
     }
     let files = resolve_inputs(&spec.inputs)?;
-    let splits = plan_splits(&files, spec.split_size, app.input_format().splittable());
+    let splits = plan_splits(&files, spec.split_size, app.input_format().splittable())?;
     let plan = JobPlan::new(spec, &*app, splits)?;
     let map_tasks = plan.splits.len() as u32;
     let reduce_tasks = plan.partitions;

@@ -158,7 +158,7 @@ impl MapSink for PairSink<'_, '_> {
         let Some(out) = plan.outputs.get(output) else {
             self.error = Some(TaskError::App {
                 context: "map".into(),
-                source: quern_core::AppError::permanent(format!(
+                cause: quern_core::AppError::permanent(format!(
                     "emitted to output #{output}, but the app declares {} output(s)",
                     plan.outputs.len()
                 )),
@@ -196,9 +196,9 @@ impl MapSink for PairSink<'_, '_> {
 
 fn collect_error(e: CollectError) -> TaskError {
     match e {
-        CollectError::Io(source) => TaskError::Io { context: "writing a spill".into(), source },
-        CollectError::Combiner(source) => TaskError::App { context: "combine".into(), source },
-        CollectError::Partitioner(source) => TaskError::App { context: "partition".into(), source },
+        CollectError::Io(cause) => TaskError::Io { context: "writing a spill".into(), cause },
+        CollectError::Combiner(cause) => TaskError::App { context: "combine".into(), cause },
+        CollectError::Partitioner(cause) => TaskError::App { context: "partition".into(), cause },
     }
 }
 
@@ -296,8 +296,8 @@ impl RecordSink for MapCaller<'_, '_, '_> {
                 }
             }
         };
-        if let Err(source) = result {
-            self.sink.error = Some(TaskError::App { context: where_(), source });
+        if let Err(cause) = result {
+            self.sink.error = Some(TaskError::App { context: where_(), cause });
         }
         if self.sink.error.is_some() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     }
@@ -329,7 +329,7 @@ impl MapTask<'_> {
 
         let format = env.app.input_format();
         let opened = open_split(self.split, format.line_numbers())
-            .map_err(|e| TaskError::Input { split: split_name.clone(), source: e.into() })?;
+            .map_err(|e| TaskError::Input { split: split_name.clone(), cause: e.into() })?;
         let mut reader = opened.reader;
         let mut input = SplitInput::new(
             &mut reader,
@@ -355,7 +355,7 @@ impl MapTask<'_> {
         if let Some(e) = sink.error.take() {
             return Err(e);
         }
-        read.map_err(|source| TaskError::Input { split: split_name.clone(), source })?;
+        read.map_err(|cause| TaskError::Input { split: split_name.clone(), cause })?;
         // A line crossing the split's end is read whole but counted by the
         // split it belongs to; the next split's skipped prefix is not.
         let counted_end = self.split.end.map_or(end, |e| end.min(e));
@@ -461,9 +461,9 @@ fn combine_stream(
         };
         combiner
             .combine(output, &key, &mut Values::new(&mut groups), &mut CombineOutput::new(&mut emit))
-            .map_err(|source| TaskError::App { context: "combine".into(), source })?;
+            .map_err(|cause| TaskError::App { context: "combine".into(), cause })?;
         if let Some(e) = io_error.or_else(|| groups.take_error()) {
-            return Err(TaskError::Io { context: "merging spills".into(), source: e });
+            return Err(TaskError::Io { context: "merging spills".into(), cause: e });
         }
         counters.engine.combine_input_records += groups.values_read() - before;
     }
@@ -535,24 +535,24 @@ impl ReduceTask {
             }));
             match result {
                 Ok(Ok(())) => {}
-                Ok(Err(source)) => {
-                    return Err(TaskError::App { context: context(), source });
+                Ok(Err(cause)) => {
+                    return Err(TaskError::App { context: context(), cause });
                 }
                 Err(payload) => {
                     return Err(TaskError::Panic { context: context(), message: panic_message(&*payload) });
                 }
             }
             if let Some(e) = groups.take_error() {
-                return Err(TaskError::Io { context: "reading map outputs".into(), source: e });
+                return Err(TaskError::Io { context: "reading map outputs".into(), cause: e });
             }
             env.records_done.store(groups.records(), Ordering::Relaxed);
             if let Some(e) = sink.error.take() {
-                return Err(TaskError::Io { context: format!("writing {}", path.display()), source: e });
+                return Err(TaskError::Io { context: format!("writing {}", path.display()), cause: e });
             }
         }
         counters.engine.reduce_input_records = groups.records();
         let WriterSink { writer, counters: written, .. } = sink;
-        writer.finish().map_err(|e| TaskError::Io { context: format!("writing {}", path.display()), source: e })?;
+        writer.finish().map_err(|e| TaskError::Io { context: format!("writing {}", path.display()), cause: e })?;
         counters.engine.add(&written);
         Ok(counters)
     }

@@ -5,7 +5,9 @@
 //! - Prost types stay at the edges: the coordinator and worker convert to
 //!   `quern-core` types right after receiving and right before sending.
 //! - Every RPC carries `authorization: Bearer <token>`; [`TokenCheck`]
-//!   refuses any other.
+//!   refuses any other, comparing in constant time.
+//! - The token is never empty: neither side can be built with one, so an
+//!   empty token can never let a caller in.
 
 #[allow(missing_docs, clippy::all, clippy::pedantic, clippy::unwrap_used)]
 mod generated {
@@ -14,25 +16,52 @@ mod generated {
 
 pub use generated::*;
 
+use subtle::ConstantTimeEq;
 use tonic::{Request, Status, metadata::MetadataValue};
+
+/// Why a cluster token cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token is empty (or only white space): it would protect nothing.
+    #[error("the cluster token must not be empty (set --token or QUERN_TOKEN to a shared secret)")]
+    Empty,
+    /// The token cannot travel in an HTTP header.
+    #[error("the cluster token must be printable ASCII")]
+    NotPrintable,
+}
+
+/// Refuses a token that is empty or only white space.
+fn non_empty(token: &str) -> Result<&str, TokenError> {
+    if token.trim().is_empty() { Err(TokenError::Empty) } else { Ok(token) }
+}
 
 /// A server interceptor that refuses calls without the cluster token.
 #[derive(Clone)]
 pub struct TokenCheck {
-    expected: String,
+    expected: Vec<u8>,
+}
+
+impl std::fmt::Debug for TokenCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCheck { .. }")
+    }
 }
 
 impl TokenCheck {
-    /// Accepts calls that carry `token`.
-    pub fn new(token: &str) -> Self {
-        TokenCheck { expected: format!("Bearer {token}") }
+    /// Accepts calls that carry `token`; refuses to be built with an empty
+    /// one.
+    pub fn new(token: &str) -> Result<Self, TokenError> {
+        Ok(TokenCheck { expected: format!("Bearer {}", non_empty(token)?).into_bytes() })
     }
 }
 
 impl tonic::service::Interceptor for TokenCheck {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         match request.metadata().get("authorization").map(|v| v.as_bytes()) {
-            Some(v) if v == self.expected.as_bytes() => Ok(request),
+            // Constant time in the token's bytes: how long a wrong guess takes
+            // says nothing about how much of it was right.
+            Some(v) if bool::from(v.ct_eq(&self.expected)) => Ok(request),
             Some(_) => Err(Status::unauthenticated("wrong cluster token")),
             None => Err(Status::unauthenticated("missing cluster token (set --token or QUERN_TOKEN)")),
         }
@@ -46,11 +75,13 @@ pub struct TokenAttach {
 }
 
 impl TokenAttach {
-    /// Attaches `token`; fails if it is not valid in an HTTP header.
+    /// Attaches `token`; fails if it is empty or not valid in an HTTP header
+    /// (the status's message is a [`TokenError`]'s).
     pub fn new(token: &str) -> Result<Self, Status> {
+        let token = non_empty(token).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let value = format!("Bearer {token}")
             .parse()
-            .map_err(|_| Status::invalid_argument("the cluster token must be printable ASCII"))?;
+            .map_err(|_| Status::invalid_argument(TokenError::NotPrintable.to_string()))?;
         Ok(TokenAttach { value })
     }
 }
@@ -59,5 +90,40 @@ impl tonic::service::Interceptor for TokenAttach {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         request.metadata_mut().insert("authorization", self.value.clone());
         Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::service::Interceptor;
+
+    fn call(check: &mut TokenCheck, header: Option<&str>) -> Result<(), tonic::Code> {
+        let mut request = Request::new(());
+        if let Some(h) = header {
+            request.metadata_mut().insert("authorization", h.parse().expect("header"));
+        }
+        check.call(request).map(|_| ()).map_err(|s| s.code())
+    }
+
+    #[test]
+    fn an_empty_token_is_refused_on_both_sides() {
+        for token in ["", " ", "\t"] {
+            assert_eq!(TokenCheck::new(token).err(), Some(TokenError::Empty), "{token:?}");
+            let status = TokenAttach::new(token).err().expect("refused");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(status.message().contains("must not be empty"), "{}", status.message());
+        }
+        assert!(TokenAttach::new("a\nb").is_err(), "not valid in a header");
+    }
+
+    #[test]
+    fn only_the_exact_token_is_let_in() {
+        let mut check = TokenCheck::new("s3cret").expect("token");
+        assert_eq!(call(&mut check, Some("Bearer s3cret")), Ok(()));
+        for wrong in ["Bearer ", "Bearer", "Bearer s3cre", "Bearer s3cret ", "Bearer s3creT", "bearer s3cret", ""] {
+            assert_eq!(call(&mut check, Some(wrong)), Err(tonic::Code::Unauthenticated), "{wrong:?}");
+        }
+        assert_eq!(call(&mut check, None), Err(tonic::Code::Unauthenticated));
     }
 }

@@ -1,5 +1,9 @@
 //! Storage errors: an input that cannot be read, an output that exists, or
 //! I/O that failed while planning or committing.
+//!
+//! Every error's message is complete on its own (it includes its cause), so
+//! none also returns the cause as `source()`: a report that prints the chain
+//! (anyhow's `{:#}`) would print the cause twice.
 
 use std::io;
 
@@ -22,21 +26,20 @@ pub enum StorageError {
         path: String,
     },
     /// Creating or committing output failed.
-    #[error("{context} {path}: {source}")]
+    #[error("{context} {path}: {cause}")]
     Io {
         /// What was being done.
         context: &'static str,
         /// The file or directory.
         path: String,
-        /// The cause.
-        #[source]
-        source: io::Error,
+        /// The cause (part of the message, not a `source()`).
+        cause: io::Error,
     },
 }
 
 impl StorageError {
-    pub(crate) fn io(context: &'static str, path: &std::path::Path, source: io::Error) -> StorageError {
-        StorageError::Io { context, path: path.display().to_string(), source }
+    pub(crate) fn io(context: &'static str, path: &std::path::Path, cause: io::Error) -> StorageError {
+        StorageError::Io { context, path: path.display().to_string(), cause }
     }
 
     /// Whether the error is the job's own fault (bad paths), found before any

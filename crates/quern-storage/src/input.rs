@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use quern_core::{Compression, InputFile, InputSplit, LineStart};
+use quern_core::{Compression, InputFile, InputSplit, LineStart, SpecError, check_map_tasks};
 
 use crate::error::StorageError as Error;
 
@@ -91,8 +91,18 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<InputFile>, Error> {
 
 /// Cuts files into splits of at most `split_size` bytes (compressed files
 /// and unsplittable formats: one split per file). Empty files have no split.
-pub fn plan_splits(files: &[InputFile], split_size: u64, splittable: bool) -> Vec<InputSplit> {
-    let mut splits = Vec::new();
+///
+/// Refuses (before making any) more splits than a job may have map tasks
+/// ([`quern_core::MAX_MAP_TASKS`]).
+pub fn plan_splits(files: &[InputFile], split_size: u64, splittable: bool) -> Result<Vec<InputSplit>, SpecError> {
+    let split_size = split_size.max(1);
+    let count: u64 = files
+        .iter()
+        .filter(|f| f.len > 0)
+        .map(|f| if !splittable || f.compression != Compression::None { 1 } else { f.len.div_ceil(split_size) })
+        .fold(0, u64::saturating_add);
+    check_map_tasks(count, split_size)?;
+    let mut splits = Vec::with_capacity(count as usize);
     for file in files {
         if file.len == 0 {
             continue;
@@ -108,7 +118,7 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, splittable: bool) -> Ve
             start = end;
         }
     }
-    splits
+    Ok(splits)
 }
 
 /// An opened split: a reader positioned at its start, and what the line rule
@@ -124,14 +134,23 @@ pub struct OpenSplit {
 
 /// Opens `split` for reading; counts the line breaks before it when
 /// `count_lines` is set.
+///
+/// A compressed file whose bytes cannot be decompressed (corrupt or
+/// truncated) gives errors of kind [`io::ErrorKind::InvalidData`], which
+/// [`quern_core::InputError::retryable`] treats as permanent: another attempt
+/// would read the same bytes. Errors reading the file itself keep their kind.
 pub fn open_split(split: &InputSplit, count_lines: bool) -> io::Result<OpenSplit> {
     const BUF: usize = 1 << 18;
     let mut file = File::open(&split.file.path)?;
     let reader: Box<dyn BufRead + Send> = match split.file.compression {
         Compression::Gzip => {
-            Box::new(BufReader::with_capacity(BUF, flate2::read::MultiGzDecoder::new(BufReader::new(file))))
+            let decoder = flate2::read::MultiGzDecoder::new(BufReader::new(FileReads(file)));
+            Box::new(BufReader::with_capacity(BUF, Decoded { inner: decoder, format: "gzip" }))
         }
-        Compression::Zstd => Box::new(BufReader::with_capacity(BUF, zstd::stream::read::Decoder::new(file)?)),
+        Compression::Zstd => {
+            let decoder = zstd::stream::read::Decoder::new(FileReads(file)).map_err(|e| decode_error(e, "zstd"))?;
+            Box::new(BufReader::with_capacity(BUF, Decoded { inner: decoder, format: "zstd" }))
+        }
         Compression::None => {
             let mut line_start = LineStart::AtLineStart;
             let mut lines_before = count_lines.then_some(0);
@@ -152,6 +171,66 @@ pub fn open_split(split: &InputSplit, count_lines: bool) -> io::Result<OpenSplit
     Ok(OpenSplit { reader, line_start: LineStart::AtLineStart, lines_before: count_lines.then_some(0) })
 }
 
+/// An error of the file under a decoder, marked so that [`Decoded`] can tell
+/// it from the decoder's own errors (decoders pass their reader's errors on
+/// unchanged).
+#[derive(Debug)]
+struct FileError(io::Error);
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for FileError {}
+
+/// The compressed file under a decoder: marks its errors as the file's.
+struct FileReads(File);
+
+impl Read for FileReads {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::Interrupted => e,
+            kind => io::Error::new(kind, FileError(e)),
+        })
+    }
+}
+
+/// A decoder's output: the file's own errors come out as they were; any
+/// other error is the decoder's, about the bytes, and comes out as
+/// [`io::ErrorKind::InvalidData`].
+struct Decoded<R> {
+    inner: R,
+    format: &'static str,
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| decode_error(e, self.format))
+    }
+}
+
+fn decode_error(e: io::Error, format: &str) -> io::Error {
+    if e.kind() == io::ErrorKind::Interrupted {
+        return e;
+    }
+    if e.get_ref().is_some_and(|inner| inner.is::<FileError>()) {
+        return match e.into_inner().map(|inner| inner.downcast::<FileError>()) {
+            Some(Ok(file)) => file.0,
+            // Not reached: the check above saw a FileError.
+            Some(Err(other)) => io::Error::other(other),
+            None => io::Error::other("read error"),
+        };
+    }
+    let what = if e.kind() == io::ErrorKind::UnexpectedEof {
+        format!("truncated {format} data: the file ends inside a compressed stream")
+    } else {
+        format!("corrupt {format} data: {e}")
+    };
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
 fn count_newlines(mut r: impl Read) -> io::Result<u64> {
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
@@ -162,5 +241,100 @@ fn count_newlines(mut r: impl Read) -> io::Result<u64> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn split_of(path: &Path) -> InputSplit {
+        let len = std::fs::metadata(path).expect("metadata").len();
+        let file = InputFile {
+            path: path.to_path_buf(),
+            name: path.display().to_string(),
+            len,
+            compression: Compression::of(path),
+        };
+        InputSplit { file, start: 0, end: None }
+    }
+
+    fn read_all(path: &Path) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        open_split(&split_of(path), false)?.reader.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn splits_are_counted_and_bounded_before_they_are_made() {
+        let file = |name: &str, len| InputFile {
+            path: name.into(),
+            name: name.into(),
+            len,
+            compression: Compression::of(Path::new(name)),
+        };
+        let files = [file("a.txt", 250), file("b.gz", 1 << 30), file("empty.txt", 0)];
+        let splits = plan_splits(&files, 100, true).expect("plan");
+        let ranges: Vec<(String, u64, Option<u64>)> =
+            splits.iter().map(|s| (s.file.name.clone(), s.start, s.end)).collect();
+        assert_eq!(
+            ranges,
+            [
+                ("a.txt".into(), 0, Some(100)),
+                ("a.txt".into(), 100, Some(200)),
+                ("a.txt".into(), 200, Some(250)),
+                ("b.gz".into(), 0, None)
+            ]
+        );
+        assert_eq!(
+            plan_splits(&[file("big.txt", 1 << 40)], 90, true).map(|s| s.len()),
+            Err(SpecError::TooManyMapTasks { tasks: (1u64 << 40).div_ceil(90), split_size: 90, max: 100_000 })
+        );
+        assert_eq!(plan_splits(&[file("big.txt", 1 << 40)], 90, false).map(|s| s.len()), Ok(1));
+    }
+
+    #[test]
+    fn corrupt_and_truncated_compressed_files_are_invalid_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = b"a line of text to compress\n".repeat(500);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let zst = zstd::encode_all(&text[..], 3).expect("zstd");
+        let flip = |b: &[u8]| {
+            let mut b = b.to_vec();
+            let mid = b.len() / 2;
+            b[mid] ^= 0xff;
+            b
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("garbage.gz", b"not gzip at all".to_vec()),
+            ("flipped.gz", flip(&gz)),
+            ("truncated.gz", gz[..gz.len() / 2].to_vec()),
+            ("garbage.zst", b"not zstd at all".to_vec()),
+            ("truncated.zst", zst[..zst.len() / 2].to_vec()),
+        ];
+        for (name, bytes) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            let e = read_all(&path).expect_err(name);
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{name}: {e}");
+        }
+        for (name, bytes) in [("good.gz", gz), ("good.zst", zst)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            assert_eq!(read_all(&path).expect(name), text);
+        }
+    }
+
+    #[test]
+    fn errors_of_the_file_under_a_decoder_keep_their_kind() {
+        let e =
+            decode_error(io::Error::new(io::ErrorKind::TimedOut, FileError(io::ErrorKind::TimedOut.into())), "gzip");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let e = decode_error(io::Error::new(io::ErrorKind::InvalidInput, "corrupt deflate stream"), "gzip");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("corrupt gzip data: corrupt deflate stream"), "{e}");
     }
 }

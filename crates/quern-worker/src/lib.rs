@@ -164,7 +164,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
 
     let shuffle = pb::shuffle_server::ShuffleServer::with_interceptor(
         shuffle::ShuffleService { root: root.clone() },
-        pb::TokenCheck::new(&config.token),
+        pb::TokenCheck::new(&config.token).map_err(|e| Error::Refused(e.to_string()))?,
     );
     let server = tokio::spawn(
         tonic::transport::Server::builder()

@@ -3,11 +3,14 @@
 //!
 //! Exit codes: 0 success; 1 the job failed; 2 the job was refused before any
 //! work started (bad arguments, unknown app or parameter, missing or
-//! unreadable input, existing output); 130 cancelled by Ctrl-C.
+//! unreadable input, existing output, a job too large to plan, an unwritable
+//! `--stats-json`); 130 cancelled by Ctrl-C, SIGTERM or SIGHUP.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,10 +27,15 @@ use crate::progress::ProgressDisplay;
 /// code. This is the whole `quern` binary: call it from your own `main` to get
 /// the same CLI with your apps.
 pub fn main(apps: AppRegistry) -> ExitCode {
-    // `quern jobs | head` should end quietly when head does, like any Unix
-    // tool, not panic on a closed pipe.
-    sigpipe::reset();
     let cli = Cli::parse();
+    if cli.command.only_prints() {
+        // `quern jobs | head` should end quietly when head does, like any
+        // Unix tool, not panic on a closed pipe. Only for commands whose
+        // work is printing: SIGPIPE's default action also kills a process
+        // that writes to a socket its peer closed, so a server (or a job
+        // running user code) must keep it ignored and see EPIPE instead.
+        sigpipe::reset();
+    }
     match run(cli, apps) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -45,6 +53,9 @@ pub fn main(apps: AppRegistry) -> ExitCode {
 fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(code) = e.downcast_ref::<crate::cluster::ExitStatus>() {
         return code.0;
+    }
+    if e.downcast_ref::<Refused>().is_some() {
+        return 2;
     }
     match e.downcast_ref::<EngineError>() {
         Some(EngineError::Cancelled) => 130,
@@ -93,8 +104,72 @@ enum Command {
     Task,
 }
 
+impl Command {
+    /// Whether the command's work is printing (listings, status, a corpus
+    /// summary), so that a closed stdout may end it quietly with SIGPIPE.
+    /// Not the servers (`coordinator`, `worker`, `task`), which a peer must
+    /// never kill, nor `run`, which runs user code that may use sockets.
+    fn only_prints(&self) -> bool {
+        match self {
+            Command::Apps
+            | Command::Demo(_)
+            | Command::GenCorpus(_)
+            | Command::Submit(_)
+            | Command::Jobs(_)
+            | Command::Status(_)
+            | Command::Kill(_)
+            | Command::Workers(_)
+            | Command::Logs(_) => true,
+            Command::Run(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Task => false,
+        }
+    }
+}
+
+/// A command refused before any work started (exit code 2), for reasons
+/// found by the CLI itself.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A path given as a job's `--input` or `--output`. Job specs travel as JSON
+/// to a cluster, so paths must be UTF-8: one that is not is refused here,
+/// named (lossily) rather than left to clap's anonymous "invalid UTF-8".
+#[derive(Clone)]
+struct Utf8Path;
+
+impl clap::builder::TypedValueParser for Utf8Path {
+    type Value = String;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<String, clap::Error> {
+        match value.to_str() {
+            Some(s) => Ok(s.to_owned()),
+            None => {
+                let option = arg.map_or_else(|| "a path".to_owned(), |a| format!("--{}", a.get_id()));
+                let message = format!(
+                    "{option} {}: the path is not valid UTF-8, which quern needs to describe a job; rename it\n",
+                    Path::new(value).display()
+                );
+                Err(clap::Error::raw(clap::error::ErrorKind::InvalidUtf8, message).with_cmd(cmd))
+            }
+        }
+    }
+}
+
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     s.trim().parse::<ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("not a size like 64MiB: {e}"))
+}
+
+/// The cluster token: refused when empty, for servers and clients alike
+/// (an empty token would let anyone in).
+pub(crate) fn parse_token(s: &str) -> Result<String, String> {
+    quern_proto::TokenCheck::new(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -116,28 +191,31 @@ pub(crate) struct JobArgs {
     /// The app to run (see `quern apps`).
     #[arg(long)]
     app: String,
-    /// Input files, directories (read recursively) and glob patterns.
-    #[arg(long, required = true, num_args = 1..)]
+    /// Input files, directories (read recursively) and glob patterns
+    /// (UTF-8 paths).
+    #[arg(long, required = true, num_args = 1.., value_parser = Utf8Path)]
     input: Vec<String>,
-    /// Output directory; must not exist.
-    #[arg(long)]
+    /// Output directory; must not exist (a UTF-8 path).
+    #[arg(long, value_parser = Utf8Path)]
     output: String,
-    /// Reducers (0: map-only). Default: the app's choice, else 1.
+    /// Reducers (0: map-only; at most 10,000 per output and in all).
+    /// Default: the app's choice, else 1.
     #[arg(long)]
     reducers: Option<u32>,
-    /// Reducers of one named output, as NAME=N (repeatable).
+    /// Reducers of one named output, as NAME=N (repeatable; at most 10,000).
     #[arg(long = "output-reducers", value_parser = parse_reducers)]
     output_reducers: Vec<(String, u32)>,
     /// An app parameter, as NAME=VALUE (repeatable).
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, String)>,
-    /// Maximum bytes of an input split.
+    /// Maximum bytes of an input split (one map task each; a job may have
+    /// at most 100,000).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     split_size: u64,
-    /// Memory for each map task's sort buffer.
+    /// Memory for each map task's sort buffer (1 KiB to 4 GiB).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     sort_buffer: u64,
-    /// Attempts per task before the job fails.
+    /// Attempts per task before the job fails (1 to 100).
     #[arg(long, default_value_t = quern_core::DEFAULT_MAX_ATTEMPTS)]
     max_attempts: u32,
     /// Skip (and count) records whose map call panics.
@@ -172,7 +250,8 @@ struct RunArgs {
     /// Scratch directory for spills and map outputs. Default: the system's.
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// Write the job's counters and timings as JSON to this file.
+    /// Write the job's counters and timings as JSON to this file (checked
+    /// before the job starts; not written if the job fails).
     #[arg(long)]
     stats_json: Option<PathBuf>,
     /// Print nothing but errors.
@@ -244,12 +323,20 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             let (spec, opts, stats) = job_from_args(args);
             let show_bar = !quiet && std::io::stderr().is_terminal();
             init_logging(show_bar || quiet);
+            // An unwritable stats file refuses the job before it starts,
+            // rather than failing it after its output was committed.
+            let stats = stats.map(|path| StatsFile::create(&path)).transpose()?;
             let report = run_with_progress(&apps, &spec, opts, show_bar)?;
-            if let Some(path) = stats {
-                write_stats(&path, &report)?;
+            if let Some(stats) = stats {
+                stats.write(&report)?;
             }
             if !quiet {
-                print_summary(&report);
+                // SIGPIPE stays ignored here (the job ran user code): a
+                // closed stdout ends the summary quietly instead.
+                match print_summary(&report) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    other => other.context("printing the summary")?,
+                }
             }
             Ok(())
         }
@@ -292,7 +379,9 @@ pub(crate) fn run_with_progress(
 ) -> anyhow::Result<JobReport> {
     let app = apps.build(&spec.app, &spec.params)?;
     let cancel = opts.cancel.clone();
-    // A second Ctrl-C exits at once; the first asks the job to stop cleanly.
+    // Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature) ask the job
+    // to stop cleanly: no output directory, no scratch left behind. A second
+    // one exits at once.
     let _ = ctrlc::set_handler(move || {
         if cancel.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
@@ -344,7 +433,49 @@ fn print_apps(apps: &AppRegistry) {
     }
 }
 
-fn write_stats(path: &std::path::Path, report: &JobReport) -> anyhow::Result<()> {
+/// The `--stats-json` file, created before the job runs. Dropped without
+/// [`StatsFile::write`] (the job failed or was refused), it is removed if this
+/// run created it, and left as it was otherwise.
+struct StatsFile {
+    path: PathBuf,
+    file: Option<File>,
+    created: bool,
+}
+
+impl StatsFile {
+    fn create(path: &Path) -> anyhow::Result<StatsFile> {
+        let existed = path.exists();
+        // Not truncated yet: an existing file keeps its contents until the
+        // job has succeeded.
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Refused(format!("--stats-json {}: cannot write the stats file: {e}", path.display())))?;
+        Ok(StatsFile { path: path.to_owned(), file: Some(file), created: !existed })
+    }
+
+    fn write(mut self, report: &JobReport) -> anyhow::Result<()> {
+        let Some(mut file) = self.file.take() else { return Ok(()) };
+        self.created = false;
+        let text = stats_json(report)?;
+        file.set_len(0)
+            .and_then(|()| file.write_all(text.as_bytes()))
+            .and_then(|()| file.flush())
+            .with_context(|| format!("writing stats to {}", self.path.display()))
+    }
+}
+
+impl Drop for StatsFile {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn stats_json(report: &JobReport) -> anyhow::Result<String> {
     let json = serde_json::json!({
         "app": report.app,
         "output": report.output,
@@ -355,26 +486,29 @@ fn write_stats(path: &std::path::Path, report: &JobReport) -> anyhow::Result<()>
         "counters": report.counters.engine,
         "app_counters": report.counters.app,
     });
-    let text = serde_json::to_string_pretty(&json).context("encoding stats")?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing stats to {}", path.display()))
+    Ok(serde_json::to_string_pretty(&json).context("encoding stats")? + "\n")
 }
 
-pub(crate) fn print_summary(report: &JobReport) {
-    println!(
+/// Prints the end-of-job summary on stdout.
+pub(crate) fn print_summary(report: &JobReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "job succeeded in {:.2}s: {} map tasks, {} reduce tasks",
         report.elapsed.as_secs_f64(),
         report.map_tasks,
         report.reduce_tasks
-    );
-    println!("output: {} ({} files)", report.output.display(), report.files.len());
-    println!("counters:");
+    )?;
+    writeln!(out, "output: {} ({} files)", report.output.display(), report.files.len())?;
+    writeln!(out, "counters:")?;
     for (name, value) in report.counters.engine.iter() {
-        println!("  {name:<24} {value:>14}");
+        writeln!(out, "  {name:<24} {value:>14}")?;
     }
     if !report.counters.app.is_empty() {
-        println!("app counters:");
+        writeln!(out, "app counters:")?;
         for (name, value) in &report.counters.app {
-            println!("  {name:<24} {value:>14}");
+            writeln!(out, "  {name:<24} {value:>14}")?;
         }
     }
+    out.flush()
 }

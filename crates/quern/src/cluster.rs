@@ -37,8 +37,8 @@ pub(crate) struct ConnectArgs {
     /// The coordinator, as http://host:port.
     #[arg(long, env = "QUERN_COORDINATOR", default_value = "http://127.0.0.1:7070")]
     coordinator: String,
-    /// The cluster token.
-    #[arg(long, env = "QUERN_TOKEN", hide_env_values = true)]
+    /// The cluster token (not empty).
+    #[arg(long, env = "QUERN_TOKEN", hide_env_values = true, value_parser = crate::cli::parse_token)]
     token: String,
 }
 
@@ -53,8 +53,8 @@ pub(crate) struct CoordinatorArgs {
     /// State database URL. Default: sqlite://DATA_DIR/quern.db.
     #[arg(long)]
     state: Option<String>,
-    /// The cluster token workers and clients must present.
-    #[arg(long, env = "QUERN_TOKEN", hide_env_values = true)]
+    /// The cluster token workers and clients must present (not empty).
+    #[arg(long, env = "QUERN_TOKEN", hide_env_values = true, value_parser = crate::cli::parse_token)]
     token: String,
     /// A worker without a heartbeat this long is lost.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -283,7 +283,7 @@ pub(crate) fn submit(args: SubmitArgs, apps: &AppRegistry) -> anyhow::Result<()>
         );
     }
     let files = quern_storage::resolve_inputs(&spec.inputs).map_err(quern_engine::Error::from)?;
-    let splits = quern_storage::plan_splits(&files, spec.split_size, app.input_format().splittable());
+    let splits = quern_storage::plan_splits(&files, spec.split_size, app.input_format().splittable())?;
     let plan = JobPlan::new(&spec, &*app, splits)?;
     let request = pb::SubmitJobRequest {
         spec_json: serde_json::to_string(&spec)?,

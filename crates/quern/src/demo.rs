@@ -52,7 +52,7 @@ pub(crate) fn run(apps: &AppRegistry, dir: &Path, size: u64, show_bar: bool) -> 
         println!("  {word:<12} {n:>10}");
     }
     println!();
-    crate::cli::print_summary(&report);
+    crate::cli::print_summary(&report).context("printing the summary")?;
     println!("\nlook at the output: cat {}/part-r-*", output.display());
     Ok(())
 }
