@@ -73,13 +73,12 @@ pub struct WorkerConfig {
 #[non_exhaustive]
 pub enum Error {
     /// Setting up failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Setup {
         /// What.
         context: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (part of the message, not a `source()`, so it prints once).
+        cause: std::io::Error,
     },
     /// The coordinator address is unusable.
     #[error("coordinator address {0}: {1}")]
@@ -143,7 +142,7 @@ struct Running {
 pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let setup = |context: &str| {
         let context = context.to_owned();
-        move |source| Error::Setup { context, source }
+        move |cause| Error::Setup { context, cause }
     };
     std::fs::create_dir_all(&config.work_dir).map_err(setup("creating the work directory"))?;
     let root = std::fs::canonicalize(&config.work_dir).map_err(setup("resolving the work directory"))?;

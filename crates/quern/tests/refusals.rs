@@ -220,6 +220,16 @@ fn the_cause_of_an_error_is_printed_once() {
         assert_eq!(stderr.matches("(os error").count(), 1, "{stderr}");
         assert!(stderr.contains(&format!("{}", output.parent().expect("parent").display())), "{stderr}");
     }
+    // A worker whose work directory cannot be made.
+    let result = quern()
+        .args(["worker", "--token", "t", "--coordinator", "http://127.0.0.1:9", "--work-dir"])
+        .arg(file.join("work"))
+        .output()
+        .expect("worker");
+    let stderr = stderr_of(&result);
+    assert!(!result.status.success());
+    assert_eq!(stderr.matches("(os error").count(), 1, "{stderr}");
+    assert!(stderr.contains("creating the work directory"), "{stderr}");
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
