@@ -39,12 +39,13 @@ impl OutputCommitter {
         if output.exists() {
             return Err(Error::OutputExists { path: output.display().to_string() });
         }
+        let unusable = |path: &Path, cause| Error::OutputUnusable { path: path.display().to_string(), cause };
         if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|e| Error::io("creating output parent", parent, e))?;
+            fs::create_dir_all(parent).map_err(|e| unusable(parent, e))?;
         }
         fs::create_dir(output).map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists => Error::OutputExists { path: output.display().to_string() },
-            _ => Error::io("creating output", output, e),
+            _ => unusable(output, e),
         })?;
         let committer = OutputCommitter { root: output.to_path_buf() };
         for dir in [committer.attempts_dir(), committer.committed_dir()] {

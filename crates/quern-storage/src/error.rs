@@ -25,7 +25,16 @@ pub enum StorageError {
         /// The output path.
         path: String,
     },
-    /// Creating or committing output failed.
+    /// The output directory cannot be created (its parent is a file, or
+    /// not writable); nothing was touched.
+    #[error("output {path} cannot be created: {cause}")]
+    OutputUnusable {
+        /// The directory that could not be made.
+        path: String,
+        /// The cause (part of the message, not a `source()`).
+        cause: io::Error,
+    },
+    /// Committing output failed.
     #[error("{context} {path}: {cause}")]
     Io {
         /// What was being done.
@@ -45,6 +54,9 @@ impl StorageError {
     /// Whether the error is the job's own fault (bad paths), found before any
     /// work started, rather than a failure of the storage itself.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, StorageError::Input { .. } | StorageError::OutputExists { .. })
+        matches!(
+            self,
+            StorageError::Input { .. } | StorageError::OutputExists { .. } | StorageError::OutputUnusable { .. }
+        )
     }
 }

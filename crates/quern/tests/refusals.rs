@@ -215,7 +215,7 @@ fn the_cause_of_an_error_is_printed_once() {
             .output()
             .expect("run");
         let stderr = stderr_of(&result);
-        assert!(!result.status.success());
+        assert_eq!(result.status.code(), Some(2), "an output that cannot be made is refused: {stderr}");
         assert_eq!(stderr.matches(cause).count(), 1, "{stderr}");
         assert_eq!(stderr.matches("(os error").count(), 1, "{stderr}");
         assert!(stderr.contains(&format!("{}", output.parent().expect("parent").display())), "{stderr}");
