@@ -1,6 +1,7 @@
-//! The CLI against a coordinator that is frozen, silent or gone: every call
-//! ends within its deadline with a message naming the coordinator, the call
-//! and the wait.
+//! The CLI against a coordinator that is frozen, silent, gone or
+//! restarting: every call ends within its deadline with a message naming
+//! the coordinator, the call and the wait, and `submit --wait` rides out a
+//! restart.
 
 mod support;
 
@@ -59,6 +60,15 @@ impl Frozen {
 impl Drop for Frozen {
     fn drop(&mut self) {
         let _ = Command::new("kill").args(["-CONT", &self.0.to_string()]).status();
+    }
+}
+
+/// A child process killed when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        TestCluster::kill9(&mut self.0);
     }
 }
 
@@ -145,4 +155,78 @@ fn a_listener_that_never_answers_and_a_closed_port_fail_calls_with_a_clear_messa
         limit,
         &[&closed, "could not connect", "No job was created."],
     );
+}
+
+/// Starts `submit --wait` of the slow app over `lines` numbered lines as a
+/// child process, its stdout and stderr in files of the cluster's directory.
+fn submit_and_wait(c: &TestCluster, lines: usize, extra: &[&str]) -> (Reaped, std::path::PathBuf) {
+    let input = c.path("lines.txt");
+    write_lines(&input, &numbered(lines));
+    let out = c.path("out");
+    let child = c
+        .cli()
+        .args(submit_args("slow", &input, &out))
+        .args(["--param", "ms=15", "--split-size", "200", "--reducers", "2", "--wait"])
+        .args(extra)
+        .stdout(c.log("wait.out"))
+        .stderr(c.log("wait.log"))
+        .spawn()
+        .expect("start submit --wait");
+    (Reaped(child), out)
+}
+
+/// Waits for the `--wait` child to end, for at most `limit`.
+fn wait_exit(c: &TestCluster, child: &mut Reaped, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.0.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(started.elapsed() < limit, "submit --wait still running after {limit:?}\n{}", c.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn maps_committed(c: &TestCluster, at_least: u64) -> bool {
+    c.try_json(&["status", "1"]).is_some_and(|s| s["maps"]["succeeded"].as_u64().unwrap_or(0) >= at_least)
+}
+
+#[test]
+fn submit_wait_rides_out_a_coordinator_restart_and_reports_the_real_end() {
+    let mut c = TestCluster::start(2, &["--no-speculation"]);
+    let (mut child, out) = submit_and_wait(&c, 160, &[]);
+    c.wait_until("some maps to commit", Duration::from_secs(60), || maps_committed(&c, 2));
+    if let Some(mut coordinator) = c.coordinator.take() {
+        TestCluster::kill9(&mut coordinator);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    c.start_coordinator();
+    let status = wait_exit(&c, &mut child, Duration::from_secs(120));
+    assert!(status.success(), "submit --wait: {status}\n{}", c.logs());
+    let printed = fs::read_to_string(c.path("wait.out")).expect("stdout");
+    assert!(printed.contains("job 1: succeeded"), "{printed}");
+    let log = fs::read_to_string(c.path("wait.log")).expect("stderr");
+    assert!(log.contains("retrying") && log.contains("answers again"), "{log}");
+    assert_eq!(sorted_lines(&out), numbered(160), "nothing lost, nothing twice");
+}
+
+#[test]
+fn submit_wait_gives_up_after_its_bound_when_the_coordinator_stays_away() {
+    let mut c = TestCluster::start(0, &[]);
+    let (mut child, _) = submit_and_wait(&c, 20, &["--wait-retry", "3s"]);
+    c.wait_until("the job to be submitted", Duration::from_secs(30), || {
+        fs::read_to_string(c.path("wait.out")).is_ok_and(|s| s.trim() == "1")
+    });
+    if let Some(mut coordinator) = c.coordinator.take() {
+        TestCluster::kill9(&mut coordinator);
+    }
+    let killed = Instant::now();
+    let status = wait_exit(&c, &mut child, Duration::from_secs(15));
+    let took = killed.elapsed();
+    let log = fs::read_to_string(c.path("wait.log")).expect("stderr");
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(took >= Duration::from_millis(2500), "gave up after {took:?}, before its bound: {log}");
+    for part in ["retrying", &c.url(), "gave up following job 1 after 3s", "quern status 1"] {
+        assert!(log.contains(part), "{part:?} missing from {log:?}");
+    }
 }

@@ -120,6 +120,10 @@ pub(crate) struct SubmitArgs {
     /// Follow the job until it ends; exit 0 only if it succeeded.
     #[arg(long)]
     wait: bool,
+    /// With --wait: how long to keep retrying while the coordinator does
+    /// not answer (it may be restarting) before giving up.
+    #[arg(long, default_value = "2m", value_parser = parse_duration, requires = "wait")]
+    wait_retry: Duration,
 }
 
 #[derive(Args)]
@@ -220,6 +224,12 @@ enum CallError {
 }
 
 impl CallError {
+    /// The coordinator did not answer (it is down, frozen, restarting or
+    /// unreachable); trying again later may work.
+    fn no_answer(&self) -> bool {
+        !matches!(self, CallError::Answered(_))
+    }
+
     /// Whether the coordinator may have received and served the request.
     fn maybe_served(&self) -> bool {
         !matches!(self, CallError::Connect(_))
@@ -471,12 +481,19 @@ pub(crate) fn submit(args: SubmitArgs, apps: &AppRegistry) -> anyhow::Result<()>
         if !args.wait {
             return Ok(());
         }
-        follow(&mut coordinator, id).await
+        follow(&mut coordinator, id, args.wait_retry).await
     })
 }
 
+/// Waits before the next try while the coordinator does not answer:
+/// 250 ms, doubling to 2 s.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
 /// Follows a job until it ends: a bar on a terminal, log lines otherwise.
-async fn follow(coordinator: &mut CoordinatorConnection, id: u64) -> anyhow::Result<()> {
+/// While the coordinator does not answer (it may be restarting), retries
+/// with backoff for up to `retry_for`, then gives up.
+async fn follow(coordinator: &mut CoordinatorConnection, id: u64, retry_for: Duration) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(1);
@@ -486,10 +503,51 @@ async fn follow(coordinator: &mut CoordinatorConnection, id: u64) -> anyhow::Res
         bar.set_style(style);
         bar
     });
+    let say = |message: String| match &bar {
+        Some(bar) => bar.suspend(|| tracing::warn!("{message}")),
+        None => tracing::warn!("{message}"),
+    };
     let mut last_line = String::new();
+    // Since when the coordinator has not answered, and the next wait.
+    let mut outage: Option<(std::time::Instant, Duration)> = None;
     loop {
-        let request = pb::GetJobRequest { job_id: id };
-        let job = coordinator.call("status", |mut c| async move { c.get_job(request).await }).await?;
+        let job = match coordinator
+            .try_call(|mut c| async move { c.get_job(pb::GetJobRequest { job_id: id }).await })
+            .await
+        {
+            Ok(job) => job,
+            Err(e) if e.no_answer() => {
+                let (since, wait) = outage.get_or_insert_with(|| {
+                    say(format!(
+                        "{}; retrying for up to {} (--wait-retry)",
+                        coordinator.describe("status", &e),
+                        humantime::format_duration(retry_for)
+                    ));
+                    (std::time::Instant::now(), RETRY_FIRST)
+                });
+                let left = retry_for.saturating_sub(since.elapsed());
+                if left.is_zero() {
+                    bail!(
+                        "gave up following job {id} after {} of retries (--wait-retry): {}; is it running and \
+                         reachable? The job may still be running: see `quern status {id}` once it is back.",
+                        humantime::format_duration(retry_for),
+                        coordinator.describe("status", &e)
+                    );
+                }
+                let pause = (*wait).min(left);
+                *wait = (*wait * 2).min(RETRY_MAX);
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            Err(e) => return Err(coordinator.error("status", e)),
+        };
+        if let Some((since, _)) = outage.take() {
+            say(format!(
+                "the coordinator at {} answers again after {:.1}s; following job {id}",
+                coordinator.address,
+                since.elapsed().as_secs_f64()
+            ));
+        }
         let maps = job.maps.unwrap_or_default();
         let reduces = job.reduces.unwrap_or_default();
         let (prefix, counts) = if job.phase == "reduce" { ("reduce", reduces) } else { ("map", maps) };
