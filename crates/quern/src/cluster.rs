@@ -247,7 +247,8 @@ fn source_chain<'a>(
 fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in source_chain(e) {
-        let text = e.to_string();
+        // A status displays all its fields; its message is the part for people.
+        let text = e.downcast_ref::<tonic::Status>().map_or_else(|| e.to_string(), |s| s.message().to_owned());
         // tonic's wrapper says nothing its sources do not.
         if !text.is_empty() && text != "transport error" && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
