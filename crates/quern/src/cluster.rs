@@ -42,6 +42,17 @@ pub(crate) struct ConnectArgs {
     token: String,
 }
 
+/// What a client command (`submit`, `jobs`, …) needs to reach the
+/// coordinator: where it is, and how long to wait for it.
+#[derive(Args)]
+pub(crate) struct ClientArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// How long to wait for the coordinator to connect and answer, per call.
+    #[arg(long, env = "QUERN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
 #[derive(Args)]
 pub(crate) struct CoordinatorArgs {
     /// Address to listen on.
@@ -112,7 +123,7 @@ pub(crate) struct WorkerArgs {
 #[derive(Args)]
 pub(crate) struct SubmitArgs {
     #[command(flatten)]
-    connect: ConnectArgs,
+    client: ClientArgs,
     #[command(flatten)]
     job: JobArgs,
     /// Higher-priority jobs get free slots first.
@@ -121,12 +132,16 @@ pub(crate) struct SubmitArgs {
     /// Follow the job until it ends; exit 0 only if it succeeded.
     #[arg(long)]
     wait: bool,
+    /// With --wait: how long to keep retrying while the coordinator does
+    /// not answer (it may be restarting) before giving up.
+    #[arg(long, default_value = "2m", value_parser = parse_duration, requires = "wait")]
+    wait_retry: Duration,
 }
 
 #[derive(Args)]
 pub(crate) struct ListArgs {
     #[command(flatten)]
-    connect: ConnectArgs,
+    client: ClientArgs,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -135,7 +150,7 @@ pub(crate) struct ListArgs {
 #[derive(Args)]
 pub(crate) struct JobRefArgs {
     #[command(flatten)]
-    connect: ConnectArgs,
+    client: ClientArgs,
     /// The job id.
     job: u64,
     /// Print JSON.
@@ -146,7 +161,7 @@ pub(crate) struct JobRefArgs {
 #[derive(Args)]
 pub(crate) struct LogsArgs {
     #[command(flatten)]
-    connect: ConnectArgs,
+    client: ClientArgs,
     /// The job id.
     job: u64,
     /// Only this task's attempts (m-00003, r-1, …).
@@ -182,28 +197,197 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Keeps a server alive when a peer closes a connection before the answer
+/// is written (a client that gave up waiting, a worker that stopped
+/// fetching): the CLI restores the default SIGPIPE action so that `quern
+/// jobs | head` ends quietly, and with it such a write would kill the
+/// process. Catching SIGPIPE makes the write fail with EPIPE instead, which
+/// ends only that connection. Hold the result for as long as the server runs.
+#[cfg(unix)]
+fn survive_closed_connections() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe()) {
+        Ok(signal) => Some(signal),
+        Err(e) => {
+            tracing::warn!("cannot catch SIGPIPE ({e}): a peer closing a connection early may stop this process");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn survive_closed_connections() {}
+
 type Client = pb::coordinator_client::CoordinatorClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, pb::TokenAttach>,
 >;
 
-async fn connect(args: &ConnectArgs) -> anyhow::Result<Client> {
-    let token = pb::TokenAttach::new(&args.token).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
-    let channel = tonic::transport::Endpoint::from_shared(args.coordinator.clone())
-        .with_context(|| format!("coordinator address {}", args.coordinator))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to the coordinator at {}", args.coordinator))?;
-    Ok(pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token))
+/// Why a call to the coordinator got no answer, or what the answer was.
+#[derive(Debug)]
+enum CallError {
+    /// No connection could be made in time: the request was not sent.
+    Connect(Option<String>),
+    /// No answer within the deadline: the request may have been served.
+    TimedOut,
+    /// The connection broke before the answer: the request may have been
+    /// served.
+    Broken(String),
+    /// The coordinator answered with an error.
+    Answered(tonic::Status),
 }
 
-/// A refused call exits 2 (the request was wrong); others exit 1.
-fn status_error(s: tonic::Status) -> anyhow::Error {
-    let code = match s.code() {
-        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::NotFound => 2,
-        _ => 1,
-    };
-    anyhow::Error::new(ExitStatus(code)).context(s.message().to_owned())
+impl CallError {
+    /// The coordinator did not answer (it is down, frozen, restarting or
+    /// unreachable); trying again later may work.
+    fn no_answer(&self) -> bool {
+        !matches!(self, CallError::Answered(_))
+    }
+
+    /// Whether the coordinator may have received and served the request.
+    fn maybe_served(&self) -> bool {
+        !matches!(self, CallError::Connect(_))
+    }
+}
+
+/// An error and its sources, outermost first.
+fn source_chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}
+
+/// An error and its sources as one line, without repeats.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in source_chain(e) {
+        // A status displays all its fields; its message is the part for people.
+        let text = e.downcast_ref::<tonic::Status>().map_or_else(|| e.to_string(), |s| s.message().to_owned());
+        // tonic's wrapper says nothing its sources do not.
+        if !text.is_empty() && text != "transport error" && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Whether a failed call's status was made on this side because the
+/// transport failed (no connection, connection broken, cancelled), not
+/// sent by the coordinator. The coordinator never answers with these codes,
+/// and a status that came over the wire has no source error.
+fn from_transport(s: &tonic::Status) -> bool {
+    matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::DeadlineExceeded)
+        || std::error::Error::source(s).is_some()
+}
+
+/// One client command's line to the coordinator: connects on first use,
+/// bounds the connection and each call by `timeout`, reconnects after a
+/// call that got no answer, and says which coordinator did not answer
+/// which call within how long.
+struct CoordinatorConnection {
+    address: String,
+    endpoint: tonic::transport::Endpoint,
+    token: pb::TokenAttach,
+    timeout: Duration,
+    client: Option<Client>,
+}
+
+impl CoordinatorConnection {
+    fn new(args: &ClientArgs) -> anyhow::Result<CoordinatorConnection> {
+        let address = args.connect.coordinator.clone();
+        let token = pb::TokenAttach::new(&args.connect.token).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        let endpoint = tonic::transport::Endpoint::from_shared(address.clone())
+            .with_context(|| format!("coordinator address {address}"))?;
+        Ok(CoordinatorConnection { address, endpoint, token, timeout: args.timeout, client: None })
+    }
+
+    /// Makes one call (`f` given a client), connecting first if needed,
+    /// all within `timeout`.
+    async fn try_call<T, F, Fut>(&mut self, f: F) -> Result<T, CallError>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let client = match &self.client {
+            Some(client) => client.clone(),
+            None => {
+                let channel = match tokio::time::timeout_at(deadline, self.endpoint.connect()).await {
+                    Err(_elapsed) => return Err(CallError::Connect(None)),
+                    Ok(Err(e)) => return Err(CallError::Connect(Some(causes(&e)))),
+                    Ok(Ok(channel)) => channel,
+                };
+                let client = pb::coordinator_client::CoordinatorClient::with_interceptor(channel, self.token.clone());
+                self.client = Some(client.clone());
+                client
+            }
+        };
+        let result = match tokio::time::timeout_at(deadline, f(client)).await {
+            Err(_elapsed) => Err(CallError::TimedOut),
+            Ok(Ok(response)) => return Ok(response.into_inner()),
+            Ok(Err(s)) if !from_transport(&s) => return Err(CallError::Answered(s)),
+            // The channel reconnects by itself after a broken connection,
+            // and that can fail like a first connection.
+            Ok(Err(s)) if source_chain(&s).any(|e| e.is::<tonic::ConnectError>()) => {
+                Err(CallError::Connect(Some(causes(&s))))
+            }
+            Ok(Err(s)) => Err(CallError::Broken(causes(&s))),
+        };
+        // Start afresh next time rather than wait on a connection that
+        // may be dead.
+        self.client = None;
+        result
+    }
+
+    /// Like `try_call`, with the failure explained for `call` (the
+    /// command's name).
+    async fn call<T, F, Fut>(&mut self, call: &str, f: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.try_call(f).await.map_err(|e| self.error(call, e))
+    }
+
+    /// What went wrong with `call` (the command's name), for a person:
+    /// which coordinator, which call, how long.
+    fn describe(&self, call: &str, e: &CallError) -> String {
+        let within = humantime::format_duration(self.timeout);
+        let address = &self.address;
+        match e {
+            CallError::Answered(s) => s.message().to_owned(),
+            CallError::Connect(None) => {
+                format!("could not connect to the coordinator at {address} for `{call}` within {within}")
+            }
+            CallError::Connect(Some(cause)) => {
+                format!("could not connect to the coordinator at {address} for `{call}`: {cause}")
+            }
+            CallError::TimedOut => format!("the coordinator at {address} did not answer `{call}` within {within}"),
+            CallError::Broken(cause) => format!("the coordinator at {address} did not answer `{call}`: {cause}"),
+        }
+    }
+
+    /// `describe`, as the error a command ends with: a refused request
+    /// exits 2 (it was wrong), everything else 1.
+    fn error(&self, call: &str, e: CallError) -> anyhow::Error {
+        match e {
+            CallError::Answered(s) if refusal(&s) => anyhow::Error::new(ExitStatus(2)).context(s.message().to_owned()),
+            // Not the coordinator's own words: say who answered.
+            CallError::Answered(s) if s.code() == tonic::Code::Unknown => anyhow::anyhow!(
+                "the server at {} answered `{call}` with: {}; is it a quern coordinator?",
+                self.address,
+                s.message()
+            ),
+            CallError::Answered(s) => {
+                anyhow::anyhow!("the coordinator at {} could not serve `{call}`: {}", self.address, s.message())
+            }
+            e => anyhow::anyhow!("{}; is it running and reachable?", self.describe(call, &e)),
+        }
+    }
+}
+
+/// Whether the coordinator refused the request as wrong (bad request,
+/// unknown app, existing output, no such job).
+fn refusal(s: &tonic::Status) -> bool {
+    matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::NotFound)
 }
 
 pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
@@ -223,6 +407,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat,
     };
     runtime()?.block_on(async move {
+        let _sigpipe = survive_closed_connections();
         let coordinator =
             quern_coordinator::Coordinator::open(config).await.with_context(|| format!("opening {state}"))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -252,6 +437,7 @@ pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()>
         task_command: vec![exe.into_os_string(), "task".into()],
     };
     runtime()?.block_on(async move {
+        let _sigpipe = survive_closed_connections();
         match quern_worker::run(config, shutdown_signal()).await {
             // The coordinator went away for good: the end of this worker's
             // job, not a failure of it.
@@ -290,19 +476,40 @@ pub(crate) fn submit(args: SubmitArgs, apps: &AppRegistry) -> anyhow::Result<()>
         plan_json: serde_json::to_string(&plan)?,
         priority: args.priority,
     };
+    let mut coordinator = CoordinatorConnection::new(&args.client)?;
     runtime()?.block_on(async move {
-        let mut client = connect(&args.connect).await?;
-        let id = client.submit_job(request).await.map_err(status_error)?.into_inner().job_id;
+        // Never retried: a SubmitJob that got no answer may have created a
+        // job, and a second one would create another.
+        let submitted = coordinator.try_call(|mut c| async move { c.submit_job(request).await }).await;
+        let id = match submitted {
+            Ok(response) => response.job_id,
+            Err(e @ CallError::Answered(_)) => return Err(coordinator.error("submit", e)),
+            Err(e) => {
+                let note = if e.maybe_served() {
+                    "The job may still have been created: see `quern jobs` before submitting again."
+                } else {
+                    "No job was created."
+                };
+                bail!("{}; is it running and reachable? {note}", coordinator.describe("submit", &e));
+            }
+        };
         println!("{id}");
         if !args.wait {
             return Ok(());
         }
-        follow(&mut client, id).await
+        follow(&mut coordinator, id, args.wait_retry).await
     })
 }
 
+/// Waits before the next try while the coordinator does not answer:
+/// 250 ms, doubling to 2 s.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
 /// Follows a job until it ends: a bar on a terminal, log lines otherwise.
-async fn follow(client: &mut Client, id: u64) -> anyhow::Result<()> {
+/// While the coordinator does not answer (it may be restarting), retries
+/// with backoff for up to `retry_for`, then gives up.
+async fn follow(coordinator: &mut CoordinatorConnection, id: u64, retry_for: Duration) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(1);
@@ -312,9 +519,51 @@ async fn follow(client: &mut Client, id: u64) -> anyhow::Result<()> {
         bar.set_style(style);
         bar
     });
+    let say = |message: String| match &bar {
+        Some(bar) => bar.suspend(|| tracing::warn!("{message}")),
+        None => tracing::warn!("{message}"),
+    };
     let mut last_line = String::new();
+    // Since when the coordinator has not answered, and the next wait.
+    let mut outage: Option<(std::time::Instant, Duration)> = None;
     loop {
-        let job = client.get_job(pb::GetJobRequest { job_id: id }).await.map_err(status_error)?.into_inner();
+        let job = match coordinator
+            .try_call(|mut c| async move { c.get_job(pb::GetJobRequest { job_id: id }).await })
+            .await
+        {
+            Ok(job) => job,
+            Err(e) if e.no_answer() => {
+                let (since, wait) = outage.get_or_insert_with(|| {
+                    say(format!(
+                        "{}; retrying for up to {} (--wait-retry)",
+                        coordinator.describe("status", &e),
+                        humantime::format_duration(retry_for)
+                    ));
+                    (std::time::Instant::now(), RETRY_FIRST)
+                });
+                let left = retry_for.saturating_sub(since.elapsed());
+                if left.is_zero() {
+                    bail!(
+                        "gave up following job {id} after {} of retries (--wait-retry): {}; is it running and \
+                         reachable? The job may still be running: see `quern status {id}` once it is back.",
+                        humantime::format_duration(retry_for),
+                        coordinator.describe("status", &e)
+                    );
+                }
+                let pause = (*wait).min(left);
+                *wait = (*wait * 2).min(RETRY_MAX);
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            Err(e) => return Err(coordinator.error("status", e)),
+        };
+        if let Some((since, _)) = outage.take() {
+            say(format!(
+                "the coordinator at {} answers again after {:.1}s; following job {id}",
+                coordinator.address,
+                since.elapsed().as_secs_f64()
+            ));
+        }
         let maps = job.maps.unwrap_or_default();
         let reduces = job.reduces.unwrap_or_default();
         let (prefix, counts) = if job.phase == "reduce" { ("reduce", reduces) } else { ("map", maps) };
@@ -443,9 +692,10 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 }
 
 pub(crate) fn jobs(args: ListArgs) -> anyhow::Result<()> {
+    let mut coordinator = CoordinatorConnection::new(&args.client)?;
     runtime()?.block_on(async move {
-        let mut client = connect(&args.connect).await?;
-        let jobs = client.list_jobs(pb::ListJobsRequest {}).await.map_err(status_error)?.into_inner().jobs;
+        let jobs =
+            coordinator.call("jobs", |mut c| async move { c.list_jobs(pb::ListJobsRequest {}).await }).await?.jobs;
         if args.json {
             return print_json(&serde_json::Value::Array(jobs.iter().map(job_json).collect()));
         }
@@ -475,9 +725,10 @@ pub(crate) fn jobs(args: ListArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn status(args: JobRefArgs) -> anyhow::Result<()> {
+    let mut coordinator = CoordinatorConnection::new(&args.client)?;
     runtime()?.block_on(async move {
-        let mut client = connect(&args.connect).await?;
-        let job = client.get_job(pb::GetJobRequest { job_id: args.job }).await.map_err(status_error)?.into_inner();
+        let request = pb::GetJobRequest { job_id: args.job };
+        let job = coordinator.call("status", |mut c| async move { c.get_job(request).await }).await?;
         if args.json {
             return print_json(&job_json(&job));
         }
@@ -487,10 +738,10 @@ pub(crate) fn status(args: JobRefArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn kill(args: JobRefArgs) -> anyhow::Result<()> {
+    let mut coordinator = CoordinatorConnection::new(&args.client)?;
     runtime()?.block_on(async move {
-        let mut client = connect(&args.connect).await?;
-        let killed =
-            client.kill_job(pb::KillJobRequest { job_id: args.job }).await.map_err(status_error)?.into_inner().killed;
+        let request = pb::KillJobRequest { job_id: args.job };
+        let killed = coordinator.call("kill", |mut c| async move { c.kill_job(request).await }).await?.killed;
         if args.json {
             return print_json(&json!({ "id": args.job, "killed": killed }));
         }
@@ -504,9 +755,10 @@ pub(crate) fn kill(args: JobRefArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn workers(args: ListArgs) -> anyhow::Result<()> {
+    let mut coordinator = CoordinatorConnection::new(&args.client)?;
     runtime()?.block_on(async move {
-        let mut client = connect(&args.connect).await?;
-        let workers = client.list_workers(pb::ListWorkersRequest {}).await.map_err(status_error)?.into_inner().workers;
+        let request = pb::ListWorkersRequest {};
+        let workers = coordinator.call("workers", |mut c| async move { c.list_workers(request).await }).await?.workers;
         if args.json {
             let list = workers
                 .iter()
@@ -552,10 +804,10 @@ pub(crate) fn workers(args: ListArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
+    let mut coordinator = CoordinatorConnection::new(&args.client)?;
     runtime()?.block_on(async move {
-        let mut client = connect(&args.connect).await?;
         let request = pb::GetLogsRequest { job_id: args.job, task: args.task.unwrap_or_default() };
-        let attempts = client.get_logs(request).await.map_err(status_error)?.into_inner().attempts;
+        let attempts = coordinator.call("logs", |mut c| async move { c.get_logs(request).await }).await?.attempts;
         let name = |a: &pb::AttemptLog| a.attempt.as_ref().map(attempt_name).unwrap_or_default();
         if args.json {
             let list = attempts
