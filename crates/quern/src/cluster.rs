@@ -197,26 +197,6 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Keeps a server alive when a peer closes a connection before the answer
-/// is written (a client that gave up waiting, a worker that stopped
-/// fetching): the CLI restores the default SIGPIPE action so that `quern
-/// jobs | head` ends quietly, and with it such a write would kill the
-/// process. Catching SIGPIPE makes the write fail with EPIPE instead, which
-/// ends only that connection. Hold the result for as long as the server runs.
-#[cfg(unix)]
-fn survive_closed_connections() -> Option<tokio::signal::unix::Signal> {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe()) {
-        Ok(signal) => Some(signal),
-        Err(e) => {
-            tracing::warn!("cannot catch SIGPIPE ({e}): a peer closing a connection early may stop this process");
-            None
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn survive_closed_connections() {}
-
 type Client = pb::coordinator_client::CoordinatorClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, pb::TokenAttach>,
 >;
@@ -407,7 +387,6 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat,
     };
     runtime()?.block_on(async move {
-        let _sigpipe = survive_closed_connections();
         let coordinator =
             quern_coordinator::Coordinator::open(config).await.with_context(|| format!("opening {state}"))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -437,7 +416,6 @@ pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()>
         task_command: vec![exe.into_os_string(), "task".into()],
     };
     runtime()?.block_on(async move {
-        let _sigpipe = survive_closed_connections();
         match quern_worker::run(config, shutdown_signal()).await {
             // The coordinator went away for good: the end of this worker's
             // job, not a failure of it.
