@@ -1332,6 +1332,17 @@ mod tests {
         c.poll(w, 1, now).expect("poll").0.pop()
     }
 
+    /// Workers a and b and job 1 of two maps, m0 running on a, m1 on b.
+    fn two_maps_on_a_and_b(dir: &Path) -> (Cluster, Assignment, Assignment) {
+        let mut c = Cluster::new(POLICY);
+        c.register(worker("a", &["wc"]), 0);
+        c.register(worker("b", &["wc"]), 0);
+        c.add_job(job(1, "wc", 2, 0, &dir.join("out")), 0);
+        let m0 = poll_one(&mut c, "a", 0).expect("m0");
+        let m1 = poll_one(&mut c, "b", 0).expect("m1");
+        (c, m0, m1)
+    }
+
     #[test]
     fn priority_first_then_the_job_with_fewest_running_attempts() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1381,12 +1392,7 @@ mod tests {
     #[test]
     fn a_lost_worker_s_map_outputs_are_made_again_while_reduces_need_them() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Cluster::new(POLICY);
-        c.register(worker("a", &["wc"]), 0);
-        c.register(worker("b", &["wc"]), 0);
-        c.add_job(job(1, "wc", 2, 0, &dir.path().join("out")), 0);
-        let m0 = poll_one(&mut c, "a", 0).expect("m0");
-        let m1 = poll_one(&mut c, "b", 0).expect("m1");
+        let (mut c, m0, m1) = two_maps_on_a_and_b(dir.path());
         c.report("a", 1, m0.attempt, succeeded(index("/a/map.out")), vec![], 10).expect("report");
         c.report("b", 1, m1.attempt, succeeded(index("/b/map.out")), vec![], 10).expect("report");
         assert_eq!(c.job(1).map(Job::stage), Some("reduce"));
@@ -1494,12 +1500,7 @@ mod tests {
     #[test]
     fn counters_count_each_task_s_committed_attempt_once() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Cluster::new(POLICY);
-        c.register(worker("a", &["wc"]), 0);
-        c.register(worker("b", &["wc"]), 0);
-        c.add_job(job(1, "wc", 2, 0, &dir.path().join("out")), 0);
-        let m0 = poll_one(&mut c, "a", 0).expect("m0");
-        let m1 = poll_one(&mut c, "b", 0).expect("m1");
+        let (mut c, m0, m1) = two_maps_on_a_and_b(dir.path());
         c.report("a", 1, m0.attempt, counted(10), vec![], 10).expect("report");
         c.report("b", 1, m1.attempt, counted(20), vec![], 10).expect("report");
         let records = |c: &Cluster| c.job(1).map(|j| j.counters().engine.input_records);
