@@ -47,32 +47,13 @@ fn bad(message: impl Into<String>) -> Status {
     Status::invalid_argument(message)
 }
 
-fn kind_from(k: i32) -> Result<TaskKind, Status> {
-    match pb::TaskKind::try_from(k) {
-        Ok(pb::TaskKind::Map) => Ok(TaskKind::Map),
-        Ok(pb::TaskKind::Reduce) => Ok(TaskKind::Reduce),
-        _ => Err(bad(format!("task kind {k} is not map or reduce"))),
-    }
-}
-
-fn kind_to(k: TaskKind) -> i32 {
-    match k {
-        TaskKind::Map => pb::TaskKind::Map as i32,
-        TaskKind::Reduce => pb::TaskKind::Reduce as i32,
-    }
-}
-
-fn attempt_from(r: Option<pb::AttemptRef>) -> Result<(u64, AttemptId), Status> {
-    let r = r.ok_or_else(|| bad("attempt is missing"))?;
-    let task = TaskId { kind: kind_from(r.kind)?, index: r.index };
-    if r.attempt == 0 {
-        return Err(bad("attempt numbers start at 1"));
-    }
-    Ok((r.job_id, AttemptId { task, attempt: r.attempt }))
+/// Decodes a request's attempt field, refusing a malformed one.
+fn attempt_from(r: Option<&pb::AttemptRef>) -> Result<(u64, AttemptId), Status> {
+    pb::attempt_from_wire(r).map_err(|e| bad(e.to_string()))
 }
 
 pub(crate) fn attempt_to(job: u64, a: AttemptId) -> pb::AttemptRef {
-    pb::AttemptRef { job_id: job, kind: kind_to(a.task.kind), index: a.task.index, attempt: a.attempt }
+    pb::AttemptRef::from((job, a))
 }
 
 fn assignment_to(a: Assignment) -> pb::TaskAssignment {
@@ -88,12 +69,7 @@ fn assignment_to(a: Assignment) -> pb::TaskAssignment {
                 worker_id: loc.worker_id,
                 shuffle_address: loc.shuffle_address,
                 path: loc.path,
-                segment: Some(pb::Segment {
-                    offset: seg.offset,
-                    len: seg.len,
-                    records: seg.records,
-                    raw_len: seg.raw_len,
-                }),
+                segment: Some(seg.into()),
             })
             .collect(),
     }
@@ -187,7 +163,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let r = request.into_inner();
         let mut progress = Vec::with_capacity(r.running.len());
         for p in r.running {
-            let (job, attempt) = attempt_from(p.attempt)?;
+            let (job, attempt) = attempt_from(p.attempt.as_ref())?;
             progress.push((job, attempt, p.fraction, p.records));
         }
         let mut cluster = self.shared.cluster.lock().await;
@@ -218,7 +194,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::ReportAttemptRequest>,
     ) -> Result<Response<pb::ReportAttemptResponse>, Status> {
         let r = request.into_inner();
-        let (job, attempt) = attempt_from(r.attempt)?;
+        let (job, attempt) = attempt_from(r.attempt.as_ref())?;
         let outcome = match r.outcome {
             Some(pb::report_attempt_request::Outcome::Succeeded(s)) => {
                 let counters: Counters =

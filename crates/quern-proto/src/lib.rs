@@ -16,6 +16,10 @@ mod generated {
 
 pub use generated::*;
 
+mod convert;
+
+pub use convert::{DecodeError, attempt_from_wire, task_kind_from_wire};
+
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, metadata::MetadataValue};
 

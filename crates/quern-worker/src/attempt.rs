@@ -134,7 +134,7 @@ pub(crate) async fn run(
         let Some(seg) = input.segment else {
             return bad("an input without a segment".into());
         };
-        let segment = Segment { offset: seg.offset, len: seg.len, records: seg.records, raw_len: seg.raw_len };
+        let segment = Segment::from(seg);
         if input.worker_id == ctx.worker_id {
             runs.push(RunSegment { path: PathBuf::from(&input.path), segment });
             continue;

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quern_core::{App, AttemptId, JobSpec, TaskId, TaskKind};
+use quern_core::{App, AttemptId, JobSpec, TaskKind};
 use quern_engine::attempt::{AttemptOutcome, AttemptProgress, AttemptRequest, run_attempt};
 use quern_proto as pb;
 use tokio::sync::{mpsc, watch};
@@ -116,21 +116,8 @@ type CoordinatorClient = pb::coordinator_client::CoordinatorClient<
     tonic::service::interceptor::InterceptedService<Channel, pb::TokenAttach>,
 >;
 
-fn attempt_from(r: &pb::AttemptRef) -> Option<(u64, AttemptId)> {
-    let kind = match pb::TaskKind::try_from(r.kind).ok()? {
-        pb::TaskKind::Map => TaskKind::Map,
-        pb::TaskKind::Reduce => TaskKind::Reduce,
-        pb::TaskKind::Unspecified => return None,
-    };
-    Some((r.job_id, AttemptId { task: TaskId { kind, index: r.index }, attempt: r.attempt }))
-}
-
 fn attempt_to(job: u64, a: AttemptId) -> pb::AttemptRef {
-    let kind = match a.task.kind {
-        TaskKind::Map => pb::TaskKind::Map,
-        TaskKind::Reduce => pb::TaskKind::Reduce,
-    };
-    pb::AttemptRef { job_id: job, kind: kind as i32, index: a.task.index, attempt: a.attempt }
+    pb::AttemptRef::from((job, a))
 }
 
 struct Running {
@@ -246,7 +233,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                             register(&mut client, &registration, &root, &mut last_contact, config.coordinator_timeout).await?;
                         }
                         for c in &resp.cancel {
-                            if let Some((key, r)) = attempt_from(c).and_then(|k| running.get(&k).map(|r| (k, r))) {
+                            if let Some((key, r)) = c.decode().ok().and_then(|k| running.get(&k).map(|r| (k, r))) {
                                 tracing::info!(job = key.0, attempt = %key.1, "cancelling at the coordinator's request");
                                 let _ = r.cancel.send(true);
                             }
@@ -278,9 +265,12 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                             register(&mut client, &registration, &root, &mut last_contact, config.coordinator_timeout).await?;
                         }
                         for task in resp.tasks {
-                            let Some(key) = task.attempt.as_ref().and_then(attempt_from) else {
-                                tracing::error!("the coordinator sent a task without a valid attempt; ignoring it");
-                                continue;
+                            let key = match pb::attempt_from_wire(task.attempt.as_ref()) {
+                                Ok(key) => key,
+                                Err(e) => {
+                                    tracing::error!("the coordinator sent a task with a bad attempt ({e}); ignoring it");
+                                    continue;
+                                }
                             };
                             tracing::info!(job = key.0, attempt = %key.1, "attempt started");
                             let (cancel_tx, cancel_rx) = watch::channel(false);

@@ -623,8 +623,7 @@ fn job_json(job: &pb::JobStatus) -> serde_json::Value {
 
 /// `m-00003#2` for an attempt.
 fn attempt_name(r: &pb::AttemptRef) -> String {
-    let k = if r.kind == pb::TaskKind::Reduce as i32 { 'r' } else { 'm' };
-    format!("{k}-{:05}#{}", r.index, r.attempt)
+    r.decode().map_or_else(|e| format!("(bad attempt: {e})"), |(_, a)| a.to_string())
 }
 
 fn print_status(job: &pb::JobStatus) {
