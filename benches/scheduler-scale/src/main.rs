@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             slots: 2,
             apps: vec!["sim".into()],
             version: "sim".into(),
-            state: "alive".into(),
+            state: quern_coordinator::state::WorkerState::Alive,
             registered_at_ms: 0,
             last_heartbeat_ms: 0,
         };
@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             spec_json: "{}".into(),
             plan_json: "{}".into(),
             priority: 0,
-            state: "pending".into(),
+            state: quern_coordinator::state::JobPhase::Pending,
             error: String::new(),
             counters_json: "{}".into(),
             submitted_at_ms: 0,

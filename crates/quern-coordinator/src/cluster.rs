@@ -21,6 +21,8 @@ use quern_storage::OutputCommitter;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+pub use crate::state::JobPhase;
+use crate::state::{AttemptEnd, WorkerState};
 use crate::store::{JobRow, TaskRow, WorkerRow};
 
 /// Timing policy.
@@ -107,7 +109,7 @@ pub enum Effect {
         /// The attempt.
         attempt: AttemptId,
         /// How.
-        outcome: &'static str,
+        outcome: AttemptEnd,
         /// Why, if it failed.
         error: String,
         /// Its stderr.
@@ -119,50 +121,6 @@ pub enum Effect {
     },
     /// A worker changed.
     Worker(WorkerRow),
-}
-
-/// Job states as stored and shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobPhase {
-    /// Submitted; no attempt has started.
-    Pending,
-    /// Attempts have started.
-    Running,
-    /// Committed.
-    Succeeded,
-    /// Failed.
-    Failed,
-    /// Killed.
-    Killed,
-}
-
-impl JobPhase {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobPhase::Pending => "pending",
-            JobPhase::Running => "running",
-            JobPhase::Succeeded => "succeeded",
-            JobPhase::Failed => "failed",
-            JobPhase::Killed => "killed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<JobPhase, Error> {
-        Ok(match s {
-            "pending" => JobPhase::Pending,
-            "running" => JobPhase::Running,
-            "succeeded" => JobPhase::Succeeded,
-            "failed" => JobPhase::Failed,
-            "killed" => JobPhase::Killed,
-            other => return Err(Error::Corrupt(format!("unknown job state {other:?}"))),
-        })
-    }
-
-    /// Whether the job has ended.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, JobPhase::Succeeded | JobPhase::Failed | JobPhase::Killed)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -229,7 +187,7 @@ impl Job {
             spec_json: self.spec_json.clone(),
             plan_json: self.plan_json.clone(),
             priority: self.priority,
-            state: self.phase.as_str().to_owned(),
+            state: self.phase,
             error: self.error.clone(),
             counters_json: serde_json::to_string(&self.counters()).unwrap_or_else(|_| "{}".into()),
             submitted_at_ms: self.submitted_ms,
@@ -446,11 +404,10 @@ pub struct Cluster {
     policy: Policy,
 }
 
-fn failure_message(outcome: &FailureOutcome) -> &'static str {
+fn failure_message(outcome: &FailureOutcome) -> AttemptEnd {
     match outcome {
-        FailureOutcome::Retrying => "failed",
-        FailureOutcome::JobFailed => "failed",
-        FailureOutcome::Ignored => "failed (stale)",
+        FailureOutcome::Retrying | FailureOutcome::JobFailed => AttemptEnd::Failed,
+        FailureOutcome::Ignored => AttemptEnd::Stale,
     }
 }
 
@@ -472,7 +429,7 @@ impl Cluster {
     ) -> Result<(Cluster, Vec<Effect>), Error> {
         let mut cluster = Cluster::new(policy);
         for mut row in workers {
-            let alive = row.state == "alive";
+            let alive = row.state == WorkerState::Alive;
             row.last_heartbeat_ms = now_ms;
             cluster.workers.insert(row.id.clone(), Worker::new(row, alive));
         }
@@ -480,7 +437,7 @@ impl Cluster {
         for (row, tasks) in jobs {
             let spec: JobSpec = serde_json::from_str(&row.spec_json).map_err(|e| Error::Corrupt(e.to_string()))?;
             let plan: JobPlan = serde_json::from_str(&row.plan_json).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let phase = JobPhase::parse(&row.state)?;
+            let phase = row.state;
             let corrupt = |what: String| move |e: serde_json::Error| Error::Corrupt(format!("{what}: {e}"));
             let mut maps = vec![TaskRecord::default(); plan.splits.len()];
             let mut reduces = vec![TaskRecord::default(); plan.partitions as usize];
@@ -639,12 +596,12 @@ impl Cluster {
         if let Some(old) = self.workers.get(&row.id) {
             let running: Vec<(u64, AttemptId)> = old.running.iter().copied().collect();
             for (job, attempt) in running {
-                self.lose_attempt(job, attempt, "lost", "the worker restarted", now_ms, &mut effects);
+                self.lose_attempt(job, attempt, AttemptEnd::Lost, "the worker restarted", now_ms, &mut effects);
             }
         }
         let id = row.id.clone();
         let mut row = row;
-        row.state = "alive".into();
+        row.state = WorkerState::Alive;
         row.last_heartbeat_ms = now_ms;
         effects.push(Effect::Worker(row.clone()));
         let mut worker = Worker::new(row, true);
@@ -977,7 +934,7 @@ impl Cluster {
                                     effects.push(Effect::AttemptEnded {
                                         job: job_id,
                                         attempt: other,
-                                        outcome: "cancelled",
+                                        outcome: AttemptEnd::Cancelled,
                                         error: format!("superseded by {attempt}"),
                                         log: None,
                                         counters_json: None,
@@ -989,7 +946,7 @@ impl Cluster {
                         if let Some(row) = job.task_row(attempt.task) {
                             effects.push(Effect::Task(job_id, row));
                         }
-                        let outcome = if committed { "succeeded" } else { "failed" };
+                        let outcome = if committed { AttemptEnd::Succeeded } else { AttemptEnd::Failed };
                         effects.push(Effect::AttemptEnded {
                             job: job_id,
                             attempt,
@@ -1005,7 +962,7 @@ impl Cluster {
                         effects.push(Effect::AttemptEnded {
                             job: job_id,
                             attempt,
-                            outcome: "discarded",
+                            outcome: AttemptEnd::Discarded,
                             error: "another attempt committed, or the attempt was given up".into(),
                             log,
                             counters_json,
@@ -1058,7 +1015,7 @@ impl Cluster {
                 effects.push(Effect::AttemptEnded {
                     job: job_id,
                     attempt,
-                    outcome: "fetch_failed",
+                    outcome: AttemptEnd::FetchFailed,
                     error: format!("{}: {message}", names.join(", ")),
                     log,
                     counters_json: None,
@@ -1071,7 +1028,7 @@ impl Cluster {
                 effects.push(Effect::AttemptEnded {
                     job: job_id,
                     attempt,
-                    outcome: "cancelled",
+                    outcome: AttemptEnd::Cancelled,
                     error: String::new(),
                     log,
                     counters_json: None,
@@ -1141,7 +1098,7 @@ impl Cluster {
             effects.push(Effect::AttemptEnded {
                 job: job_id,
                 attempt,
-                outcome: "failed",
+                outcome: AttemptEnd::Failed,
                 error: format!("no progress for {secs}s"),
                 log: None,
                 counters_json: None,
@@ -1158,12 +1115,12 @@ impl Cluster {
         let Some(worker) = self.workers.get_mut(id) else { return };
         tracing::warn!(worker = id, "worker lost: no heartbeat");
         worker.alive = false;
-        worker.row.state = "lost".into();
+        worker.row.state = WorkerState::Lost;
         worker.cancels.clear();
         let running: Vec<(u64, AttemptId)> = worker.running.drain().collect();
         effects.push(Effect::Worker(worker.row.clone()));
         for (job, attempt) in running {
-            self.lose_attempt(job, attempt, "lost", "its worker was lost", now_ms, effects);
+            self.lose_attempt(job, attempt, AttemptEnd::Lost, "its worker was lost", now_ms, effects);
         }
         let job_ids: Vec<u64> = self.jobs.keys().copied().collect();
         for job_id in job_ids {
@@ -1194,7 +1151,7 @@ impl Cluster {
         &mut self,
         job_id: u64,
         attempt: AttemptId,
-        outcome: &'static str,
+        outcome: AttemptEnd,
         why: &str,
         now_ms: i64,
         effects: &mut Vec<Effect>,
@@ -1268,7 +1225,7 @@ impl Cluster {
             effects.push(Effect::AttemptEnded {
                 job: job_id,
                 attempt,
-                outcome: "cancelled",
+                outcome: AttemptEnd::Cancelled,
                 error: format!("the job {}", new_phase.as_str()),
                 log: None,
                 counters_json: None,
@@ -1298,7 +1255,7 @@ mod tests {
             slots: 2,
             apps: apps.iter().map(|a| a.to_string()).collect(),
             version: "t".into(),
-            state: "alive".into(),
+            state: WorkerState::Alive,
             registered_at_ms: 0,
             last_heartbeat_ms: 0,
         }
@@ -1524,7 +1481,7 @@ mod tests {
             spec_json: serde_json::to_string(&new.spec).expect("spec"),
             plan_json: serde_json::to_string(&new.plan).expect("plan"),
             priority: 0,
-            state: "running".into(),
+            state: JobPhase::Running,
             error: String::new(),
             counters_json: "{}".into(),
             submitted_at_ms: 0,

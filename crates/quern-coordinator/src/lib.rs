@@ -22,6 +22,7 @@
 pub mod cluster;
 mod error;
 mod service;
+pub mod state;
 pub mod store;
 
 use std::future::Future;
@@ -66,7 +67,7 @@ impl Coordinator {
             jobs.push((row, tasks));
         }
         let workers = store.workers().await?;
-        let resumed = jobs.iter().filter(|(j, _)| j.state == "pending" || j.state == "running").count();
+        let resumed = jobs.iter().filter(|(j, _)| !j.state.is_terminal()).count();
         let (cluster, effects) = cluster::Cluster::restore(config.policy, jobs, workers, now_ms())?;
         if resumed > 0 {
             tracing::info!(jobs = resumed, "resuming running jobs");

@@ -142,7 +142,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             slots: r.slots,
             apps: r.apps,
             version: r.version,
-            state: "alive".into(),
+            state: crate::state::WorkerState::Alive,
             registered_at_ms: now,
             last_heartbeat_ms: now,
         };
@@ -248,7 +248,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             spec_json: r.spec_json.clone(),
             plan_json: r.plan_json.clone(),
             priority: r.priority,
-            state: "pending".into(),
+            state: crate::state::JobPhase::Pending,
             error: String::new(),
             counters_json: "{}".into(),
             submitted_at_ms: now,
@@ -331,7 +331,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 .map(|a| pb::AttemptLog {
                     attempt: Some(attempt_to(r.job_id, a.attempt)),
                     worker_id: a.worker_id,
-                    outcome: a.outcome,
+                    outcome: a.outcome.map_or("running", crate::state::AttemptEnd::as_str).to_owned(),
                     error: a.error,
                     log: a.log,
                     started_at_ms: a.started_at_ms,

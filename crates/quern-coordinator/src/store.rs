@@ -26,6 +26,7 @@ use crate::cluster::Effect;
 use quern_core::{AttemptId, TaskId, TaskKind, TaskRecord};
 
 use crate::error::Error;
+use crate::state::{AttemptEnd, JobPhase, WorkerState};
 
 /// The migrations, embedded at build time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -43,8 +44,8 @@ pub struct JobRow {
     pub plan_json: String,
     /// Higher runs first.
     pub priority: i32,
-    /// pending, running, succeeded, failed, killed.
-    pub state: String,
+    /// Its state.
+    pub state: JobPhase,
     /// Why it failed.
     pub error: String,
     /// `quern_core::Counters` as JSON.
@@ -86,8 +87,8 @@ pub struct WorkerRow {
     pub apps: Vec<String>,
     /// Its build version.
     pub version: String,
-    /// alive, lost.
-    pub state: String,
+    /// Whether it is alive.
+    pub state: WorkerState,
     /// When it registered.
     pub registered_at_ms: i64,
     /// Its last heartbeat.
@@ -101,8 +102,8 @@ pub struct AttemptRow {
     pub attempt: AttemptId,
     /// Where it ran.
     pub worker_id: String,
-    /// running, succeeded, discarded, failed, lost, fetch_failed, cancelled.
-    pub outcome: String,
+    /// How it ended (`None`: it is running).
+    pub outcome: Option<AttemptEnd>,
     /// Its error, if any.
     pub error: String,
     /// Its stderr (last 64 KiB).
@@ -242,7 +243,7 @@ impl Store {
         .bind(&job.spec_json)
         .bind(&job.plan_json)
         .bind(job.priority)
-        .bind(&job.state)
+        .bind(job.state.as_str())
         .bind(job.submitted_at_ms)
         .fetch_one(&self.pool)
         .await
@@ -286,7 +287,7 @@ impl Store {
                     spec_json: r.get(2),
                     plan_json: r.get(3),
                     priority: r.get(4),
-                    state: r.get(5),
+                    state: JobPhase::parse(r.get(5))?,
                     error: r.get(6),
                     counters_json: r.get(7),
                     submitted_at_ms: r.get(8),
@@ -344,7 +345,7 @@ impl Store {
                     slots: u32_of(r.get(3), "slots")?,
                     apps: serde_json::from_str(&apps).map_err(|e| Error::Corrupt(e.to_string()))?,
                     version: r.get(5),
-                    state: r.get(6),
+                    state: WorkerState::parse(r.get(6))?,
                     registered_at_ms: r.get(7),
                     last_heartbeat_ms: r.get(8),
                 })
@@ -372,7 +373,10 @@ impl Store {
             out.push(AttemptRow {
                 attempt: AttemptId { task: id, attempt: u32_of(r.get(2), "attempt")? },
                 worker_id: r.get(3),
-                outcome: r.get(4),
+                outcome: match r.get::<&str, _>(4) {
+                    "running" => None,
+                    s => Some(AttemptEnd::parse(s)?),
+                },
                 error: r.get(5),
                 log: log.unwrap_or_default(),
                 started_at_ms: r.get(7),
@@ -391,7 +395,7 @@ async fn update_job(conn: &mut SqliteConnection, job: &JobRow) -> Result<(), Err
         "UPDATE jobs SET state = ?, error = ?, counters_json = ?, started_at_ms = ?, finished_at_ms = ? \
          WHERE id = ?",
     )
-    .bind(&job.state)
+    .bind(job.state.as_str())
     .bind(&job.error)
     .bind(&job.counters_json)
     .bind(job.started_at_ms)
@@ -458,7 +462,7 @@ async fn finish_attempt(
     conn: &mut SqliteConnection,
     job_id: u64,
     attempt: AttemptId,
-    outcome: &str,
+    outcome: AttemptEnd,
     error: &str,
     log: Option<&[u8]>,
     counters_json: Option<&str>,
@@ -468,7 +472,7 @@ async fn finish_attempt(
         "UPDATE attempts SET outcome = ?, error = ?, log = COALESCE(?, log), counters_json = ?, finished_at_ms = ? \
          WHERE job_id = ? AND kind = ? AND idx = ? AND attempt = ?",
     )
-    .bind(outcome)
+    .bind(outcome.as_str())
     .bind(error)
     .bind(log)
     .bind(counters_json)
@@ -496,7 +500,7 @@ async fn save_worker(conn: &mut SqliteConnection, w: &WorkerRow) -> Result<(), E
     .bind(i64::from(w.slots))
     .bind(apps)
     .bind(&w.version)
-    .bind(&w.state)
+    .bind(w.state.as_str())
     .bind(w.registered_at_ms)
     .bind(w.last_heartbeat_ms)
     .execute(&mut *conn)
@@ -546,7 +550,7 @@ mod tests {
             spec_json: "{}".into(),
             plan_json: "{}".into(),
             priority: 3,
-            state: "pending".into(),
+            state: JobPhase::Pending,
             error: String::new(),
             counters_json: "{}".into(),
             submitted_at_ms: 10,
@@ -554,7 +558,7 @@ mod tests {
             finished_at_ms: 0,
         };
         job.id = store.insert_job(&job).await.expect("insert");
-        job.state = "running".into();
+        job.state = JobPhase::Running;
         job.started_at_ms = 11;
         store.apply(Effect::Job(job.clone())).await.expect("update");
         let task = TaskRow {
@@ -571,7 +575,7 @@ mod tests {
                 Effect::AttemptEnded {
                     job: job.id,
                     attempt: a,
-                    outcome: "succeeded",
+                    outcome: AttemptEnd::Succeeded,
                     error: String::new(),
                     log: Some(b"log".to_vec()),
                     counters_json: Some("{}".into()),
@@ -587,7 +591,7 @@ mod tests {
             slots: 2,
             apps: vec!["wordcount".into()],
             version: "0.1.0".into(),
-            state: "alive".into(),
+            state: WorkerState::Alive,
             registered_at_ms: 1,
             last_heartbeat_ms: 2,
         };
@@ -600,7 +604,7 @@ mod tests {
         assert_eq!(store.workers().await.expect("workers"), vec![w]);
         let attempts = store.attempts(job.id, Some(task.task)).await.expect("attempts");
         assert_eq!(attempts.len(), 1);
-        assert_eq!((attempts[0].outcome.as_str(), attempts[0].log.as_slice()), ("succeeded", &b"log"[..]));
+        assert_eq!((attempts[0].outcome, attempts[0].log.as_slice()), (Some(AttemptEnd::Succeeded), &b"log"[..]));
         assert!(store.attempts(job.id, Some(TaskId { kind: TaskKind::Reduce, index: 0 })).await.expect("a").is_empty());
     }
 }
