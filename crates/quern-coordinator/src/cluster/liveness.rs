@@ -1,0 +1,197 @@
+//! Workers coming and going: registration (and the data a returning worker
+//! may delete), heartbeats, and the periodic check for lost workers and
+//! hung attempts.
+
+use super::*;
+
+impl Cluster {
+    /// A worker (re)registers. Attempts it was thought to run are lost: a
+    /// registering worker has none.
+    pub fn register(&mut self, row: WorkerRow, now_ms: i64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if let Some(old) = self.workers.get(&row.id) {
+            let running: Vec<(u64, AttemptId)> = old.running.iter().copied().collect();
+            for (job, attempt) in running {
+                self.lose_attempt(job, attempt, AttemptEnd::Lost, "the worker restarted", now_ms, &mut effects);
+            }
+        }
+        let id = row.id.clone();
+        let mut row = row;
+        row.state = WorkerState::Alive;
+        row.last_heartbeat_ms = now_ms;
+        effects.push(Effect::Worker(row.clone()));
+        let mut worker = Worker::new(row, true);
+        if let Some(old) = self.workers.get(&id) {
+            // A restart does not clear a worker's record of failures.
+            worker.excluded_by = old.excluded_by.clone();
+            worker.blacklisted_until_ms = old.blacklisted_until_ms;
+        }
+        self.workers.insert(id, worker);
+        effects
+    }
+
+    /// A heartbeat: progress of the worker's attempts. Returns whether the
+    /// worker must register again, the attempts to cancel and the jobs to
+    /// forget.
+    pub fn heartbeat(
+        &mut self,
+        worker_id: &str,
+        progress: &[(u64, AttemptId, f64, u64)],
+        now_ms: i64,
+    ) -> (bool, Vec<(u64, AttemptId)>, Vec<u64>) {
+        let Some(worker) = self.workers.get_mut(worker_id).filter(|w| w.alive) else {
+            return (true, Vec::new(), Vec::new());
+        };
+        worker.row.last_heartbeat_ms = now_ms;
+        let mut cancels = std::mem::take(&mut worker.cancels);
+        let forget = std::mem::take(&mut worker.forget);
+        for &(job, attempt, fraction, records) in progress {
+            let known =
+                self.jobs.get_mut(&job).and_then(|j| j.running.get_mut(&attempt)).filter(|r| r.worker == worker_id);
+            match known {
+                Some(r) => {
+                    if records != r.records || fraction > r.fraction {
+                        r.last_progress_ms = now_ms;
+                    }
+                    r.records = records;
+                    r.fraction = fraction;
+                }
+                // An attempt the coordinator does not know of (it restarted,
+                // or gave up on the attempt): stop it.
+                None => cancels.push((job, attempt)),
+            }
+        }
+        cancels.sort_by_key(|(j, a)| (*j, a.task, a.attempt));
+        cancels.dedup();
+        (false, cancels, forget)
+    }
+
+    /// Of the jobs a (re)starting worker still holds data of, the ones it
+    /// may delete: ended or unknown.
+    pub fn ended_jobs(&self, held: &[u64]) -> Vec<u64> {
+        held.iter().copied().filter(|id| self.jobs.get(id).is_none_or(|j| j.phase.is_terminal())).collect()
+    }
+
+    /// Periodic checks: lost workers, hung attempts.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let lost: Vec<String> = self
+            .workers
+            .values()
+            .filter(|w| w.alive && now_ms - w.row.last_heartbeat_ms > self.policy.worker_timeout_ms)
+            .map(|w| w.row.id.clone())
+            .collect();
+        for id in lost {
+            self.lose_worker(&id, now_ms, &mut effects);
+        }
+        let mut hung = Vec::new();
+        for job in self.jobs.values() {
+            for (a, r) in &job.running {
+                if now_ms - r.last_progress_ms > self.policy.task_timeout_ms {
+                    hung.push((job.id, *a, r.worker.clone()));
+                }
+            }
+        }
+        for (job_id, attempt, worker) in hung {
+            let secs = self.policy.task_timeout_ms as f64 / 1000.0;
+            tracing::warn!(job = job_id, %attempt, worker, "no progress for {secs}s: failing the attempt");
+            if let Some(w) = self.workers.get_mut(&worker) {
+                w.cancels.push((job_id, attempt));
+                w.running.remove(&(job_id, attempt));
+            }
+            let Some(job) = self.jobs.get_mut(&job_id) else { continue };
+            job.running.remove(&attempt);
+            let mut counted = false;
+            if let Some(sched) = job.sched.as_mut() {
+                let failure = Failure { message: format!("no progress for {secs}s (hung?)"), retryable: true };
+                counted = sched.failed(attempt, failure) != FailureOutcome::Ignored;
+                if let Some(row) = job.task_row(attempt.task) {
+                    effects.push(Effect::Task(job_id, row));
+                }
+            }
+            if counted {
+                self.note_failure(job_id, &worker, attempt.task, now_ms);
+            }
+            effects.push(Effect::AttemptEnded {
+                job: job_id,
+                attempt,
+                outcome: AttemptEnd::Failed,
+                error: format!("no progress for {secs}s"),
+                log: None,
+                counters_json: None,
+                at_ms: now_ms,
+            });
+            self.settle(job_id, now_ms, &mut effects);
+        }
+        effects
+    }
+
+    /// Declares a worker lost: its attempts run again elsewhere, and the map
+    /// outputs it held are made again where a reduce still needs them.
+    pub(super) fn lose_worker(&mut self, id: &str, now_ms: i64, effects: &mut Vec<Effect>) {
+        let Some(worker) = self.workers.get_mut(id) else { return };
+        tracing::warn!(worker = id, "worker lost: no heartbeat");
+        worker.alive = false;
+        worker.row.state = WorkerState::Lost;
+        worker.cancels.clear();
+        let running: Vec<(u64, AttemptId)> = worker.running.drain().collect();
+        effects.push(Effect::Worker(worker.row.clone()));
+        for (job, attempt) in running {
+            self.lose_attempt(job, attempt, AttemptEnd::Lost, "its worker was lost", now_ms, effects);
+        }
+        let job_ids: Vec<u64> = self.jobs.keys().copied().collect();
+        for job_id in job_ids {
+            let job = self.jobs.get_mut(&job_id).expect("invariant: listed above");
+            let Some(sched) = job.sched.as_mut() else { continue };
+            if job.phase.is_terminal() {
+                continue;
+            }
+            let reduces_left = sched.progress(TaskKind::Reduce);
+            if reduces_left.total > 0 && reduces_left.succeeded == reduces_left.total {
+                continue;
+            }
+            let held: Vec<u32> = (0..job.map_outputs.len() as u32)
+                .filter(|&m| job.map_outputs[m as usize].as_ref().is_some_and(|l| l.worker_id == id))
+                .collect();
+            let requeued: Vec<u32> = held.into_iter().filter(|&m| sched.map_output_lost(m)).collect();
+            for m in requeued {
+                job.forget_map_output(m);
+                if let Some(row) = job.task_row(TaskId { kind: TaskKind::Map, index: m }) {
+                    effects.push(Effect::Task(job_id, row));
+                }
+            }
+            self.settle(job_id, now_ms, effects);
+        }
+    }
+
+    pub(super) fn lose_attempt(
+        &mut self,
+        job_id: u64,
+        attempt: AttemptId,
+        outcome: AttemptEnd,
+        why: &str,
+        now_ms: i64,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        job.running.remove(&attempt);
+        if let Some(sched) = job.sched.as_mut() {
+            sched.attempt_lost(attempt);
+            if let Some(row) = job.task_row(attempt.task) {
+                effects.push(Effect::Task(job_id, row));
+            }
+        }
+        if !job.phase.is_terminal() {
+            job.committer().abort_task(attempt);
+        }
+        effects.push(Effect::AttemptEnded {
+            job: job_id,
+            attempt,
+            outcome,
+            error: why.to_owned(),
+            log: None,
+            counters_json: None,
+            at_ms: now_ms,
+        });
+    }
+}

@@ -1,0 +1,459 @@
+//! The coordinator's working state and every decision it makes: which
+//! attempt goes to which worker, what a report means, when a worker is lost,
+//! when an attempt has hung, when to launch a backup. Synchronous and free of
+//! I/O except the output commit renames: each operation returns the
+//! [`Effect`]s to make durable, which the service writes to the [`Store`]
+//! before it answers.
+//!
+//! One [`Scheduler`] per job does the task bookkeeping (the same one the
+//! embedded runner uses); this module adds workers, time and placement:
+//! - here: the state, restore after a restart, submission, kill, and
+//!   `settle` (a job's end: commit or clean up);
+//! - `job`, `worker`: what the coordinator knows of each;
+//! - `placement`: polls, retries away from failing workers, blacklists,
+//!   backup attempts;
+//! - `report`: what an attempt's end means;
+//! - `liveness`: registration, heartbeats, lost workers, hung attempts.
+//!
+//! [`Store`]: crate::store::Store
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use quern_core::{
+    AttemptId, CommitDecision, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler, TaskId,
+    TaskKind, TaskRecord,
+};
+use quern_storage::OutputCommitter;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+pub use crate::state::JobPhase;
+use crate::state::{AttemptEnd, WorkerState};
+use crate::store::{JobRow, TaskRow, WorkerRow};
+
+mod job;
+mod liveness;
+mod placement;
+mod report;
+#[cfg(test)]
+mod tests;
+mod worker;
+
+pub use job::Job;
+use job::RunningAttempt;
+pub use worker::Worker;
+
+/// Timing policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// A worker silent this long is lost.
+    pub worker_timeout_ms: i64,
+    /// An attempt without progress this long has hung and is failed.
+    pub task_timeout_ms: i64,
+    /// Launch backup attempts for stragglers near the end of a phase.
+    pub speculation: bool,
+    /// A worker on which attempts of this many different tasks of one job
+    /// failed is excluded from that job (Hadoop's per-job blacklist).
+    pub blacklist_task_failures: u32,
+    /// A worker excluded by this many jobs is excluded from every job for
+    /// [`Policy::blacklist_expiry_ms`] (the cluster-wide blacklist).
+    pub blacklist_jobs: u32,
+    /// How long a failure counts against a worker, and how long a
+    /// cluster-wide exclusion lasts.
+    pub blacklist_expiry_ms: i64,
+}
+
+impl Policy {
+    /// Defaults for the blacklist: 3 failed tasks exclude a worker from a
+    /// job, 2 such jobs from the cluster, failures count for 10 minutes.
+    pub const fn with_timeouts(worker_timeout_ms: i64, task_timeout_ms: i64, speculation: bool) -> Policy {
+        Policy {
+            worker_timeout_ms,
+            task_timeout_ms,
+            speculation,
+            blacklist_task_failures: 3,
+            blacklist_jobs: 2,
+            blacklist_expiry_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+/// Where a committed map's output is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapOutputLoc {
+    /// The worker that has it.
+    pub worker_id: String,
+    /// Its shuffle service.
+    pub shuffle_address: String,
+    /// The run file on that worker.
+    pub path: String,
+    /// One segment per global partition.
+    pub segments: Vec<Segment>,
+}
+
+pub use quern_core::Segment;
+
+/// A map output index as the engine reports it (its `RunIndex`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportedIndex {
+    /// The run file.
+    pub path: std::path::PathBuf,
+    /// Its segments.
+    pub segments: Vec<Segment>,
+}
+
+/// What must be made durable.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// A job row changed.
+    Job(JobRow),
+    /// A task record changed.
+    Task(u64, TaskRow),
+    /// An attempt started.
+    AttemptStarted {
+        /// Its job.
+        job: u64,
+        /// The attempt.
+        attempt: AttemptId,
+        /// Where it runs.
+        worker: String,
+        /// When.
+        at_ms: i64,
+    },
+    /// An attempt ended.
+    AttemptEnded {
+        /// Its job.
+        job: u64,
+        /// The attempt.
+        attempt: AttemptId,
+        /// How.
+        outcome: AttemptEnd,
+        /// Why, if it failed.
+        error: String,
+        /// Its stderr.
+        log: Option<Vec<u8>>,
+        /// Its counters.
+        counters_json: Option<String>,
+        /// When.
+        at_ms: i64,
+    },
+    /// A worker changed.
+    Worker(WorkerRow),
+}
+
+/// A job accepted by [`Cluster::check_submission`] and stored.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The id the store gave it.
+    pub id: u64,
+    /// Its spec.
+    pub spec: JobSpec,
+    /// Its plan.
+    pub plan: JobPlan,
+    /// The spec as submitted.
+    pub spec_json: String,
+    /// The plan as submitted.
+    pub plan_json: String,
+    /// Higher goes first.
+    pub priority: i32,
+}
+
+/// What a poll hands a worker.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    /// The job.
+    pub job: u64,
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// The job's spec, as submitted.
+    pub spec_json: String,
+    /// The job's plan, as submitted.
+    pub plan_json: String,
+    /// A reduce's inputs: (map index, location, segment).
+    pub inputs: Vec<(u32, MapOutputLoc, Segment)>,
+}
+
+/// How an attempt ended, as a worker reports it.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Finished.
+    Succeeded {
+        /// Counters.
+        counters: Counters,
+        /// A map's output index, if it has one.
+        map_output: Option<ReportedIndex>,
+    },
+    /// Failed.
+    Failed(Failure),
+    /// A reduce could not read the output of these maps (a fetch failed,
+    /// or the output is gone from the worker that wrote it).
+    FetchFailed {
+        /// The maps.
+        maps: Vec<u32>,
+        /// Why.
+        message: String,
+    },
+    /// Stopped on request.
+    Cancelled,
+}
+
+/// The coordinator's state.
+#[derive(Debug)]
+pub struct Cluster {
+    jobs: BTreeMap<u64, Job>,
+    workers: BTreeMap<String, Worker>,
+    policy: Policy,
+}
+
+impl Cluster {
+    /// An empty cluster.
+    pub fn new(policy: Policy) -> Cluster {
+        Cluster { jobs: BTreeMap::new(), workers: BTreeMap::new(), policy }
+    }
+
+    /// Rebuilds the state from the store's rows after a restart. Jobs that
+    /// were running resume: committed tasks stay committed (their commits are
+    /// finished again, which is idempotent), in-flight attempts run again.
+    /// Known workers get one worker timeout to come back.
+    pub fn restore(
+        policy: Policy,
+        jobs: Vec<(JobRow, Vec<TaskRow>)>,
+        workers: Vec<WorkerRow>,
+        now_ms: i64,
+    ) -> Result<(Cluster, Vec<Effect>), Error> {
+        let mut cluster = Cluster::new(policy);
+        for mut row in workers {
+            let alive = row.state == WorkerState::Alive;
+            row.last_heartbeat_ms = now_ms;
+            cluster.workers.insert(row.id.clone(), Worker::new(row, alive));
+        }
+        let mut effects = Vec::new();
+        for (row, tasks) in jobs {
+            let spec: JobSpec = serde_json::from_str(&row.spec_json).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let plan: JobPlan = serde_json::from_str(&row.plan_json).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let phase = row.state;
+            let corrupt = |what: String| move |e: serde_json::Error| Error::Corrupt(format!("{what}: {e}"));
+            let mut maps = vec![TaskRecord::default(); plan.splits.len()];
+            let mut reduces = vec![TaskRecord::default(); plan.partitions as usize];
+            let mut map_outputs = vec![None; plan.splits.len()];
+            let mut task_counters = [vec![None; maps.len()], vec![None; reduces.len()]];
+            for t in &tasks {
+                let slot = match t.task.kind {
+                    TaskKind::Map => maps.get_mut(t.task.index as usize),
+                    TaskKind::Reduce => reduces.get_mut(t.task.index as usize),
+                };
+                let slot = slot.ok_or_else(|| Error::Corrupt(format!("job {} has no task {}", row.id, t.task)))?;
+                *slot = t.record;
+                if t.record.committed.is_none() {
+                    continue;
+                }
+                // A committed task's output location and counters must be
+                // readable: guessing "none" would silently drop its records.
+                let what = |field: &str| format!("job {} task {} {field}", row.id, t.task);
+                let json = t.counters_json.as_deref().ok_or_else(|| Error::Corrupt(what("has no counters")))?;
+                task_counters[t.task.kind as usize][t.task.index as usize] =
+                    Some(serde_json::from_str(json).map_err(corrupt(what("counters")))?);
+                if let (TaskKind::Map, Some(json)) = (t.task.kind, &t.map_output_json) {
+                    map_outputs[t.task.index as usize] =
+                        Some(serde_json::from_str(json).map_err(corrupt(what("map output")))?);
+                }
+            }
+            let (sched, committed_counters, failed_attempts) = if phase.is_terminal() {
+                let counters: Counters =
+                    serde_json::from_str(&row.counters_json).map_err(corrupt(format!("job {} counters", row.id)))?;
+                let failed = counters.engine.failed_attempts;
+                (None, counters, failed)
+            } else {
+                let mut sum = Counters::default();
+                for c in task_counters.iter().flatten().flatten() {
+                    sum.merge(c);
+                }
+                let failed = maps.iter().chain(&reduces).map(|r| u64::from(r.failures)).sum();
+                (Some(Scheduler::restore(&maps, &reduces, spec.max_attempts)), sum, failed)
+            };
+            let job = Job {
+                id: row.id,
+                spec,
+                plan,
+                spec_json: row.spec_json,
+                plan_json: row.plan_json,
+                priority: row.priority,
+                sched,
+                phase,
+                error: row.error,
+                task_counters,
+                committed_counters,
+                failed_attempts,
+                failures: HashMap::new(),
+                map_outputs,
+                running: HashMap::new(),
+                durations: [Vec::new(), Vec::new()],
+                median: [(0, 0); 2],
+                submitted_ms: row.submitted_at_ms,
+                started_ms: row.started_at_ms,
+                finished_ms: row.finished_at_ms,
+            };
+            let id = job.id;
+            if !phase.is_terminal() {
+                // Finish any commit a crash interrupted (idempotent).
+                let committer = job.committer();
+                for (kind, records) in [(TaskKind::Map, &maps), (TaskKind::Reduce, &reduces)] {
+                    for (i, r) in records.iter().enumerate() {
+                        if let Some(attempt) = r.committed {
+                            let a = AttemptId { task: TaskId { kind, index: i as u32 }, attempt };
+                            if let Err(e) = committer.commit_task(a) {
+                                tracing::warn!(job = id, %a, "re-committing after restart: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+            cluster.jobs.insert(id, job);
+            cluster.settle(id, now_ms, &mut effects);
+        }
+        Ok((cluster, effects))
+    }
+
+    /// Every job, by id.
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.values()
+    }
+
+    /// One job.
+    pub fn job(&self, id: u64) -> Option<&Job> {
+        self.jobs.get(&id)
+    }
+
+    /// Every worker, by id.
+    pub fn workers(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.values()
+    }
+
+    /// Accepts a job: checks it can run, creates its output directory, and
+    /// returns the row to insert. The caller inserts it and then calls
+    /// [`Cluster::add_job`] with the id the store gave.
+    pub fn check_submission(&self, spec: &JobSpec, plan: &JobPlan) -> Result<(), Error> {
+        spec.validate().map_err(|e| Error::Refused(e.to_string()))?;
+        if plan.partitions as usize != plan.outputs.iter().map(|o| o.reducers as usize).sum::<usize>() {
+            return Err(Error::BadRequest("plan: partitions do not add up".into()));
+        }
+        let alive: Vec<&Worker> = self.workers.values().filter(|w| w.alive).collect();
+        if !alive.is_empty() && !alive.iter().any(|w| w.row.apps.contains(&spec.app)) {
+            return Err(Error::Refused(format!("no worker offers app '{}'", spec.app)));
+        }
+        for split in &plan.splits {
+            if !split.file.path.exists() {
+                return Err(Error::Refused(format!("input {}: not visible to the coordinator", split.file.name)));
+            }
+        }
+        OutputCommitter::setup(Path::new(&spec.output)).map_err(|e| Error::Refused(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Adds an accepted job.
+    pub fn add_job(&mut self, new: NewJob, now_ms: i64) -> Vec<Effect> {
+        let NewJob { id, spec, plan, spec_json, plan_json, priority } = new;
+        let sched = Scheduler::new(plan.splits.len() as u32, plan.partitions, spec.max_attempts);
+        let (maps, reduces) = (plan.splits.len(), plan.partitions as usize);
+        let job = Job {
+            id,
+            spec,
+            plan,
+            spec_json,
+            plan_json,
+            priority,
+            sched: Some(sched),
+            phase: JobPhase::Pending,
+            error: String::new(),
+            task_counters: [vec![None; maps], vec![None; reduces]],
+            committed_counters: Counters::default(),
+            failed_attempts: 0,
+            failures: HashMap::new(),
+            map_outputs: vec![None; maps],
+            running: HashMap::new(),
+            durations: [Vec::new(), Vec::new()],
+            median: [(0, 0); 2],
+            submitted_ms: now_ms,
+            started_ms: 0,
+            finished_ms: 0,
+        };
+        self.jobs.insert(id, job);
+        let mut effects = Vec::new();
+        self.settle(id, now_ms, &mut effects);
+        effects
+    }
+
+    /// Kills a job. Returns false if it had already ended.
+    pub fn kill(&mut self, job_id: u64, now_ms: i64) -> Result<(bool, Vec<Effect>), Error> {
+        let job = self.jobs.get_mut(&job_id).ok_or(Error::NoSuchJob(job_id))?;
+        let Some(sched) = job.sched.as_mut().filter(|_| !job.phase.is_terminal()) else {
+            return Ok((false, Vec::new()));
+        };
+        let _ = sched.kill();
+        let mut effects = Vec::new();
+        self.settle(job_id, now_ms, &mut effects);
+        Ok((true, effects))
+    }
+
+    /// Brings a job's stored state in line with its scheduler: commits it
+    /// when every task has committed; cleans up when it failed or was killed.
+    fn settle(&mut self, job_id: u64, now_ms: i64, effects: &mut Vec<Effect>) {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        let Some(sched) = job.sched.as_ref() else { return };
+        if job.phase.is_terminal() {
+            return;
+        }
+        let new_phase = match sched.state() {
+            JobState::Succeeded => {
+                let names: Vec<String> = job.plan.outputs.iter().map(|o| o.name.clone()).collect();
+                match job.committer().commit_job(&names) {
+                    Ok(_) => JobPhase::Succeeded,
+                    Err(e) => {
+                        job.error = format!("committing the output: {e}");
+                        JobPhase::Failed
+                    }
+                }
+            }
+            JobState::Failed { message, .. } => {
+                job.error = message.clone();
+                JobPhase::Failed
+            }
+            JobState::Killed => {
+                job.error = "killed".into();
+                JobPhase::Killed
+            }
+            JobState::Mapping | JobState::Reducing => return,
+        };
+        job.phase = new_phase;
+        job.finished_ms = now_ms;
+        if job.started_ms == 0 {
+            job.started_ms = now_ms;
+        }
+        if new_phase != JobPhase::Succeeded {
+            job.committer().abort_job();
+        }
+        tracing::info!(job = job_id, state = new_phase.as_str(), "job ended");
+        let running: Vec<(AttemptId, RunningAttempt)> = job.running.drain().collect();
+        for (attempt, r) in running {
+            if let Some(w) = self.workers.get_mut(&r.worker) {
+                w.cancels.push((job_id, attempt));
+                w.running.remove(&(job_id, attempt));
+            }
+            effects.push(Effect::AttemptEnded {
+                job: job_id,
+                attempt,
+                outcome: AttemptEnd::Cancelled,
+                error: format!("the job {}", new_phase.as_str()),
+                log: None,
+                counters_json: None,
+                at_ms: now_ms,
+            });
+        }
+        for w in self.workers.values_mut() {
+            w.forget.push(job_id);
+        }
+        let job = self.jobs.get(&job_id).expect("invariant: still here");
+        effects.push(Effect::Job(job.row()));
+    }
+}

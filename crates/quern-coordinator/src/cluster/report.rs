@@ -1,0 +1,194 @@
+//! What a worker's report of an attempt's end means: commit, discard, retry
+//! or re-run lost map outputs.
+
+use super::*;
+
+fn failure_message(outcome: &FailureOutcome) -> AttemptEnd {
+    match outcome {
+        FailureOutcome::Retrying | FailureOutcome::JobFailed => AttemptEnd::Failed,
+        FailureOutcome::Ignored => AttemptEnd::Stale,
+    }
+}
+
+impl Cluster {
+    /// A worker reports how an attempt ended. Returns whether its output was
+    /// committed.
+    pub fn report(
+        &mut self,
+        worker_id: &str,
+        job_id: u64,
+        attempt: AttemptId,
+        outcome: Outcome,
+        log: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<(bool, Vec<Effect>), Error> {
+        let mut effects = Vec::new();
+        if let Some(w) = self.workers.get_mut(worker_id) {
+            w.running.remove(&(job_id, attempt));
+        }
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return Err(Error::BadRequest(format!("no job {job_id}")));
+        };
+        let ran = job.running.remove(&attempt);
+        // Once a job has ended, its output area is gone (or published) and
+        // a late attempt cannot re-create it: nothing to delete, and an
+        // attempt directory of the same name may belong to a newer job
+        // writing to the same output.
+        let live = !job.phase.is_terminal();
+        let committer = job.committer();
+        let abort = |attempt| {
+            if live {
+                committer.abort_task(attempt);
+            }
+        };
+        let Some(sched) = job.sched.as_mut() else {
+            // The job ended (and was reloaded from history): nothing to do.
+            return Ok((false, effects));
+        };
+        let log = Some(log);
+        let mut committed = false;
+        let mut failed_here = false;
+        match outcome {
+            Outcome::Succeeded { counters, map_output } => {
+                let counters_json = serde_json::to_string(&counters).ok();
+                match sched.succeeded(attempt) {
+                    CommitDecision::Commit { superseded } => {
+                        if let Err(e) = committer.commit_task(attempt) {
+                            sched.fail_job(format!("committing {attempt}: {e}"));
+                        } else {
+                            committed = true;
+                            job.set_task_counters(attempt.task, Some(counters));
+                            if let Some(r) = &ran {
+                                job.durations[attempt.task.kind as usize].push(now_ms - r.started_ms);
+                            }
+                            if attempt.task.kind == TaskKind::Map {
+                                let shuffle_address = self
+                                    .workers
+                                    .get(worker_id)
+                                    .map(|w| w.row.shuffle_address.clone())
+                                    .unwrap_or_default();
+                                job.map_outputs[attempt.task.index as usize] = map_output.map(|idx| MapOutputLoc {
+                                    worker_id: worker_id.to_owned(),
+                                    shuffle_address,
+                                    path: idx.path.display().to_string(),
+                                    segments: idx.segments,
+                                });
+                            }
+                            for other in superseded {
+                                if let Some(r) = job.running.remove(&other) {
+                                    if let Some(w) = self.workers.get_mut(&r.worker) {
+                                        w.cancels.push((job_id, other));
+                                        w.running.remove(&(job_id, other));
+                                    }
+                                    effects.push(Effect::AttemptEnded {
+                                        job: job_id,
+                                        attempt: other,
+                                        outcome: AttemptEnd::Cancelled,
+                                        error: format!("superseded by {attempt}"),
+                                        log: None,
+                                        counters_json: None,
+                                        at_ms: now_ms,
+                                    });
+                                }
+                            }
+                        }
+                        if let Some(row) = job.task_row(attempt.task) {
+                            effects.push(Effect::Task(job_id, row));
+                        }
+                        let outcome = if committed { AttemptEnd::Succeeded } else { AttemptEnd::Failed };
+                        effects.push(Effect::AttemptEnded {
+                            job: job_id,
+                            attempt,
+                            outcome,
+                            error: String::new(),
+                            log,
+                            counters_json,
+                            at_ms: now_ms,
+                        });
+                    }
+                    CommitDecision::Discard => {
+                        abort(attempt);
+                        effects.push(Effect::AttemptEnded {
+                            job: job_id,
+                            attempt,
+                            outcome: AttemptEnd::Discarded,
+                            error: "another attempt committed, or the attempt was given up".into(),
+                            log,
+                            counters_json,
+                            at_ms: now_ms,
+                        });
+                    }
+                }
+            }
+            Outcome::Failed(mut failure) => {
+                let error = failure.message.clone();
+                // Name the worker, so a job that fails says where.
+                failure.message = format!("{} (on worker {worker_id})", failure.message);
+                let result = sched.failed(attempt, failure);
+                abort(attempt);
+                failed_here = result != FailureOutcome::Ignored;
+                match result {
+                    FailureOutcome::Retrying => {
+                        tracing::warn!(job = job_id, %attempt, "attempt failed, will retry: {error}")
+                    }
+                    FailureOutcome::JobFailed => {
+                        tracing::error!(job = job_id, %attempt, "attempt failed, job fails: {error}")
+                    }
+                    FailureOutcome::Ignored => {}
+                }
+                if let Some(row) = job.task_row(attempt.task) {
+                    effects.push(Effect::Task(job_id, row));
+                }
+                effects.push(Effect::AttemptEnded {
+                    job: job_id,
+                    attempt,
+                    outcome: failure_message(&result),
+                    error,
+                    log,
+                    counters_json: None,
+                    at_ms: now_ms,
+                });
+            }
+            Outcome::FetchFailed { maps, message } => {
+                tracing::warn!(job = job_id, %attempt, ?maps, "map outputs lost, the maps run again: {message}");
+                sched.attempt_lost(attempt);
+                let lost: Vec<u32> = maps.iter().copied().filter(|&m| sched.map_output_lost(m)).collect();
+                for m in lost {
+                    job.forget_map_output(m);
+                    if let Some(row) = job.task_row(TaskId { kind: TaskKind::Map, index: m }) {
+                        effects.push(Effect::Task(job_id, row));
+                    }
+                }
+                abort(attempt);
+                let names: Vec<String> = maps.iter().map(|m| format!("m-{m:05}")).collect();
+                effects.push(Effect::AttemptEnded {
+                    job: job_id,
+                    attempt,
+                    outcome: AttemptEnd::FetchFailed,
+                    error: format!("{}: {message}", names.join(", ")),
+                    log,
+                    counters_json: None,
+                    at_ms: now_ms,
+                });
+            }
+            Outcome::Cancelled => {
+                sched.attempt_lost(attempt);
+                abort(attempt);
+                effects.push(Effect::AttemptEnded {
+                    job: job_id,
+                    attempt,
+                    outcome: AttemptEnd::Cancelled,
+                    error: String::new(),
+                    log,
+                    counters_json: None,
+                    at_ms: now_ms,
+                });
+            }
+        }
+        if failed_here {
+            self.note_failure(job_id, worker_id, attempt.task, now_ms);
+        }
+        self.settle(job_id, now_ms, &mut effects);
+        Ok((committed, effects))
+    }
+}

@@ -1,0 +1,261 @@
+//! Decision tests: the cluster driven by calls, without a network or a
+//! database.
+
+use super::*;
+use quern_core::{Compression, InputFile, InputSplit, PlannedOutput};
+
+const POLICY: Policy = Policy::with_timeouts(1_000, 60_000, false);
+
+fn worker(id: &str, apps: &[&str]) -> WorkerRow {
+    WorkerRow {
+        id: id.into(),
+        host: "h".into(),
+        shuffle_address: format!("http://{id}:1"),
+        slots: 2,
+        apps: apps.iter().map(|a| a.to_string()).collect(),
+        version: "t".into(),
+        state: WorkerState::Alive,
+        registered_at_ms: 0,
+        last_heartbeat_ms: 0,
+    }
+}
+
+/// A job of `maps` maps and one reducer whose output is `out`.
+fn job(id: u64, app: &str, maps: usize, priority: i32, out: &Path) -> NewJob {
+    OutputCommitter::setup(out).expect("output");
+    let spec = JobSpec::new(app, vec!["in".into()], out.display().to_string());
+    let file = InputFile { path: "in".into(), name: "in".into(), len: 10, compression: Compression::None };
+    let plan = JobPlan {
+        splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(10) }).collect(),
+        outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+        partitions: 1,
+    };
+    NewJob { id, spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority }
+}
+
+fn succeeded(index: Option<ReportedIndex>) -> Outcome {
+    Outcome::Succeeded { counters: Counters::default(), map_output: index }
+}
+
+fn index(path: &str) -> Option<ReportedIndex> {
+    Some(ReportedIndex { path: path.into(), segments: vec![Segment { offset: 0, len: 10, records: 1, raw_len: 12 }] })
+}
+
+fn poll_one(c: &mut Cluster, w: &str, now: i64) -> Option<Assignment> {
+    c.poll(w, 1, now).expect("poll").0.pop()
+}
+
+/// Workers a and b and job 1 of two maps, m0 running on a, m1 on b.
+fn two_maps_on_a_and_b(dir: &Path) -> (Cluster, Assignment, Assignment) {
+    let mut c = Cluster::new(POLICY);
+    c.register(worker("a", &["wc"]), 0);
+    c.register(worker("b", &["wc"]), 0);
+    c.add_job(job(1, "wc", 2, 0, &dir.join("out")), 0);
+    let m0 = poll_one(&mut c, "a", 0).expect("m0");
+    let m1 = poll_one(&mut c, "b", 0).expect("m1");
+    (c, m0, m1)
+}
+
+#[test]
+fn priority_first_then_the_job_with_fewest_running_attempts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Cluster::new(POLICY);
+    c.register(worker("w", &["wc"]), 0);
+    c.add_job(job(1, "wc", 3, 0, &dir.path().join("a")), 0);
+    c.add_job(job(2, "wc", 3, 0, &dir.path().join("b")), 0);
+    c.add_job(job(3, "wc", 1, 9, &dir.path().join("c")), 0);
+    let order: Vec<u64> = (0..5).filter_map(|_| poll_one(&mut c, "w", 1)).map(|a| a.job).collect();
+    assert_eq!(order, vec![3, 1, 2, 1, 2], "priority, then fair share, then age");
+}
+
+#[test]
+fn tasks_go_only_to_workers_with_the_app() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Cluster::new(POLICY);
+    c.register(worker("other", &["grep"]), 0);
+    c.register(worker("w", &["wc"]), 0);
+    c.add_job(job(1, "wc", 1, 0, &dir.path().join("a")), 0);
+    assert!(poll_one(&mut c, "other", 1).is_none());
+    assert!(poll_one(&mut c, "w", 1).is_some());
+}
+
+#[test]
+fn a_late_success_from_a_worker_presumed_lost_is_discarded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Cluster::new(POLICY);
+    c.register(worker("a", &["wc"]), 0);
+    c.add_job(job(1, "wc", 1, 0, &dir.path().join("out")), 0);
+    let first = poll_one(&mut c, "a", 0).expect("m0 on a");
+    c.tick(5_000); // a is silent past the timeout: lost
+    assert!(!c.workers().find(|w| w.row.id == "a").expect("a").alive);
+    c.register(worker("b", &["wc"]), 5_000);
+    let second = poll_one(&mut c, "b", 5_000).expect("m0 again on b");
+    assert_eq!((second.attempt.task, second.attempt.attempt), (first.attempt.task, 2));
+    let (committed, _) =
+        c.report("a", 1, first.attempt, succeeded(index("/a/map.out")), vec![], 5_100).expect("report");
+    assert!(!committed, "the lost worker's late success must not commit");
+    let (committed, _) =
+        c.report("b", 1, second.attempt, succeeded(index("/b/map.out")), vec![], 5_200).expect("report");
+    assert!(committed);
+    let reduce = poll_one(&mut c, "b", 5_300).expect("the reduce");
+    assert_eq!(reduce.inputs.len(), 1);
+    assert_eq!(reduce.inputs[0].1.path, "/b/map.out", "reduces read the committed attempt's output");
+}
+
+#[test]
+fn a_lost_worker_s_map_outputs_are_made_again_while_reduces_need_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, m0, m1) = two_maps_on_a_and_b(dir.path());
+    c.report("a", 1, m0.attempt, succeeded(index("/a/map.out")), vec![], 10).expect("report");
+    c.report("b", 1, m1.attempt, succeeded(index("/b/map.out")), vec![], 10).expect("report");
+    assert_eq!(c.job(1).map(Job::stage), Some("reduce"));
+    // b keeps heartbeating; a goes silent.
+    c.heartbeat("b", &[], 900);
+    c.tick(1_500);
+    assert_eq!(c.job(1).map(Job::stage), Some("map"), "m0's output was on a");
+    let again = poll_one(&mut c, "b", 1_600).expect("m0 again");
+    assert_eq!((again.attempt.task, again.attempt.attempt), (m0.attempt.task, 2));
+    c.report("b", 1, again.attempt, succeeded(index("/b/m0.out")), vec![], 1_700).expect("report");
+    let reduce = poll_one(&mut c, "b", 1_800).expect("the reduce");
+    let (committed, _) = c.report("b", 1, reduce.attempt, succeeded(None), vec![], 1_900).expect("report");
+    assert!(committed);
+    assert_eq!(c.job(1).map(|j| j.phase), Some(JobPhase::Succeeded));
+    assert!(dir.path().join("out/_SUCCESS").exists());
+}
+
+#[test]
+fn a_hung_attempt_is_failed_and_cancelled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Cluster::new(Policy { task_timeout_ms: 500, ..POLICY });
+    c.register(worker("a", &["wc"]), 0);
+    c.add_job(job(1, "wc", 1, 0, &dir.path().join("out")), 0);
+    let m0 = poll_one(&mut c, "a", 0).expect("m0");
+    c.heartbeat("a", &[(1, m0.attempt, 0.1, 5)], 300);
+    c.tick(600);
+    assert!(c.job(1).is_some_and(|j| j.running.contains_key(&m0.attempt)), "progress at 300 ms keeps it alive");
+    c.heartbeat("a", &[(1, m0.attempt, 0.1, 5)], 700);
+    c.tick(900);
+    let (_, cancels, _) = c.heartbeat("a", &[], 950);
+    assert_eq!(cancels, vec![(1, m0.attempt)]);
+    assert_eq!(c.job(1).map(|j| j.counters().engine.failed_attempts), Some(1));
+    assert_eq!(poll_one(&mut c, "a", 1_000).map(|a| a.attempt.attempt), Some(2));
+}
+
+fn failed(message: &str) -> Outcome {
+    Outcome::Failed(Failure { message: message.into(), retryable: true })
+}
+
+fn counted(input_records: u64) -> Outcome {
+    let mut counters = Counters::default();
+    counters.engine.input_records = input_records;
+    Outcome::Succeeded { counters, map_output: index("/x/map.out") }
+}
+
+#[test]
+fn a_failed_task_is_retried_on_another_worker_when_there_is_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = Cluster::new(POLICY);
+    c.register(worker("sick", &["wc"]), 0);
+    c.add_job(job(1, "wc", 2, 0, &dir.path().join("out")), 0);
+    let m0 = poll_one(&mut c, "sick", 0).expect("m0");
+    c.report("sick", 1, m0.attempt, failed("disk full"), vec![], 10).expect("report");
+    // Alone, the sick worker gets the retry: a job never stalls.
+    let again = poll_one(&mut c, "sick", 20).expect("m0 again, nobody else can");
+    assert_eq!(again.attempt.task, m0.attempt.task);
+    c.report("sick", 1, again.attempt, failed("disk full"), vec![], 30).expect("report");
+    // With a healthy worker about, the sick one gets other tasks only.
+    c.register(worker("ok", &["wc"]), 40);
+    let next = poll_one(&mut c, "sick", 50).expect("another task");
+    assert_ne!(next.attempt.task, m0.attempt.task, "m0 failed on sick: its retry waits for ok");
+    let retry = poll_one(&mut c, "ok", 60).expect("m0 on ok");
+    assert_eq!((retry.attempt.task, retry.attempt.attempt), (m0.attempt.task, 3));
+}
+
+#[test]
+fn a_worker_failing_several_tasks_is_excluded_from_the_job_then_from_the_cluster_until_expiry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = Policy { blacklist_task_failures: 2, blacklist_jobs: 2, blacklist_expiry_ms: 10_000, ..POLICY };
+    let mut c = Cluster::new(policy);
+    c.register(worker("sick", &["wc"]), 0);
+    c.register(worker("ok", &["wc"]), 0);
+    for id in [1, 2] {
+        c.add_job(job(id, "wc", 4, 0, &dir.path().join(format!("out{id}"))), 0);
+    }
+    let beat = |c: &mut Cluster, now| {
+        c.heartbeat("sick", &[], now);
+        c.heartbeat("ok", &[], now);
+    };
+    // Job 1 hands sick two tasks; both fail: job 1 stops using it.
+    for now in [100, 200] {
+        let a = poll_one(&mut c, "sick", now).expect("a task");
+        assert_eq!(a.job, 1);
+        c.report("sick", 1, a.attempt, failed("disk full"), vec![], now + 1).expect("report");
+    }
+    assert_eq!(c.excluding_jobs("sick", 300), vec![1]);
+    let a = poll_one(&mut c, "sick", 300).expect("job 2 still uses sick");
+    assert_eq!(a.job, 2, "job 1 excludes sick");
+    c.report("sick", 2, a.attempt, failed("disk full"), vec![], 301).expect("report");
+    let b = poll_one(&mut c, "sick", 400).expect("a task of job 2");
+    c.report("sick", 2, b.attempt, failed("disk full"), vec![], 401).expect("report");
+    // Excluded by two jobs: excluded from the cluster, jobs to come too.
+    c.add_job(job(3, "wc", 1, 9, &dir.path().join("out3")), 500);
+    assert!(c.workers().find(|w| w.row.id == "sick").is_some_and(|w| w.blacklisted(500)));
+    assert!(poll_one(&mut c, "sick", 500).is_none(), "no job uses a blacklisted worker while ok can run it");
+    assert!(poll_one(&mut c, "ok", 500).is_some_and(|a| a.job == 3));
+    // Once the failures expire, it gets work again.
+    beat(&mut c, 10_300);
+    assert!(c.workers().find(|w| w.row.id == "sick").is_some_and(|w| !w.blacklisted(10_600)));
+    assert!(poll_one(&mut c, "sick", 10_600).is_some(), "the blacklist expires");
+    // The failures were counted as failed attempts of their jobs.
+    assert_eq!(c.job(1).map(|j| j.counters().engine.failed_attempts), Some(2));
+}
+
+#[test]
+fn counters_count_each_task_s_committed_attempt_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, m0, m1) = two_maps_on_a_and_b(dir.path());
+    c.report("a", 1, m0.attempt, counted(10), vec![], 10).expect("report");
+    c.report("b", 1, m1.attempt, counted(20), vec![], 10).expect("report");
+    let records = |c: &Cluster| c.job(1).map(|j| j.counters().engine.input_records);
+    assert_eq!(records(&c), Some(30));
+    // a is lost with m0's output: m0 runs again and counts once.
+    c.heartbeat("b", &[], 900);
+    c.tick(1_500);
+    assert_eq!(records(&c), Some(20), "a lost map output no longer counts");
+    let again = poll_one(&mut c, "b", 1_600).expect("m0 again");
+    c.report("b", 1, again.attempt, counted(10), vec![], 1_700).expect("report");
+    assert_eq!(records(&c), Some(30), "re-run work is counted once");
+}
+
+#[test]
+fn restore_refuses_unreadable_task_state_instead_of_guessing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let new = job(1, "wc", 1, 0, &dir.path().join("out"));
+    let row = JobRow {
+        id: 1,
+        app: "wc".into(),
+        spec_json: serde_json::to_string(&new.spec).expect("spec"),
+        plan_json: serde_json::to_string(&new.plan).expect("plan"),
+        priority: 0,
+        state: JobPhase::Running,
+        error: String::new(),
+        counters_json: "{}".into(),
+        submitted_at_ms: 0,
+        started_at_ms: 0,
+        finished_at_ms: 0,
+    };
+    let task = |map_output: &str, counters: &str| TaskRow {
+        task: TaskId { kind: TaskKind::Map, index: 0 },
+        record: TaskRecord { started: 1, failures: 0, committed: Some(1), failed: false },
+        map_output_json: Some(map_output.into()),
+        counters_json: Some(counters.into()),
+    };
+    let loc = r#"{"worker_id":"a","shuffle_address":"http://a:1","path":"/a/map.out","segments":[]}"#;
+    let restore = |t: TaskRow| Cluster::restore(POLICY, vec![(row.clone(), vec![t])], vec![], 0).map(|_| ());
+    let counters = serde_json::to_string(&Counters::default()).expect("counters");
+    assert!(restore(task(loc, &counters)).is_ok());
+    for bad in [task("{not json", &counters), task(loc, "[1]")] {
+        let err = restore(bad).expect_err("unreadable state is an error");
+        assert!(err.to_string().contains("job 1 task m-00000"), "{err}");
+    }
+}

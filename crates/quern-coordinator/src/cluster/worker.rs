@@ -1,0 +1,42 @@
+//! One worker as the coordinator sees it.
+
+use super::*;
+
+/// One worker.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    /// What it registered with.
+    pub row: WorkerRow,
+    /// Attempts it runs now.
+    pub running: HashSet<(u64, AttemptId)>,
+    /// Attempts to tell it to stop, at its next heartbeat.
+    pub(super) cancels: Vec<(u64, AttemptId)>,
+    /// Ended jobs whose data it may delete.
+    pub(super) forget: Vec<u64>,
+    /// Whether it is alive (not lost).
+    pub alive: bool,
+    /// Jobs that excluded it, and when: enough of them exclude it from
+    /// the cluster.
+    pub(super) excluded_by: BTreeMap<u64, i64>,
+    /// Excluded from every job until then (ms since the epoch; 0: never).
+    pub blacklisted_until_ms: i64,
+}
+
+impl Worker {
+    pub(super) fn new(row: WorkerRow, alive: bool) -> Worker {
+        Worker {
+            row,
+            running: HashSet::new(),
+            cancels: Vec::new(),
+            forget: Vec::new(),
+            alive,
+            excluded_by: BTreeMap::new(),
+            blacklisted_until_ms: 0,
+        }
+    }
+
+    /// Whether it is excluded from every job now.
+    pub fn blacklisted(&self, now_ms: i64) -> bool {
+        self.blacklisted_until_ms > now_ms
+    }
+}
