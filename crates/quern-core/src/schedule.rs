@@ -168,6 +168,51 @@ pub enum FailureOutcome {
     Ignored,
 }
 
+/// How an attempt ended, as whoever ran it saw it: what both drivers of a
+/// [`Scheduler`] (the embedded runner and the coordinator) tell it, through
+/// [`Scheduler::attempt_ended`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// It finished; its output awaits the commit decision.
+    Succeeded,
+    /// It failed.
+    Failed(Failure),
+    /// It ended through no fault of its own (its worker was lost, it was
+    /// cancelled): not counted against its task.
+    Lost,
+    /// It could not read these maps' outputs (a fetch failed, or they are
+    /// gone): not counted, and the maps run again.
+    InputsLost(Vec<u32>),
+}
+
+/// What the scheduler made of an attempt that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Commit its output; cancel these other attempts of the same task.
+    Commit {
+        /// Attempts of the same task to cancel.
+        superseded: Vec<AttemptId>,
+    },
+    /// Throw its output away: stale, duplicate, or the job has ended.
+    Discard,
+    /// It failed: what that led to.
+    Failed(FailureOutcome),
+    /// It is forgotten without counting; these maps (whose outputs were
+    /// committed) run again.
+    Requeued {
+        /// The maps sent back to run again.
+        maps: Vec<u32>,
+    },
+}
+
+impl Verdict {
+    /// Whether the attempt counts as a failed attempt (in the job's
+    /// counters and against its worker): a failure that was not ignored.
+    pub fn counts_as_failure(&self) -> bool {
+        matches!(self, Verdict::Failed(FailureOutcome::Retrying | FailureOutcome::JobFailed))
+    }
+}
+
 /// Task counts of one phase.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseProgress {
@@ -427,6 +472,26 @@ impl Scheduler {
         Some(AttemptId { task, attempt: t.started })
     }
 
+    /// Records how `attempt` ended and says what follows: the one place
+    /// both drivers turn an attempt's end into scheduler changes.
+    pub fn attempt_ended(&mut self, attempt: AttemptId, result: AttemptResult) -> Verdict {
+        match result {
+            AttemptResult::Succeeded => match self.succeeded(attempt) {
+                CommitDecision::Commit { superseded } => Verdict::Commit { superseded },
+                CommitDecision::Discard => Verdict::Discard,
+            },
+            AttemptResult::Failed(failure) => Verdict::Failed(self.failed(attempt, failure)),
+            AttemptResult::Lost => {
+                self.attempt_lost(attempt);
+                Verdict::Requeued { maps: Vec::new() }
+            }
+            AttemptResult::InputsLost(maps) => {
+                self.attempt_lost(attempt);
+                Verdict::Requeued { maps: maps.into_iter().filter(|&m| self.map_output_lost(m)).collect() }
+            }
+        }
+    }
+
     /// Records that `attempt` finished successfully; says whether to commit.
     pub fn succeeded(&mut self, attempt: AttemptId) -> CommitDecision {
         if self.state.is_terminal() {
@@ -628,6 +693,26 @@ mod tests {
             &JobState::Failed { task: Some(a.task), message: "task m-00000 failed 3 attempt(s): boom".into() }
         );
         assert_eq!(s.next_attempt(), Next::Done);
+    }
+
+    #[test]
+    fn an_ended_attempt_s_verdict_counts_only_real_failures() {
+        let mut s = Scheduler::new(2, 1, 4);
+        let m0 = run(&mut s);
+        let m1 = run(&mut s);
+        let failed = s.attempt_ended(m0, AttemptResult::Failed(retryable("boom")));
+        assert_eq!(failed, Verdict::Failed(FailureOutcome::Retrying));
+        assert!(failed.counts_as_failure());
+        let stale = s.attempt_ended(m0, AttemptResult::Failed(retryable("late")));
+        assert!(!stale.counts_as_failure(), "a stale failure is not counted");
+        assert_eq!(s.attempt_ended(m1, AttemptResult::Succeeded), Verdict::Commit { superseded: vec![] });
+        let m0 = run(&mut s);
+        assert_eq!(s.attempt_ended(m0, AttemptResult::Succeeded), Verdict::Commit { superseded: vec![] });
+        let r0 = run(&mut s);
+        assert_eq!(s.attempt_ended(r0, AttemptResult::InputsLost(vec![1])), Verdict::Requeued { maps: vec![1] });
+        assert_eq!(s.state(), &JobState::Mapping, "the lost map runs again before the reduce");
+        assert_eq!(s.attempts(r0.task), 1, "the reduce's attempt was not counted as failed");
+        assert_eq!(s.record(r0.task).map(|r| r.failures), Some(0));
     }
 
     #[test]

@@ -12,7 +12,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use quern_core::{
-    App, AttemptId, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler, TaskKind,
+    App, AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler,
+    TaskKind, Verdict,
 };
 use quern_storage::{OutputCommitter, StorageError, plan_splits, resolve_inputs};
 use serde::Serialize;
@@ -290,7 +291,7 @@ impl Slot<'_> {
         let mut g = lock(self.shared);
         match result {
             Ok(output) => {
-                if !g.sched.succeeded(attempt).is_commit() {
+                if !matches!(g.sched.attempt_ended(attempt, AttemptResult::Succeeded), Verdict::Commit { .. }) {
                     self.committer.abort_task(attempt);
                     let _ = std::fs::remove_dir_all(work_dir);
                     return;
@@ -321,18 +322,22 @@ impl Slot<'_> {
                     let _ = g.sched.kill();
                     return;
                 }
-                g.counters.engine.failed_attempts += 1;
-                self.progress.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 let message = format!("{}: {e}", describe_task(self.env.plan, attempt.task));
                 let failure = Failure { message: message.clone(), retryable: e.retryable() };
-                match g.sched.failed(attempt, failure) {
-                    FailureOutcome::Retrying => {
+                let verdict = g.sched.attempt_ended(attempt, AttemptResult::Failed(failure));
+                // Counted only when the scheduler counted it (not a stale one).
+                if verdict.counts_as_failure() {
+                    g.counters.engine.failed_attempts += 1;
+                    self.progress.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                }
+                match verdict {
+                    Verdict::Failed(FailureOutcome::Retrying) => {
                         tracing::warn!(%attempt, "attempt failed, will retry: {message}")
                     }
-                    FailureOutcome::JobFailed => {
+                    Verdict::Failed(FailureOutcome::JobFailed) => {
                         tracing::error!(%attempt, "attempt failed, job fails: {message}")
                     }
-                    FailureOutcome::Ignored => {}
+                    _ => {}
                 }
             }
         }

@@ -104,7 +104,7 @@ impl Cluster {
             let mut counted = false;
             if let Some(sched) = job.sched.as_mut() {
                 let failure = Failure { message: format!("no progress for {secs}s (hung?)"), retryable: true };
-                counted = sched.failed(attempt, failure) != FailureOutcome::Ignored;
+                counted = sched.attempt_ended(attempt, AttemptResult::Failed(failure)).counts_as_failure();
                 if let Some(row) = job.task_row(attempt.task) {
                     effects.push(Effect::Task(job_id, row));
                 }
@@ -176,7 +176,7 @@ impl Cluster {
         let Some(job) = self.jobs.get_mut(&job_id) else { return };
         job.running.remove(&attempt);
         if let Some(sched) = job.sched.as_mut() {
-            sched.attempt_lost(attempt);
+            sched.attempt_ended(attempt, AttemptResult::Lost);
             if let Some(row) = job.task_row(attempt.task) {
                 effects.push(Effect::Task(job_id, row));
             }

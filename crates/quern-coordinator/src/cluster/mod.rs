@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use quern_core::{
-    AttemptId, CommitDecision, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler, TaskId,
-    TaskKind, TaskRecord,
+    AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler, TaskId,
+    TaskKind, TaskRecord, Verdict,
 };
 use quern_storage::OutputCommitter;
 use serde::{Deserialize, Serialize};

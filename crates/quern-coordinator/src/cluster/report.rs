@@ -3,11 +3,9 @@
 
 use super::*;
 
-fn failure_message(outcome: &FailureOutcome) -> AttemptEnd {
-    match outcome {
-        FailureOutcome::Retrying | FailureOutcome::JobFailed => AttemptEnd::Failed,
-        FailureOutcome::Ignored => AttemptEnd::Stale,
-    }
+/// How a failed attempt is recorded: counted, or stale.
+fn failure_end(verdict: &Verdict) -> AttemptEnd {
+    if verdict.counts_as_failure() { AttemptEnd::Failed } else { AttemptEnd::Stale }
 }
 
 impl Cluster {
@@ -51,8 +49,8 @@ impl Cluster {
         match outcome {
             Outcome::Succeeded { counters, map_output } => {
                 let counters_json = serde_json::to_string(&counters).ok();
-                match sched.succeeded(attempt) {
-                    CommitDecision::Commit { superseded } => {
+                match sched.attempt_ended(attempt, AttemptResult::Succeeded) {
+                    Verdict::Commit { superseded } => {
                         if let Err(e) = committer.commit_task(attempt) {
                             sched.fail_job(format!("committing {attempt}: {e}"));
                         } else {
@@ -106,7 +104,7 @@ impl Cluster {
                             at_ms: now_ms,
                         });
                     }
-                    CommitDecision::Discard => {
+                    _ => {
                         abort(attempt);
                         effects.push(Effect::AttemptEnded {
                             job: job_id,
@@ -124,17 +122,17 @@ impl Cluster {
                 let error = failure.message.clone();
                 // Name the worker, so a job that fails says where.
                 failure.message = format!("{} (on worker {worker_id})", failure.message);
-                let result = sched.failed(attempt, failure);
+                let verdict = sched.attempt_ended(attempt, AttemptResult::Failed(failure));
                 abort(attempt);
-                failed_here = result != FailureOutcome::Ignored;
-                match result {
-                    FailureOutcome::Retrying => {
+                failed_here = verdict.counts_as_failure();
+                match verdict {
+                    Verdict::Failed(FailureOutcome::Retrying) => {
                         tracing::warn!(job = job_id, %attempt, "attempt failed, will retry: {error}")
                     }
-                    FailureOutcome::JobFailed => {
+                    Verdict::Failed(FailureOutcome::JobFailed) => {
                         tracing::error!(job = job_id, %attempt, "attempt failed, job fails: {error}")
                     }
-                    FailureOutcome::Ignored => {}
+                    _ => {}
                 }
                 if let Some(row) = job.task_row(attempt.task) {
                     effects.push(Effect::Task(job_id, row));
@@ -142,7 +140,7 @@ impl Cluster {
                 effects.push(Effect::AttemptEnded {
                     job: job_id,
                     attempt,
-                    outcome: failure_message(&result),
+                    outcome: failure_end(&verdict),
                     error,
                     log,
                     counters_json: None,
@@ -151,8 +149,10 @@ impl Cluster {
             }
             Outcome::FetchFailed { maps, message } => {
                 tracing::warn!(job = job_id, %attempt, ?maps, "map outputs lost, the maps run again: {message}");
-                sched.attempt_lost(attempt);
-                let lost: Vec<u32> = maps.iter().copied().filter(|&m| sched.map_output_lost(m)).collect();
+                let lost = match sched.attempt_ended(attempt, AttemptResult::InputsLost(maps.clone())) {
+                    Verdict::Requeued { maps } => maps,
+                    _ => Vec::new(),
+                };
                 for m in lost {
                     job.forget_map_output(m);
                     if let Some(row) = job.task_row(TaskId { kind: TaskKind::Map, index: m }) {
@@ -172,7 +172,7 @@ impl Cluster {
                 });
             }
             Outcome::Cancelled => {
-                sched.attempt_lost(attempt);
+                sched.attempt_ended(attempt, AttemptResult::Lost);
                 abort(attempt);
                 effects.push(Effect::AttemptEnded {
                     job: job_id,
