@@ -6,10 +6,14 @@
 //! - [`Coordinator::open`]: opens (or creates) the state database and
 //!   restores running jobs; [`Coordinator::serve`]: serves the `Coordinator`
 //!   gRPC service on a listener until a shutdown future resolves.
+//! - [`CoordinatorHandle`] (from [`Coordinator::handle`]): the application
+//!   layer, every operation on domain types (register, heartbeat, poll,
+//!   report, submit, jobs, job, kill, workers, logs); the gRPC service only
+//!   converts messages to and from it, and a REST API calls it the same way.
 //! - [`cluster`]: the decisions (placement, reports, lost workers, hung
 //!   attempts, backups), over one `quern_core::Scheduler` per job; public so
-//!   simulations (and the coming web API) can drive it.
-//! - [`store`]: the SQL.
+//!   simulations can drive it.
+//! - [`state`]: stored states as typed enums; [`store`]: the SQL.
 //!
 //! # Invariants
 //! - A task is a description, not code: this crate never runs user code and
@@ -21,19 +25,22 @@
 
 pub mod cluster;
 mod error;
+mod handle;
 mod service;
 pub mod state;
 pub mod store;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use cluster::Policy;
 pub use error::Error;
 pub use store::Store;
 
-use service::{CoordinatorService, Shared, now_ms};
+pub use handle::{
+    CoordinatorHandle, HeartbeatAnswer, JobView, Registered, Registration, RunningAttemptView, WorkerHealth, WorkerView,
+};
+use service::CoordinatorService;
 
 /// How to run a coordinator.
 #[derive(Debug, Clone)]
@@ -50,7 +57,7 @@ pub struct CoordinatorConfig {
 
 /// A coordinator, restored from its state and ready to serve.
 pub struct Coordinator {
-    shared: Arc<Shared>,
+    handle: CoordinatorHandle,
     token: quern_proto::TokenCheck,
 }
 
@@ -60,25 +67,15 @@ impl Coordinator {
     /// touching the state.
     pub async fn open(config: CoordinatorConfig) -> Result<Coordinator, Error> {
         let token = quern_proto::TokenCheck::new(&config.token)?;
-        let store = Store::open(&config.state_url).await?;
-        let mut jobs = Vec::new();
-        for row in store.jobs().await? {
-            let tasks = store.tasks(row.id).await?;
-            jobs.push((row, tasks));
-        }
-        let workers = store.workers().await?;
-        let resumed = jobs.iter().filter(|(j, _)| !j.state.is_terminal()).count();
-        let (cluster, effects) = cluster::Cluster::restore(config.policy, jobs, workers, now_ms())?;
-        if resumed > 0 {
-            tracing::info!(jobs = resumed, "resuming running jobs");
-        }
-        let shared = Arc::new(Shared {
-            cluster: tokio::sync::Mutex::new(cluster),
-            store,
-            heartbeat_interval_ms: config.heartbeat_interval.as_millis() as u32,
-        });
-        shared.persist(effects).await?;
-        Ok(Coordinator { shared, token })
+        let interval = config.heartbeat_interval.as_millis() as u32;
+        let handle = CoordinatorHandle::open(&config.state_url, config.policy, interval).await?;
+        Ok(Coordinator { handle, token })
+    }
+
+    /// The application layer, for another front end (a REST API) served
+    /// beside the gRPC one.
+    pub fn handle(&self) -> CoordinatorHandle {
+        self.handle.clone()
     }
 
     /// Serves on `listener` until `shutdown` resolves.
@@ -88,21 +85,19 @@ impl Coordinator {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         let ticker = {
-            let shared = self.shared.clone();
+            let handle = self.handle.clone();
             tokio::spawn(async move {
                 let mut interval = tokio::time::interval(Duration::from_millis(250));
                 loop {
                     interval.tick().await;
-                    let mut cluster = shared.cluster.lock().await;
-                    let effects = cluster.tick(now_ms());
-                    if let Err(e) = shared.persist(effects).await {
+                    if let Err(e) = handle.tick().await {
                         tracing::error!("saving state: {e}");
                     }
                 }
             })
         };
         let service = quern_proto::coordinator_server::CoordinatorServer::with_interceptor(
-            CoordinatorService { shared: self.shared.clone() },
+            CoordinatorService { handle: self.handle },
             self.token,
         );
         let result = tonic::transport::Server::builder()

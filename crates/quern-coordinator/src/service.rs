@@ -1,42 +1,18 @@
 //! The gRPC face of the coordinator: converts protocol messages to domain
 //! types at the door (a malformed request is refused with
-//! INVALID_ARGUMENT, never a panic), runs the [`Cluster`] operation under one
-//! lock, writes its effects to the [`Store`], and answers.
-
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+//! INVALID_ARGUMENT, never a panic), calls the [`CoordinatorHandle`], and
+//! converts its answer back.
 
 use quern_core::{AttemptId, Counters, Failure, JobPlan, JobSpec, TaskId, TaskKind};
 use quern_proto as pb;
-use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
-use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, ReportedIndex};
-use crate::error::Error;
-use crate::store::{Store, WorkerRow};
-
-/// Milliseconds since the epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// State shared by the service and the ticker.
-pub(crate) struct Shared {
-    pub(crate) cluster: Mutex<Cluster>,
-    pub(crate) store: Store,
-    pub(crate) heartbeat_interval_ms: u32,
-}
-
-impl Shared {
-    /// Makes effects durable, in order.
-    pub(crate) async fn persist(&self, effects: Vec<Effect>) -> Result<(), Error> {
-        self.store.apply_all(effects).await
-    }
-}
+use crate::cluster::{Assignment, Outcome, ReportedIndex};
+use crate::handle::{CoordinatorHandle, JobView, Registration, WorkerView};
 
 /// The Coordinator service.
 pub(crate) struct CoordinatorService {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) handle: CoordinatorHandle,
 }
 
 /// Refuses a malformed request, and says so in the log: a buggy peer is
@@ -75,52 +51,53 @@ fn assignment_to(a: Assignment) -> pb::TaskAssignment {
     }
 }
 
-fn job_status(job: &Job) -> pb::JobStatus {
-    let counts = |kind| {
-        let p = job.sched.as_ref().map(|s| s.progress(kind)).unwrap_or_default();
-        pb::PhaseCounts {
-            total: p.total,
-            pending: p.pending,
-            running: p.running,
-            succeeded: p.succeeded,
-            failed: p.failed,
-        }
-    };
-    let (maps, reduces) = if job.sched.is_some() {
-        (counts(TaskKind::Map), counts(TaskKind::Reduce))
-    } else {
-        let total_m = job.plan.splits.len() as u32;
-        let total_r = job.plan.partitions;
-        let done = job.phase == crate::cluster::JobPhase::Succeeded;
-        let c = |t| pb::PhaseCounts { total: t, succeeded: if done { t } else { 0 }, ..Default::default() };
-        (c(total_m), c(total_r))
-    };
+fn counts_to(p: quern_core::PhaseProgress) -> pb::PhaseCounts {
+    pb::PhaseCounts { total: p.total, pending: p.pending, running: p.running, succeeded: p.succeeded, failed: p.failed }
+}
+
+fn job_status(job: JobView) -> pb::JobStatus {
     pb::JobStatus {
         job_id: job.id,
-        app: job.spec.app.clone(),
-        output: job.spec.output.clone(),
-        state: job.phase.as_str().to_owned(),
-        phase: job.stage().to_owned(),
-        error: job.error.clone(),
+        app: job.app,
+        output: job.output,
+        state: job.state.as_str().to_owned(),
+        phase: job.stage.to_owned(),
+        error: job.error,
         priority: job.priority,
-        maps: Some(maps),
-        reduces: Some(reduces),
-        counters_json: serde_json::to_string(&job.counters()).unwrap_or_default(),
+        maps: Some(counts_to(job.maps)),
+        reduces: Some(counts_to(job.reduces)),
+        counters_json: serde_json::to_string(&job.counters).unwrap_or_default(),
         submitted_at_ms: job.submitted_ms,
         started_at_ms: job.started_ms,
         finished_at_ms: job.finished_ms,
-        input_bytes: job.input_bytes(),
+        input_bytes: job.input_bytes,
         running: job
-            .running_attempts()
+            .running
             .into_iter()
-            .map(|(a, worker, fraction, records, started)| pb::RunningAttempt {
-                attempt: Some(attempt_to(job.id, a)),
-                worker_id: worker.to_owned(),
-                fraction,
-                records,
-                started_at_ms: started,
+            .map(|r| pb::RunningAttempt {
+                attempt: Some(attempt_to(job.id, r.attempt)),
+                worker_id: r.worker_id,
+                fraction: r.fraction,
+                records: r.records,
+                started_at_ms: r.started_ms,
             })
             .collect(),
+    }
+}
+
+fn worker_status(w: WorkerView) -> pb::WorkerStatus {
+    pb::WorkerStatus {
+        worker_id: w.row.id,
+        host: w.row.host,
+        shuffle_address: w.row.shuffle_address,
+        slots: w.row.slots,
+        running: w.running,
+        apps: w.row.apps,
+        version: w.row.version,
+        state: w.health.to_string(),
+        last_heartbeat_ms: w.row.last_heartbeat_ms,
+        blacklisted_until_ms: w.blacklisted_until_ms,
+        excluded_by_jobs: w.excluded_by_jobs,
     }
 }
 
@@ -131,28 +108,21 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::RegisterWorkerRequest>,
     ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
         let r = request.into_inner();
-        if r.worker_id.is_empty() || r.slots == 0 || r.shuffle_address.is_empty() {
-            return Err(bad("a worker needs an id, at least one slot and a shuffle address"));
-        }
-        let now = now_ms();
-        let row = WorkerRow {
-            id: r.worker_id,
-            host: r.host,
-            shuffle_address: r.shuffle_address,
-            slots: r.slots,
-            apps: r.apps,
-            version: r.version,
-            state: crate::state::WorkerState::Alive,
-            registered_at_ms: now,
-            last_heartbeat_ms: now,
-        };
-        tracing::info!(worker = %row.id, host = %row.host, slots = row.slots, "worker registered");
-        let mut cluster = self.shared.cluster.lock().await;
-        let effects = cluster.register(row, now);
-        self.shared.persist(effects).await?;
+        let registered = self
+            .handle
+            .register(Registration {
+                worker_id: r.worker_id,
+                host: r.host,
+                shuffle_address: r.shuffle_address,
+                slots: r.slots,
+                apps: r.apps,
+                version: r.version,
+                held_jobs: r.held_jobs,
+            })
+            .await?;
         Ok(Response::new(pb::RegisterWorkerResponse {
-            heartbeat_interval_ms: self.shared.heartbeat_interval_ms,
-            forget_jobs: cluster.ended_jobs(&r.held_jobs),
+            heartbeat_interval_ms: registered.heartbeat_interval_ms,
+            forget_jobs: registered.forget_jobs,
         }))
     }
 
@@ -166,26 +136,21 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             let (job, attempt) = attempt_from(p.attempt.as_ref())?;
             progress.push((job, attempt, p.fraction, p.records));
         }
-        let mut cluster = self.shared.cluster.lock().await;
-        let (reregister, cancels, forget) = cluster.heartbeat(&r.worker_id, &progress, now_ms());
+        let answer = self.handle.heartbeat(&r.worker_id, &progress).await;
         Ok(Response::new(pb::HeartbeatResponse {
-            reregister,
-            cancel: cancels.into_iter().map(|(j, a)| attempt_to(j, a)).collect(),
-            forget_jobs: forget,
+            reregister: answer.reregister,
+            cancel: answer.cancel.into_iter().map(|(j, a)| attempt_to(j, a)).collect(),
+            forget_jobs: answer.forget_jobs,
         }))
     }
 
     async fn poll_task(&self, request: Request<pb::PollTaskRequest>) -> Result<Response<pb::PollTaskResponse>, Status> {
         let r = request.into_inner();
-        let mut cluster = self.shared.cluster.lock().await;
-        if !cluster.workers().any(|w| w.row.id == r.worker_id && w.alive) {
-            return Ok(Response::new(pb::PollTaskResponse { tasks: Vec::new(), reregister: true }));
-        }
-        let (assignments, effects) = cluster.poll(&r.worker_id, r.free_slots.min(64), now_ms())?;
-        self.shared.persist(effects).await?;
-        Ok(Response::new(pb::PollTaskResponse {
-            tasks: assignments.into_iter().map(assignment_to).collect(),
-            reregister: false,
+        Ok(Response::new(match self.handle.poll(&r.worker_id, r.free_slots).await? {
+            None => pb::PollTaskResponse { tasks: Vec::new(), reregister: true },
+            Some(assignments) => {
+                pb::PollTaskResponse { tasks: assignments.into_iter().map(assignment_to).collect(), reregister: false }
+            }
         }))
     }
 
@@ -220,13 +185,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             Some(pb::report_attempt_request::Outcome::Cancelled(_)) => Outcome::Cancelled,
             None => return Err(bad("outcome is missing")),
         };
-        let mut log = r.log;
-        if log.len() > 64 << 10 {
-            log.drain(..log.len() - (64 << 10));
-        }
-        let mut cluster = self.shared.cluster.lock().await;
-        let (committed, effects) = cluster.report(&r.worker_id, job, attempt, outcome, log, now_ms())?;
-        self.shared.persist(effects).await?;
+        let committed = self.handle.report(&r.worker_id, job, attempt, outcome, r.log).await?;
         Ok(Response::new(pb::ReportAttemptResponse { committed }))
     }
 
@@ -237,94 +196,37 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let r = request.into_inner();
         let spec: JobSpec = serde_json::from_str(&r.spec_json).map_err(|e| bad(format!("spec_json: {e}")))?;
         let plan: JobPlan = serde_json::from_str(&r.plan_json).map_err(|e| bad(format!("plan_json: {e}")))?;
-        // The client planned the job; its sizes are checked here again.
-        plan.check(&spec).map_err(|e| Error::Refused(e.to_string()))?;
-        let now = now_ms();
-        let mut cluster = self.shared.cluster.lock().await;
-        cluster.check_submission(&spec, &plan)?;
-        let row = crate::store::JobRow {
-            id: 0,
-            app: spec.app.clone(),
-            spec_json: r.spec_json.clone(),
-            plan_json: r.plan_json.clone(),
-            priority: r.priority,
-            state: crate::state::JobPhase::Pending,
-            error: String::new(),
-            counters_json: "{}".into(),
-            submitted_at_ms: now,
-            started_at_ms: 0,
-            finished_at_ms: 0,
-        };
-        let id = match self.shared.store.insert_job(&row).await {
-            Ok(id) => id,
-            Err(e) => {
-                quern_storage::OutputCommitter::open(std::path::Path::new(&spec.output)).abort_job();
-                return Err(e.into());
-            }
-        };
-        tracing::info!(job = id, app = %spec.app, maps = plan.splits.len(), reduces = plan.partitions, "job submitted");
-        let new = NewJob { id, spec, plan, spec_json: r.spec_json, plan_json: r.plan_json, priority: r.priority };
-        let effects = cluster.add_job(new, now);
-        self.shared.persist(effects).await?;
-        Ok(Response::new(pb::SubmitJobResponse { job_id: id }))
+        let job_id = self.handle.submit(spec, plan, r.priority).await?;
+        Ok(Response::new(pb::SubmitJobResponse { job_id }))
     }
 
     async fn list_jobs(&self, _: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let cluster = self.shared.cluster.lock().await;
-        Ok(Response::new(pb::ListJobsResponse { jobs: cluster.jobs().map(job_status).collect() }))
+        let jobs = self.handle.jobs().await;
+        Ok(Response::new(pb::ListJobsResponse { jobs: jobs.into_iter().map(job_status).collect() }))
     }
 
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::JobStatus>, Status> {
         let id = request.into_inner().job_id;
-        let cluster = self.shared.cluster.lock().await;
-        let job = cluster.job(id).ok_or(Error::NoSuchJob(id))?;
-        Ok(Response::new(job_status(job)))
+        Ok(Response::new(job_status(self.handle.job(id).await?)))
     }
 
     async fn kill_job(&self, request: Request<pb::KillJobRequest>) -> Result<Response<pb::KillJobResponse>, Status> {
         let id = request.into_inner().job_id;
-        let mut cluster = self.shared.cluster.lock().await;
-        let (killed, effects) = cluster.kill(id, now_ms())?;
-        self.shared.persist(effects).await?;
-        Ok(Response::new(pb::KillJobResponse { killed }))
+        Ok(Response::new(pb::KillJobResponse { killed: self.handle.kill(id).await? }))
     }
 
     async fn list_workers(
         &self,
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let cluster = self.shared.cluster.lock().await;
-        let now = now_ms();
-        let workers = cluster
-            .workers()
-            .map(|w| pb::WorkerStatus {
-                worker_id: w.row.id.clone(),
-                host: w.row.host.clone(),
-                shuffle_address: w.row.shuffle_address.clone(),
-                slots: w.row.slots,
-                running: w.running.len() as u32,
-                apps: w.row.apps.clone(),
-                version: w.row.version.clone(),
-                state: match (w.alive, w.blacklisted(now)) {
-                    (false, _) => "lost".into(),
-                    (true, true) => "blacklisted".into(),
-                    (true, false) => "alive".into(),
-                },
-                last_heartbeat_ms: w.row.last_heartbeat_ms,
-                blacklisted_until_ms: if w.blacklisted(now) { w.blacklisted_until_ms } else { 0 },
-                excluded_by_jobs: cluster.excluding_jobs(&w.row.id, now),
-            })
-            .collect();
-        Ok(Response::new(pb::ListWorkersResponse { workers }))
+        let workers = self.handle.workers().await;
+        Ok(Response::new(pb::ListWorkersResponse { workers: workers.into_iter().map(worker_status).collect() }))
     }
 
     async fn get_logs(&self, request: Request<pb::GetLogsRequest>) -> Result<Response<pb::GetLogsResponse>, Status> {
         let r = request.into_inner();
         let task = if r.task.is_empty() { None } else { Some(parse_task(&r.task)?) };
-        if self.shared.cluster.lock().await.job(r.job_id).is_none() {
-            return Err(Error::NoSuchJob(r.job_id).into());
-        }
-        let rows = self.shared.store.attempts(r.job_id, task).await?;
+        let rows = self.handle.logs(r.job_id, task).await?;
         Ok(Response::new(pb::GetLogsResponse {
             attempts: rows
                 .into_iter()

@@ -1,6 +1,7 @@
 //! The coordinator's gRPC service in-process, on 127.0.0.1: the token is
 //! required, malformed requests from a buggy worker are refused (and the
-//! coordinator keeps serving), and state survives a restart.
+//! coordinator keeps serving), and state survives a restart; and its
+//! application layer (`CoordinatorHandle`) driven without a network.
 
 use std::time::Duration;
 
@@ -146,4 +147,70 @@ async fn a_submitted_plan_beyond_the_bounds_is_refused() {
     assert!(!out.exists(), "a refused job creates no output");
     assert!(c.list_jobs(pb::ListJobsRequest {}).await.expect("jobs").into_inner().jobs.is_empty());
     running.stop().await;
+}
+
+/// The application layer without any network: what a REST API (or a test)
+/// drives. A worker registers, a job is submitted, its attempts are handed
+/// out and reported, and the job's view follows, down to its counters.
+#[tokio::test]
+async fn the_handle_runs_a_job_without_grpc() {
+    use quern_coordinator::{Registration, WorkerHealth};
+    use quern_core::{Counters, InputFile, InputSplit, JobPlan, JobSpec, PlannedOutput};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a b\n").expect("write");
+    let config = CoordinatorConfig {
+        state_url: "sqlite::memory:".into(),
+        token: "t0ken".into(),
+        policy: Policy::with_timeouts(10_000, 60_000, false),
+        heartbeat_interval: Duration::from_millis(200),
+    };
+    let handle = Coordinator::open(config).await.expect("open").handle();
+    let registered = handle
+        .register(Registration {
+            worker_id: "w1".into(),
+            host: "h".into(),
+            shuffle_address: "http://127.0.0.1:1".into(),
+            slots: 2,
+            apps: vec!["wordcount".into()],
+            version: "t".into(),
+            held_jobs: vec![7],
+        })
+        .await
+        .expect("register");
+    assert_eq!(registered.forget_jobs, vec![7], "an unknown job's data may go");
+
+    let out = dir.path().join("out");
+    let spec = JobSpec::new("wordcount", vec![input.display().to_string()], out.display().to_string());
+    let file =
+        InputFile { path: input.clone(), name: "in.txt".into(), len: 4, compression: quern_core::Compression::None };
+    let plan = JobPlan {
+        splits: vec![InputSplit { file, start: 0, end: Some(4) }],
+        outputs: vec![PlannedOutput { name: String::new(), reducers: 0, first_partition: 0 }],
+        partitions: 0,
+    };
+    let id = handle.submit(spec, plan, 0).await.expect("submit");
+    assert_eq!(handle.job(id).await.expect("job").state.as_str(), "pending");
+
+    let assignments = handle.poll("w1", 2).await.expect("poll").expect("registered");
+    assert_eq!(assignments.len(), 1, "one map, no reduce");
+    let mut counters = Counters::default();
+    counters.engine.input_records = 1;
+    let outcome = quern_coordinator::cluster::Outcome::Succeeded { counters, map_output: None };
+    let committed = handle.report("w1", id, assignments[0].attempt, outcome, b"log".to_vec()).await.expect("report");
+    assert!(committed);
+    let job = handle.job(id).await.expect("job");
+    assert_eq!((job.state.as_str(), job.counters.engine.input_records), ("succeeded", 1));
+    assert!(out.join("_SUCCESS").exists());
+    let logs = handle.logs(id, None).await.expect("logs");
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].log, b"log");
+    let workers = handle.workers().await;
+    assert_eq!(
+        workers.iter().map(|w| (w.row.id.as_str(), w.health)).collect::<Vec<_>>(),
+        [("w1", WorkerHealth::Alive)]
+    );
+    assert!(handle.poll("nobody", 1).await.expect("poll").is_none(), "an unknown worker must register");
+    assert!(matches!(handle.job(99).await, Err(quern_coordinator::Error::NoSuchJob(99))));
 }

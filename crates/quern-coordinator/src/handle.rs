@@ -1,0 +1,378 @@
+//! The coordinator's application layer: every operation a worker or a client
+//! can ask for, on domain types. Each runs its [`Cluster`] decision under the
+//! one lock and makes the decision's effects durable before it returns, so
+//! nothing is acknowledged that is not stored. The gRPC service only converts
+//! and validates messages; a REST API calls the same handle.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use quern_core::{AttemptId, Counters, JobPlan, JobSpec, PhaseProgress, TaskId, TaskKind};
+use tokio::sync::Mutex;
+
+use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, Worker};
+use crate::error::Error;
+use crate::state::{JobPhase, WorkerState};
+use crate::store::{AttemptRow, JobRow, Store, WorkerRow};
+
+/// The most of an attempt's log the coordinator keeps: its last 64 KiB.
+const LOG_TAIL: usize = 64 << 10;
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The coordinator's state, shared by the handle's clones and the ticker.
+struct Shared {
+    cluster: Mutex<Cluster>,
+    store: Store,
+    heartbeat_interval_ms: u32,
+}
+
+/// The coordinator's operations. Cheap to clone: clones share one state.
+#[derive(Clone)]
+pub struct CoordinatorHandle {
+    shared: Arc<Shared>,
+}
+
+/// A worker as it registers.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Its id (kept across its restarts).
+    pub worker_id: String,
+    /// Its host name.
+    pub host: String,
+    /// Where its shuffle service listens.
+    pub shuffle_address: String,
+    /// Attempts it runs at once (at least 1).
+    pub slots: u32,
+    /// The apps it has.
+    pub apps: Vec<String>,
+    /// Its build version.
+    pub version: String,
+    /// Jobs whose data its work directory holds.
+    pub held_jobs: Vec<u64>,
+}
+
+/// What a registering worker is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// How often to heartbeat.
+    pub heartbeat_interval_ms: u32,
+    /// Of its held jobs, those that ended: their data may go.
+    pub forget_jobs: Vec<u64>,
+}
+
+/// What a heartbeat is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatAnswer {
+    /// The coordinator does not know the worker: register again.
+    pub reregister: bool,
+    /// Attempts to stop.
+    pub cancel: Vec<(u64, AttemptId)>,
+    /// Ended jobs whose data may go.
+    pub forget_jobs: Vec<u64>,
+}
+
+/// An attempt running now, as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningAttemptView {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// Its worker.
+    pub worker_id: String,
+    /// Fraction of its input done, as last reported.
+    pub fraction: f64,
+    /// Records done, as last reported.
+    pub records: u64,
+    /// When it started (ms since the epoch).
+    pub started_ms: i64,
+}
+
+/// A job, as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    /// Its id.
+    pub id: u64,
+    /// Its app.
+    pub app: String,
+    /// Its output location.
+    pub output: String,
+    /// Its state.
+    pub state: JobPhase,
+    /// The phase running: map, reduce, done.
+    pub stage: &'static str,
+    /// Why it failed.
+    pub error: String,
+    /// Higher goes first.
+    pub priority: i32,
+    /// Map tasks by state.
+    pub maps: PhaseProgress,
+    /// Reduce tasks by state.
+    pub reduces: PhaseProgress,
+    /// Counters of its committed attempts, and its failed attempts.
+    pub counters: Counters,
+    /// When it was submitted, started, ended (ms since the epoch; 0: not yet).
+    pub submitted_ms: i64,
+    /// When its first attempt started.
+    pub started_ms: i64,
+    /// When it ended.
+    pub finished_ms: i64,
+    /// Bytes of input.
+    pub input_bytes: u64,
+    /// Attempts running now.
+    pub running: Vec<RunningAttemptView>,
+}
+
+/// How a worker stands, as shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum WorkerHealth {
+    /// It heartbeats and gets work.
+    Alive,
+    /// It heartbeats, but every job leaves it out for now.
+    Blacklisted,
+    /// It was silent past the worker timeout.
+    Lost,
+}
+
+/// A worker, as shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerView {
+    /// What it registered with.
+    pub row: WorkerRow,
+    /// Attempts it runs now.
+    pub running: u32,
+    /// Whether it is alive, blacklisted or lost.
+    pub health: WorkerHealth,
+    /// Excluded from every job until then (0: not).
+    pub blacklisted_until_ms: i64,
+    /// Running jobs that stopped using it.
+    pub excluded_by_jobs: Vec<u64>,
+}
+
+impl CoordinatorHandle {
+    /// Opens the state database (taking its lock: see [`Store::open`]) and
+    /// restores every job that was running.
+    pub(crate) async fn open(
+        state_url: &str,
+        policy: crate::Policy,
+        heartbeat_interval_ms: u32,
+    ) -> Result<CoordinatorHandle, Error> {
+        let store = Store::open(state_url).await?;
+        let mut jobs = Vec::new();
+        for row in store.jobs().await? {
+            let tasks = store.tasks(row.id).await?;
+            jobs.push((row, tasks));
+        }
+        let workers = store.workers().await?;
+        let resumed = jobs.iter().filter(|(j, _)| !j.state.is_terminal()).count();
+        let (cluster, effects) = Cluster::restore(policy, jobs, workers, now_ms())?;
+        if resumed > 0 {
+            tracing::info!(jobs = resumed, "resuming running jobs");
+        }
+        let shared = Arc::new(Shared { cluster: Mutex::new(cluster), store, heartbeat_interval_ms });
+        shared.store.apply_all(effects).await?;
+        Ok(CoordinatorHandle { shared })
+    }
+
+    /// Runs `op` on the cluster under the lock and makes its effects
+    /// durable before returning its answer.
+    async fn decide<T>(&self, op: impl FnOnce(&mut Cluster) -> Result<(T, Vec<Effect>), Error>) -> Result<T, Error> {
+        let mut cluster = self.shared.cluster.lock().await;
+        let (answer, effects) = op(&mut cluster)?;
+        self.shared.store.apply_all(effects).await?;
+        Ok(answer)
+    }
+
+    /// The periodic check: lost workers, hung attempts.
+    pub(crate) async fn tick(&self) -> Result<(), Error> {
+        self.decide(|c| Ok(((), c.tick(now_ms())))).await
+    }
+
+    /// A worker registers (again).
+    pub async fn register(&self, r: Registration) -> Result<Registered, Error> {
+        if r.worker_id.is_empty() || r.slots == 0 || r.shuffle_address.is_empty() {
+            return Err(Error::BadRequest("a worker needs an id, at least one slot and a shuffle address".into()));
+        }
+        let now = now_ms();
+        let row = WorkerRow {
+            id: r.worker_id,
+            host: r.host,
+            shuffle_address: r.shuffle_address,
+            slots: r.slots,
+            apps: r.apps,
+            version: r.version,
+            state: WorkerState::Alive,
+            registered_at_ms: now,
+            last_heartbeat_ms: now,
+        };
+        tracing::info!(worker = %row.id, host = %row.host, slots = row.slots, "worker registered");
+        let interval = self.shared.heartbeat_interval_ms;
+        self.decide(|c| {
+            let effects = c.register(row, now);
+            Ok((Registered { heartbeat_interval_ms: interval, forget_jobs: c.ended_jobs(&r.held_jobs) }, effects))
+        })
+        .await
+    }
+
+    /// A worker's heartbeat, with the progress of its attempts as (job,
+    /// attempt, fraction, records).
+    pub async fn heartbeat(&self, worker_id: &str, progress: &[(u64, AttemptId, f64, u64)]) -> HeartbeatAnswer {
+        let mut cluster = self.shared.cluster.lock().await;
+        let (reregister, cancel, forget_jobs) = cluster.heartbeat(worker_id, progress, now_ms());
+        HeartbeatAnswer { reregister, cancel, forget_jobs }
+    }
+
+    /// Up to `free` attempts for a worker; `None` if it must register again.
+    pub async fn poll(&self, worker_id: &str, free: u32) -> Result<Option<Vec<Assignment>>, Error> {
+        self.decide(|c| {
+            if !c.workers().any(|w| w.row.id == worker_id && w.alive) {
+                return Ok((None, Vec::new()));
+            }
+            let (assignments, effects) = c.poll(worker_id, free.min(64), now_ms())?;
+            Ok((Some(assignments), effects))
+        })
+        .await
+    }
+
+    /// A worker reports how an attempt ended, with its log (of which the
+    /// last 64 KiB are kept). Returns whether its output was committed.
+    pub async fn report(
+        &self,
+        worker_id: &str,
+        job: u64,
+        attempt: AttemptId,
+        outcome: Outcome,
+        mut log: Vec<u8>,
+    ) -> Result<bool, Error> {
+        if log.len() > LOG_TAIL {
+            log.drain(..log.len() - LOG_TAIL);
+        }
+        self.decide(|c| c.report(worker_id, job, attempt, outcome, log, now_ms())).await
+    }
+
+    /// Submits a planned job; returns its id. A job that cannot run (bad
+    /// spec, a plan beyond the bounds, an input the coordinator cannot see,
+    /// an existing output, no worker with the app) is refused and creates
+    /// nothing.
+    pub async fn submit(&self, spec: JobSpec, plan: JobPlan, priority: i32) -> Result<u64, Error> {
+        plan.check(&spec).map_err(|e| Error::Refused(e.to_string()))?;
+        let spec_json = serde_json::to_string(&spec).map_err(|e| Error::BadRequest(format!("spec: {e}")))?;
+        let plan_json = serde_json::to_string(&plan).map_err(|e| Error::BadRequest(format!("plan: {e}")))?;
+        let now = now_ms();
+        let mut cluster = self.shared.cluster.lock().await;
+        cluster.check_submission(&spec, &plan)?;
+        let row = JobRow {
+            id: 0,
+            app: spec.app.clone(),
+            spec_json: spec_json.clone(),
+            plan_json: plan_json.clone(),
+            priority,
+            state: JobPhase::Pending,
+            error: String::new(),
+            counters_json: "{}".into(),
+            submitted_at_ms: now,
+            started_at_ms: 0,
+            finished_at_ms: 0,
+        };
+        let id = match self.shared.store.insert_job(&row).await {
+            Ok(id) => id,
+            Err(e) => {
+                // The output directory check_submission made must not stay.
+                quern_storage::OutputCommitter::open(std::path::Path::new(&spec.output)).abort_job();
+                return Err(e);
+            }
+        };
+        tracing::info!(job = id, app = %spec.app, maps = plan.splits.len(), reduces = plan.partitions, "job submitted");
+        let effects = cluster.add_job(NewJob { id, spec, plan, spec_json, plan_json, priority }, now);
+        self.shared.store.apply_all(effects).await?;
+        Ok(id)
+    }
+
+    /// Every job, oldest first.
+    pub async fn jobs(&self) -> Vec<JobView> {
+        self.shared.cluster.lock().await.jobs().map(job_view).collect()
+    }
+
+    /// One job.
+    pub async fn job(&self, id: u64) -> Result<JobView, Error> {
+        self.shared.cluster.lock().await.job(id).map(job_view).ok_or(Error::NoSuchJob(id))
+    }
+
+    /// Kills a job; false if it had already ended.
+    pub async fn kill(&self, id: u64) -> Result<bool, Error> {
+        self.decide(|c| c.kill(id, now_ms())).await
+    }
+
+    /// Every worker ever registered.
+    pub async fn workers(&self) -> Vec<WorkerView> {
+        let cluster = self.shared.cluster.lock().await;
+        let now = now_ms();
+        cluster.workers().map(|w| worker_view(&cluster, w, now)).collect()
+    }
+
+    /// A job's attempts (of one task, if given), with their logs.
+    pub async fn logs(&self, job: u64, task: Option<TaskId>) -> Result<Vec<AttemptRow>, Error> {
+        if self.shared.cluster.lock().await.job(job).is_none() {
+            return Err(Error::NoSuchJob(job));
+        }
+        self.shared.store.attempts(job, task).await
+    }
+}
+
+fn job_view(job: &Job) -> JobView {
+    let (maps, reduces) = match &job.sched {
+        Some(s) => (s.progress(TaskKind::Map), s.progress(TaskKind::Reduce)),
+        None => {
+            // Loaded from history: only totals, all done if it succeeded.
+            let done = job.phase == JobPhase::Succeeded;
+            let ended =
+                |total: u32| PhaseProgress { total, succeeded: if done { total } else { 0 }, ..Default::default() };
+            (ended(job.plan.splits.len() as u32), ended(job.plan.partitions))
+        }
+    };
+    JobView {
+        id: job.id,
+        app: job.spec.app.clone(),
+        output: job.spec.output.clone(),
+        state: job.phase,
+        stage: job.stage(),
+        error: job.error.clone(),
+        priority: job.priority,
+        maps,
+        reduces,
+        counters: job.counters(),
+        submitted_ms: job.submitted_ms,
+        started_ms: job.started_ms,
+        finished_ms: job.finished_ms,
+        input_bytes: job.input_bytes(),
+        running: job
+            .running_attempts()
+            .into_iter()
+            .map(|(attempt, worker, fraction, records, started_ms)| RunningAttemptView {
+                attempt,
+                worker_id: worker.to_owned(),
+                fraction,
+                records,
+                started_ms,
+            })
+            .collect(),
+    }
+}
+
+fn worker_view(cluster: &Cluster, w: &Worker, now: i64) -> WorkerView {
+    let blacklisted = w.blacklisted(now);
+    WorkerView {
+        row: w.row.clone(),
+        running: w.running.len() as u32,
+        health: match (w.alive, blacklisted) {
+            (false, _) => WorkerHealth::Lost,
+            (true, true) => WorkerHealth::Blacklisted,
+            (true, false) => WorkerHealth::Alive,
+        },
+        blacklisted_until_ms: if blacklisted { w.blacklisted_until_ms } else { 0 },
+        excluded_by_jobs: cluster.excluding_jobs(&w.row.id, now),
+    }
+}
