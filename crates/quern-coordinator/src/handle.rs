@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use quern_core::{AttemptId, Counters, JobPlan, JobSpec, PhaseProgress, TaskId, TaskKind};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, broadcast};
 
 use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, Worker};
 use crate::error::Error;
-use crate::state::{JobPhase, WorkerState};
+use crate::state::{AttemptEnd, JobPhase, WorkerState};
 use crate::store::{AttemptRow, JobRow, Store, WorkerRow};
 
 /// The most of an attempt's log the coordinator keeps: its last 64 KiB.
@@ -23,11 +23,87 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// How many events a subscriber may fall behind before it misses some.
+const EVENT_BACKLOG: usize = 4096;
+
 /// The coordinator's state, shared by the handle's clones and the ticker.
 struct Shared {
     cluster: Mutex<Cluster>,
     store: Store,
     heartbeat_interval_ms: u32,
+    events: broadcast::Sender<Event>,
+}
+
+/// A change to the coordinator's state, published once it is stored: what a
+/// live view (the dashboard, `quern status --follow`) follows instead of
+/// polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A job changed state: submitted, started, ended.
+    Job {
+        /// The job.
+        id: u64,
+        /// Its new state.
+        state: JobPhase,
+    },
+    /// A task's record changed: an attempt started, failed or committed, or
+    /// the task must run again.
+    Task {
+        /// Its job.
+        job: u64,
+        /// The task.
+        task: TaskId,
+        /// Its committed attempt, if any.
+        committed: Option<u32>,
+        /// Its failed attempts so far.
+        failures: u32,
+    },
+    /// An attempt started on a worker.
+    AttemptStarted {
+        /// Its job.
+        job: u64,
+        /// The attempt.
+        attempt: AttemptId,
+        /// Where it runs.
+        worker_id: String,
+    },
+    /// An attempt ended.
+    AttemptEnded {
+        /// Its job.
+        job: u64,
+        /// The attempt.
+        attempt: AttemptId,
+        /// How.
+        end: AttemptEnd,
+    },
+    /// A worker registered or was lost.
+    Worker {
+        /// The worker.
+        id: String,
+        /// Its new state.
+        state: WorkerState,
+    },
+}
+
+impl Event {
+    fn of(effect: &Effect) -> Event {
+        match effect {
+            Effect::Job(row) => Event::Job { id: row.id, state: row.state },
+            Effect::Task(job, row) => Event::Task {
+                job: *job,
+                task: row.task,
+                committed: row.record.committed,
+                failures: row.record.failures,
+            },
+            Effect::AttemptStarted { job, attempt, worker, .. } => {
+                Event::AttemptStarted { job: *job, attempt: *attempt, worker_id: worker.clone() }
+            }
+            Effect::AttemptEnded { job, attempt, outcome, .. } => {
+                Event::AttemptEnded { job: *job, attempt: *attempt, end: *outcome }
+            }
+            Effect::Worker(row) => Event::Worker { id: row.id.clone(), state: row.state },
+        }
+    }
 }
 
 /// The coordinator's operations. Cheap to clone: clones share one state.
@@ -172,9 +248,30 @@ impl CoordinatorHandle {
         if resumed > 0 {
             tracing::info!(jobs = resumed, "resuming running jobs");
         }
-        let shared = Arc::new(Shared { cluster: Mutex::new(cluster), store, heartbeat_interval_ms });
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let shared = Arc::new(Shared { cluster: Mutex::new(cluster), store, heartbeat_interval_ms, events });
         shared.store.apply_all(effects).await?;
         Ok(CoordinatorHandle { shared })
+    }
+
+    /// Every change from now on, in order, each once it is stored. A
+    /// subscriber that falls more than 4,096 events behind is told how many
+    /// it missed (`RecvError::Lagged`) and should read the state afresh.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Makes effects durable, then publishes them as events. Call with the
+    /// cluster's lock held, so events go out in the order of the changes.
+    async fn persist(&self, effects: Vec<Effect>) -> Result<(), Error> {
+        let events: Vec<Event> =
+            if self.shared.events.receiver_count() > 0 { effects.iter().map(Event::of).collect() } else { Vec::new() };
+        self.shared.store.apply_all(effects).await?;
+        for event in events {
+            // No subscriber left is no error.
+            let _ = self.shared.events.send(event);
+        }
+        Ok(())
     }
 
     /// Runs `op` on the cluster under the lock and makes its effects
@@ -182,7 +279,7 @@ impl CoordinatorHandle {
     async fn decide<T>(&self, op: impl FnOnce(&mut Cluster) -> Result<(T, Vec<Effect>), Error>) -> Result<T, Error> {
         let mut cluster = self.shared.cluster.lock().await;
         let (answer, effects) = op(&mut cluster)?;
-        self.shared.store.apply_all(effects).await?;
+        self.persist(effects).await?;
         Ok(answer)
     }
 
@@ -286,8 +383,10 @@ impl CoordinatorHandle {
             }
         };
         tracing::info!(job = id, app = %spec.app, maps = plan.splits.len(), reduces = plan.partitions, "job submitted");
+        // Stored by the insert: subscribers hear of it now.
+        let _ = self.shared.events.send(Event::Job { id, state: JobPhase::Pending });
         let effects = cluster.add_job(NewJob { id, spec, plan, spec_json, plan_json, priority }, now);
-        self.shared.store.apply_all(effects).await?;
+        self.persist(effects).await?;
         Ok(id)
     }
 

@@ -8,7 +8,8 @@
 //!   gRPC service on a listener until a shutdown future resolves.
 //! - [`CoordinatorHandle`] (from [`Coordinator::handle`]): the application
 //!   layer, every operation on domain types (register, heartbeat, poll,
-//!   report, submit, jobs, job, kill, workers, logs); the gRPC service only
+//!   report, submit, jobs, job, kill, workers, logs) and a stream of
+//!   [`Event`]s, each published once stored; the gRPC service only
 //!   converts messages to and from it, and a REST API calls it the same way.
 //! - [`cluster`]: the decisions (placement, reports, lost workers, hung
 //!   attempts, backups), over one `quern_core::Scheduler` per job; public so
@@ -38,7 +39,8 @@ pub use error::Error;
 pub use store::Store;
 
 pub use handle::{
-    CoordinatorHandle, HeartbeatAnswer, JobView, Registered, Registration, RunningAttemptView, WorkerHealth, WorkerView,
+    CoordinatorHandle, Event, HeartbeatAnswer, JobView, Registered, Registration, RunningAttemptView, WorkerHealth,
+    WorkerView,
 };
 use service::CoordinatorService;
 

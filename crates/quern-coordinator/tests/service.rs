@@ -167,6 +167,7 @@ async fn the_handle_runs_a_job_without_grpc() {
         heartbeat_interval: Duration::from_millis(200),
     };
     let handle = Coordinator::open(config).await.expect("open").handle();
+    let mut events = handle.events();
     let registered = handle
         .register(Registration {
             worker_id: "w1".into(),
@@ -213,4 +214,25 @@ async fn the_handle_runs_a_job_without_grpc() {
     );
     assert!(handle.poll("nobody", 1).await.expect("poll").is_none(), "an unknown worker must register");
     assert!(matches!(handle.job(99).await, Err(quern_coordinator::Error::NoSuchJob(99))));
+
+    // Every change was published, in order, once stored.
+    use quern_coordinator::Event;
+    use quern_coordinator::state::{AttemptEnd, JobPhase, WorkerState};
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    let attempt = assignments[0].attempt;
+    let wanted = [
+        Event::Worker { id: "w1".into(), state: WorkerState::Alive },
+        Event::Job { id, state: JobPhase::Pending },
+        Event::Job { id, state: JobPhase::Running },
+        Event::AttemptStarted { job: id, attempt, worker_id: "w1".into() },
+        Event::AttemptEnded { job: id, attempt, end: AttemptEnd::Succeeded },
+        Event::Job { id, state: JobPhase::Succeeded },
+    ];
+    let mut rest = seen.iter();
+    for w in &wanted {
+        assert!(rest.any(|e| e == w), "{w:?} missing or out of order in {seen:?}");
+    }
 }
