@@ -62,8 +62,10 @@ impl Error {
 /// Why one attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    /// Reading the input failed or found malformed data.
-    #[error("{split}: {cause}")]
+    /// Reading the input failed or found malformed data. The message is
+    /// the cause alone: whoever reports the attempt names its split first
+    /// (`describe_task`), so the split is not said twice.
+    #[error("{cause}")]
     Input {
         /// The split, as `file [bytes a..b]`.
         split: String,

@@ -272,6 +272,8 @@ fn corrupt_compressed_input_fails_at_once_without_retries() {
         assert!(stderr.contains("task m-00000 failed: "), "{name}: not a permanent failure: {stderr}");
         assert!(!stderr.contains("attempt(s)"), "{name}: retried: {stderr}");
         assert!(stderr.contains(name), "{name}: the file is not named: {stderr}");
+        let error = stderr.lines().find(|l| l.starts_with("quern: error:")).unwrap_or_default();
+        assert_eq!(error.matches(name).count(), 1, "{name}: the split is named once: {error}");
         assert!(!out.exists(), "{name}: a failed job leaves no output");
     }
 }
