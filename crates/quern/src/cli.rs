@@ -241,12 +241,12 @@ impl JobArgs {
 struct RunArgs {
     #[command(flatten)]
     job: JobArgs,
-    /// Tasks run at once. Default: the number of cores.
-    #[arg(long)]
-    parallelism: Option<usize>,
-    /// Maximum sorted runs merged at once.
-    #[arg(long, default_value_t = quern_engine::DEFAULT_MERGE_FACTOR)]
-    merge_factor: usize,
+    /// Tasks run at once (1 to 1024). Default: the number of cores.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    parallelism: Option<u16>,
+    /// Maximum sorted runs merged at once (2 to 1024).
+    #[arg(long, default_value_t = quern_engine::DEFAULT_MERGE_FACTOR as u16, value_parser = clap::value_parser!(u16).range(2..=1024))]
+    merge_factor: u16,
     /// Scratch directory for spills and map outputs. Default: the system's.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -362,9 +362,10 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
 
 fn job_from_args(args: RunArgs) -> (JobSpec, RunOptions, Option<PathBuf>) {
     let spec = args.job.into_spec();
-    let mut opts = RunOptions { work_dir: args.work_dir, merge_factor: args.merge_factor, ..RunOptions::default() };
+    let mut opts =
+        RunOptions { work_dir: args.work_dir, merge_factor: usize::from(args.merge_factor), ..RunOptions::default() };
     if let Some(p) = args.parallelism {
-        opts.parallelism = p.max(1);
+        opts.parallelism = usize::from(p);
     }
     (spec, opts, args.stats_json)
 }

@@ -5,7 +5,8 @@
 //! - a job too large to plan is refused, the bound named;
 //! - an empty cluster token is refused, by servers and clients;
 //! - a path that is not UTF-8 is refused, and named;
-//! - an unwritable `--stats-json` is refused before the job runs.
+//! - an unwritable `--stats-json` is refused before the job runs;
+//! - `--merge-factor` and `--parallelism` outside their ranges are refused.
 
 use std::ffi::OsString;
 use std::fs;
@@ -275,5 +276,26 @@ fn corrupt_compressed_input_fails_at_once_without_retries() {
         let error = stderr.lines().find(|l| l.starts_with("quern: error:")).unwrap_or_default();
         assert_eq!(error.matches(name).count(), 1, "{name}: the split is named once: {error}");
         assert!(!out.exists(), "{name}: a failed job leaves no output");
+    }
+}
+
+#[test]
+fn merge_factor_and_parallelism_out_of_range_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("in.txt");
+    fs::write(&input, "a b\n").expect("write");
+    for (flag, value, range) in [("--merge-factor", "1", "2..=1024"), ("--parallelism", "0", "1..=1024")] {
+        let out = tmp.path().join("out");
+        let result = quern()
+            .args(["run", "--app", "wordcount", flag, value, "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .expect("run");
+        let stderr = stderr_of(&result);
+        assert_eq!(result.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(range), "{flag} {value}: {stderr}");
+        assert!(!out.exists(), "{flag}: nothing is created");
     }
 }
