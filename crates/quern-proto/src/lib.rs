@@ -35,9 +35,18 @@ pub enum TokenError {
     NotPrintable,
 }
 
-/// Refuses a token that is empty or only white space.
-fn non_empty(token: &str) -> Result<&str, TokenError> {
-    if token.trim().is_empty() { Err(TokenError::Empty) } else { Ok(token) }
+/// Refuses a token that is empty or only white space, or has a byte that
+/// is not printable ASCII (an HTTP header would take some of those, but both
+/// sides must agree on the same bytes, and a stray newline or accent in a
+/// secret is a mistake worth naming).
+fn usable(token: &str) -> Result<&str, TokenError> {
+    if token.trim().is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if !token.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(TokenError::NotPrintable);
+    }
+    Ok(token)
 }
 
 /// A server interceptor that refuses calls without the cluster token.
@@ -54,9 +63,9 @@ impl std::fmt::Debug for TokenCheck {
 
 impl TokenCheck {
     /// Accepts calls that carry `token`; refuses to be built with an empty
-    /// one.
+    /// one, or one with a byte that is not printable ASCII.
     pub fn new(token: &str) -> Result<Self, TokenError> {
-        Ok(TokenCheck { expected: format!("Bearer {}", non_empty(token)?).into_bytes() })
+        Ok(TokenCheck { expected: format!("Bearer {}", usable(token)?).into_bytes() })
     }
 }
 
@@ -82,7 +91,7 @@ impl TokenAttach {
     /// Attaches `token`; fails if it is empty or not valid in an HTTP header
     /// (the status's message is a [`TokenError`]'s).
     pub fn new(token: &str) -> Result<Self, Status> {
-        let token = non_empty(token).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let token = usable(token).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let value = format!("Bearer {token}")
             .parse()
             .map_err(|_| Status::invalid_argument(TokenError::NotPrintable.to_string()))?;
@@ -108,6 +117,16 @@ mod tests {
             request.metadata_mut().insert("authorization", h.parse().expect("header"));
         }
         check.call(request).map(|_| ()).map_err(|s| s.code())
+    }
+
+    #[test]
+    fn a_token_that_is_not_printable_ascii_is_refused_on_both_sides() {
+        for token in ["caf\u{e9}", "line\nbreak", "tab\there"] {
+            assert_eq!(TokenCheck::new(token).err(), Some(TokenError::NotPrintable), "{token:?}");
+            let status = TokenAttach::new(token).err().expect("refused");
+            assert!(status.message().contains("printable ASCII"), "{}", status.message());
+        }
+        assert!(TokenCheck::new("change me-1.2_x~").is_ok());
     }
 
     #[test]
