@@ -8,7 +8,7 @@
 //! - an unwritable `--stats-json` is refused before the job runs;
 //! - `--merge-factor` and `--parallelism` outside their ranges are refused.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
@@ -23,6 +23,13 @@ fn quern() -> Command {
     cmd.env_remove("RUST_LOG").env_remove("QUERN_TOKEN").env_remove("QUERN_COORDINATOR");
     // A server that wrongly starts must fail the test, not hang it.
     cmd.timeout(Duration::from_secs(20));
+    cmd
+}
+
+/// `quern run --app wordcount --input INPUT --output OUTPUT EXTRA…`.
+fn wordcount<S: AsRef<std::ffi::OsStr>>(input: &Path, output: &Path, extra: &[S]) -> Command {
+    let mut cmd = quern();
+    cmd.args(["run", "--app", "wordcount", "--input"]).arg(input).arg("--output").arg(output).args(extra);
     cmd
 }
 
@@ -119,13 +126,7 @@ fn an_unwritable_stats_file_is_refused_before_the_job_runs() {
     fs::write(&input, "a b c\n").expect("write");
     let out = tmp.path().join("out");
     let missing = tmp.path().join("nonexistent-dir").join("x.json");
-    quern()
-        .args(["run", "--app", "wordcount", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .arg("--stats-json")
-        .arg(&missing)
+    wordcount(&input, &out, &[OsStr::new("--stats-json"), missing.as_os_str()])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--stats-json").and(predicate::str::contains("x.json")));
@@ -135,28 +136,12 @@ fn an_unwritable_stats_file_is_refused_before_the_job_runs() {
     let stats = tmp.path().join("stats.json");
     let broken = tmp.path().join("broken.gz");
     fs::write(&broken, "not gzip at all").expect("write");
-    quern()
-        .args(["run", "--app", "wordcount", "--input"])
-        .arg(&broken)
-        .arg("--output")
-        .arg(&out)
-        .arg("--stats-json")
-        .arg(&stats)
-        .assert()
-        .code(1);
+    wordcount(&broken, &out, &[OsStr::new("--stats-json"), stats.as_os_str()]).assert().code(1);
     assert!(!stats.exists(), "a failed job left a stats file");
     assert!(!out.exists());
 
     // A job that succeeds writes it.
-    quern()
-        .args(["run", "--app", "wordcount", "--quiet", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .arg("--stats-json")
-        .arg(&stats)
-        .assert()
-        .success();
+    wordcount(&input, &out, &[OsStr::new("--quiet"), OsStr::new("--stats-json"), stats.as_os_str()]).assert().success();
     let json: serde_json::Value = serde_json::from_slice(&fs::read(&stats).expect("stats")).expect("JSON");
     assert_eq!(json["counters"]["input_records"], 1);
 }
@@ -190,13 +175,7 @@ fn jobs_too_large_to_plan_are_refused_with_the_bound_named() {
         }
     }
     // Small splits stay allowed while the job stays small.
-    quern()
-        .args(["run", "--app", "wordcount", "--quiet", "--split-size", "90", "--input"])
-        .arg(tmp.path().join("in.txt"))
-        .arg("--output")
-        .arg(&out)
-        .assert()
-        .success();
+    wordcount(&input, &out, &["--quiet", "--split-size", "90"]).assert().success();
 }
 
 #[test]
@@ -208,13 +187,7 @@ fn the_cause_of_an_error_is_printed_once() {
     fs::write(&file, "a regular file").expect("write");
     // An output under a regular file: its parent cannot be created.
     for (output, cause) in [(file.join("out"), "File exists"), (file.join("sub").join("out"), "Not a directory")] {
-        let result = quern()
-            .args(["run", "--app", "wordcount", "--input"])
-            .arg(&input)
-            .arg("--output")
-            .arg(&output)
-            .output()
-            .expect("run");
+        let result = wordcount(&input, &output, &[] as &[&str]).output().expect("run");
         let stderr = stderr_of(&result);
         assert_eq!(result.status.code(), Some(2), "an output that cannot be made is refused: {stderr}");
         assert_eq!(stderr.matches(cause).count(), 1, "{stderr}");
@@ -261,13 +234,7 @@ fn corrupt_compressed_input_fails_at_once_without_retries() {
         let path = tmp.path().join(name);
         fs::write(&path, bytes).expect("write");
         let out = tmp.path().join(format!("out-{name}"));
-        let result = quern()
-            .args(["run", "--app", "wordcount", "--input"])
-            .arg(&path)
-            .arg("--output")
-            .arg(&out)
-            .output()
-            .expect("run");
+        let result = wordcount(&path, &out, &[] as &[&str]).output().expect("run");
         let stderr = stderr_of(&result);
         assert_eq!(result.status.code(), Some(1), "{name}: {stderr}");
         assert!(stderr.contains("task m-00000 failed: "), "{name}: not a permanent failure: {stderr}");
@@ -286,13 +253,7 @@ fn merge_factor_and_parallelism_out_of_range_are_refused() {
     fs::write(&input, "a b\n").expect("write");
     for (flag, value, range) in [("--merge-factor", "1", "2..=1024"), ("--parallelism", "0", "1..=1024")] {
         let out = tmp.path().join("out");
-        let result = quern()
-            .args(["run", "--app", "wordcount", flag, value, "--input"])
-            .arg(&input)
-            .arg("--output")
-            .arg(&out)
-            .output()
-            .expect("run");
+        let result = wordcount(&input, &out, &[flag, value]).output().expect("run");
         let stderr = stderr_of(&result);
         assert_eq!(result.status.code(), Some(2), "{flag} {value}: {stderr}");
         assert!(stderr.contains(flag) && stderr.contains(range), "{flag} {value}: {stderr}");
