@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use quern_coordinator::cluster::{Cluster, NewJob, Outcome, Policy, ReportedIndex, Segment};
-use quern_coordinator::store::{JobRow, Store, WorkerRow};
+use quern_coordinator::store::{StoredJob, StoredWorker};
 use quern_core::{Compression, Counters, InputFile, InputSplit, JobPlan, JobSpec, PlannedOutput};
 
 fn peak_rss_mib() -> f64 {
@@ -34,21 +34,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let store = if with_store {
-        Some(runtime.block_on(Store::open(&format!("sqlite://{}", dir.path().join("state.db").display())))?)
-    } else {
-        None
-    };
+    let store =
+        if with_store {
+            Some(runtime.block_on(quern_coordinator::store::open(&format!(
+                "sqlite://{}",
+                dir.path().join("state.db").display()
+            )))?)
+        } else {
+            None
+        };
     let persist = |effects: Vec<quern_coordinator::cluster::Effect>| -> Result<(), Box<dyn std::error::Error>> {
         if let Some(store) = &store {
-            runtime.block_on(store.apply_all(effects))?;
+            runtime.block_on(store.apply_all(&effects))?;
         }
         Ok(())
     };
 
     let mut cluster = Cluster::new(Policy::with_timeouts(10_000, 600_000, false));
     for w in 0..workers {
-        let row = WorkerRow {
+        let row = StoredWorker {
             id: format!("w{w:04}"),
             host: "sim".into(),
             shuffle_address: format!("http://sim-{w}:1"),
@@ -71,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         partitions: reducers as u32,
     };
     let id = match &store {
-        Some(store) => runtime.block_on(store.insert_job(&JobRow {
+        Some(store) => runtime.block_on(store.insert_job(&StoredJob {
             id: 0,
             app: "sim".into(),
             spec_json: "{}".into(),
@@ -79,7 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             priority: 0,
             state: quern_coordinator::state::JobPhase::Pending,
             error: String::new(),
-            counters_json: "{}".into(),
+            counters: Counters::default(),
             submitted_at_ms: 0,
             started_at_ms: 0,
             finished_at_ms: 0,

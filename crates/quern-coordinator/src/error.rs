@@ -36,6 +36,19 @@ pub enum Error {
         /// The holder's process id, as it wrote it in the lock file.
         holder: Option<u32>,
     },
+    /// Another coordinator holds the advisory lock of a PostgreSQL state.
+    #[error(
+        "the coordinator state is in use: {url} is locked by {holder}; stop that coordinator or choose another --state"
+    )]
+    LockedDatabase {
+        /// The database (without its password).
+        url: String,
+        /// Who holds the lock, as far as the database shows.
+        holder: String,
+    },
+    /// `--state` names no store quern has.
+    #[error("--state {0}: not a state store; use sqlite://PATH or postgres://USER@HOST/DATABASE")]
+    StateUrl(String),
     /// The state's lock file could not be opened or locked.
     #[error("locking the coordinator state with {}: {cause}", path.display())]
     Lock {

@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, broadcast};
 use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, Worker};
 use crate::error::Error;
 use crate::state::{AttemptEnd, JobPhase, WorkerState};
-use crate::store::{AttemptRow, JobRow, Store, WorkerRow};
+use crate::store::{Store, StoredAttempt, StoredJob, StoredWorker};
 
 /// The most of an attempt's log the coordinator keeps: its last 64 KiB.
 const LOG_TAIL: usize = 64 << 10;
@@ -217,7 +217,7 @@ pub enum WorkerHealth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerView {
     /// What it registered with.
-    pub row: WorkerRow,
+    pub row: StoredWorker,
     /// Attempts it runs now.
     pub running: u32,
     /// Whether it is alive, blacklisted or lost.
@@ -229,14 +229,14 @@ pub struct WorkerView {
 }
 
 impl CoordinatorHandle {
-    /// Opens the state database (taking its lock: see [`Store::open`]) and
+    /// Opens the state database (taking its lock: see [`crate::store::open`]) and
     /// restores every job that was running.
     pub(crate) async fn open(
         state_url: &str,
         policy: crate::Policy,
         heartbeat_interval_ms: u32,
     ) -> Result<CoordinatorHandle, Error> {
-        let store = Store::open(state_url).await?;
+        let store = crate::store::open(state_url).await?;
         let mut jobs = Vec::new();
         for row in store.jobs().await? {
             let tasks = store.tasks(row.id).await?;
@@ -250,7 +250,7 @@ impl CoordinatorHandle {
         }
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let shared = Arc::new(Shared { cluster: Mutex::new(cluster), store, heartbeat_interval_ms, events });
-        shared.store.apply_all(effects).await?;
+        shared.store.apply_all(&effects).await?;
         Ok(CoordinatorHandle { shared })
     }
 
@@ -266,7 +266,7 @@ impl CoordinatorHandle {
     async fn persist(&self, effects: Vec<Effect>) -> Result<(), Error> {
         let events: Vec<Event> =
             if self.shared.events.receiver_count() > 0 { effects.iter().map(Event::of).collect() } else { Vec::new() };
-        self.shared.store.apply_all(effects).await?;
+        self.shared.store.apply_all(&effects).await?;
         for event in events {
             // No subscriber left is no error.
             let _ = self.shared.events.send(event);
@@ -294,7 +294,7 @@ impl CoordinatorHandle {
             return Err(Error::BadRequest("a worker needs an id, at least one slot and a shuffle address".into()));
         }
         let now = now_ms();
-        let row = WorkerRow {
+        let row = StoredWorker {
             id: r.worker_id,
             host: r.host,
             shuffle_address: r.shuffle_address,
@@ -361,7 +361,7 @@ impl CoordinatorHandle {
         let now = now_ms();
         let mut cluster = self.shared.cluster.lock().await;
         cluster.check_submission(&spec, &plan)?;
-        let row = JobRow {
+        let row = StoredJob {
             id: 0,
             app: spec.app.clone(),
             spec_json: spec_json.clone(),
@@ -369,7 +369,7 @@ impl CoordinatorHandle {
             priority,
             state: JobPhase::Pending,
             error: String::new(),
-            counters_json: "{}".into(),
+            counters: Counters::default(),
             submitted_at_ms: now,
             started_at_ms: 0,
             finished_at_ms: 0,
@@ -413,7 +413,7 @@ impl CoordinatorHandle {
     }
 
     /// A job's attempts (of one task, if given), with their logs.
-    pub async fn logs(&self, job: u64, task: Option<TaskId>) -> Result<Vec<AttemptRow>, Error> {
+    pub async fn logs(&self, job: u64, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error> {
         if self.shared.cluster.lock().await.job(job).is_none() {
             return Err(Error::NoSuchJob(job));
         }

@@ -1,6 +1,6 @@
 //! The coordinator: one process that owns every job's task state, hands
 //! attempts to workers over gRPC, re-executes what fails or is lost, and keeps
-//! it all durable in SQLite so a restart resumes running jobs.
+//! it all durable in SQLite or PostgreSQL so a restart resumes running jobs.
 //!
 //! # Overview
 //! - [`Coordinator::open`]: opens (or creates) the state database and
@@ -14,7 +14,8 @@
 //! - [`cluster`]: the decisions (placement, reports, lost workers, hung
 //!   attempts, backups), over one `quern_core::Scheduler` per job; public so
 //!   simulations can drive it.
-//! - [`state`]: stored states as typed enums; [`store`]: the SQL.
+//! - [`state`]: stored states as typed enums; [`store`]: the [`StateStore`]
+//!   trait and its SQLite and PostgreSQL implementations.
 //!
 //! # Invariants
 //! - A task is a description, not code: this crate never runs user code and
@@ -36,7 +37,7 @@ use std::time::Duration;
 
 pub use cluster::Policy;
 pub use error::Error;
-pub use store::Store;
+pub use store::{StateStore, Store};
 
 pub use handle::{
     CoordinatorHandle, Event, HeartbeatAnswer, JobView, Registered, Registration, RunningAttemptView, WorkerHealth,
@@ -47,7 +48,7 @@ use service::CoordinatorService;
 /// How to run a coordinator.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
-    /// The state database, `sqlite://PATH`.
+    /// The state database: `sqlite://PATH` or `postgres://…`.
     pub state_url: String,
     /// The cluster token every caller must present.
     pub token: String,
@@ -64,7 +65,7 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// Opens the state database (taking its lock: see [`Store::open`]) and
+    /// Opens the state database (taking its lock: see [`store::open`]) and
     /// restores every job that was running. Refuses an empty token before
     /// touching the state.
     pub async fn open(config: CoordinatorConfig) -> Result<Coordinator, Error> {

@@ -10,7 +10,10 @@
 //!   cluster fault tests.
 //! - [`registry`]: the built-in apps plus the test apps, as the
 //!   `quern-testkit` binary offers them.
+//! - [`postgres::TestPostgres`]: a throwaway PostgreSQL server on 127.0.0.1
+//!   for the tests of the PostgreSQL state store.
 
+pub mod postgres;
 pub mod reference;
 
 use std::sync::Arc;

@@ -95,7 +95,17 @@ fn crashing_and_hanging_attempts_still_produce_the_right_output() {
 
 #[test]
 fn a_worker_killed_mid_job_is_replaced() {
-    let mut c = TestCluster::start(3, &["--no-speculation"]);
+    worker_killed_mid_job(&[]);
+}
+
+#[test]
+fn a_worker_killed_mid_job_is_replaced_with_the_state_in_postgres() {
+    let pg = quern_testkit::postgres::TestPostgres::start();
+    worker_killed_mid_job(&["--state", &pg.url()]);
+}
+
+fn worker_killed_mid_job(state: &[&str]) {
+    let mut c = TestCluster::start(3, &[&["--no-speculation"], state].concat());
     let (id, out) = c.slow_job_under_way(200, 3);
     // Live progress: the running attempts, as their workers report them.
     c.wait_until("progress from a running attempt", Duration::from_secs(30), || {
@@ -118,7 +128,17 @@ fn a_worker_killed_mid_job_is_replaced() {
 
 #[test]
 fn a_coordinator_killed_mid_job_resumes_after_restart() {
-    let mut c = TestCluster::start(2, &["--no-speculation"]);
+    coordinator_killed_mid_job(&[]);
+}
+
+#[test]
+fn a_coordinator_killed_mid_job_resumes_after_restart_with_the_state_in_postgres() {
+    let pg = quern_testkit::postgres::TestPostgres::start();
+    coordinator_killed_mid_job(&["--state", &pg.url()]);
+}
+
+fn coordinator_killed_mid_job(state: &[&str]) {
+    let mut c = TestCluster::start(2, &[&["--no-speculation"], state].concat());
     let (id, out) = c.slow_job_under_way(160, 2);
     if let Some(mut coordinator) = c.coordinator.take() {
         TestCluster::kill9(&mut coordinator);

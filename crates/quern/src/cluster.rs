@@ -61,8 +61,10 @@ pub(crate) struct CoordinatorArgs {
     /// Directory for the coordinator's own files (the default state database).
     #[arg(long, default_value = ".")]
     data_dir: PathBuf,
-    /// State database URL. Default: sqlite://DATA_DIR/quern.db.
-    #[arg(long)]
+    /// Where the coordinator keeps its state: sqlite://PATH or
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (PostgreSQL, for
+    /// shared deployments). Default: sqlite://DATA_DIR/quern.db.
+    #[arg(long, env = "QUERN_STATE", hide_env_values = true)]
     state: Option<String>,
     /// The cluster token workers and clients must present (not empty).
     #[arg(long, env = "QUERN_TOKEN", hide_env_values = true, value_parser = crate::cli::parse_token)]
@@ -373,8 +375,9 @@ fn refusal(s: &tonic::Status) -> bool {
 pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let state = args.state.unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("quern.db").display()));
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let shown = quern_coordinator::store::redact(&state);
     let config = quern_coordinator::CoordinatorConfig {
-        state_url: state.clone(),
+        state_url: state,
         token: args.token,
         policy: quern_coordinator::Policy {
             worker_timeout_ms: args.worker_timeout.as_millis() as i64,
@@ -388,11 +391,11 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     };
     runtime()?.block_on(async move {
         let coordinator =
-            quern_coordinator::Coordinator::open(config).await.with_context(|| format!("opening {state}"))?;
+            quern_coordinator::Coordinator::open(config).await.with_context(|| format!("opening {shown}"))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        tracing::info!(listen = %args.listen, state = %state, "coordinator ready");
+        tracing::info!(listen = %args.listen, state = %shown, "coordinator ready");
         coordinator.serve(listener, shutdown_signal()).await?;
         tracing::info!("coordinator stopped");
         Ok(())

@@ -62,33 +62,26 @@ pub struct Job {
 }
 
 impl Job {
-    pub(super) fn row(&self) -> JobRow {
-        JobRow {
+    /// What the store keeps of the job's changes.
+    pub(super) fn update(&self) -> JobUpdate {
+        JobUpdate {
             id: self.id,
-            app: self.spec.app.clone(),
-            spec_json: self.spec_json.clone(),
-            plan_json: self.plan_json.clone(),
-            priority: self.priority,
             state: self.phase,
             error: self.error.clone(),
-            counters_json: serde_json::to_string(&self.counters()).unwrap_or_else(|_| "{}".into()),
-            submitted_at_ms: self.submitted_ms,
+            counters: self.counters(),
             started_at_ms: self.started_ms,
             finished_at_ms: self.finished_ms,
         }
     }
 
-    pub(super) fn task_row(&self, task: TaskId) -> Option<TaskRow> {
+    pub(super) fn task_row(&self, task: TaskId) -> Option<StoredTask> {
         let record = self.sched.as_ref()?.record(task)?;
-        let map_output_json = match task.kind {
-            TaskKind::Map => self.map_outputs[task.index as usize].as_ref().and_then(|l| serde_json::to_string(l).ok()),
+        let map_output = match task.kind {
+            TaskKind::Map => self.map_outputs[task.index as usize].clone(),
             TaskKind::Reduce => None,
         };
-        let counters_json = self.task_counters[task.kind as usize]
-            .get(task.index as usize)
-            .and_then(Option::as_ref)
-            .and_then(|c| serde_json::to_string(c).ok());
-        Some(TaskRow { task, record, map_output_json, counters_json })
+        let counters = self.task_counters[task.kind as usize].get(task.index as usize).cloned().flatten();
+        Some(StoredTask { task, record, map_output, counters })
     }
 
     /// Forgets a map's output and its counters: the map runs again.

@@ -7,7 +7,7 @@ use super::*;
 impl Cluster {
     /// A worker (re)registers. Attempts it was thought to run are lost: a
     /// registering worker has none.
-    pub fn register(&mut self, row: WorkerRow, now_ms: i64) -> Vec<Effect> {
+    pub fn register(&mut self, row: StoredWorker, now_ms: i64) -> Vec<Effect> {
         let mut effects = Vec::new();
         if let Some(old) = self.workers.get(&row.id) {
             let running: Vec<(u64, AttemptId)> = old.running.iter().copied().collect();
@@ -118,7 +118,7 @@ impl Cluster {
                 outcome: AttemptEnd::Failed,
                 error: format!("no progress for {secs}s"),
                 log: None,
-                counters_json: None,
+                counters: None,
                 at_ms: now_ms,
             });
             self.settle(job_id, now_ms, &mut effects);
@@ -190,7 +190,7 @@ impl Cluster {
             outcome,
             error: why.to_owned(),
             log: None,
-            counters_json: None,
+            counters: None,
             at_ms: now_ms,
         });
     }

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 pub use crate::state::JobPhase;
 use crate::state::{AttemptEnd, WorkerState};
-use crate::store::{JobRow, TaskRow, WorkerRow};
+use crate::store::{JobUpdate, StoredJob, StoredTask, StoredWorker};
 
 mod job;
 mod liveness;
@@ -106,10 +106,10 @@ pub struct ReportedIndex {
 /// What must be made durable.
 #[derive(Debug, Clone)]
 pub enum Effect {
-    /// A job row changed.
-    Job(JobRow),
+    /// A job's state, error, counters or times changed.
+    Job(JobUpdate),
     /// A task record changed.
-    Task(u64, TaskRow),
+    Task(u64, StoredTask),
     /// An attempt started.
     AttemptStarted {
         /// Its job.
@@ -134,12 +134,12 @@ pub enum Effect {
         /// Its stderr.
         log: Option<Vec<u8>>,
         /// Its counters.
-        counters_json: Option<String>,
+        counters: Option<Counters>,
         /// When.
         at_ms: i64,
     },
     /// A worker changed.
-    Worker(WorkerRow),
+    Worker(StoredWorker),
 }
 
 /// A job accepted by [`Cluster::check_submission`] and stored.
@@ -218,8 +218,8 @@ impl Cluster {
     /// Known workers get one worker timeout to come back.
     pub fn restore(
         policy: Policy,
-        jobs: Vec<(JobRow, Vec<TaskRow>)>,
-        workers: Vec<WorkerRow>,
+        jobs: Vec<(StoredJob, Vec<StoredTask>)>,
+        workers: Vec<StoredWorker>,
         now_ms: i64,
     ) -> Result<(Cluster, Vec<Effect>), Error> {
         let mut cluster = Cluster::new(policy);
@@ -230,15 +230,18 @@ impl Cluster {
         }
         let mut effects = Vec::new();
         for (row, tasks) in jobs {
-            let spec: JobSpec = serde_json::from_str(&row.spec_json).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let plan: JobPlan = serde_json::from_str(&row.plan_json).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let corrupt = |field: &'static str| {
+                let id = row.id;
+                move |e: serde_json::Error| Error::Corrupt(format!("job {id} field {field}: {e}"))
+            };
+            let spec: JobSpec = serde_json::from_str(&row.spec_json).map_err(corrupt("spec_json"))?;
+            let plan: JobPlan = serde_json::from_str(&row.plan_json).map_err(corrupt("plan_json"))?;
             let phase = row.state;
-            let corrupt = |what: String| move |e: serde_json::Error| Error::Corrupt(format!("{what}: {e}"));
             let mut maps = vec![TaskRecord::default(); plan.splits.len()];
             let mut reduces = vec![TaskRecord::default(); plan.partitions as usize];
             let mut map_outputs = vec![None; plan.splits.len()];
             let mut task_counters = [vec![None; maps.len()], vec![None; reduces.len()]];
-            for t in &tasks {
+            for t in tasks {
                 let slot = match t.task.kind {
                     TaskKind::Map => maps.get_mut(t.task.index as usize),
                     TaskKind::Reduce => reduces.get_mut(t.task.index as usize),
@@ -248,22 +251,20 @@ impl Cluster {
                 if t.record.committed.is_none() {
                     continue;
                 }
-                // A committed task's output location and counters must be
-                // readable: guessing "none" would silently drop its records.
-                let what = |field: &str| format!("job {} task {} {field}", row.id, t.task);
-                let json = t.counters_json.as_deref().ok_or_else(|| Error::Corrupt(what("has no counters")))?;
+                // A committed task's counters and a committed map's output
+                // location must be there: guessing "none" would silently
+                // drop its records.
+                let missing =
+                    |field: &str| Error::Corrupt(format!("job {} task {} field {field}: missing", row.id, t.task));
                 task_counters[t.task.kind as usize][t.task.index as usize] =
-                    Some(serde_json::from_str(json).map_err(corrupt(what("counters")))?);
-                if let (TaskKind::Map, Some(json)) = (t.task.kind, &t.map_output_json) {
-                    map_outputs[t.task.index as usize] =
-                        Some(serde_json::from_str(json).map_err(corrupt(what("map output")))?);
+                    Some(t.counters.ok_or_else(|| missing("counters_json"))?);
+                if t.task.kind == TaskKind::Map && plan.partitions > 0 {
+                    map_outputs[t.task.index as usize] = Some(t.map_output.ok_or_else(|| missing("map_output_json"))?);
                 }
             }
             let (sched, committed_counters, failed_attempts) = if phase.is_terminal() {
-                let counters: Counters =
-                    serde_json::from_str(&row.counters_json).map_err(corrupt(format!("job {} counters", row.id)))?;
-                let failed = counters.engine.failed_attempts;
-                (None, counters, failed)
+                let failed = row.counters.engine.failed_attempts;
+                (None, row.counters, failed)
             } else {
                 let mut sum = Counters::default();
                 for c in task_counters.iter().flatten().flatten() {
@@ -446,7 +447,7 @@ impl Cluster {
                 outcome: AttemptEnd::Cancelled,
                 error: format!("the job {}", new_phase.as_str()),
                 log: None,
-                counters_json: None,
+                counters: None,
                 at_ms: now_ms,
             });
         }
@@ -454,6 +455,6 @@ impl Cluster {
             w.forget.push(job_id);
         }
         let job = self.jobs.get(&job_id).expect("invariant: still here");
-        effects.push(Effect::Job(job.row()));
+        effects.push(Effect::Job(job.update()));
     }
 }

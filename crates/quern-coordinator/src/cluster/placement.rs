@@ -184,7 +184,7 @@ impl Cluster {
         if job.phase == JobPhase::Pending {
             job.phase = JobPhase::Running;
             job.started_ms = now_ms;
-            effects.push(Effect::Job(job.row()));
+            effects.push(Effect::Job(job.update()));
         }
         if let Some(row) = job.task_row(attempt.task) {
             effects.push(Effect::Task(id, row));

@@ -48,7 +48,7 @@ impl Cluster {
         let mut failed_here = false;
         match outcome {
             Outcome::Succeeded { counters, map_output } => {
-                let counters_json = serde_json::to_string(&counters).ok();
+                let attempt_counters = Some(counters.clone());
                 match sched.attempt_ended(attempt, AttemptResult::Succeeded) {
                     Verdict::Commit { superseded } => {
                         if let Err(e) = committer.commit_task(attempt) {
@@ -84,7 +84,7 @@ impl Cluster {
                                         outcome: AttemptEnd::Cancelled,
                                         error: format!("superseded by {attempt}"),
                                         log: None,
-                                        counters_json: None,
+                                        counters: None,
                                         at_ms: now_ms,
                                     });
                                 }
@@ -100,7 +100,7 @@ impl Cluster {
                             outcome,
                             error: String::new(),
                             log,
-                            counters_json,
+                            counters: attempt_counters.clone(),
                             at_ms: now_ms,
                         });
                     }
@@ -112,7 +112,7 @@ impl Cluster {
                             outcome: AttemptEnd::Discarded,
                             error: "another attempt committed, or the attempt was given up".into(),
                             log,
-                            counters_json,
+                            counters: attempt_counters.clone(),
                             at_ms: now_ms,
                         });
                     }
@@ -143,7 +143,7 @@ impl Cluster {
                     outcome: failure_end(&verdict),
                     error,
                     log,
-                    counters_json: None,
+                    counters: None,
                     at_ms: now_ms,
                 });
             }
@@ -167,7 +167,7 @@ impl Cluster {
                     outcome: AttemptEnd::FetchFailed,
                     error: format!("{}: {message}", names.join(", ")),
                     log,
-                    counters_json: None,
+                    counters: None,
                     at_ms: now_ms,
                 });
             }
@@ -180,7 +180,7 @@ impl Cluster {
                     outcome: AttemptEnd::Cancelled,
                     error: String::new(),
                     log,
-                    counters_json: None,
+                    counters: None,
                     at_ms: now_ms,
                 });
             }

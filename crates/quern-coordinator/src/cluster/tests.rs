@@ -6,8 +6,8 @@ use quern_core::{Compression, InputFile, InputSplit, PlannedOutput};
 
 const POLICY: Policy = Policy::with_timeouts(1_000, 60_000, false);
 
-fn worker(id: &str, apps: &[&str]) -> WorkerRow {
-    WorkerRow {
+fn worker(id: &str, apps: &[&str]) -> StoredWorker {
+    StoredWorker {
         id: id.into(),
         host: "h".into(),
         shuffle_address: format!("http://{id}:1"),
@@ -228,10 +228,10 @@ fn counters_count_each_task_s_committed_attempt_once() {
 }
 
 #[test]
-fn restore_refuses_unreadable_task_state_instead_of_guessing() {
+fn restore_refuses_a_committed_task_without_its_output_or_counters_instead_of_guessing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let new = job(1, "wc", 1, 0, &dir.path().join("out"));
-    let row = JobRow {
+    let row = StoredJob {
         id: 1,
         app: "wc".into(),
         spec_json: serde_json::to_string(&new.spec).expect("spec"),
@@ -239,23 +239,33 @@ fn restore_refuses_unreadable_task_state_instead_of_guessing() {
         priority: 0,
         state: JobPhase::Running,
         error: String::new(),
-        counters_json: "{}".into(),
+        counters: Counters::default(),
         submitted_at_ms: 0,
         started_at_ms: 0,
         finished_at_ms: 0,
     };
-    let task = |map_output: &str, counters: &str| TaskRow {
+    let loc = MapOutputLoc {
+        worker_id: "a".into(),
+        shuffle_address: "http://a:1".into(),
+        path: "/a/map.out".into(),
+        segments: vec![Segment { offset: 0, len: 0, records: 0, raw_len: 0 }],
+    };
+    let task = |map_output: Option<MapOutputLoc>, counters: Option<Counters>| StoredTask {
         task: TaskId { kind: TaskKind::Map, index: 0 },
         record: TaskRecord { started: 1, failures: 0, committed: Some(1), failed: false },
-        map_output_json: Some(map_output.into()),
-        counters_json: Some(counters.into()),
+        map_output,
+        counters,
     };
-    let loc = r#"{"worker_id":"a","shuffle_address":"http://a:1","path":"/a/map.out","segments":[]}"#;
-    let restore = |t: TaskRow| Cluster::restore(POLICY, vec![(row.clone(), vec![t])], vec![], 0).map(|_| ());
-    let counters = serde_json::to_string(&Counters::default()).expect("counters");
-    assert!(restore(task(loc, &counters)).is_ok());
-    for bad in [task("{not json", &counters), task(loc, "[1]")] {
-        let err = restore(bad).expect_err("unreadable state is an error");
-        assert!(err.to_string().contains("job 1 task m-00000"), "{err}");
+    let restore = |t: StoredTask| Cluster::restore(POLICY, vec![(row.clone(), vec![t])], vec![], 0).map(|_| ());
+    assert!(restore(task(Some(loc.clone()), Some(Counters::default()))).is_ok());
+    for (bad, field) in
+        [(task(None, Some(Counters::default())), "map_output_json"), (task(Some(loc), None), "counters_json")]
+    {
+        let err = restore(bad).expect_err("a committed task without its state is an error");
+        assert!(err.to_string().contains(&format!("job 1 task m-00000 field {field}: missing")), "{err}");
     }
+    let mut corrupt = row.clone();
+    corrupt.plan_json = "{".into();
+    let err = Cluster::restore(POLICY, vec![(corrupt, vec![])], vec![], 0).expect_err("a plan that does not parse");
+    assert!(err.to_string().contains("job 1 field plan_json"), "{err}");
 }

@@ -6,7 +6,7 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct Worker {
     /// What it registered with.
-    pub row: WorkerRow,
+    pub row: StoredWorker,
     /// Attempts it runs now.
     pub running: HashSet<(u64, AttemptId)>,
     /// Attempts to tell it to stop, at its next heartbeat.
@@ -23,7 +23,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub(super) fn new(row: WorkerRow, alive: bool) -> Worker {
+    pub(super) fn new(row: StoredWorker, alive: bool) -> Worker {
         Worker {
             row,
             running: HashSet::new(),

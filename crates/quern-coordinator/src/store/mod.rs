@@ -1,0 +1,216 @@
+//! The coordinator's durable state, behind one trait with two
+//! implementations: SQLite (the default, a file under `--data-dir`) and
+//! PostgreSQL (for shared deployments). The coordinator keeps its working
+//! state in memory and writes every change here before it answers the
+//! request that caused it, so after `kill -9` and a restart
+//! [`StateStore::jobs`], [`StateStore::tasks`] and [`StateStore::workers`]
+//! give back every job, task record and worker.
+//!
+//! The trait speaks in records ([`StoredJob`], [`StoredTask`],
+//! [`StoredWorker`], [`StoredAttempt`]) and [`Effect`]s with typed fields;
+//! how they become rows (JSON columns, state names, integer widths) is
+//! private to the implementations, which share their SQL (`sql.rs`). Nothing
+//! else in the crate knows SQL, and the decisions (`cluster`) do not know
+//! which store they have.
+//!
+//! One coordinator per state: [`open`] takes an exclusive lock on the state
+//! and holds it for the life of the store (SQLite: a lock on the file
+//! `DB.lock` beside the database, naming the holder's process id;
+//! PostgreSQL: a session-level advisory lock). A second coordinator on the
+//! same state is refused instead of running the same jobs.
+//!
+//! Stored data that does not parse is an error naming the job, task or
+//! worker and the field ([`Error::Corrupt`]), never a default.
+
+use std::sync::Arc;
+
+use quern_core::{AttemptId, Counters, TaskId, TaskRecord};
+
+use crate::cluster::{Effect, MapOutputLoc};
+use crate::error::Error;
+use crate::state::{AttemptEnd, JobPhase, WorkerState};
+
+#[macro_use]
+mod sql;
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredJob {
+    /// Its id (0 before it is inserted).
+    pub id: u64,
+    /// The app.
+    pub app: String,
+    /// `quern_core::JobSpec` as the engine's JSON (sent to workers as is).
+    pub spec_json: String,
+    /// `quern_core::JobPlan` as the engine's JSON (sent to workers as is).
+    pub plan_json: String,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Its state.
+    pub state: JobPhase,
+    /// Why it failed.
+    pub error: String,
+    /// Its counters.
+    pub counters: Counters,
+    /// Times, in milliseconds since the epoch (0: not yet).
+    pub submitted_at_ms: i64,
+    /// When the first attempt started.
+    pub started_at_ms: i64,
+    /// When it ended.
+    pub finished_at_ms: i64,
+}
+
+/// What changes of a job once it is stored: its state, error, counters and
+/// times (the spec and plan never change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobUpdate {
+    /// The job.
+    pub id: u64,
+    /// Its state.
+    pub state: JobPhase,
+    /// Why it failed.
+    pub error: String,
+    /// Its counters.
+    pub counters: Counters,
+    /// When the first attempt started (0: not yet).
+    pub started_at_ms: i64,
+    /// When it ended (0: not yet).
+    pub finished_at_ms: i64,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTask {
+    /// The task.
+    pub task: TaskId,
+    /// What the scheduler needs to resume it.
+    pub record: TaskRecord,
+    /// Where a committed map's output is.
+    pub map_output: Option<MapOutputLoc>,
+    /// The counters of the committed attempt.
+    pub counters: Option<Counters>,
+}
+
+/// A worker as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWorker {
+    /// Its id.
+    pub id: String,
+    /// Its host name.
+    pub host: String,
+    /// Where its shuffle service listens.
+    pub shuffle_address: String,
+    /// Attempts it runs at once.
+    pub slots: u32,
+    /// The apps it has.
+    pub apps: Vec<String>,
+    /// Its build version.
+    pub version: String,
+    /// Whether it is alive.
+    pub state: WorkerState,
+    /// When it registered.
+    pub registered_at_ms: i64,
+    /// Its last heartbeat.
+    pub last_heartbeat_ms: i64,
+}
+
+/// An attempt's history, as `quern logs` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAttempt {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// Where it ran.
+    pub worker_id: String,
+    /// How it ended (`None`: it is running).
+    pub outcome: Option<AttemptEnd>,
+    /// Its error, if any.
+    pub error: String,
+    /// Its stderr (last 64 KiB).
+    pub log: Vec<u8>,
+    /// When it started.
+    pub started_at_ms: i64,
+    /// When it ended (0: running).
+    pub finished_at_ms: i64,
+}
+
+/// A store of the coordinator's state. Every method is one transaction:
+/// all of it or none of it.
+#[async_trait::async_trait]
+pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new job; returns its id.
+    async fn insert_job(&self, job: &StoredJob) -> Result<u64, Error>;
+
+    /// Makes effects durable, in one transaction: all or nothing. Effects on
+    /// the same row are applied in order (the last one wins).
+    async fn apply_all(&self, effects: &[Effect]) -> Result<(), Error>;
+
+    /// Every job, oldest first.
+    async fn jobs(&self) -> Result<Vec<StoredJob>, Error>;
+
+    /// A job's tasks (those that ever started).
+    async fn tasks(&self, job: u64) -> Result<Vec<StoredTask>, Error>;
+
+    /// Every worker ever registered, by id.
+    async fn workers(&self) -> Result<Vec<StoredWorker>, Error>;
+
+    /// A job's attempts (of one task, if given), by task and attempt.
+    async fn attempts(&self, job: u64, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error>;
+}
+
+/// A shared store.
+pub type Store = Arc<dyn StateStore>;
+
+/// Opens (creating and migrating it if needed) the state at `url`:
+/// `sqlite://PATH` (or `sqlite::memory:`) or `postgres://…`
+/// (`postgresql://…`), taking its lock (see the module docs).
+pub async fn open(url: &str) -> Result<Store, Error> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(Error::StateUrl(redact(url)))
+    }
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    match path {
+        Some(p) => format!("{scheme}://{authority}/{p}"),
+        None => format!("{scheme}://{authority}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(redact("postgres://quern:s3cret@db:5432/q"), "postgres://quern:***@db:5432/q");
+        assert_eq!(redact("postgres://quern@db/q"), "postgres://quern@db/q");
+        assert_eq!(redact("sqlite:///var/q.db"), "sqlite:///var/q.db");
+        assert_eq!(redact("postgresql://u:p@h"), "postgresql://u:***@h");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_scheme_is_refused_by_name() {
+        let e = open("mysql://u:pw@h/db").await.expect_err("not a state store");
+        let message = e.to_string();
+        assert!(message.contains("mysql://u:***@h/db") && message.contains("postgres://"), "{message}");
+    }
+}
