@@ -4,14 +4,19 @@
 //! assignments per second (of wall time spent in the coordinator's
 //! decisions) and the process's peak memory.
 //!
-//! Usage: `scheduler-scale [WORKERS] [TASKS] [--store]` (defaults 1000
-//! 100000). With `--store`, every effect is also written to a SQLite state
-//! database, as the real coordinator does.
+//! Usage: `scheduler-scale [WORKERS] [TASKS] [--store | --state URL]`
+//! (defaults 1000 100000). With `--store` (a SQLite state in a temporary
+//! directory) or `--state URL` (`sqlite://…`, `postgres://…`), the simulated
+//! workers instead call the coordinator's application layer
+//! (`CoordinatorHandle`) concurrently, one task each, polling and reporting
+//! as fast as they are answered, and every effect is stored before its call
+//! returns, as in the real coordinator (concurrent calls share
+//! transactions).
 
 use std::time::Instant;
 
 use quern_coordinator::cluster::{Cluster, NewJob, Outcome, Policy, ReportedIndex, Segment};
-use quern_coordinator::store::{StoredJob, StoredWorker};
+use quern_coordinator::store::StoredWorker;
 use quern_core::{Compression, Counters, InputFile, InputSplit, JobPlan, JobSpec, PlannedOutput};
 
 fn peak_rss_mib() -> f64 {
@@ -25,30 +30,116 @@ fn peak_rss_mib() -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let with_store = args.iter().any(|a| a == "--store");
     let numbers: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let workers = numbers.first().copied().unwrap_or(1000);
     let tasks = numbers.get(1).copied().unwrap_or(100_000);
+    let dir = tempfile::tempdir()?;
+    let state = match args.iter().position(|a| a == "--state") {
+        Some(i) => Some(args.get(i + 1).ok_or("--state needs a URL")?.clone()),
+        None if args.iter().any(|a| a == "--store") => {
+            Some(format!("sqlite://{}", dir.path().join("state.db").display()))
+        }
+        None => None,
+    };
+    match state {
+        Some(url) => with_store(&url, workers, tasks, dir.path()),
+        None => decisions_only(workers, tasks, dir.path()),
+    }
+}
+
+/// The job every run schedules: `tasks - 10` maps of one split each and 10
+/// reduces.
+fn sim_job(tasks: usize, dir: &std::path::Path) -> Result<(JobSpec, JobPlan), Box<dyn std::error::Error>> {
     let reducers = 10usize;
     let maps = tasks - reducers;
-
-    let dir = tempfile::tempdir()?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let store =
-        if with_store {
-            Some(runtime.block_on(quern_coordinator::store::open(&format!(
-                "sqlite://{}",
-                dir.path().join("state.db").display()
-            )))?)
-        } else {
-            None
-        };
-    let persist = |effects: Vec<quern_coordinator::cluster::Effect>| -> Result<(), Box<dyn std::error::Error>> {
-        if let Some(store) = &store {
-            runtime.block_on(store.apply_all(&effects))?;
-        }
-        Ok(())
+    let output = dir.join("out");
+    let spec = JobSpec::new("sim", vec!["sim".into()], output.display().to_string());
+    let input = dir.join("sim.txt");
+    std::fs::write(&input, "sim\n")?;
+    let file = InputFile { path: input, name: "sim".into(), len: 1 << 20, compression: Compression::None };
+    let plan = JobPlan {
+        splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(1 << 20) }).collect(),
+        outputs: vec![PlannedOutput { name: String::new(), reducers: reducers as u32, first_partition: 0 }],
+        partitions: reducers as u32,
     };
+    Ok((spec, plan))
+}
+
+fn with_store(
+    url: &str,
+    workers: usize,
+    tasks: usize,
+    dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use quern_coordinator::{CoordinatorHandle, Registration};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let store = quern_coordinator::store::open(url).await?;
+        let handle = CoordinatorHandle::with_store(store, Policy::with_timeouts(600_000, 600_000, false), 1000).await?;
+        for w in 0..workers {
+            handle
+                .register(Registration {
+                    worker_id: format!("w{w:04}"),
+                    host: "sim".into(),
+                    shuffle_address: format!("http://sim-{w}:1"),
+                    slots: 2,
+                    apps: vec!["sim".into()],
+                    version: "sim".into(),
+                    held_jobs: vec![],
+                })
+                .await?;
+        }
+        let (spec, plan) = sim_job(tasks, dir)?;
+        let id = handle.submit(spec, plan, 0).await?;
+        let started = Instant::now();
+        let mut sims = Vec::new();
+        for w in 0..workers {
+            let handle = handle.clone();
+            sims.push(tokio::spawn(async move {
+                let worker = format!("w{w:04}");
+                let segments = vec![Segment { offset: 0, len: 100, records: 10, raw_len: 120 }; 10];
+                let mut assigned = 0u64;
+                loop {
+                    let got = handle.poll(&worker, 2).await?.ok_or("the simulated worker was forgotten")?;
+                    if got.is_empty() {
+                        if handle.job(id).await?.state.is_terminal() {
+                            return Ok::<u64, Box<dyn std::error::Error + Send + Sync>>(assigned);
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    assigned += got.len() as u64;
+                    for a in got {
+                        let map_output = (a.attempt.task.kind == quern_core::TaskKind::Map).then(|| ReportedIndex {
+                            path: format!("/sim/{}", a.attempt).into(),
+                            segments: segments.clone(),
+                        });
+                        let outcome = Outcome::Succeeded { counters: Counters::default(), map_output };
+                        handle.report(&worker, id, a.attempt, outcome, Vec::new()).await?;
+                    }
+                }
+            }));
+        }
+        let mut assignments = 0;
+        for sim in sims {
+            assignments += sim.await?.map_err(|e| e.to_string())?;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let state = handle.job(id).await?.state;
+        println!(
+            "{workers} workers, {tasks} tasks, every effect stored in {}: job {state}, {assignments} assignments in \
+             {elapsed:.2} s = {:.0} assignments/s; peak RSS {:.1} MiB",
+            quern_coordinator::store::redact(url).split("://").next().unwrap_or("?"),
+            assignments as f64 / elapsed,
+            peak_rss_mib()
+        );
+        Ok(())
+    })
+}
+
+fn decisions_only(workers: usize, tasks: usize, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let persist =
+        |_effects: Vec<quern_coordinator::cluster::Effect>| -> Result<(), Box<dyn std::error::Error>> { Ok(()) };
 
     let mut cluster = Cluster::new(Policy::with_timeouts(10_000, 600_000, false));
     for w in 0..workers {
@@ -65,31 +156,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         persist(cluster.register(row, 0))?;
     }
-    let output = dir.path().join("out");
-    quern_storage::OutputCommitter::setup(&output)?;
-    let spec = JobSpec::new("sim", vec!["sim".into()], output.display().to_string());
-    let file = InputFile { path: "sim".into(), name: "sim".into(), len: 1 << 20, compression: Compression::None };
-    let plan = JobPlan {
-        splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(1 << 20) }).collect(),
-        outputs: vec![PlannedOutput { name: String::new(), reducers: reducers as u32, first_partition: 0 }],
-        partitions: reducers as u32,
-    };
-    let id = match &store {
-        Some(store) => runtime.block_on(store.insert_job(&StoredJob {
-            id: 0,
-            app: "sim".into(),
-            spec_json: "{}".into(),
-            plan_json: "{}".into(),
-            priority: 0,
-            state: quern_coordinator::state::JobPhase::Pending,
-            error: String::new(),
-            counters: Counters::default(),
-            submitted_at_ms: 0,
-            started_at_ms: 0,
-            finished_at_ms: 0,
-        }))?,
-        None => 1,
-    };
+    let (spec, plan) = sim_job(tasks, dir)?;
+    quern_storage::OutputCommitter::setup(std::path::Path::new(&spec.output))?;
+    let (maps, reducers) = (plan.splits.len(), plan.partitions as usize);
+    let id = 1;
     persist(
         cluster.add_job(NewJob { id, spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority: 0 }, 0),
     )?;
@@ -125,9 +195,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "{workers} workers, {tasks} tasks ({maps} maps, {reducers} reduces){}: {assignments} assignments in {elapsed:.2} s \
-         = {:.0} assignments/s over {rounds} rounds; peak RSS {:.1} MiB",
-        if with_store { ", with the SQLite store" } else { "" },
+        "{workers} workers, {tasks} tasks ({maps} maps, {reducers} reduces), decisions only: {assignments} assignments \
+         in {elapsed:.2} s = {:.0} assignments/s over {rounds} rounds; peak RSS {:.1} MiB",
         assignments as f64 / elapsed,
         peak_rss_mib()
     );

@@ -66,6 +66,10 @@ pub enum Error {
     /// A job was refused at submit time.
     #[error("{0}")]
     Refused(String),
+    /// The coordinator cannot store (or reload) its state just now; nothing
+    /// was changed, and the same request may be retried.
+    #[error("{0}")]
+    Unavailable(String),
     /// No such job.
     #[error("no job {0}")]
     NoSuchJob(u64),
@@ -84,6 +88,7 @@ impl From<Error> for tonic::Status {
             Error::BadRequest(_) => tonic::Status::invalid_argument(e.to_string()),
             Error::Refused(_) => tonic::Status::failed_precondition(e.to_string()),
             Error::NoSuchJob(_) => tonic::Status::not_found(e.to_string()),
+            Error::Unavailable(_) => tonic::Status::unavailable(e.to_string()),
             _ => tonic::Status::internal(e.to_string()),
         }
     }

@@ -4,12 +4,13 @@
 //! nothing is acknowledged that is not stored. The gRPC service only converts
 //! and validates messages; a REST API calls the same handle.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use quern_core::{AttemptId, Counters, JobPlan, JobSpec, PhaseProgress, TaskId, TaskKind};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{Mutex, MutexGuard, broadcast, oneshot};
 
+pub use crate::cluster::HeartbeatAnswer;
 use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, Worker};
 use crate::error::Error;
 use crate::state::{AttemptEnd, JobPhase, WorkerState};
@@ -28,10 +29,33 @@ const EVENT_BACKLOG: usize = 4096;
 
 /// The coordinator's state, shared by the handle's clones and the ticker.
 struct Shared {
-    cluster: Mutex<Cluster>,
+    state: Mutex<Memory>,
     store: Store,
+    policy: crate::Policy,
     heartbeat_interval_ms: u32,
     events: broadcast::Sender<Event>,
+    /// Decisions waiting to be written, grouped into one transaction.
+    writes: std::sync::Mutex<PendingWrites>,
+}
+
+/// The coordinator's working state.
+struct Memory {
+    cluster: Cluster,
+    /// A write failed: memory may be ahead of the store, so it is rebuilt
+    /// from the store before it is used again.
+    stale: bool,
+}
+
+/// What waits to be written: the effects of decisions taken since the last
+/// batch was handed to the writer, the events they publish once stored, and
+/// the callers waiting to answer.
+#[derive(Default)]
+struct PendingWrites {
+    effects: Vec<Effect>,
+    events: Vec<Event>,
+    waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    /// A writer task is running; it takes batches until none is left.
+    writing: bool,
 }
 
 /// A change to the coordinator's state, published once it is stored: what a
@@ -140,17 +164,6 @@ pub struct Registered {
     pub forget_jobs: Vec<u64>,
 }
 
-/// What a heartbeat is answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeartbeatAnswer {
-    /// The coordinator does not know the worker: register again.
-    pub reregister: bool,
-    /// Attempts to stop.
-    pub cancel: Vec<(u64, AttemptId)>,
-    /// Ended jobs whose data may go.
-    pub forget_jobs: Vec<u64>,
-}
-
 /// An attempt running now, as shown.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunningAttemptView {
@@ -237,20 +250,32 @@ impl CoordinatorHandle {
         heartbeat_interval_ms: u32,
     ) -> Result<CoordinatorHandle, Error> {
         let store = crate::store::open(state_url).await?;
-        let mut jobs = Vec::new();
-        for row in store.jobs().await? {
-            let tasks = store.tasks(row.id).await?;
-            jobs.push((row, tasks));
-        }
-        let workers = store.workers().await?;
-        let resumed = jobs.iter().filter(|(j, _)| !j.state.is_terminal()).count();
-        let (cluster, effects) = Cluster::restore(policy, jobs, workers, now_ms())?;
+        CoordinatorHandle::with_store(store, policy, heartbeat_interval_ms).await
+    }
+
+    /// A coordinator over `store` (which it restores from), without a
+    /// network: for simulations, tests, and a store of one's own.
+    pub async fn with_store(
+        store: Store,
+        policy: crate::Policy,
+        heartbeat_interval_ms: u32,
+    ) -> Result<CoordinatorHandle, Error> {
+        let saved = store.load().await?;
+        let resumed = saved.jobs.iter().filter(|j| !j.job.state.is_terminal()).count();
+        let (cluster, effects) = Cluster::restore(policy, saved, now_ms())?;
+        store.apply_all(&effects).await?;
         if resumed > 0 {
             tracing::info!(jobs = resumed, "resuming running jobs");
         }
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
-        let shared = Arc::new(Shared { cluster: Mutex::new(cluster), store, heartbeat_interval_ms, events });
-        shared.store.apply_all(&effects).await?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Memory { cluster, stale: false }),
+            store,
+            policy,
+            heartbeat_interval_ms,
+            events,
+            writes: std::sync::Mutex::new(PendingWrites::default()),
+        });
         Ok(CoordinatorHandle { shared })
     }
 
@@ -261,25 +286,116 @@ impl CoordinatorHandle {
         self.shared.events.subscribe()
     }
 
-    /// Makes effects durable, then publishes them as events. Call with the
-    /// cluster's lock held, so events go out in the order of the changes.
-    async fn persist(&self, effects: Vec<Effect>) -> Result<(), Error> {
-        let events: Vec<Event> =
-            if self.shared.events.receiver_count() > 0 { effects.iter().map(Event::of).collect() } else { Vec::new() };
-        self.shared.store.apply_all(&effects).await?;
-        for event in events {
-            // No subscriber left is no error.
-            let _ = self.shared.events.send(event);
+    /// The working state, rebuilt from the store first if a write failed
+    /// since it was last used: memory never runs ahead of the store.
+    async fn memory(&self) -> Result<MutexGuard<'_, Memory>, Error> {
+        let mut memory = self.shared.state.lock().await;
+        if memory.stale {
+            let unavailable = |e: Error| Error::Unavailable(format!("reloading the coordinator state: {e}"));
+            let saved = self.shared.store.load().await.map_err(unavailable)?;
+            let (cluster, effects) = Cluster::restore(self.shared.policy, saved, now_ms())?;
+            self.shared.store.apply_all(&effects).await.map_err(unavailable)?;
+            memory.cluster = cluster;
+            memory.stale = false;
+            tracing::warn!("reloaded the coordinator state from the store after a failed write");
         }
-        Ok(())
+        Ok(memory)
     }
 
-    /// Runs `op` on the cluster under the lock and makes its effects
-    /// durable before returning its answer.
+    /// Queues a decision's effects (call with the state's lock held, so that
+    /// batches keep the order of the decisions). Returns what to wait for
+    /// before answering: the batch holding these effects, or holding the
+    /// effects of earlier decisions not yet stored, which this decision may
+    /// have read; `None` if nothing is waiting to be stored.
+    fn queue(&self, effects: Vec<Effect>) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let mut w = self.shared.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        if effects.is_empty() && w.waiters.is_empty() && !w.writing {
+            return None;
+        }
+        if self.shared.events.receiver_count() > 0 {
+            w.events.extend(effects.iter().map(Event::of));
+        }
+        w.effects.extend(effects);
+        let (tx, rx) = oneshot::channel();
+        w.waiters.push(tx);
+        if !w.writing {
+            w.writing = true;
+            // A task of its own, so that a caller that goes away (a
+            // cancelled RPC) never leaves a batch unwritten.
+            tokio::spawn(self.clone().write_batches());
+        }
+        Some(rx)
+    }
+
+    /// The writer: takes the queued batch, stores it in one transaction,
+    /// publishes its events and answers its waiters; again until nothing is
+    /// queued. Concurrent decisions thus share transactions (group commit).
+    async fn write_batches(self) {
+        loop {
+            let (effects, events, waiters) = {
+                let mut w = self.shared.writes.lock().unwrap_or_else(PoisonError::into_inner);
+                if w.waiters.is_empty() {
+                    w.writing = false;
+                    return;
+                }
+                (std::mem::take(&mut w.effects), std::mem::take(&mut w.events), std::mem::take(&mut w.waiters))
+            };
+            match self.shared.store.apply_all(&effects).await {
+                Ok(()) => {
+                    for event in events {
+                        // No subscriber left is no error.
+                        let _ = self.shared.events.send(event);
+                    }
+                    for waiter in waiters {
+                        let _ = waiter.send(Ok(()));
+                    }
+                }
+                Err(e) => {
+                    // Memory is ahead of the store: throw it away, with the
+                    // decisions queued since, which were taken on top of it.
+                    tracing::error!("storing the coordinator state: {e}");
+                    let mut memory = self.shared.state.lock().await;
+                    memory.stale = true;
+                    let later = {
+                        let mut w = self.shared.writes.lock().unwrap_or_else(PoisonError::into_inner);
+                        w.effects.clear();
+                        w.events.clear();
+                        w.writing = false;
+                        std::mem::take(&mut w.waiters)
+                    };
+                    drop(memory);
+                    let message = format!("the coordinator could not store the change, and made none: {e}");
+                    for waiter in waiters.into_iter().chain(later) {
+                        let _ = waiter.send(Err(message.clone()));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until what a decision queued is stored.
+    async fn stored(waiting: Option<oneshot::Receiver<Result<(), String>>>) -> Result<(), Error> {
+        match waiting {
+            None => Ok(()),
+            Some(rx) => match rx.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(message)) => Err(Error::Unavailable(message)),
+                Err(_) => Err(Error::Unavailable("the coordinator's writer stopped".into())),
+            },
+        }
+    }
+
+    /// Runs `op` on the cluster under the lock, queues its effects, and
+    /// answers once they are stored; if storing fails, the answer is an
+    /// error and the cluster is as the store has it.
     async fn decide<T>(&self, op: impl FnOnce(&mut Cluster) -> Result<(T, Vec<Effect>), Error>) -> Result<T, Error> {
-        let mut cluster = self.shared.cluster.lock().await;
-        let (answer, effects) = op(&mut cluster)?;
-        self.persist(effects).await?;
+        let (answer, waiting) = {
+            let mut memory = self.memory().await?;
+            let (answer, effects) = op(&mut memory.cluster)?;
+            (answer, self.queue(effects))
+        };
+        Self::stored(waiting).await?;
         Ok(answer)
     }
 
@@ -316,10 +432,12 @@ impl CoordinatorHandle {
 
     /// A worker's heartbeat, with the progress of its attempts as (job,
     /// attempt, fraction, records).
-    pub async fn heartbeat(&self, worker_id: &str, progress: &[(u64, AttemptId, f64, u64)]) -> HeartbeatAnswer {
-        let mut cluster = self.shared.cluster.lock().await;
-        let (reregister, cancel, forget_jobs) = cluster.heartbeat(worker_id, progress, now_ms());
-        HeartbeatAnswer { reregister, cancel, forget_jobs }
+    pub async fn heartbeat(
+        &self,
+        worker_id: &str,
+        progress: &[(u64, AttemptId, f64, u64)],
+    ) -> Result<HeartbeatAnswer, Error> {
+        self.decide(|c| Ok(c.heartbeat(worker_id, progress, now_ms()))).await
     }
 
     /// Up to `free` attempts for a worker; `None` if it must register again.
@@ -359,8 +477,8 @@ impl CoordinatorHandle {
         let spec_json = serde_json::to_string(&spec).map_err(|e| Error::BadRequest(format!("spec: {e}")))?;
         let plan_json = serde_json::to_string(&plan).map_err(|e| Error::BadRequest(format!("plan: {e}")))?;
         let now = now_ms();
-        let mut cluster = self.shared.cluster.lock().await;
-        cluster.check_submission(&spec, &plan)?;
+        let mut memory = self.memory().await?;
+        memory.cluster.check_submission(&spec, &plan)?;
         let row = StoredJob {
             id: 0,
             app: spec.app.clone(),
@@ -385,19 +503,21 @@ impl CoordinatorHandle {
         tracing::info!(job = id, app = %spec.app, maps = plan.splits.len(), reduces = plan.partitions, "job submitted");
         // Stored by the insert: subscribers hear of it now.
         let _ = self.shared.events.send(Event::Job { id, state: JobPhase::Pending });
-        let effects = cluster.add_job(NewJob { id, spec, plan, spec_json, plan_json, priority }, now);
-        self.persist(effects).await?;
+        let effects = memory.cluster.add_job(NewJob { id, spec, plan, spec_json, plan_json, priority }, now);
+        let waiting = self.queue(effects);
+        drop(memory);
+        Self::stored(waiting).await?;
         Ok(id)
     }
 
     /// Every job, oldest first.
-    pub async fn jobs(&self) -> Vec<JobView> {
-        self.shared.cluster.lock().await.jobs().map(job_view).collect()
+    pub async fn jobs(&self) -> Result<Vec<JobView>, Error> {
+        Ok(self.memory().await?.cluster.jobs().map(job_view).collect())
     }
 
     /// One job.
     pub async fn job(&self, id: u64) -> Result<JobView, Error> {
-        self.shared.cluster.lock().await.job(id).map(job_view).ok_or(Error::NoSuchJob(id))
+        self.memory().await?.cluster.job(id).map(job_view).ok_or(Error::NoSuchJob(id))
     }
 
     /// Kills a job; false if it had already ended.
@@ -406,15 +526,15 @@ impl CoordinatorHandle {
     }
 
     /// Every worker ever registered.
-    pub async fn workers(&self) -> Vec<WorkerView> {
-        let cluster = self.shared.cluster.lock().await;
+    pub async fn workers(&self) -> Result<Vec<WorkerView>, Error> {
+        let memory = self.memory().await?;
         let now = now_ms();
-        cluster.workers().map(|w| worker_view(&cluster, w, now)).collect()
+        Ok(memory.cluster.workers().map(|w| worker_view(&memory.cluster, w, now)).collect())
     }
 
     /// A job's attempts (of one task, if given), with their logs.
     pub async fn logs(&self, job: u64, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error> {
-        if self.shared.cluster.lock().await.job(job).is_none() {
+        if self.memory().await?.cluster.job(job).is_none() {
             return Err(Error::NoSuchJob(job));
         }
         self.shared.store.attempts(job, task).await

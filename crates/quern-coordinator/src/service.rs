@@ -35,8 +35,8 @@ pub(crate) fn attempt_to(job: u64, a: AttemptId) -> pb::AttemptRef {
 fn assignment_to(a: Assignment) -> pb::TaskAssignment {
     pb::TaskAssignment {
         attempt: Some(attempt_to(a.job, a.attempt)),
-        spec_json: a.spec_json,
-        plan_json: a.plan_json,
+        spec_json: a.spec_json.to_string(),
+        plan_json: a.plan_json.to_string(),
         inputs: a
             .inputs
             .into_iter()
@@ -136,7 +136,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             let (job, attempt) = attempt_from(p.attempt.as_ref())?;
             progress.push((job, attempt, p.fraction, p.records));
         }
-        let answer = self.handle.heartbeat(&r.worker_id, &progress).await;
+        let answer = self.handle.heartbeat(&r.worker_id, &progress).await?;
         Ok(Response::new(pb::HeartbeatResponse {
             reregister: answer.reregister,
             cancel: answer.cancel.into_iter().map(|(j, a)| attempt_to(j, a)).collect(),
@@ -201,7 +201,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     }
 
     async fn list_jobs(&self, _: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let jobs = self.handle.jobs().await;
+        let jobs = self.handle.jobs().await?;
         Ok(Response::new(pb::ListJobsResponse { jobs: jobs.into_iter().map(job_status).collect() }))
     }
 
@@ -219,7 +219,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let workers = self.handle.workers().await;
+        let workers = self.handle.workers().await?;
         Ok(Response::new(pb::ListWorkersResponse { workers: workers.into_iter().map(worker_status).collect() }))
     }
 

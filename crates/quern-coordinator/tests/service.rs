@@ -207,7 +207,7 @@ async fn the_handle_runs_a_job_without_grpc() {
     let logs = handle.logs(id, None).await.expect("logs");
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].log, b"log");
-    let workers = handle.workers().await;
+    let workers = handle.workers().await.expect("workers");
     assert_eq!(
         workers.iter().map(|w| (w.row.id.as_str(), w.health)).collect::<Vec<_>>(),
         [("w1", WorkerHealth::Alive)]

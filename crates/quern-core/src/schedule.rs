@@ -456,6 +456,26 @@ impl Scheduler {
         Next::Run(AttemptId { task: TaskId { kind, index }, attempt: t.started })
     }
 
+    /// Takes back an attempt that was running when the driver's state was
+    /// last stored (a restarted coordinator, or one that reloaded its state
+    /// after a failed write): the task runs it again instead of starting a
+    /// new one, so the attempt's report is accepted. Returns false (and
+    /// changes nothing) if the attempt cannot be running: its task
+    /// committed or failed, the attempt was never started, or it runs
+    /// already.
+    pub fn adopt(&mut self, attempt: AttemptId) -> bool {
+        let Some(t) = self.task_mut(attempt.task) else { return false };
+        if t.committed.is_some() || t.failed || attempt.attempt == 0 || attempt.attempt > t.started {
+            return false;
+        }
+        if t.running.contains(&attempt.attempt) {
+            return false;
+        }
+        t.running.push(attempt.attempt);
+        self.set_pending(attempt.task, false);
+        true
+    }
+
     /// Starts a backup (speculative) attempt of `task`, which must be running
     /// in the current phase with only one attempt. The first attempt to
     /// succeed commits; the other is superseded.
@@ -848,5 +868,25 @@ mod tests {
         let failed = TaskRecord { started: 4, failures: 4, committed: None, failed: true };
         let dead = Scheduler::restore(&[failed], &[], 4);
         assert!(matches!(dead.state(), JobState::Failed { .. }));
+    }
+
+    #[test]
+    fn an_adopted_attempt_runs_on_and_its_success_commits() {
+        let mut s = Scheduler::new(2, 1, 4);
+        let m0 = run(&mut s);
+        let m1 = run(&mut s);
+        s.succeeded(m0);
+        let records: Vec<TaskRecord> =
+            (0..2).map(|i| s.record(TaskId { kind: TaskKind::Map, index: i }).expect("task")).collect();
+        let reduces = vec![s.record(TaskId { kind: TaskKind::Reduce, index: 0 }).expect("task")];
+        let mut restored = Scheduler::restore(&records, &reduces, 4);
+        assert!(!restored.adopt(m0), "a committed task's attempt cannot run");
+        assert!(!restored.adopt(AttemptId { task: m1.task, attempt: 2 }), "never started");
+        assert!(restored.adopt(m1));
+        assert!(!restored.adopt(m1), "runs already");
+        assert_eq!(restored.task_state(m1.task), Some(TaskState::Running { attempt: 1 }));
+        assert!(!restored.has_pending(TaskKind::Map), "an adopted task is not handed out again");
+        assert_eq!(restored.attempt_ended(m1, AttemptResult::Succeeded), Verdict::Commit { superseded: vec![] });
+        assert_eq!(restored.state(), &JobState::Reducing);
     }
 }

@@ -12,6 +12,10 @@ pub(super) struct RunningAttempt {
     pub(super) last_progress_ms: i64,
     pub(super) records: u64,
     pub(super) fraction: f64,
+    /// Taken back from the stored state (after a restart or a reload)
+    /// and not yet seen in its worker's heartbeat: if the worker's next
+    /// heartbeat does not list it, the worker never got it (or lost it).
+    pub(super) adopted: bool,
 }
 
 /// One job.
@@ -23,8 +27,8 @@ pub struct Job {
     pub spec: JobSpec,
     /// Its plan.
     pub plan: JobPlan,
-    pub(super) spec_json: String,
-    pub(super) plan_json: String,
+    pub(super) spec_json: std::sync::Arc<str>,
+    pub(super) plan_json: std::sync::Arc<str>,
     /// Higher goes first.
     pub priority: i32,
     /// Task bookkeeping (absent once the job has ended and was loaded from

@@ -30,17 +30,19 @@ impl Cluster {
         effects
     }
 
-    /// A heartbeat: progress of the worker's attempts. Returns whether the
-    /// worker must register again, the attempts to cancel and the jobs to
-    /// forget.
+    /// A heartbeat: progress of the worker's attempts. Returns the answer
+    /// (register again, attempts to cancel, jobs to forget) and the
+    /// effects: attempts taken back from the stored state that the worker
+    /// does not run are lost.
     pub fn heartbeat(
         &mut self,
         worker_id: &str,
         progress: &[(u64, AttemptId, f64, u64)],
         now_ms: i64,
-    ) -> (bool, Vec<(u64, AttemptId)>, Vec<u64>) {
+    ) -> (HeartbeatAnswer, Vec<Effect>) {
         let Some(worker) = self.workers.get_mut(worker_id).filter(|w| w.alive) else {
-            return (true, Vec::new(), Vec::new());
+            let answer = HeartbeatAnswer { reregister: true, cancel: Vec::new(), forget_jobs: Vec::new() };
+            return (answer, Vec::new());
         };
         worker.row.last_heartbeat_ms = now_ms;
         let mut cancels = std::mem::take(&mut worker.cancels);
@@ -50,6 +52,7 @@ impl Cluster {
                 self.jobs.get_mut(&job).and_then(|j| j.running.get_mut(&attempt)).filter(|r| r.worker == worker_id);
             match known {
                 Some(r) => {
+                    r.adopted = false;
                     if records != r.records || fraction > r.fraction {
                         r.last_progress_ms = now_ms;
                     }
@@ -63,7 +66,27 @@ impl Cluster {
         }
         cancels.sort_by_key(|(j, a)| (*j, a.task, a.attempt));
         cancels.dedup();
-        (false, cancels, forget)
+        // Attempts taken back after a restart that the worker does not
+        // list: it never got them (the answer to its poll was lost), or
+        // lost them. Every other running attempt it lists from its start.
+        let missing: Vec<(u64, AttemptId)> = self.workers[worker_id]
+            .running
+            .iter()
+            .copied()
+            .filter(|&(job, attempt)| {
+                self.jobs.get(&job).and_then(|j| j.running.get(&attempt)).is_some_and(|r| r.adopted)
+                    && !progress.iter().any(|&(j, a, _, _)| j == job && a == attempt)
+            })
+            .collect();
+        let mut effects = Vec::new();
+        for (job, attempt) in missing {
+            if let Some(w) = self.workers.get_mut(worker_id) {
+                w.running.remove(&(job, attempt));
+            }
+            self.lose_attempt(job, attempt, AttemptEnd::Lost, "its worker does not run it", now_ms, &mut effects);
+            self.settle(job, now_ms, &mut effects);
+        }
+        (HeartbeatAnswer { reregister: false, cancel: cancels, forget_jobs: forget }, effects)
     }
 
     /// Of the jobs a (re)starting worker still holds data of, the ones it

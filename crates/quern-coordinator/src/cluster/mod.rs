@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 pub use crate::state::JobPhase;
 use crate::state::{AttemptEnd, WorkerState};
-use crate::store::{JobUpdate, StoredJob, StoredTask, StoredWorker};
+use crate::store::{JobUpdate, SavedState, StoredTask, StoredWorker};
 
 mod job;
 mod liveness;
@@ -166,12 +166,23 @@ pub struct Assignment {
     pub job: u64,
     /// The attempt.
     pub attempt: AttemptId,
-    /// The job's spec, as submitted.
-    pub spec_json: String,
-    /// The job's plan, as submitted.
-    pub plan_json: String,
+    /// The job's spec, as submitted (shared by every assignment).
+    pub spec_json: std::sync::Arc<str>,
+    /// The job's plan, as submitted (shared by every assignment).
+    pub plan_json: std::sync::Arc<str>,
     /// A reduce's inputs: (map index, location, segment).
     pub inputs: Vec<(u32, MapOutputLoc, Segment)>,
+}
+
+/// What a heartbeat is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatAnswer {
+    /// The coordinator does not know the worker: register again.
+    pub reregister: bool,
+    /// Attempts to stop.
+    pub cancel: Vec<(u64, AttemptId)>,
+    /// Ended jobs whose data may go.
+    pub forget_jobs: Vec<u64>,
 }
 
 /// How an attempt ended, as a worker reports it.
@@ -212,24 +223,24 @@ impl Cluster {
         Cluster { jobs: BTreeMap::new(), workers: BTreeMap::new(), policy }
     }
 
-    /// Rebuilds the state from the store's rows after a restart. Jobs that
-    /// were running resume: committed tasks stay committed (their commits are
-    /// finished again, which is idempotent), in-flight attempts run again.
-    /// Known workers get one worker timeout to come back.
-    pub fn restore(
-        policy: Policy,
-        jobs: Vec<(StoredJob, Vec<StoredTask>)>,
-        workers: Vec<StoredWorker>,
-        now_ms: i64,
-    ) -> Result<(Cluster, Vec<Effect>), Error> {
+    /// Rebuilds the state from what the store saved, after a restart or
+    /// after a failed write (when memory may be ahead of the store). Jobs
+    /// that were running resume: committed tasks stay committed (their
+    /// commits are finished again, which is idempotent); an attempt that was
+    /// running on a worker still alive is taken back (its report will be
+    /// accepted; if the worker's next heartbeat does not list it, it is
+    /// lost), other in-flight attempts are lost and run again. Known workers
+    /// get one worker timeout to come back.
+    pub fn restore(policy: Policy, saved: SavedState, now_ms: i64) -> Result<(Cluster, Vec<Effect>), Error> {
         let mut cluster = Cluster::new(policy);
-        for mut row in workers {
+        for mut row in saved.workers {
             let alive = row.state == WorkerState::Alive;
             row.last_heartbeat_ms = now_ms;
             cluster.workers.insert(row.id.clone(), Worker::new(row, alive));
         }
         let mut effects = Vec::new();
-        for (row, tasks) in jobs {
+        for saved_job in saved.jobs {
+            let (row, tasks, running) = (saved_job.job, saved_job.tasks, saved_job.running);
             let corrupt = |field: &'static str| {
                 let id = row.id;
                 move |e: serde_json::Error| Error::Corrupt(format!("job {id} field {field}: {e}"))
@@ -277,8 +288,8 @@ impl Cluster {
                 id: row.id,
                 spec,
                 plan,
-                spec_json: row.spec_json,
-                plan_json: row.plan_json,
+                spec_json: row.spec_json.into(),
+                plan_json: row.plan_json.into(),
                 priority: row.priority,
                 sched,
                 phase,
@@ -308,6 +319,40 @@ impl Cluster {
                             }
                         }
                     }
+                }
+            }
+            let mut job = job;
+            for a in running {
+                let worker = cluster.workers.get_mut(&a.worker_id).filter(|w| w.alive && !phase.is_terminal());
+                let taken = worker.is_some() && job.sched.as_mut().is_some_and(|s| s.adopt(a.attempt));
+                let adopted = match worker {
+                    Some(w) if taken => {
+                        w.running.insert((id, a.attempt));
+                        job.running.insert(
+                            a.attempt,
+                            RunningAttempt {
+                                worker: a.worker_id.clone(),
+                                started_ms: a.started_at_ms,
+                                last_progress_ms: now_ms,
+                                records: 0,
+                                fraction: 0.0,
+                                adopted: true,
+                            },
+                        );
+                        true
+                    }
+                    _ => false,
+                };
+                if !adopted {
+                    effects.push(Effect::AttemptEnded {
+                        job: id,
+                        attempt: a.attempt,
+                        outcome: AttemptEnd::Lost,
+                        error: "the coordinator restarted".into(),
+                        log: None,
+                        counters: None,
+                        at_ms: now_ms,
+                    });
                 }
             }
             cluster.jobs.insert(id, job);
@@ -361,8 +406,8 @@ impl Cluster {
             id,
             spec,
             plan,
-            spec_json,
-            plan_json,
+            spec_json: spec_json.into(),
+            plan_json: plan_json.into(),
             priority,
             sched: Some(sched),
             phase: JobPhase::Pending,

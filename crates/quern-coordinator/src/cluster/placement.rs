@@ -179,6 +179,7 @@ impl Cluster {
                 last_progress_ms: now_ms,
                 records: 0,
                 fraction: 0.0,
+                adopted: false,
             },
         );
         if job.phase == JobPhase::Pending {

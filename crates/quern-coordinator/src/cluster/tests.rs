@@ -2,6 +2,7 @@
 //! database.
 
 use super::*;
+use crate::store::{SavedJob, SavedState, StoredJob};
 use quern_core::{Compression, InputFile, InputSplit, PlannedOutput};
 
 const POLICY: Policy = Policy::with_timeouts(1_000, 60_000, false);
@@ -135,7 +136,7 @@ fn a_hung_attempt_is_failed_and_cancelled() {
     assert!(c.job(1).is_some_and(|j| j.running.contains_key(&m0.attempt)), "progress at 300 ms keeps it alive");
     c.heartbeat("a", &[(1, m0.attempt, 0.1, 5)], 700);
     c.tick(900);
-    let (_, cancels, _) = c.heartbeat("a", &[], 950);
+    let cancels = c.heartbeat("a", &[], 950).0.cancel;
     assert_eq!(cancels, vec![(1, m0.attempt)]);
     assert_eq!(c.job(1).map(|j| j.counters().engine.failed_attempts), Some(1));
     assert_eq!(poll_one(&mut c, "a", 1_000).map(|a| a.attempt.attempt), Some(2));
@@ -256,7 +257,9 @@ fn restore_refuses_a_committed_task_without_its_output_or_counters_instead_of_gu
         map_output,
         counters,
     };
-    let restore = |t: StoredTask| Cluster::restore(POLICY, vec![(row.clone(), vec![t])], vec![], 0).map(|_| ());
+    let saved =
+        |job: StoredJob, tasks| SavedState { jobs: vec![SavedJob { job, tasks, running: vec![] }], workers: vec![] };
+    let restore = |t: StoredTask| Cluster::restore(POLICY, saved(row.clone(), vec![t]), 0).map(|_| ());
     assert!(restore(task(Some(loc.clone()), Some(Counters::default()))).is_ok());
     for (bad, field) in
         [(task(None, Some(Counters::default())), "map_output_json"), (task(Some(loc), None), "counters_json")]
@@ -266,6 +269,6 @@ fn restore_refuses_a_committed_task_without_its_output_or_counters_instead_of_gu
     }
     let mut corrupt = row.clone();
     corrupt.plan_json = "{".into();
-    let err = Cluster::restore(POLICY, vec![(corrupt, vec![])], vec![], 0).expect_err("a plan that does not parse");
+    let err = Cluster::restore(POLICY, saved(corrupt, vec![]), 0).expect_err("a plan that does not parse");
     assert!(err.to_string().contains("job 1 field plan_json"), "{err}");
 }

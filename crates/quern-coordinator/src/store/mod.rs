@@ -160,6 +160,44 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
 
     /// A job's attempts (of one task, if given), by task and attempt.
     async fn attempts(&self, job: u64, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error>;
+
+    /// A job's attempts that have started and not ended, without their logs.
+    async fn running_attempts(&self, job: u64) -> Result<Vec<StoredAttempt>, Error>;
+
+    /// Everything a coordinator restores from: every job (with the tasks and
+    /// running attempts of those that have not ended) and every worker.
+    async fn load(&self) -> Result<SavedState, Error> {
+        let mut jobs = Vec::new();
+        for job in self.jobs().await? {
+            let (tasks, running) = if job.state.is_terminal() {
+                (Vec::new(), Vec::new())
+            } else {
+                (self.tasks(job.id).await?, self.running_attempts(job.id).await?)
+            };
+            jobs.push(SavedJob { job, tasks, running });
+        }
+        Ok(SavedState { jobs, workers: self.workers().await? })
+    }
+}
+
+/// A job as a coordinator restores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedJob {
+    /// The job.
+    pub job: StoredJob,
+    /// Its tasks that ever started (none for an ended job).
+    pub tasks: Vec<StoredTask>,
+    /// Its attempts that started and did not end (none for an ended job).
+    pub running: Vec<StoredAttempt>,
+}
+
+/// Everything a coordinator restores from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedState {
+    /// Every job, oldest first.
+    pub jobs: Vec<SavedJob>,
+    /// Every worker ever registered.
+    pub workers: Vec<StoredWorker>,
 }
 
 /// A shared store.

@@ -418,6 +418,41 @@ macro_rules! impl_sql_store {
                 Ok(workers)
             }
 
+            async fn running_attempts(
+                &self,
+                job: u64,
+            ) -> Result<Vec<$crate::store::StoredAttempt>, $crate::error::Error> {
+                use $crate::store::sql::{db, kind_of, u32_of};
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT kind, idx, attempt, worker_id, started_at_ms FROM attempts \
+                     WHERE job_id = $1 AND outcome = 'running' ORDER BY kind, idx, attempt",
+                )
+                .bind(job as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("loading running attempts"))?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let e = || db("loading running attempts");
+                    let kind: String = r.try_get("kind").map_err(e())?;
+                    let idx: i64 = r.try_get("idx").map_err(e())?;
+                    let number: i64 = r.try_get("attempt").map_err(e())?;
+                    let whose = || format!("job {job} attempt {kind} {idx} #{number}");
+                    let id = quern_core::TaskId { kind: kind_of(&kind, &whose)?, index: u32_of(idx, "idx", &whose)? };
+                    out.push($crate::store::StoredAttempt {
+                        attempt: quern_core::AttemptId { task: id, attempt: u32_of(number, "attempt", &whose)? },
+                        worker_id: r.try_get("worker_id").map_err(e())?,
+                        outcome: None,
+                        error: String::new(),
+                        log: Vec::new(),
+                        started_at_ms: r.try_get("started_at_ms").map_err(e())?,
+                        finished_at_ms: 0,
+                    });
+                }
+                Ok(out)
+            }
+
             async fn attempts(
                 &self,
                 job: u64,
