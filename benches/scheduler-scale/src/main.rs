@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let output = dir.path().join("out");
     quern_storage::OutputCommitter::setup(&output)?;
     let spec = JobSpec::new("sim", vec!["sim".into()], output.display().to_string());
-    let file = InputFile { path: "sim".into(), name: "sim".into(), len: 1 << 20, compression: Compression::None };
+    let file = InputFile { location: "sim".into(), name: "sim".into(), len: 1 << 20, compression: Compression::None };
     let plan = JobPlan {
         splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(1 << 20) }).collect(),
         outputs: vec![PlannedOutput { name: String::new(), reducers: reducers as u32, first_partition: 0 }],
