@@ -25,7 +25,7 @@ use quern_core::{Compression, InputFile, InputSplit, LineStart, SpecError, check
 
 use crate::error::StorageError as Error;
 use crate::location::Location;
-use crate::s3::{ObjectInfo, ObjectReader, S3Stores};
+use crate::s3::{CHUNKS, Chunks, ObjectInfo, ObjectReader, S3Stores};
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
@@ -214,7 +214,7 @@ pub struct OpenSplit {
 /// Where a split's bytes come from.
 enum Source {
     Local(PathBuf),
-    S3 { store: Arc<dyn ObjectStore>, key: String, len: u64 },
+    S3 { store: Arc<dyn ObjectStore>, key: String, len: u64, chunks: Chunks },
 }
 
 impl Source {
@@ -229,8 +229,8 @@ impl Source {
                 }
                 Ok(Box::new(file))
             }
-            Source::S3 { store, key, len } => {
-                Ok(Box::new(ObjectReader::new(Arc::clone(store), key, *len, start, split_end)?))
+            Source::S3 { store, key, len, chunks } => {
+                Ok(Box::new(ObjectReader::new(Arc::clone(store), key, *len, start, split_end, *chunks)?))
             }
         }
     }
@@ -244,7 +244,6 @@ impl Source {
 /// [`quern_core::InputError::retryable`] treats as permanent: another attempt
 /// would read the same bytes. Errors reading the file itself keep their kind.
 pub(crate) fn open_split(s3: &S3Stores, split: &InputSplit, count_lines: bool) -> io::Result<OpenSplit> {
-    const BUF: usize = 1 << 18;
     let file = &split.file;
     let source = match Location::parse(&file.location)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
@@ -252,9 +251,16 @@ pub(crate) fn open_split(s3: &S3Stores, split: &InputSplit, count_lines: bool) -
         Location::Local(path) => Source::Local(path),
         Location::S3 { bucket, key } => {
             let store = s3.store(&bucket, &file.location).map_err(|e| io::Error::other(e.to_string()))?;
-            Source::S3 { store, key, len: file.len }
+            Source::S3 { store, key, len: file.len, chunks: CHUNKS }
         }
     };
+    open_source(&source, split, count_lines)
+}
+
+/// Opens `split` of the file `source` reads.
+fn open_source(source: &Source, split: &InputSplit, count_lines: bool) -> io::Result<OpenSplit> {
+    const BUF: usize = 1 << 18;
+    let file = &split.file;
     let reader: Box<dyn BufRead + Send> = match file.compression {
         Compression::Gzip => {
             let decoder = flate2::read::MultiGzDecoder::new(BufReader::new(FileReads(source.reader_at(0, None)?)));
@@ -413,6 +419,83 @@ mod tests {
             Err(SpecError::TooManyMapTasks { tasks: (1u64 << 40).div_ceil(90), split_size: 90, max: 100_000 })
         );
         assert_eq!(plan_splits(&[file("big.txt", 1 << 40)], 90, false).map(|s| s.len()), Ok(1));
+    }
+
+    /// Every line of every split of `file` read from `source`, with its
+    /// offset and line number, as a format sees them.
+    fn lines_of_splits(
+        source: &Source,
+        file: &InputFile,
+        split_size: u64,
+        count_lines: bool,
+    ) -> Vec<(u64, Option<u64>, Vec<u8>)> {
+        let mut lines = Vec::new();
+        for split in plan_splits(std::slice::from_ref(file), split_size, true).expect("plan") {
+            let opened = open_source(source, &split, count_lines).expect("open");
+            let mut reader = opened.reader;
+            let mut input = quern_core::SplitInput::new(
+                &mut reader,
+                "f",
+                split.start,
+                split.end,
+                opened.line_start,
+                opened.lines_before,
+            );
+            let mut buf = Vec::new();
+            while let Some((offset, line)) = input.next_line(&mut buf).expect("line") {
+                lines.push((offset, line, buf.clone()));
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn an_object_read_in_small_ranged_gets_splits_into_the_same_lines_as_a_local_file() {
+        use object_store::ObjectStoreExt;
+        // Lines of many lengths, empty ones, a long one, no final newline.
+        let mut text = Vec::new();
+        for i in 0..80u32 {
+            let len = (i * 7919) % 23;
+            text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, len as usize));
+            text.push(b'\n');
+        }
+        text.extend(b"x".repeat(100));
+        text.extend(b"\nlast line without a newline");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, &text).expect("write");
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let key = "dir/in.txt";
+        let put = {
+            let store = Arc::clone(&store);
+            let bytes = text.clone();
+            async move { store.put(&object_store::path::Path::from(key), bytes.into()).await }
+        };
+        crate::runtime::block_on(put).expect("runtime").expect("put");
+        let file = InputFile {
+            location: path.display().to_string(),
+            name: "in.txt".into(),
+            len: text.len() as u64,
+            compression: Compression::None,
+        };
+        for count_lines in [false, true] {
+            let whole = lines_of_splits(&Source::Local(path.clone()), &file, u64::MAX, count_lines);
+            assert_eq!(whole.len(), 82);
+            for split_size in [1, 2, 3, 10, 64, 99, 100, 101, 4096] {
+                let local = lines_of_splits(&Source::Local(path.clone()), &file, split_size, count_lines);
+                assert_eq!(local, whole, "local, split size {split_size}");
+                // Counting lines reads from the start for every split: not
+                // in one-byte GETs.
+                let chunks: &[(u64, u64)] =
+                    if count_lines { &[(50, 64), (4096, 5)] } else { &[(1, 1), (3, 2), (7, 64)] };
+                for &(inside, tail) in chunks {
+                    let chunks = Chunks { inside, tail };
+                    let s3 = Source::S3 { store: Arc::clone(&store), key: key.into(), len: file.len, chunks };
+                    let lines = lines_of_splits(&s3, &file, split_size, count_lines);
+                    assert_eq!(lines, whole, "split size {split_size}, chunks {inside}/{tail}, count {count_lines}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -64,12 +64,18 @@ pub const RETRY: RetryConfig = RetryConfig {
     retry_timeout: Duration::from_secs(60),
 };
 
-/// Bytes fetched per ranged GET while inside a split.
-pub(crate) const CHUNK: u64 = 8 << 20;
+/// Bytes fetched per ranged GET: at most 8 MiB while inside a split, 64 KiB
+/// past its end (finishing its last line, which is usually short).
+pub(crate) const CHUNKS: Chunks = Chunks { inside: 8 << 20, tail: 64 << 10 };
 
-/// Bytes fetched per ranged GET past a split's end (finishing its last
-/// line, which is usually short).
-const TAIL_CHUNK: u64 = 64 << 10;
+/// The sizes of an [`ObjectReader`]'s ranged GETs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Chunks {
+    /// Before the split's end.
+    pub inside: u64,
+    /// After it.
+    pub tail: u64,
+}
 
 impl S3Options {
     /// The environment variables [`S3Options::from_env_vars`] reads.
@@ -232,7 +238,7 @@ fn read_error(e: object_store::Error) -> io::Error {
 }
 
 /// The bytes of one object from an offset to its end, fetched in ranged
-/// GETs of at most [`CHUNK`] bytes: up to `soft_end` (a split's end) in
+/// GETs of at most [`CHUNKS`] bytes: up to `soft_end` (a split's end) in
 /// chunks that stop there, then in small ones, since past a split's end only
 /// its last line is read. Never holds more than one chunk.
 pub(crate) struct ObjectReader {
@@ -241,6 +247,7 @@ pub(crate) struct ObjectReader {
     pos: u64,
     len: u64,
     soft_end: u64,
+    sizes: Chunks,
     chunk: Vec<u8>,
     used: usize,
 }
@@ -253,13 +260,16 @@ impl ObjectReader {
         len: u64,
         start: u64,
         soft_end: Option<u64>,
+        sizes: Chunks,
     ) -> io::Result<ObjectReader> {
         let path = ObjectPath::parse(key).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        Ok(ObjectReader { store, path, pos: start, len, soft_end: soft_end.unwrap_or(len), chunk: Vec::new(), used: 0 })
+        let soft_end = soft_end.unwrap_or(len);
+        Ok(ObjectReader { store, path, pos: start, len, soft_end, sizes, chunk: Vec::new(), used: 0 })
     }
 
     fn fetch(&mut self) -> io::Result<()> {
-        let size = if self.pos < self.soft_end { CHUNK.min(self.soft_end - self.pos) } else { TAIL_CHUNK };
+        let size =
+            if self.pos < self.soft_end { self.sizes.inside.min(self.soft_end - self.pos) } else { self.sizes.tail };
         let range = self.pos..self.len.min(self.pos + size);
         let (store, path) = (Arc::clone(&self.store), self.path.clone());
         let expected = range.end - range.start;

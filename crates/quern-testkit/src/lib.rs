@@ -10,8 +10,11 @@
 //!   cluster fault tests.
 //! - [`registry`]: the built-in apps plus the test apps, as the
 //!   `quern-testkit` binary offers them.
+//! - [`s3_server`]: a real S3 server (SeaweedFS) for tests, with a fresh
+//!   bucket per test and the environment that points quern at it.
 
 pub mod reference;
+pub mod s3_server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
