@@ -1,18 +1,4 @@
-//! Where data is: a [`Location`] parsed from what a user typed.
-//!
-//! - A plain path (`books/`, `/data/in.txt`) or a `file:///abs/path` URL is
-//!   [`Location::Local`]. A `file:` URL must be absolute (empty host or
-//!   `localhost`); `%XX` escapes in it are decoded.
-//! - `s3://bucket/key` is [`Location::S3`]. The bucket is required; the key
-//!   (an object, a "directory" prefix, or a glob) may be empty (the whole
-//!   bucket). The key is taken literally (no `%XX` decoding, like the AWS
-//!   CLI), without leading or trailing `/`.
-//! - Any other `scheme://` is refused, naming the URL.
-//!
-//! [`Location`]'s `Display` gives back a canonical string that parses to the
-//! same location: a local path as it was given (a relative path stays
-//! relative), an S3 location as `s3://bucket/key`. That string is what a job
-//! plan carries ([`quern_core::InputFile::location`]).
+//! Where data is: [`Location`], parsed from what a user typed.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,6 +7,21 @@ use std::str::FromStr;
 use crate::error::StorageError;
 
 /// A place to read from: a local path or an S3 object or prefix.
+///
+/// - A plain path (`books/`, `/data/in.txt`) or a `file:///abs/path` URL is
+///   [`Location::Local`]. A `file:` URL must be absolute (empty host or
+///   `localhost`); `%XX` escapes in it are decoded.
+/// - `s3://bucket/key` is [`Location::S3`]. The bucket is required; the key
+///   (an object, a "directory" prefix, or a glob) may be empty (the whole
+///   bucket). The key is taken literally (no `%XX` decoding, like the AWS
+///   CLI), without leading or trailing `/`.
+/// - Any other `scheme://` is refused, naming the URL. (A relative local
+///   path that looks like a URL can be written `./scheme://...`.)
+///
+/// `Display` gives back a canonical string that parses to the same
+/// location: a local path as it was given (a relative path stays relative),
+/// an S3 location as `s3://bucket/key`. That string is what a job plan
+/// carries ([`quern_core::InputFile::location`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Location {
     /// A path on the local (or shared) file system.
@@ -49,7 +50,7 @@ fn bad(location: &str, message: impl Into<String>) -> StorageError {
 }
 
 impl Location {
-    /// Parses a location as a user gives it (see the [module](self) docs).
+    /// Parses a location as a user gives it (see [`Location`]).
     /// Errors name the string and say what is wrong.
     pub fn parse(s: &str) -> Result<Location, StorageError> {
         if s.is_empty() {
