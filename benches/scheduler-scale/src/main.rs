@@ -56,7 +56,12 @@ fn sim_job(tasks: usize, dir: &std::path::Path) -> Result<(JobSpec, JobPlan), Bo
     let spec = JobSpec::new("sim", vec!["sim".into()], output.display().to_string());
     let input = dir.join("sim.txt");
     std::fs::write(&input, "sim\n")?;
-    let file = InputFile { path: input, name: "sim".into(), len: 1 << 20, compression: Compression::None };
+    let file = InputFile {
+        location: input.display().to_string(),
+        name: "sim".into(),
+        len: 1 << 20,
+        compression: Compression::None,
+    };
     let plan = JobPlan {
         splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(1 << 20) }).collect(),
         outputs: vec![PlannedOutput { name: String::new(), reducers: reducers as u32, first_partition: 0 }],

@@ -88,7 +88,12 @@ impl Fixture {
             .expect("register");
         let out = self.dir.path().join("out");
         let spec = JobSpec::new("wordcount", vec![input.display().to_string()], out.display().to_string());
-        let file = InputFile { path: input, name: "in.txt".into(), len: 8, compression: quern_core::Compression::None };
+        let file = InputFile {
+            location: input.display().to_string(),
+            name: "in.txt".into(),
+            len: 8,
+            compression: quern_core::Compression::None,
+        };
         let plan = JobPlan {
             splits: vec![
                 InputSplit { file: file.clone(), start: 0, end: Some(4) },

@@ -184,8 +184,12 @@ async fn the_handle_runs_a_job_without_grpc() {
 
     let out = dir.path().join("out");
     let spec = JobSpec::new("wordcount", vec![input.display().to_string()], out.display().to_string());
-    let file =
-        InputFile { path: input.clone(), name: "in.txt".into(), len: 4, compression: quern_core::Compression::None };
+    let file = InputFile {
+        location: input.display().to_string(),
+        name: "in.txt".into(),
+        len: 4,
+        compression: quern_core::Compression::None,
+    };
     let plan = JobPlan {
         splits: vec![InputSplit { file, start: 0, end: Some(4) }],
         outputs: vec![PlannedOutput { name: String::new(), reducers: 0, first_partition: 0 }],

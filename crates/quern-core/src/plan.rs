@@ -7,8 +7,6 @@
 //! partition `first_partition(o) + p`. Each global partition is one reduce
 //! task.
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
@@ -37,7 +35,7 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// The compression a file name implies.
+    /// The compression a file name (or an object key) implies.
     pub fn of(path: &std::path::Path) -> Compression {
         match path.extension().and_then(|e| e.to_str()) {
             Some("gz") => Compression::Gzip,
@@ -47,14 +45,18 @@ impl Compression {
     }
 }
 
-/// An input file.
+/// An input file: a local file or an object in an object store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputFile {
-    /// Where it is.
-    pub path: PathBuf,
+    /// Where it is, as `quern_storage::Location` writes a location: a local
+    /// path (`/data/in.txt`, `books/a.txt`) or a URL (`s3://bucket/key`).
+    /// Only the storage layer interprets it. (Plans stored before locations
+    /// were URLs called it `path`.)
+    #[serde(alias = "path")]
+    pub location: String,
     /// Its name as records and messages show it.
     pub name: String,
-    /// Its size on disk.
+    /// Its size in bytes (stored, before any decompression).
     pub len: u64,
     /// How it is compressed.
     pub compression: Compression,
@@ -264,7 +266,7 @@ mod tests {
             Err("--reducers: at most 10000 reducers in all outputs together (got 10001)".into())
         );
 
-        let file = InputFile { path: "in".into(), name: "in".into(), len: 200_000, compression: Compression::None };
+        let file = InputFile { location: "in".into(), name: "in".into(), len: 200_000, compression: Compression::None };
         let split = InputSplit { file, start: 0, end: Some(1) };
         let spec = JobSpec { split_size: 1, ..JobSpec::new("two", vec!["in".into()], "out") };
         let ok = JobPlan::new(&spec, &Two, vec![split.clone(); 100_000]).expect("100000 maps");

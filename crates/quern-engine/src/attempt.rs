@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use quern_core::{App, AttemptId, Counters, JobPlan, JobSpec, TaskId, TaskKind};
-use quern_storage::OutputCommitter;
+use quern_storage::{OutputCommitter, Storage};
 use serde::{Deserialize, Serialize};
 
 use crate::merge::RunSegment;
@@ -79,12 +79,13 @@ pub fn describe_task(plan: &JobPlan, task: TaskId) -> String {
     }
 }
 
-/// Runs one attempt with `app`, updating `progress`, until done or
-/// `cancel` is set. Output files go to the attempt's directory under the
+/// Runs one attempt with `app`, reading inputs through `storage`, updating
+/// `progress`, until done or `cancel` is set. Output files go to the attempt's directory under the
 /// job's `OUTPUT/_temporary`, for the coordinator to commit.
 pub fn run_attempt(
     request: &AttemptRequest,
     app: &dyn App,
+    storage: &Storage,
     progress: &AttemptProgress,
     cancel: &AtomicBool,
 ) -> AttemptOutcome {
@@ -98,6 +99,7 @@ pub fn run_attempt(
         cancel,
         bytes_read: &progress.bytes_read,
         records_done: &progress.records,
+        storage,
     };
     let output_dir = OutputCommitter::open(std::path::Path::new(&spec.output)).attempt_dir(*attempt);
     let result = match attempt.task.kind {

@@ -15,7 +15,7 @@ use quern_core::{
     App, AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler,
     TaskKind, Verdict,
 };
-use quern_storage::{OutputCommitter, StorageError, plan_splits, resolve_inputs};
+use quern_storage::{OutputCommitter, Storage, StorageError, plan_splits};
 use serde::Serialize;
 
 use crate::attempt::describe_task;
@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub cancel: Arc<AtomicBool>,
     /// Live progress, for a progress bar or a status API.
     pub progress: Arc<JobProgress>,
+    /// Where inputs are read from (default: local files only; give it
+    /// [`quern_storage::S3Options`] to read `s3://` inputs).
+    pub storage: Storage,
 }
 
 impl Default for RunOptions {
@@ -51,6 +54,7 @@ impl Default for RunOptions {
             merge_factor: DEFAULT_MERGE_FACTOR,
             cancel: Arc::default(),
             progress: Arc::default(),
+            storage: Storage::default(),
         }
     }
 }
@@ -116,7 +120,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
     if output.exists() {
         return Err(StorageError::OutputExists { path: spec.output.clone() }.into());
     }
-    let files = resolve_inputs(&spec.inputs)?;
+    let files = opts.storage.resolve_inputs(&spec.inputs)?;
     let splits = plan_splits(&files, spec.split_size, app.input_format().splittable())?;
     let plan = JobPlan::new(spec, &*app, splits)?;
     let map_tasks = plan.splits.len() as u32;
@@ -152,6 +156,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
         cancel: &opts.cancel,
         bytes_read: &progress.bytes_read,
         records_done: &progress.records_done,
+        storage: &opts.storage,
     };
     let slot = Slot { env: &env, shared: &shared, wake: &wake, committer: &committer, work: work.path(), progress };
     std::thread::scope(|scope| {

@@ -24,7 +24,7 @@ use quern_core::{
 use crate::collect::{CollectError, Collector, SpillTarget};
 use crate::error::{TaskError, panic_message};
 use quern_core::{InputSplit, JobPlan};
-use quern_storage::open_split;
+use quern_storage::Storage;
 
 use crate::merge::{KeyGroups, RunMerger, RunSegment, merge_to_factor};
 use crate::run::{RecordCursor, RunIndex, RunWriter};
@@ -48,6 +48,8 @@ pub struct TaskEnv<'a> {
     /// Records processed so far: map input records, reduce input values
     /// (for progress, and so a hung attempt can be told from a slow one).
     pub records_done: &'a AtomicU64,
+    /// Where the inputs are read from.
+    pub storage: &'a Storage,
 }
 
 /// How many records between updates of `records_done`.
@@ -328,7 +330,9 @@ impl MapTask<'_> {
         };
 
         let format = env.app.input_format();
-        let opened = open_split(self.split, format.line_numbers())
+        let opened = env
+            .storage
+            .open_split(self.split, format.line_numbers())
             .map_err(|e| TaskError::Input { split: split_name.clone(), cause: e.into() })?;
         let mut reader = opened.reader;
         let mut input = SplitInput::new(

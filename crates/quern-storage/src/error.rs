@@ -1,5 +1,6 @@
-//! Storage errors: an input that cannot be read, an output that exists, or
-//! I/O that failed while planning or committing.
+//! Storage errors: a location that cannot be parsed, an input that cannot
+//! be read, an object store that cannot be used or reached, an output that
+//! exists, or I/O that failed while planning or committing.
 //!
 //! Every error's message is complete on its own (it includes its cause), so
 //! none also returns the cause as `source()`: a report that prints the chain
@@ -17,6 +18,34 @@ pub enum StorageError {
         /// The path or pattern.
         path: String,
         /// What is wrong with it.
+        message: String,
+    },
+    /// A location (a path or URL given as an input) cannot be parsed: an
+    /// unknown scheme, an `s3://` URL without a bucket, a relative `file:`
+    /// URL.
+    #[error("{location}: {message}")]
+    BadLocation {
+        /// The location as given.
+        location: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// S3 cannot be used as configured: no credentials, a bad endpoint,
+    /// or the object store refused them (access denied).
+    #[error("input {url}: {message}")]
+    S3Config {
+        /// The URL being read.
+        url: String,
+        /// What is wrong, and which setting to fix.
+        message: String,
+    },
+    /// The object store could not be reached or kept failing (after
+    /// retries). Not a refusal: the same job may work later.
+    #[error("input {url}: {message}")]
+    Unavailable {
+        /// The URL being read.
+        url: String,
+        /// The cause.
         message: String,
     },
     /// The output directory exists already; nothing was touched.
@@ -56,7 +85,11 @@ impl StorageError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            StorageError::Input { .. } | StorageError::OutputExists { .. } | StorageError::OutputUnusable { .. }
+            StorageError::Input { .. }
+                | StorageError::BadLocation { .. }
+                | StorageError::S3Config { .. }
+                | StorageError::OutputExists { .. }
+                | StorageError::OutputUnusable { .. }
         )
     }
 }

@@ -1,22 +1,47 @@
 //! Where jobs read and write.
 //!
 //! # Overview
-//! - [`resolve_inputs`] and [`plan_splits`]: input paths, directories and
-//!   globs to files, and files to [`quern_core::InputSplit`]s; [`open_split`]
-//!   opens one for reading (decompressing `.gz` and `.zst`).
+//! - [`Location`]: where data is, parsed from what a user typed: a local path
+//!   or `file:///abs/path`, or `s3://bucket/prefix`; anything else is refused,
+//!   naming it.
+//! - [`Storage`]: the one interface to every location.
+//!   [`Storage::resolve_inputs`] turns input paths, directories, globs and
+//!   S3 objects, prefixes and key globs into files;
+//!   [`Storage::open_split`] opens one split for reading (S3 objects in
+//!   bounded ranged GETs; `.gz` and `.zst` decompressed as they stream).
+//! - [`S3Options`]: credentials, region and endpoint for S3, from the
+//!   standard `AWS_*` variables ([`S3Options::from_env_vars`]); requests are
+//!   retried with backoff ([`S3_RETRY`]).
+//! - [`plan_splits`]: files to [`quern_core::InputSplit`]s, the same for
+//!   every location.
 //! - [`OutputCommitter`]: the output commit protocol (attempt directories,
-//!   task commit by rename, `_SUCCESS` last).
+//!   task commit by rename, `_SUCCESS` last), on the local file system.
 //!
 //! # Invariants
 //! - Everything a job touches outside its scratch space goes through this
-//!   crate, so another storage (object stores) is a change here only.
-//! - Checks that can refuse a job (missing input, existing output) run
-//!   before anything is created.
+//!   crate, so another storage is a change here only. A plan names its
+//!   inputs by location string ([`quern_core::InputFile::location`]), which
+//!   only this crate interprets.
+//! - A split's lines are the same wherever its file is: every location is
+//!   opened as a reader from the split's start, and
+//!   [`quern_core::SplitInput`] applies the line rule.
+//! - Checks that can refuse a job (unparsable location, missing input,
+//!   missing S3 credentials, existing output) run before anything is created.
+//! - The engine is synchronous: S3's async client runs on one small tokio
+//!   runtime owned by this crate, built when first used; callers just block.
+//!   This crate reads no environment variables: callers pass [`S3Options`].
 
 mod commit;
 mod error;
 mod input;
+mod location;
+mod runtime;
+mod s3;
+mod storage;
 
 pub use commit::{OutputCommitter, SUCCESS_MARKER};
 pub use error::StorageError;
-pub use input::{OpenSplit, open_split, plan_splits, resolve_inputs};
+pub use input::{OpenSplit, plan_splits};
+pub use location::Location;
+pub use s3::{DEFAULT_REGION as S3_DEFAULT_REGION, RETRY as S3_RETRY, S3Options};
+pub use storage::Storage;

@@ -12,9 +12,12 @@
 //!   `quern-testkit` binary offers them.
 //! - [`postgres::TestPostgres`]: a throwaway PostgreSQL server on 127.0.0.1
 //!   for the tests of the PostgreSQL state store.
+//! - [`s3_server`]: a real S3 server (SeaweedFS) for tests, with a fresh
+//!   bucket per test and the environment that points quern at it.
 
 pub mod postgres;
 pub mod reference;
+pub mod s3_server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use quern_core::{App, AttemptId, JobSpec, TaskKind};
 use quern_engine::attempt::{AttemptOutcome, AttemptProgress, AttemptRequest, run_attempt};
 use quern_proto as pb;
+use quern_storage::Storage;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::{Channel, Endpoint};
 
@@ -432,8 +433,12 @@ async fn send_report(
 
 /// The attempt process: reads an [`AttemptRequest`] on stdin, builds the
 /// app with `build`, runs the attempt, writes progress lines while it runs
-/// and the outcome line last (see [`protocol`]). Returns the exit code.
-pub fn attempt_process_main(build: impl Fn(&JobSpec) -> Result<Arc<dyn App>, String>) -> std::process::ExitCode {
+/// and the outcome line last (see [`protocol`]). Inputs are read through
+/// `storage` (the process's S3 configuration). Returns the exit code.
+pub fn attempt_process_main(
+    storage: &Storage,
+    build: impl Fn(&JobSpec) -> Result<Arc<dyn App>, String>,
+) -> std::process::ExitCode {
     let started = Instant::now();
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
@@ -480,7 +485,7 @@ pub fn attempt_process_main(build: impl Fn(&JobSpec) -> Result<Arc<dyn App>, Str
                 })
             };
             let cancel = AtomicBool::new(false);
-            let outcome = run_attempt(&request, &*app, &progress, &cancel);
+            let outcome = run_attempt(&request, &*app, storage, &progress, &cancel);
             drop(stop);
             let _ = reporter.join();
             outcome

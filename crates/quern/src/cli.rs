@@ -257,6 +257,29 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// S3-compatible endpoint for `s3://` inputs (overrides
+    /// AWS_ENDPOINT_URL; buckets are then addressed path-style).
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
+    s3_endpoint: Option<String>,
+}
+
+fn parse_endpoint(s: &str) -> Result<String, String> {
+    let scheme = s.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("http" | "https") => Ok(s.to_owned()),
+        _ => Err("expected an http:// or https:// URL".into()),
+    }
+}
+
+/// Where a command reads inputs: S3 configured from the standard AWS
+/// variables (see [`quern_storage::S3Options::ENV_VARS`]), `endpoint`
+/// (`--s3-endpoint`) overriding theirs.
+pub(crate) fn storage_from_env(endpoint: Option<String>) -> quern_storage::Storage {
+    let mut s3 = quern_storage::S3Options::from_env_vars(|name| std::env::var(name).ok());
+    if endpoint.is_some() {
+        s3.endpoint = endpoint;
+    }
+    quern_storage::Storage::new(s3)
 }
 
 #[derive(Args)]
@@ -291,7 +314,7 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             // panic messages go to stderr, which the worker keeps as the
             // attempt's log.
             init_logging(false);
-            let code = quern_worker::attempt_process_main(|spec| {
+            let code = quern_worker::attempt_process_main(&storage_from_env(None), |spec| {
                 apps.build(&spec.app, &spec.params).map_err(|e| e.to_string())
             });
             if code == ExitCode::SUCCESS { Ok(()) } else { anyhow::bail!("the attempt request was unusable") }
@@ -362,8 +385,12 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
 
 fn job_from_args(args: RunArgs) -> (JobSpec, RunOptions, Option<PathBuf>) {
     let spec = args.job.into_spec();
-    let mut opts =
-        RunOptions { work_dir: args.work_dir, merge_factor: usize::from(args.merge_factor), ..RunOptions::default() };
+    let mut opts = RunOptions {
+        work_dir: args.work_dir,
+        merge_factor: usize::from(args.merge_factor),
+        storage: storage_from_env(args.s3_endpoint),
+        ..RunOptions::default()
+    };
     if let Some(p) = args.parallelism {
         opts.parallelism = usize::from(p);
     }

@@ -437,10 +437,13 @@ fn absolute(p: &str) -> anyhow::Result<String> {
 pub(crate) fn submit(args: SubmitArgs, apps: &AppRegistry) -> anyhow::Result<()> {
     let mut spec = args.job.into_spec();
     // Workers and the coordinator resolve paths from their own directories:
-    // send absolute ones.
+    // send absolute ones (URLs are sent as they are).
     spec.output = absolute(&spec.output)?;
     for input in &mut spec.inputs {
-        *input = absolute(input)?;
+        let location = quern_storage::Location::parse(input).map_err(quern_engine::Error::from)?;
+        if let Some(path) = location.as_local() {
+            *input = absolute(&path.display().to_string())?;
+        }
     }
     let app = apps.build(&spec.app, &spec.params)?;
     spec.validate()?;
@@ -449,7 +452,7 @@ pub(crate) fn submit(args: SubmitArgs, apps: &AppRegistry) -> anyhow::Result<()>
             quern_engine::Error::from(quern_storage::StorageError::OutputExists { path: spec.output.clone() }).into()
         );
     }
-    let files = quern_storage::resolve_inputs(&spec.inputs).map_err(quern_engine::Error::from)?;
+    let files = crate::cli::storage_from_env(None).resolve_inputs(&spec.inputs).map_err(quern_engine::Error::from)?;
     let splits = quern_storage::plan_splits(&files, spec.split_size, app.input_format().splittable())?;
     let plan = JobPlan::new(&spec, &*app, splits)?;
     let request = pb::SubmitJobRequest {

@@ -36,3 +36,4 @@ mod progress;
 pub use quern_apps::{Grep, Indexer, Sort, WordCount, builtin_registry, corpus, for_each_word};
 pub use quern_core::*;
 pub use quern_engine::{JobProgress, JobReport, RunOptions, run_job};
+pub use quern_storage::{Location, S3Options, Storage};

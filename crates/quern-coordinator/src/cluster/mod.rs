@@ -24,7 +24,7 @@ use quern_core::{
     AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler, TaskId,
     TaskKind, TaskRecord, Verdict,
 };
-use quern_storage::OutputCommitter;
+use quern_storage::{Location, OutputCommitter};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -389,7 +389,10 @@ impl Cluster {
             return Err(Error::Refused(format!("no worker offers app '{}'", spec.app)));
         }
         for split in &plan.splits {
-            if !split.file.path.exists() {
+            // Local inputs must be on the file system the cluster shares;
+            // objects were found by the client and are read by the workers.
+            let location = Location::parse(&split.file.location).map_err(|e| Error::Refused(e.to_string()))?;
+            if location.as_local().is_some_and(|path| !path.exists()) {
                 return Err(Error::Refused(format!("input {}: not visible to the coordinator", split.file.name)));
             }
         }

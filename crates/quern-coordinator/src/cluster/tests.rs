@@ -25,7 +25,7 @@ fn worker(id: &str, apps: &[&str]) -> StoredWorker {
 fn job(id: u64, app: &str, maps: usize, priority: i32, out: &Path) -> NewJob {
     OutputCommitter::setup(out).expect("output");
     let spec = JobSpec::new(app, vec!["in".into()], out.display().to_string());
-    let file = InputFile { path: "in".into(), name: "in".into(), len: 10, compression: Compression::None };
+    let file = InputFile { location: "in".into(), name: "in".into(), len: 10, compression: Compression::None };
     let plan = JobPlan {
         splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(10) }).collect(),
         outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],

@@ -1,0 +1,57 @@
+//! [`Storage`]: the one door through which jobs find and read their inputs,
+//! wherever they are.
+
+use std::io;
+use std::sync::Arc;
+
+use quern_core::{InputFile, InputSplit};
+
+use crate::error::StorageError;
+use crate::input::{self, OpenSplit};
+use crate::s3::{S3Options, S3Stores};
+
+/// Access to every kind of [`Location`](crate::Location): the local file
+/// system, and S3 as [`S3Options`] configure it. Cheap to clone (clones share
+/// their S3 clients, one per bucket, built when first used).
+///
+/// `Storage::default()` has no S3 credentials: local inputs work, and an
+/// `s3://` input is refused, saying which variables to set.
+#[derive(Debug, Clone, Default)]
+pub struct Storage {
+    s3: Arc<S3Stores>,
+}
+
+impl Storage {
+    /// Storage reaching S3 with `s3`.
+    pub fn new(s3: S3Options) -> Storage {
+        Storage { s3: Arc::new(S3Stores::new(s3)) }
+    }
+
+    /// How S3 is reached.
+    pub fn s3_options(&self) -> &S3Options {
+        self.s3.options()
+    }
+
+    /// Resolves a job's inputs (paths, directories, globs, `file://` and
+    /// `s3://` URLs) to files, in order: each input in the order given, a
+    /// directory's (or prefix's) files sorted, duplicates dropped. Fails on
+    /// the first input that is unparsable, missing, unreadable or matches
+    /// nothing, naming it.
+    pub fn resolve_inputs(&self, inputs: &[String]) -> Result<Vec<InputFile>, StorageError> {
+        input::resolve_inputs(&self.s3, inputs)
+    }
+
+    /// Opens `split` for reading, positioned at its start (see
+    /// [`OpenSplit`]); counts the line breaks before it when `count_lines`
+    /// is set. An S3 object is read in ranged GETs of at most 8 MiB, never
+    /// whole; a `.gz` or `.zst` file is decompressed as it streams.
+    ///
+    /// A compressed file whose bytes cannot be decompressed (corrupt or
+    /// truncated) gives errors of kind [`io::ErrorKind::InvalidData`], which
+    /// [`quern_core::InputError::retryable`] treats as permanent: another
+    /// attempt would read the same bytes. Errors reading the file itself keep
+    /// their kind.
+    pub fn open_split(&self, split: &InputSplit, count_lines: bool) -> io::Result<OpenSplit> {
+        input::open_split(&self.s3, split, count_lines)
+    }
+}
