@@ -95,7 +95,21 @@ fn with_store(
                 .await?;
         }
         let (spec, plan) = sim_job(tasks, dir)?;
-        let id = handle.submit(spec, plan, 0).await?;
+        // Play the worker that plans the job.
+        let submission = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.submit(spec, 0).await }
+        });
+        let mut plan = Some(plan);
+        while !submission.is_finished() {
+            for request in handle.heartbeat("w0000", &[]).await?.plans {
+                if let Some(plan) = plan.take() {
+                    handle.report_plan("w0000", request.ticket, quern_coordinator::PlanAnswer::Planned(plan)).await;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let id = submission.await??;
         let started = Instant::now();
         let mut sims = Vec::new();
         for w in 0..workers {

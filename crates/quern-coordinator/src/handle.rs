@@ -4,6 +4,7 @@
 //! nothing is acknowledged that is not stored. The gRPC service only converts
 //! and validates messages; a REST API calls the same handle.
 
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,9 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// How long a submission waits for a worker to plan it.
+const PLAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How many events a subscriber may fall behind before it misses some.
 const EVENT_BACKLOG: usize = 4096;
 
@@ -36,6 +40,22 @@ struct Shared {
     events: broadcast::Sender<Event>,
     /// Decisions waiting to be written, grouped into one transaction.
     writes: std::sync::Mutex<PendingWrites>,
+    /// Submissions waiting for a worker's plan, by ticket.
+    plans: std::sync::Mutex<HashMap<u64, oneshot::Sender<PlanAnswer>>>,
+    /// How long a submission waits for its plan.
+    plan_timeout: std::time::Duration,
+}
+
+/// A worker's answer to a planning request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanAnswer {
+    /// The plan.
+    Planned(JobPlan),
+    /// The spec cannot run, as the worker found (missing input, bad
+    /// parameter): the submission is refused.
+    Refused(String),
+    /// Planning failed otherwise (a store unreachable, a crash).
+    Failed(String),
 }
 
 /// The coordinator's working state.
@@ -275,6 +295,8 @@ impl CoordinatorHandle {
             heartbeat_interval_ms,
             events,
             writes: std::sync::Mutex::new(PendingWrites::default()),
+            plans: std::sync::Mutex::new(HashMap::new()),
+            plan_timeout: PLAN_TIMEOUT,
         });
         Ok(CoordinatorHandle { shared })
     }
@@ -468,17 +490,48 @@ impl CoordinatorHandle {
         self.decide(|c| c.report(worker_id, job, attempt, outcome, log, now_ms())).await
     }
 
-    /// Submits a planned job; returns its id. A job that cannot run (bad
-    /// spec, a plan beyond the bounds, an input the coordinator cannot see,
-    /// an existing output, no worker with the app) is refused and creates
-    /// nothing.
-    pub async fn submit(&self, spec: JobSpec, plan: JobPlan, priority: i32) -> Result<u64, Error> {
-        plan.check(&spec).map_err(|e| Error::Refused(e.to_string()))?;
+    /// Submits a job as its spec; returns its id once the job is created.
+    /// A worker that has the app plans it (the coordinator never runs user
+    /// code); this waits for the plan, up to the plan timeout. A spec that
+    /// cannot run (a bad spec, an app no worker offers, an existing output,
+    /// a missing input or a bad parameter as the planning worker finds, a
+    /// plan beyond the bounds) is refused and creates nothing.
+    pub async fn submit(&self, spec: JobSpec, priority: i32) -> Result<u64, Error> {
         let spec_json = serde_json::to_string(&spec).map_err(|e| Error::BadRequest(format!("spec: {e}")))?;
+        let (ticket, answer) = {
+            let mut memory = self.memory().await?;
+            memory.cluster.check_submission(&spec)?;
+            let ticket = memory.cluster.request_plan(&spec, spec_json.clone());
+            let (tx, rx) = oneshot::channel();
+            self.shared.plans.lock().unwrap_or_else(PoisonError::into_inner).insert(ticket, tx);
+            (ticket, rx)
+        };
+        let planned = match tokio::time::timeout(self.shared.plan_timeout, answer).await {
+            Ok(Ok(PlanAnswer::Planned(plan))) => Ok(plan),
+            Ok(Ok(PlanAnswer::Refused(message))) => Err(Error::Refused(message)),
+            Ok(Ok(PlanAnswer::Failed(message))) => {
+                Err(Error::Unavailable(format!("planning the job failed: {message}")))
+            }
+            Ok(Err(_)) | Err(_) => Err(Error::Unavailable(format!(
+                "no worker planned the job within {}s; are workers with app '{}' running?",
+                self.shared.plan_timeout.as_secs(),
+                spec.app
+            ))),
+        };
+        let mut memory = self.memory().await?;
+        memory.cluster.plan_done(ticket);
+        self.shared.plans.lock().unwrap_or_else(PoisonError::into_inner).remove(&ticket);
+        let abort = || quern_storage::OutputCommitter::open(std::path::Path::new(&spec.output)).abort_job();
+        let plan = match planned.and_then(|plan| Cluster::check_plan(&spec, &plan).map(|()| plan)) {
+            Ok(plan) => plan,
+            Err(e) => {
+                // The output this submission claimed must not stay.
+                abort();
+                return Err(e);
+            }
+        };
         let plan_json = serde_json::to_string(&plan).map_err(|e| Error::BadRequest(format!("plan: {e}")))?;
         let now = now_ms();
-        let mut memory = self.memory().await?;
-        memory.cluster.check_submission(&spec, &plan)?;
         let row = StoredJob {
             id: 0,
             app: spec.app.clone(),
@@ -495,8 +548,7 @@ impl CoordinatorHandle {
         let id = match self.shared.store.insert_job(&row).await {
             Ok(id) => id,
             Err(e) => {
-                // The output directory check_submission made must not stay.
-                quern_storage::OutputCommitter::open(std::path::Path::new(&spec.output)).abort_job();
+                abort();
                 return Err(e);
             }
         };
@@ -508,6 +560,20 @@ impl CoordinatorHandle {
         drop(memory);
         Self::stored(waiting).await?;
         Ok(id)
+    }
+
+    /// A worker's answer to a planning request. An answer nobody waits for
+    /// any more (given up, or from a worker that lost the request) is
+    /// dropped.
+    pub async fn report_plan(&self, worker_id: &str, ticket: u64, answer: PlanAnswer) {
+        let waiting = self.shared.plans.lock().unwrap_or_else(PoisonError::into_inner).remove(&ticket);
+        match waiting {
+            Some(tx) => {
+                tracing::debug!(ticket, worker = worker_id, "plan reported");
+                let _ = tx.send(answer);
+            }
+            None => tracing::debug!(ticket, worker = worker_id, "a plan nobody waits for"),
+        }
     }
 
     /// Every job, oldest first.

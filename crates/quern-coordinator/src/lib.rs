@@ -40,8 +40,8 @@ pub use error::Error;
 pub use store::{StateStore, Store};
 
 pub use handle::{
-    CoordinatorHandle, Event, HeartbeatAnswer, JobView, Registered, Registration, RunningAttemptView, WorkerHealth,
-    WorkerView,
+    CoordinatorHandle, Event, HeartbeatAnswer, JobView, PlanAnswer, Registered, Registration, RunningAttemptView,
+    WorkerHealth, WorkerView,
 };
 use service::CoordinatorService;
 

@@ -3,12 +3,12 @@
 //! INVALID_ARGUMENT, never a panic), calls the [`CoordinatorHandle`], and
 //! converts its answer back.
 
-use quern_core::{AttemptId, Counters, Failure, JobPlan, JobSpec, TaskId, TaskKind};
+use quern_core::{AttemptId, Counters, Failure, JobSpec, TaskId, TaskKind};
 use quern_proto as pb;
 use tonic::{Request, Response, Status};
 
 use crate::cluster::{Assignment, Outcome, ReportedIndex};
-use crate::handle::{CoordinatorHandle, JobView, Registration, WorkerView};
+use crate::handle::{CoordinatorHandle, JobView, PlanAnswer, Registration, WorkerView};
 
 /// The Coordinator service.
 pub(crate) struct CoordinatorService {
@@ -141,7 +141,30 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             reregister: answer.reregister,
             cancel: answer.cancel.into_iter().map(|(j, a)| attempt_to(j, a)).collect(),
             forget_jobs: answer.forget_jobs,
+            plans: answer
+                .plans
+                .into_iter()
+                .map(|p| pb::PlanRequest { ticket: p.ticket, spec_json: p.spec_json.to_string() })
+                .collect(),
         }))
+    }
+
+    async fn report_plan(
+        &self,
+        request: Request<pb::ReportPlanRequest>,
+    ) -> Result<Response<pb::ReportPlanResponse>, Status> {
+        use pb::report_plan_request::Result as R;
+        let r = request.into_inner();
+        let answer = match r.result {
+            Some(R::PlanJson(json)) => {
+                PlanAnswer::Planned(serde_json::from_str(&json).map_err(|e| bad(format!("plan_json: {e}")))?)
+            }
+            Some(R::Refused(refused)) => PlanAnswer::Refused(refused.message),
+            Some(R::Failed(message)) => PlanAnswer::Failed(message),
+            None => return Err(bad("result is missing")),
+        };
+        self.handle.report_plan(&r.worker_id, r.ticket, answer).await;
+        Ok(Response::new(pb::ReportPlanResponse {}))
     }
 
     async fn poll_task(&self, request: Request<pb::PollTaskRequest>) -> Result<Response<pb::PollTaskResponse>, Status> {
@@ -195,8 +218,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
         let r = request.into_inner();
         let spec: JobSpec = serde_json::from_str(&r.spec_json).map_err(|e| bad(format!("spec_json: {e}")))?;
-        let plan: JobPlan = serde_json::from_str(&r.plan_json).map_err(|e| bad(format!("plan_json: {e}")))?;
-        let job_id = self.handle.submit(spec, plan, r.priority).await?;
+        let job_id = self.handle.submit(spec, r.priority).await?;
         Ok(Response::new(pb::SubmitJobResponse { job_id }))
     }
 

@@ -4,6 +4,8 @@
 //! worker's retry gets the answer it would have had), and a restarted
 //! coordinator takes back the attempts its workers still run.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -102,7 +104,7 @@ impl Fixture {
             outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
             partitions: 1,
         };
-        handle.submit(spec, plan, 0).await.expect("submit")
+        common::submit_planned(handle, "w1", spec, plan).await.expect("submit")
     }
 }
 

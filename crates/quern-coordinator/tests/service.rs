@@ -3,6 +3,8 @@
 //! coordinator keeps serving), and state survives a restart; and its
 //! application layer (`CoordinatorHandle`) driven without a network.
 
+mod common;
+
 use std::time::Duration;
 
 use quern_coordinator::{Coordinator, CoordinatorConfig, Policy};
@@ -102,7 +104,7 @@ async fn refuses_wrong_tokens_and_malformed_requests_and_keeps_serving() {
         log: Vec::new(),
     };
     assert_eq!(c.report_attempt(no_job).await.expect_err("no job").code(), tonic::Code::InvalidArgument);
-    let garbage = pb::SubmitJobRequest { spec_json: "{".into(), plan_json: "{}".into(), priority: 0 };
+    let garbage = pb::SubmitJobRequest { spec_json: "{".into(), priority: 0 };
     assert_eq!(c.submit_job(garbage).await.expect_err("garbage").code(), tonic::Code::InvalidArgument);
     let poll = c.poll_task(pb::PollTaskRequest { worker_id: "stranger".into(), free_slots: 1 }).await.expect("poll");
     assert!(poll.into_inner().reregister, "an unknown worker is asked to register");
@@ -122,30 +124,77 @@ async fn refuses_wrong_tokens_and_malformed_requests_and_keeps_serving() {
 }
 
 #[tokio::test]
-async fn a_submitted_plan_beyond_the_bounds_is_refused() {
+async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let running = start(&format!("sqlite://{}", dir.path().join("q.db").display())).await;
     let mut c = client(&running.url, "t0ken").await;
+    let registration = pb::RegisterWorkerRequest {
+        worker_id: "w1".into(),
+        host: "h".into(),
+        shuffle_address: "http://127.0.0.1:1".into(),
+        slots: 1,
+        apps: vec!["wordcount".into()],
+        version: "t".into(),
+        held_jobs: vec![],
+    };
+    c.register_worker(registration).await.expect("register");
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "a b\n").expect("write");
     let out = dir.path().join("out");
     let spec = quern_core::JobSpec::new("wordcount", vec![input.display().to_string()], out.display().to_string());
-    // A client that skipped the checks: 20,000 reducers in the plan.
+    // The client sends the spec alone and waits while a worker plans it.
+    let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec).expect("spec"), priority: 0 };
+    let submission = tokio::spawn({
+        let mut c = c.clone();
+        async move { c.submit_job(request).await }
+    });
+    let ticket = loop {
+        let beat = pb::HeartbeatRequest { worker_id: "w1".into(), running: vec![] };
+        let answer = c.heartbeat(beat).await.expect("heartbeat").into_inner();
+        if let Some(plan) = answer.plans.first() {
+            let asked: quern_core::JobSpec = serde_json::from_str(&plan.spec_json).expect("the spec to plan");
+            assert_eq!(asked, spec);
+            break plan.ticket;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // A worker whose plan is beyond the bounds: 20,000 reducers.
     let plan = quern_core::JobPlan {
         splits: Vec::new(),
         outputs: vec![quern_core::PlannedOutput { name: String::new(), reducers: 20_000, first_partition: 0 }],
         partitions: 20_000,
     };
-    let request = pb::SubmitJobRequest {
-        spec_json: serde_json::to_string(&spec).expect("spec"),
-        plan_json: serde_json::to_string(&plan).expect("plan"),
-        priority: 0,
-    };
-    let err = c.submit_job(request).await.expect_err("refused");
+    let result = pb::report_plan_request::Result::PlanJson(serde_json::to_string(&plan).expect("plan"));
+    c.report_plan(pb::ReportPlanRequest { worker_id: "w1".into(), ticket, result: Some(result) })
+        .await
+        .expect("report the plan");
+    let err = submission.await.expect("join").expect_err("refused");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("at most 10000 reducers"), "{}", err.message());
     assert!(!out.exists(), "a refused job creates no output");
     assert!(c.list_jobs(pb::ListJobsRequest {}).await.expect("jobs").into_inner().jobs.is_empty());
+
+    // A worker that finds the spec cannot run: the same refusal, no job.
+    let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec).expect("spec"), priority: 0 };
+    let submission = tokio::spawn({
+        let mut c = c.clone();
+        async move { c.submit_job(request).await }
+    });
+    let ticket = loop {
+        let beat = pb::HeartbeatRequest { worker_id: "w1".into(), running: vec![] };
+        if let Some(plan) = c.heartbeat(beat).await.expect("heartbeat").into_inner().plans.first() {
+            break plan.ticket;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let refused = pb::PlanRefused { message: "input /nowhere: no such file".into() };
+    let result = pb::report_plan_request::Result::Refused(refused);
+    c.report_plan(pb::ReportPlanRequest { worker_id: "w1".into(), ticket, result: Some(result) })
+        .await
+        .expect("report");
+    let err = submission.await.expect("join").expect_err("refused");
+    assert_eq!((err.code(), err.message()), (tonic::Code::FailedPrecondition, "input /nowhere: no such file"));
+    assert!(!out.exists() && c.list_jobs(pb::ListJobsRequest {}).await.expect("jobs").into_inner().jobs.is_empty());
     running.stop().await;
 }
 
@@ -195,7 +244,7 @@ async fn the_handle_runs_a_job_without_grpc() {
         outputs: vec![PlannedOutput { name: String::new(), reducers: 0, first_partition: 0 }],
         partitions: 0,
     };
-    let id = handle.submit(spec, plan, 0).await.expect("submit");
+    let id = common::submit_planned(&handle, "w1", spec, plan).await.expect("submit");
     assert_eq!(handle.job(id).await.expect("job").state.as_str(), "pending");
 
     let assignments = handle.poll("w1", 2).await.expect("poll").expect("registered");

@@ -4,6 +4,9 @@
 //! - [`run_job`]: runs a [`quern_core::JobSpec`] with an app on this machine,
 //!   with [`RunOptions`] (parallelism, scratch directory, cancellation,
 //!   live [`JobProgress`]), returning a [`JobReport`] of counters and files.
+//! - [`plan_job`]: a spec and its app to a `JobPlan` (inputs resolved,
+//!   splits cut), as the runner and a cluster worker planning a submitted
+//!   spec do it; [`PlanOutcome`] is a planning process's answer.
 //! - The pieces, in data-path order: [`task`] (map and reduce attempts),
 //!   [`collect`] (sort buffer, combine table, spills), [`run`] (the on-disk
 //!   run format), [`merge`] (k-way merge, grouping), [`runner`] (slots
@@ -44,9 +47,11 @@ pub mod attempt;
 pub mod collect;
 mod error;
 pub mod merge;
+mod plan;
 pub mod run;
 pub mod runner;
 pub mod task;
 
 pub use error::{Error, TaskError};
+pub use plan::{PlanOutcome, plan_job};
 pub use runner::{DEFAULT_MERGE_FACTOR, JobProgress, JobReport, RunOptions, run_job};

@@ -224,6 +224,13 @@ fn bad_submissions_and_missing_tokens_are_refused() {
         &["--app", "wordcount", "--input", g, "--output", c.path("exists").to_str().expect("utf-8")],
         "already exists",
     );
+    // What only planning finds, a worker finds, and the refusal is the same.
+    let big = c.path("big.txt");
+    fs::write(&big, "x\n".repeat(60_000)).expect("write");
+    let (big, out_str) = (big.to_str().expect("utf-8"), out.to_str().expect("utf-8"));
+    refused(&["--app", "wordcount", "--input", big, "--output", out_str, "--split-size", "1"], "at most 100000");
+    refused(&["--app", "grep", "--input", big, "--output", out_str], "pattern");
+    assert!(!out.exists(), "a refused submission leaves no output");
     assert_eq!(c.json(&["jobs"]).as_array().map(Vec::len), Some(0), "no job was created");
 
     let no_token =

@@ -84,7 +84,8 @@ fn wordcount(input: &Path, output: &Path) -> Vec<String> {
 
 #[test]
 fn a_frozen_coordinator_fails_calls_within_the_timeout_and_serves_them_once_continued() {
-    let c = TestCluster::start(0, &[]);
+    // One worker, which plans the submitted jobs.
+    let c = TestCluster::start(1, &[]);
     let input = c.path("in.txt");
     fs::write(&input, "the quick brown fox\n").expect("write");
     let id = c.submit_job("wordcount", &input, &c.path("out-0"), &[]).to_string();
@@ -212,8 +213,10 @@ fn submit_wait_rides_out_a_coordinator_restart_and_reports_the_real_end() {
 
 #[test]
 fn submit_wait_gives_up_after_its_bound_when_the_coordinator_stays_away() {
-    let mut c = TestCluster::start(0, &[]);
-    let (mut child, _) = submit_and_wait(&c, 20, &["--wait-retry", "3s"]);
+    // One worker plans the job; 200 lines at 15 ms keep it running past the
+    // coordinator's end.
+    let mut c = TestCluster::start(1, &[]);
+    let (mut child, _) = submit_and_wait(&c, 200, &["--wait-retry", "3s"]);
     c.wait_until("the job to be submitted", Duration::from_secs(30), || {
         fs::read_to_string(c.path("wait.out")).is_ok_and(|s| s.trim() == "1")
     });

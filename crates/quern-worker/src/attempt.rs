@@ -49,7 +49,7 @@ const LOG_TAIL: usize = 64 << 10;
 /// Reads a child's stderr to its end, keeping the last `max` bytes. The log
 /// lives in the worker's memory, not in the work directory, so an attempt
 /// that dies because that disk is full still says why.
-async fn read_tail(mut stderr: impl tokio::io::AsyncRead + Unpin, max: usize) -> Vec<u8> {
+pub(crate) async fn read_tail(mut stderr: impl tokio::io::AsyncRead + Unpin, max: usize) -> Vec<u8> {
     use tokio::io::AsyncReadExt;
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 16 << 10];

@@ -1,6 +1,8 @@
 //! The worker: registers with the coordinator, heartbeats, pulls attempts
 //! when it has free slots, runs each in a child process, reports how it
 //! ended, and serves its map outputs to reduce attempts on other workers.
+//! It also plans submitted jobs the coordinator hands it (in a child
+//! process too: planning builds the app, which is user code).
 //!
 //! # Overview
 //! - [`run`]: the worker, until a shutdown future resolves (then it stops
@@ -15,6 +17,7 @@
 //!   ended; the shuffle service serves files under the work directory only.
 
 mod attempt;
+mod plan;
 pub mod protocol;
 mod shuffle;
 
@@ -67,6 +70,9 @@ pub struct WorkerConfig {
     /// How to start an attempt process (program and arguments); it gets an
     /// `AttemptRequest` on stdin and must follow [`protocol`].
     pub task_command: Vec<OsString>,
+    /// How to start a planning process (program and arguments); it gets a
+    /// `JobSpec` on stdin and writes a `quern_engine::PlanOutcome` on stdout.
+    pub plan_command: Vec<OsString>,
 }
 
 /// Why a worker stopped with an error.
@@ -238,6 +244,21 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                                 tracing::info!(job = key.0, attempt = %key.1, "cancelling at the coordinator's request");
                                 let _ = r.cancel.send(true);
                             }
+                        }
+                        for request in resp.plans {
+                            tracing::info!(ticket = request.ticket, "planning a submitted job");
+                            let command = config.plan_command.clone();
+                            let mut client = client.clone();
+                            let worker_id = worker_id.clone();
+                            tokio::spawn(async move {
+                                let outcome = plan::plan(&command, &request.spec_json).await;
+                                let report = plan::report(&worker_id, request.ticket, outcome);
+                                // A lost answer is no harm: the submission
+                                // waiting for it times out and creates nothing.
+                                if let Err(status) = client.report_plan(report).await {
+                                    tracing::warn!(ticket = request.ticket, "reporting a plan: {}", status.message());
+                                }
+                            });
                         }
                         forgotten.extend(resp.forget_jobs);
                         forgotten.retain(|job| {

@@ -102,6 +102,10 @@ enum Command {
     /// Run one attempt (what a worker starts; reads the attempt on stdin).
     #[command(hide = true)]
     Task,
+    /// Plan a submitted job (what a worker starts for the coordinator;
+    /// reads the spec on stdin, writes the outcome on stdout).
+    #[command(hide = true)]
+    Plan,
 }
 
 impl Command {
@@ -120,7 +124,7 @@ impl Command {
             | Command::Kill(_)
             | Command::Workers(_)
             | Command::Logs(_) => true,
-            Command::Run(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Task => false,
+            Command::Run(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Task | Command::Plan => false,
         }
     }
 }
@@ -319,6 +323,11 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             });
             if code == ExitCode::SUCCESS { Ok(()) } else { anyhow::bail!("the attempt request was unusable") }
         }
+        Command::Plan => {
+            // The planning process: stdout carries its one answer.
+            init_logging(false);
+            crate::cluster::plan_process(&apps)
+        }
         Command::Coordinator(args) => {
             init_logging(false);
             crate::cluster::coordinator(args)
@@ -329,7 +338,7 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
         }
         Command::Submit(args) => {
             init_logging(true);
-            crate::cluster::submit(args, &apps)
+            crate::cluster::submit(args)
         }
         Command::Jobs(args) => crate::cluster::jobs(args),
         Command::Status(args) => crate::cluster::status(args),

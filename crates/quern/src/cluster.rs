@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use quern_core::{AppRegistry, JobPlan};
+use quern_core::AppRegistry;
 use quern_proto as pb;
 use serde_json::json;
 
@@ -416,7 +416,8 @@ pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()>
         version: env!("CARGO_PKG_VERSION").to_owned(),
         coordinator_timeout: args.coordinator_timeout,
         drain_timeout: args.drain_timeout,
-        task_command: vec![exe.into_os_string(), "task".into()],
+        task_command: vec![exe.clone().into_os_string(), "task".into()],
+        plan_command: vec![exe.into_os_string(), "plan".into()],
     };
     runtime()?.block_on(async move {
         match quern_worker::run(config, shutdown_signal()).await {
@@ -434,32 +435,37 @@ fn absolute(p: &str) -> anyhow::Result<String> {
     Ok(std::path::absolute(Path::new(p)).with_context(|| format!("resolving {p}"))?.display().to_string())
 }
 
-pub(crate) fn submit(args: SubmitArgs, apps: &AppRegistry) -> anyhow::Result<()> {
+/// The planning process a worker starts for the coordinator: reads a
+/// `JobSpec` (JSON) on stdin, builds its app from the parameters, plans it,
+/// and writes one `PlanOutcome` (JSON) on stdout.
+pub(crate) fn plan_process(apps: &AppRegistry) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("reading the spec on stdin")?;
+    let spec: quern_core::JobSpec = serde_json::from_str(&input).context("the spec on stdin")?;
+    let outcome = match apps.build(&spec.app, &spec.params) {
+        Ok(app) => {
+            quern_engine::PlanOutcome::of(quern_engine::plan_job(&spec, &*app, &crate::cli::storage_from_env(None)))
+        }
+        Err(e) => quern_engine::PlanOutcome::Refused(e.to_string()),
+    };
+    println!("{}", serde_json::to_string(&outcome)?);
+    Ok(())
+}
+
+/// Submits a job as its spec alone: a worker that has the app plans it, so
+/// this client needs neither the app nor the inputs (only a spec's local
+/// paths are made absolute, since the cluster resolves them elsewhere).
+pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let mut spec = args.job.into_spec();
-    // Workers and the coordinator resolve paths from their own directories:
-    // send absolute ones (URLs are sent as they are).
-    spec.output = absolute(&spec.output)?;
-    for input in &mut spec.inputs {
-        let location = quern_storage::Location::parse(input).map_err(quern_engine::Error::from)?;
-        if let Some(path) = location.as_local() {
-            *input = absolute(&path.display().to_string())?;
+    for path in std::iter::once(&mut spec.output).chain(spec.inputs.iter_mut()) {
+        let location = quern_storage::Location::parse(path).map_err(quern_engine::Error::from)?;
+        if let Some(local) = location.as_local() {
+            *path = absolute(&local.display().to_string())?;
         }
     }
-    let app = apps.build(&spec.app, &spec.params)?;
     spec.validate()?;
-    if Path::new(&spec.output).exists() {
-        return Err(
-            quern_engine::Error::from(quern_storage::StorageError::OutputExists { path: spec.output.clone() }).into()
-        );
-    }
-    let files = crate::cli::storage_from_env(None).resolve_inputs(&spec.inputs).map_err(quern_engine::Error::from)?;
-    let splits = quern_storage::plan_splits(&files, spec.split_size, app.input_format().splittable())?;
-    let plan = JobPlan::new(&spec, &*app, splits)?;
-    let request = pb::SubmitJobRequest {
-        spec_json: serde_json::to_string(&spec)?,
-        plan_json: serde_json::to_string(&plan)?,
-        priority: args.priority,
-    };
+    let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec)?, priority: args.priority };
     let mut coordinator = CoordinatorConnection::new(&args.client)?;
     runtime()?.block_on(async move {
         // Never retried: a SubmitJob that got no answer may have created a

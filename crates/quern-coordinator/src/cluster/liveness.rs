@@ -9,6 +9,7 @@ impl Cluster {
     /// registering worker has none.
     pub fn register(&mut self, row: StoredWorker, now_ms: i64) -> Vec<Effect> {
         let mut effects = Vec::new();
+        self.replan_from(&row.id);
         if let Some(old) = self.workers.get(&row.id) {
             let running: Vec<(u64, AttemptId)> = old.running.iter().copied().collect();
             for (job, attempt) in running {
@@ -41,7 +42,8 @@ impl Cluster {
         now_ms: i64,
     ) -> (HeartbeatAnswer, Vec<Effect>) {
         let Some(worker) = self.workers.get_mut(worker_id).filter(|w| w.alive) else {
-            let answer = HeartbeatAnswer { reregister: true, cancel: Vec::new(), forget_jobs: Vec::new() };
+            let answer =
+                HeartbeatAnswer { reregister: true, cancel: Vec::new(), forget_jobs: Vec::new(), plans: Vec::new() };
             return (answer, Vec::new());
         };
         worker.row.last_heartbeat_ms = now_ms;
@@ -86,7 +88,8 @@ impl Cluster {
             self.lose_attempt(job, attempt, AttemptEnd::Lost, "its worker does not run it", now_ms, &mut effects);
             self.settle(job, now_ms, &mut effects);
         }
-        (HeartbeatAnswer { reregister: false, cancel: cancels, forget_jobs: forget }, effects)
+        let plans = self.plans_for(worker_id);
+        (HeartbeatAnswer { reregister: false, cancel: cancels, forget_jobs: forget, plans }, effects)
     }
 
     /// Of the jobs a (re)starting worker still holds data of, the ones it
@@ -156,6 +159,8 @@ impl Cluster {
         tracing::warn!(worker = id, "worker lost: no heartbeat");
         worker.alive = false;
         worker.row.state = WorkerState::Lost;
+        self.replan_from(id);
+        let Some(worker) = self.workers.get_mut(id) else { return };
         worker.cancels.clear();
         let running: Vec<(u64, AttemptId)> = worker.running.drain().collect();
         effects.push(Effect::Worker(worker.row.clone()));

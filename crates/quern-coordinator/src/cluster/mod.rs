@@ -13,7 +13,9 @@
 //! - `placement`: polls, retries away from failing workers, blacklists,
 //!   backup attempts;
 //! - `report`: what an attempt's end means;
-//! - `liveness`: registration, heartbeats, lost workers, hung attempts.
+//! - `liveness`: registration, heartbeats, lost workers, hung attempts;
+//! - `planning`: submitted specs handed to workers that have the app, to
+//!   be planned there (the coordinator never runs user code).
 //!
 //! [`Store`]: crate::store::Store
 
@@ -24,7 +26,7 @@ use quern_core::{
     AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler, TaskId,
     TaskKind, TaskRecord, Verdict,
 };
-use quern_storage::{Location, OutputCommitter};
+use quern_storage::OutputCommitter;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -35,6 +37,7 @@ use crate::store::{JobUpdate, SavedState, StoredTask, StoredWorker};
 mod job;
 mod liveness;
 mod placement;
+mod planning;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -183,6 +186,17 @@ pub struct HeartbeatAnswer {
     pub cancel: Vec<(u64, AttemptId)>,
     /// Ended jobs whose data may go.
     pub forget_jobs: Vec<u64>,
+    /// Submitted specs for the worker to plan.
+    pub plans: Vec<PlanRequest>,
+}
+
+/// A submitted spec for a worker to plan (see `planning`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRequest {
+    /// Which submission.
+    pub ticket: u64,
+    /// The spec, as the engine's JSON.
+    pub spec_json: std::sync::Arc<str>,
 }
 
 /// How an attempt ended, as a worker reports it.
@@ -215,12 +229,15 @@ pub struct Cluster {
     jobs: BTreeMap<u64, Job>,
     workers: BTreeMap<String, Worker>,
     policy: Policy,
+    /// Submitted specs waiting to be planned by a worker, by ticket.
+    plans: BTreeMap<u64, planning::PendingPlan>,
+    next_ticket: u64,
 }
 
 impl Cluster {
     /// An empty cluster.
     pub fn new(policy: Policy) -> Cluster {
-        Cluster { jobs: BTreeMap::new(), workers: BTreeMap::new(), policy }
+        Cluster { jobs: BTreeMap::new(), workers: BTreeMap::new(), policy, plans: BTreeMap::new(), next_ticket: 1 }
     }
 
     /// Rebuilds the state from what the store saved, after a restart or
@@ -376,27 +393,26 @@ impl Cluster {
         self.workers.values()
     }
 
-    /// Accepts a job: checks it can run, creates its output directory, and
-    /// returns the row to insert. The caller inserts it and then calls
-    /// [`Cluster::add_job`] with the id the store gave.
-    pub fn check_submission(&self, spec: &JobSpec, plan: &JobPlan) -> Result<(), Error> {
+    /// Accepts a submitted spec for planning: checks it, checks that a
+    /// worker offers its app (when any worker is alive; with none, the spec
+    /// waits for one), and claims its output (which must not exist). The
+    /// caller removes the claim if the job is not created.
+    pub fn check_submission(&self, spec: &JobSpec) -> Result<(), Error> {
         spec.validate().map_err(|e| Error::Refused(e.to_string()))?;
+        let alive: Vec<&Worker> = self.workers.values().filter(|w| w.alive).collect();
+        if !alive.is_empty() && !alive.iter().any(|w| w.row.apps.contains(&spec.app)) {
+            return Err(Error::Refused(format!("unknown app '{}': no worker offers it", spec.app)));
+        }
+        OutputCommitter::setup(Path::new(&spec.output)).map_err(|e| Error::Refused(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Checks a worker's plan for a spec before the job is created.
+    pub fn check_plan(spec: &JobSpec, plan: &JobPlan) -> Result<(), Error> {
+        plan.check(spec).map_err(|e| Error::Refused(e.to_string()))?;
         if plan.partitions as usize != plan.outputs.iter().map(|o| o.reducers as usize).sum::<usize>() {
             return Err(Error::BadRequest("plan: partitions do not add up".into()));
         }
-        let alive: Vec<&Worker> = self.workers.values().filter(|w| w.alive).collect();
-        if !alive.is_empty() && !alive.iter().any(|w| w.row.apps.contains(&spec.app)) {
-            return Err(Error::Refused(format!("no worker offers app '{}'", spec.app)));
-        }
-        for split in &plan.splits {
-            // Local inputs must be on the file system the cluster shares;
-            // objects were found by the client and are read by the workers.
-            let location = Location::parse(&split.file.location).map_err(|e| Error::Refused(e.to_string()))?;
-            if location.as_local().is_some_and(|path| !path.exists()) {
-                return Err(Error::Refused(format!("input {}: not visible to the coordinator", split.file.name)));
-            }
-        }
-        OutputCommitter::setup(Path::new(&spec.output)).map_err(|e| Error::Refused(e.to_string()))?;
         Ok(())
     }
 

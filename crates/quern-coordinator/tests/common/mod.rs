@@ -1,0 +1,30 @@
+//! What the coordinator's tests share: playing the worker that plans a
+//! submitted spec.
+
+use quern_coordinator::{CoordinatorHandle, Error, PlanAnswer};
+use quern_core::{JobPlan, JobSpec};
+
+/// Submits `spec` and answers its planning request as `worker` would, with
+/// `plan`; returns what the submission returned.
+pub async fn submit_planned(
+    handle: &CoordinatorHandle,
+    worker: &str,
+    spec: JobSpec,
+    plan: JobPlan,
+) -> Result<u64, Error> {
+    let submission = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.submit(spec, 0).await }
+    });
+    let mut plan = Some(plan);
+    while !submission.is_finished() {
+        let answer = handle.heartbeat(worker, &[]).await?;
+        for request in answer.plans {
+            if let Some(plan) = plan.take() {
+                handle.report_plan(worker, request.ticket, PlanAnswer::Planned(plan)).await;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    submission.await.map_err(|e| Error::BadRequest(format!("the submission panicked: {e}")))?
+}
