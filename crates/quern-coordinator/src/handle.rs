@@ -447,7 +447,7 @@ impl CoordinatorHandle {
         let interval = self.shared.heartbeat_interval_ms;
         self.decide(|c| {
             let effects = c.register(row, now);
-            Ok((Registered { heartbeat_interval_ms: interval, forget_jobs: c.ended_jobs(&r.held_jobs) }, effects))
+            Ok((Registered { heartbeat_interval_ms: interval, forget_jobs: c.ended_jobs(&r.held_jobs, now) }, effects))
         })
         .await
     }

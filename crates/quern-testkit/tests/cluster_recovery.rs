@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::*;
@@ -156,4 +156,20 @@ fn a_worker_that_was_away_when_its_job_ended_deletes_the_job_s_data_when_it_retu
     assert!(held.exists(), "the dead worker's data is still there");
     c.add_worker_in("worker-0", &["--id", "away", "--coordinator-timeout", "20s"]);
     c.wait_until("the returning worker to delete the ended job's data", Duration::from_secs(20), || !held.exists());
+}
+
+#[test]
+fn an_ended_job_s_map_outputs_stay_for_the_retention_then_go() {
+    let c = TestCluster::start(1, &["--no-speculation", "--retention", "3s"]);
+    let input = c.path("in.txt");
+    fs::write(&input, "a b a\nc a b\n").expect("write");
+    let id = c.submit_job("wordcount", &input, &c.path("out"), &[]);
+    let status = c.wait_job(id, Duration::from_secs(60));
+    let ended = Instant::now();
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    let held = c.path("worker-0").join("jobs").join(id.to_string());
+    assert!(held.exists(), "the map outputs are kept after the job ended");
+    c.wait_until("the worker to delete the ended job's data", Duration::from_secs(20), || !held.exists());
+    let kept = ended.elapsed();
+    assert!(kept >= Duration::from_millis(2_500), "deleted after {kept:?}, before the 3s retention");
 }

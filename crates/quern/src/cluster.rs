@@ -93,6 +93,11 @@ pub(crate) struct CoordinatorArgs {
     /// worker stays excluded from the cluster.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     blacklist_expiry: Duration,
+    /// How long the intermediate data of an ended job (its map outputs on
+    /// the workers) is kept, for inspection, before the workers delete it
+    /// (0s: at once).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    retention: Duration,
 }
 
 #[derive(Args)]
@@ -386,6 +391,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             blacklist_task_failures: args.blacklist_task_failures,
             blacklist_jobs: args.blacklist_jobs,
             blacklist_expiry_ms: args.blacklist_expiry.as_millis() as i64,
+            retention_ms: args.retention.as_millis() as i64,
         },
         heartbeat_interval: args.heartbeat,
     };

@@ -50,6 +50,8 @@ pub struct Job {
     /// they last did: retries go elsewhere, and a worker where several
     /// tasks failed is excluded from the job.
     pub(super) failures: HashMap<String, HashMap<TaskId, i64>>,
+    /// Ended, and the workers were told to delete its intermediate data.
+    pub(super) released: bool,
     pub(super) map_outputs: Vec<Option<MapOutputLoc>>,
     pub(super) running: HashMap<AttemptId, RunningAttempt>,
     /// Durations of committed attempts, per phase (for speculation).

@@ -93,14 +93,16 @@ impl Cluster {
     }
 
     /// Of the jobs a (re)starting worker still holds data of, the ones it
-    /// may delete: ended or unknown.
-    pub fn ended_jobs(&self, held: &[u64]) -> Vec<u64> {
-        held.iter().copied().filter(|id| self.jobs.get(id).is_none_or(|j| j.phase.is_terminal())).collect()
+    /// may delete: unknown, or ended at least the retention ago.
+    pub fn ended_jobs(&self, held: &[u64], now_ms: i64) -> Vec<u64> {
+        held.iter().copied().filter(|id| self.jobs.get(id).is_none_or(|j| self.past_retention(j, now_ms))).collect()
     }
 
-    /// Periodic checks: lost workers, hung attempts.
+    /// Periodic checks: lost workers, hung attempts, ended jobs whose
+    /// retention passed.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Effect> {
         let mut effects = Vec::new();
+        self.release_ended_jobs(now_ms);
         let lost: Vec<String> = self
             .workers
             .values()

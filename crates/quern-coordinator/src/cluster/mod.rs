@@ -65,11 +65,15 @@ pub struct Policy {
     /// How long a failure counts against a worker, and how long a
     /// cluster-wide exclusion lasts.
     pub blacklist_expiry_ms: i64,
+    /// How long the intermediate data of an ended job (map outputs on the
+    /// workers) is kept before it is deleted (0: at once).
+    pub retention_ms: i64,
 }
 
 impl Policy {
     /// Defaults for the blacklist: 3 failed tasks exclude a worker from a
-    /// job, 2 such jobs from the cluster, failures count for 10 minutes.
+    /// job, 2 such jobs from the cluster, failures count for 10 minutes;
+    /// an ended job's intermediate data goes at once.
     pub const fn with_timeouts(worker_timeout_ms: i64, task_timeout_ms: i64, speculation: bool) -> Policy {
         Policy {
             worker_timeout_ms,
@@ -78,6 +82,7 @@ impl Policy {
             blacklist_task_failures: 3,
             blacklist_jobs: 2,
             blacklist_expiry_ms: 10 * 60 * 1000,
+            retention_ms: 0,
         }
     }
 }
@@ -315,6 +320,10 @@ impl Cluster {
                 committed_counters,
                 failed_attempts,
                 failures: HashMap::new(),
+                // Data of a job that ended before the restart and is past
+                // its retention was released then (and a returning worker
+                // names what it still holds).
+                released: phase.is_terminal() && now_ms - row.finished_at_ms >= policy.retention_ms,
                 map_outputs,
                 running: HashMap::new(),
                 durations: [Vec::new(), Vec::new()],
@@ -435,6 +444,7 @@ impl Cluster {
             committed_counters: Counters::default(),
             failed_attempts: 0,
             failures: HashMap::new(),
+            released: false,
             map_outputs: vec![None; maps],
             running: HashMap::new(),
             durations: [Vec::new(), Vec::new()],
@@ -515,10 +525,29 @@ impl Cluster {
                 at_ms: now_ms,
             });
         }
-        for w in self.workers.values_mut() {
-            w.forget.push(job_id);
-        }
         let job = self.jobs.get(&job_id).expect("invariant: still here");
         effects.push(Effect::Job(job.update()));
+        self.release_ended_jobs(now_ms);
+    }
+
+    /// Whether an ended job's intermediate data (map outputs on workers)
+    /// may go: its retention has passed.
+    fn past_retention(&self, job: &Job, now_ms: i64) -> bool {
+        job.phase.is_terminal() && now_ms - job.finished_ms >= self.policy.retention_ms
+    }
+
+    /// Tells every worker to delete the intermediate data of the jobs that
+    /// ended at least the retention ago and were not released yet.
+    pub(super) fn release_ended_jobs(&mut self, now_ms: i64) {
+        let due: Vec<u64> =
+            self.jobs.values().filter(|j| !j.released && self.past_retention(j, now_ms)).map(|j| j.id).collect();
+        for id in due {
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.released = true;
+            }
+            for w in self.workers.values_mut() {
+                w.forget.push(id);
+            }
+        }
     }
 }

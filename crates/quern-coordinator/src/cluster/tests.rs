@@ -272,3 +272,26 @@ fn restore_refuses_a_committed_task_without_its_output_or_counters_instead_of_gu
     let err = Cluster::restore(POLICY, saved(corrupt, vec![]), 0).expect_err("a plan that does not parse");
     assert!(err.to_string().contains("job 1 field plan_json"), "{err}");
 }
+
+#[test]
+fn an_ended_job_s_intermediate_data_goes_after_the_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = Policy { retention_ms: 1_000, ..POLICY };
+    let mut c = Cluster::new(policy);
+    c.register(worker("a", &["wc"]), 0);
+    let mut new = job(1, "wc", 1, 0, &dir.path().join("out"));
+    new.plan.outputs[0].reducers = 0;
+    new.plan.partitions = 0;
+    c.add_job(new, 0);
+    let m0 = poll_one(&mut c, "a", 0).expect("m0");
+    c.report("a", 1, m0.attempt, succeeded(None), vec![], 100).expect("report");
+    assert_eq!(c.job(1).map(|j| j.phase), Some(JobPhase::Succeeded));
+    c.tick(600);
+    assert!(c.heartbeat("a", &[], 600).0.forget_jobs.is_empty(), "kept during the retention");
+    assert!(c.ended_jobs(&[1, 7], 600) == vec![7], "a returning worker keeps it too; unknown jobs go");
+    c.tick(1_100);
+    assert_eq!(c.heartbeat("a", &[], 1_100).0.forget_jobs, vec![1]);
+    c.tick(1_200);
+    assert!(c.heartbeat("a", &[], 1_200).0.forget_jobs.is_empty(), "said once");
+    assert_eq!(c.ended_jobs(&[1], 1_200), vec![1]);
+}
