@@ -110,10 +110,27 @@ fn with_store(
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let id = submission.await??;
+        // Idle workers learn that the job ended from the event stream, not
+        // by asking (which would measure the job view, not scheduling).
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut events = handle.events();
+        let watcher = tokio::spawn({
+            let ended = ended.clone();
+            async move {
+                while let Ok(event) = events.recv().await {
+                    if matches!(event, quern_coordinator::Event::Job { id: j, state } if j == id && state.is_terminal())
+                    {
+                        ended.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
+        });
         let started = Instant::now();
         let mut sims = Vec::new();
         for w in 0..workers {
             let handle = handle.clone();
+            let ended = ended.clone();
             sims.push(tokio::spawn(async move {
                 let worker = format!("w{w:04}");
                 let segments = vec![Segment { offset: 0, len: 100, records: 10, raw_len: 120 }; 10];
@@ -121,7 +138,7 @@ fn with_store(
                 loop {
                     let got = handle.poll(&worker, 2).await?.ok_or("the simulated worker was forgotten")?;
                     if got.is_empty() {
-                        if handle.job(id).await?.state.is_terminal() {
+                        if ended.load(std::sync::atomic::Ordering::SeqCst) {
                             return Ok::<u64, Box<dyn std::error::Error + Send + Sync>>(assigned);
                         }
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -144,6 +161,7 @@ fn with_store(
             assignments += sim.await?.map_err(|e| e.to_string())?;
         }
         let elapsed = started.elapsed().as_secs_f64();
+        watcher.abort();
         let state = handle.job(id).await?.state;
         println!(
             "{workers} workers, {tasks} tasks, every effect stored in {}: job {state}, {assignments} assignments in \

@@ -28,6 +28,18 @@ impl Cluster {
             return Err(Error::BadRequest(format!("no job {job_id}")));
         };
         let ran = job.running.remove(&attempt);
+        // A map of a job with reducers that reports success without its
+        // output index would have the reduces skip its records: a broken
+        // worker, whose attempt failed.
+        let outcome = match outcome {
+            Outcome::Succeeded { map_output: None, .. }
+                if attempt.task.kind == TaskKind::Map && job.plan.partitions > 0 =>
+            {
+                let message = "the attempt reported success without its map output index".to_owned();
+                Outcome::Failed(Failure { message, retryable: true })
+            }
+            other => other,
+        };
         // Once a job has ended, its output area is gone (or published) and
         // a late attempt cannot re-create it: nothing to delete, and an
         // attempt directory of the same name may belong to a newer job

@@ -295,3 +295,15 @@ fn an_ended_job_s_intermediate_data_goes_after_the_retention() {
     assert!(c.heartbeat("a", &[], 1_200).0.forget_jobs.is_empty(), "said once");
     assert_eq!(c.ended_jobs(&[1], 1_200), vec![1]);
 }
+
+#[test]
+fn a_map_that_reports_success_without_its_output_index_failed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, m0, _m1) = two_maps_on_a_and_b(dir.path());
+    let (committed, _) = c.report("a", 1, m0.attempt, succeeded(None), vec![], 10).expect("report");
+    assert!(!committed, "the reduces would have skipped its records");
+    let job = c.job(1).expect("job");
+    assert_eq!(job.sched.as_ref().and_then(|s| s.record(m0.attempt.task)).map(|r| r.failures), Some(1));
+    let again = poll_one(&mut c, "b", 20).expect("the map runs again");
+    assert_eq!(again.attempt.task, m0.attempt.task);
+}
