@@ -158,6 +158,36 @@ impl<'a> Batch<'a> {
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// An attempt as stored, from a row of `kind, idx, attempt,
+            /// worker_id, outcome, error, log, started_at_ms, finished_at_ms`.
+            fn attempt_of(
+                job: u64,
+                r: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::store::StoredAttempt, $crate::error::Error> {
+                use $crate::store::sql::{db, kind_of, named, u32_of};
+                use sqlx::Row;
+                let e = || db("loading attempts");
+                let kind: String = r.try_get("kind").map_err(e())?;
+                let idx: i64 = r.try_get("idx").map_err(e())?;
+                let number: i64 = r.try_get("attempt").map_err(e())?;
+                let whose = || format!("job {job} attempt {kind} {idx} #{number}");
+                let id = quern_core::TaskId { kind: kind_of(&kind, &whose)?, index: u32_of(idx, "idx", &whose)? };
+                let outcome: String = r.try_get("outcome").map_err(e())?;
+                let log: Option<Vec<u8>> = r.try_get("log").map_err(e())?;
+                Ok($crate::store::StoredAttempt {
+                    attempt: quern_core::AttemptId { task: id, attempt: u32_of(number, "attempt", &whose)? },
+                    worker_id: r.try_get("worker_id").map_err(e())?,
+                    outcome: match outcome.as_str() {
+                        "running" => None,
+                        s => Some(named($crate::state::AttemptEnd::parse(s), "outcome", &whose)?),
+                    },
+                    error: r.try_get("error").map_err(e())?,
+                    log: log.unwrap_or_default(),
+                    started_at_ms: r.try_get("started_at_ms").map_err(e())?,
+                    finished_at_ms: r.try_get("finished_at_ms").map_err(e())?,
+                })
+            }
+
             async fn write_batch(&self, effects: &[$crate::cluster::Effect]) -> Result<(), $crate::error::Error> {
                 use $crate::store::sql::{BATCH_ROWS, Batch, db, kind_str};
                 if effects.is_empty() {
@@ -422,35 +452,18 @@ macro_rules! impl_sql_store {
                 &self,
                 job: u64,
             ) -> Result<Vec<$crate::store::StoredAttempt>, $crate::error::Error> {
-                use $crate::store::sql::{db, kind_of, u32_of};
-                use sqlx::Row;
+                use $crate::store::sql::db;
+                // The logs stay behind: a restore needs who runs what.
                 let rows = sqlx::query(
-                    "SELECT kind, idx, attempt, worker_id, started_at_ms FROM attempts \
+                    "SELECT kind, idx, attempt, worker_id, outcome, '' AS error, CAST(NULL AS BYTEA) AS log, \
+                     started_at_ms, finished_at_ms FROM attempts \
                      WHERE job_id = $1 AND outcome = 'running' ORDER BY kind, idx, attempt",
                 )
                 .bind(job as i64)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db("loading running attempts"))?;
-                let mut out = Vec::with_capacity(rows.len());
-                for r in rows {
-                    let e = || db("loading running attempts");
-                    let kind: String = r.try_get("kind").map_err(e())?;
-                    let idx: i64 = r.try_get("idx").map_err(e())?;
-                    let number: i64 = r.try_get("attempt").map_err(e())?;
-                    let whose = || format!("job {job} attempt {kind} {idx} #{number}");
-                    let id = quern_core::TaskId { kind: kind_of(&kind, &whose)?, index: u32_of(idx, "idx", &whose)? };
-                    out.push($crate::store::StoredAttempt {
-                        attempt: quern_core::AttemptId { task: id, attempt: u32_of(number, "attempt", &whose)? },
-                        worker_id: r.try_get("worker_id").map_err(e())?,
-                        outcome: None,
-                        error: String::new(),
-                        log: Vec::new(),
-                        started_at_ms: r.try_get("started_at_ms").map_err(e())?,
-                        finished_at_ms: 0,
-                    });
-                }
-                Ok(out)
+                rows.iter().map(|r| Self::attempt_of(job, r)).collect()
             }
 
             async fn attempts(
@@ -458,8 +471,7 @@ macro_rules! impl_sql_store {
                 job: u64,
                 task: Option<quern_core::TaskId>,
             ) -> Result<Vec<$crate::store::StoredAttempt>, $crate::error::Error> {
-                use $crate::store::sql::{db, kind_of, kind_str, named, u32_of};
-                use sqlx::Row;
+                use $crate::store::sql::{db, kind_str};
                 let mut q = sqlx::QueryBuilder::<$db>::new(
                     "SELECT kind, idx, attempt, worker_id, outcome, error, log, started_at_ms, finished_at_ms \
                      FROM attempts WHERE job_id = ",
@@ -471,30 +483,7 @@ macro_rules! impl_sql_store {
                 }
                 q.push(" ORDER BY kind, idx, attempt");
                 let rows = q.build().fetch_all(&self.pool).await.map_err(db("loading attempts"))?;
-                let mut out = Vec::with_capacity(rows.len());
-                for r in rows {
-                    let e = || db("loading attempts");
-                    let kind: String = r.try_get("kind").map_err(e())?;
-                    let idx: i64 = r.try_get("idx").map_err(e())?;
-                    let number: i64 = r.try_get("attempt").map_err(e())?;
-                    let whose = || format!("job {job} attempt {kind} {idx} #{number}");
-                    let id = quern_core::TaskId { kind: kind_of(&kind, &whose)?, index: u32_of(idx, "idx", &whose)? };
-                    let outcome: String = r.try_get("outcome").map_err(e())?;
-                    let log: Option<Vec<u8>> = r.try_get("log").map_err(e())?;
-                    out.push($crate::store::StoredAttempt {
-                        attempt: quern_core::AttemptId { task: id, attempt: u32_of(number, "attempt", &whose)? },
-                        worker_id: r.try_get("worker_id").map_err(e())?,
-                        outcome: match outcome.as_str() {
-                            "running" => None,
-                            s => Some(named($crate::state::AttemptEnd::parse(s), "outcome", &whose)?),
-                        },
-                        error: r.try_get("error").map_err(e())?,
-                        log: log.unwrap_or_default(),
-                        started_at_ms: r.try_get("started_at_ms").map_err(e())?,
-                        finished_at_ms: r.try_get("finished_at_ms").map_err(e())?,
-                    });
-                }
-                Ok(out)
+                rows.iter().map(|r| Self::attempt_of(job, r)).collect()
             }
         }
     };

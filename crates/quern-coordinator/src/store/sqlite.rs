@@ -98,12 +98,11 @@ impl_sql_store!(SqliteStore, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {
-    use quern_core::{AttemptId, Counters, TaskId, TaskKind, TaskRecord};
+    use quern_core::Counters;
 
     use super::*;
-    use crate::cluster::{Effect, MapOutputLoc, Segment};
-    use crate::state::{AttemptEnd, JobPhase, WorkerState};
-    use crate::store::{JobUpdate, StoredJob, StoredTask, StoredWorker, open};
+    use crate::state::JobPhase;
+    use crate::store::{StoredJob, open};
 
     #[tokio::test]
     async fn a_state_is_opened_by_one_store_at_a_time() {
@@ -131,7 +130,7 @@ mod tests {
         drop((a, b));
     }
 
-    pub(crate) fn sample_job() -> StoredJob {
+    fn sample_job() -> StoredJob {
         StoredJob {
             id: 0,
             app: "wordcount".into(),
@@ -145,79 +144,6 @@ mod tests {
             started_at_ms: 0,
             finished_at_ms: 0,
         }
-    }
-
-    #[tokio::test]
-    async fn rows_survive_reopening_the_database() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("q.db").display());
-        let store = open(&url).await.expect("open");
-        let mut job = sample_job();
-        job.id = store.insert_job(&job).await.expect("insert");
-        let mut counters = Counters::default();
-        counters.engine.input_records = 7;
-        let update = JobUpdate {
-            id: job.id,
-            state: JobPhase::Running,
-            error: String::new(),
-            counters: counters.clone(),
-            started_at_ms: 11,
-            finished_at_ms: 0,
-        };
-        let task = StoredTask {
-            task: TaskId { kind: TaskKind::Map, index: 2 },
-            record: TaskRecord { started: 2, failures: 1, committed: Some(2), failed: false },
-            map_output: Some(MapOutputLoc {
-                worker_id: "w1".into(),
-                shuffle_address: "http://127.0.0.1:1".into(),
-                path: "/w/m2".into(),
-                segments: vec![Segment { offset: 0, len: 10, records: 1, raw_len: 12 }],
-            }),
-            counters: Some(counters.clone()),
-        };
-        let a = AttemptId { task: task.task, attempt: 2 };
-        let w = StoredWorker {
-            id: "w1".into(),
-            host: "h".into(),
-            shuffle_address: "http://127.0.0.1:1".into(),
-            slots: 2,
-            apps: vec!["wordcount".into()],
-            version: "0.1.0".into(),
-            state: WorkerState::Alive,
-            registered_at_ms: 1,
-            last_heartbeat_ms: 2,
-        };
-        store
-            .apply_all(&[
-                Effect::Job(update.clone()),
-                Effect::Task(job.id, task.clone()),
-                Effect::AttemptStarted { job: job.id, attempt: a, worker: "w1".into(), at_ms: 12 },
-                Effect::AttemptEnded {
-                    job: job.id,
-                    attempt: a,
-                    outcome: AttemptEnd::Succeeded,
-                    error: String::new(),
-                    log: Some(b"log".to_vec()),
-                    counters: Some(counters.clone()),
-                    at_ms: 13,
-                },
-                Effect::Worker(w.clone()),
-            ])
-            .await
-            .expect("apply");
-        drop(store);
-
-        let store = open(&url).await.expect("reopen");
-        job.state = JobPhase::Running;
-        job.started_at_ms = 11;
-        job.counters = counters;
-        assert_eq!(store.jobs().await.expect("jobs"), vec![job.clone()]);
-        assert_eq!(store.tasks(job.id).await.expect("tasks"), vec![task.clone()]);
-        assert_eq!(store.workers().await.expect("workers"), vec![w]);
-        let attempts = store.attempts(job.id, Some(task.task)).await.expect("attempts");
-        assert_eq!(attempts.len(), 1);
-        assert_eq!((attempts[0].outcome, attempts[0].log.as_slice()), (Some(AttemptEnd::Succeeded), &b"log"[..]));
-        assert!(store.attempts(job.id, Some(TaskId { kind: TaskKind::Reduce, index: 0 })).await.expect("a").is_empty());
     }
 
     #[tokio::test]
