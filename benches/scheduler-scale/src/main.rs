@@ -84,7 +84,7 @@ fn with_store(
         for w in 0..workers {
             handle
                 .register(Registration {
-                    worker_id: format!("w{w:04}"),
+                    worker_id: format!("w{w:04}").into(),
                     host: "sim".into(),
                     shuffle_address: format!("http://sim-{w}:1"),
                     slots: 2,
@@ -181,7 +181,7 @@ fn decisions_only(workers: usize, tasks: usize, dir: &std::path::Path) -> Result
     let mut cluster = Cluster::new(Policy::with_timeouts(10_000, 600_000, false));
     for w in 0..workers {
         let row = StoredWorker {
-            id: format!("w{w:04}"),
+            id: format!("w{w:04}").into(),
             host: "sim".into(),
             shuffle_address: format!("http://sim-{w}:1"),
             slots: 2,
@@ -196,7 +196,7 @@ fn decisions_only(workers: usize, tasks: usize, dir: &std::path::Path) -> Result
     let (spec, plan) = sim_job(tasks, dir)?;
     quern_storage::OutputCommitter::setup(std::path::Path::new(&spec.output))?;
     let (maps, reducers) = (plan.splits.len(), plan.partitions as usize);
-    let id = 1;
+    let id = quern_core::JobId(1);
     persist(
         cluster.add_job(NewJob { id, spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority: 0 }, 0),
     )?;

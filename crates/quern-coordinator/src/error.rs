@@ -72,7 +72,7 @@ pub enum Error {
     Unavailable(String),
     /// No such job.
     #[error("no job {0}")]
-    NoSuchJob(u64),
+    NoSuchJob(quern_core::JobId),
     /// The cluster token is unusable.
     #[error(transparent)]
     Token(#[from] quern_proto::TokenError),

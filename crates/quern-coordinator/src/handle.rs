@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use quern_core::{AttemptId, Counters, JobPlan, JobSpec, PhaseProgress, TaskId, TaskKind};
+use quern_core::{AttemptId, Counters, JobId, JobPlan, JobSpec, PhaseProgress, TaskId, TaskKind, WorkerId};
 use tokio::sync::{Mutex, MutexGuard, broadcast, oneshot};
 
 pub use crate::cluster::HeartbeatAnswer;
@@ -86,7 +86,7 @@ pub enum Event {
     /// A job changed state: submitted, started, ended.
     Job {
         /// The job.
-        id: u64,
+        id: JobId,
         /// Its new state.
         state: JobPhase,
     },
@@ -94,7 +94,7 @@ pub enum Event {
     /// the task must run again.
     Task {
         /// Its job.
-        job: u64,
+        job: JobId,
         /// The task.
         task: TaskId,
         /// Its committed attempt, if any.
@@ -105,16 +105,16 @@ pub enum Event {
     /// An attempt started on a worker.
     AttemptStarted {
         /// Its job.
-        job: u64,
+        job: JobId,
         /// The attempt.
         attempt: AttemptId,
         /// Where it runs.
-        worker_id: String,
+        worker_id: WorkerId,
     },
     /// An attempt ended.
     AttemptEnded {
         /// Its job.
-        job: u64,
+        job: JobId,
         /// The attempt.
         attempt: AttemptId,
         /// How.
@@ -123,7 +123,7 @@ pub enum Event {
     /// A worker registered or was lost.
     Worker {
         /// The worker.
-        id: String,
+        id: WorkerId,
         /// Its new state.
         state: WorkerState,
     },
@@ -160,7 +160,7 @@ pub struct CoordinatorHandle {
 #[derive(Debug, Clone)]
 pub struct Registration {
     /// Its id (kept across its restarts).
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// Its host name.
     pub host: String,
     /// Where its shuffle service listens.
@@ -172,7 +172,7 @@ pub struct Registration {
     /// Its build version.
     pub version: String,
     /// Jobs whose data its work directory holds.
-    pub held_jobs: Vec<u64>,
+    pub held_jobs: Vec<JobId>,
 }
 
 /// What a registering worker is told.
@@ -181,7 +181,7 @@ pub struct Registered {
     /// How often to heartbeat.
     pub heartbeat_interval_ms: u32,
     /// Of its held jobs, those that ended: their data may go.
-    pub forget_jobs: Vec<u64>,
+    pub forget_jobs: Vec<JobId>,
 }
 
 /// An attempt running now, as shown.
@@ -190,7 +190,7 @@ pub struct RunningAttemptView {
     /// The attempt.
     pub attempt: AttemptId,
     /// Its worker.
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// Fraction of its input done, as last reported.
     pub fraction: f64,
     /// Records done, as last reported.
@@ -203,7 +203,7 @@ pub struct RunningAttemptView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobView {
     /// Its id.
-    pub id: u64,
+    pub id: JobId,
     /// Its app.
     pub app: String,
     /// Its output location.
@@ -258,7 +258,7 @@ pub struct WorkerView {
     /// Excluded from every job until then (0: not).
     pub blacklisted_until_ms: i64,
     /// Running jobs that stopped using it.
-    pub excluded_by_jobs: Vec<u64>,
+    pub excluded_by_jobs: Vec<JobId>,
 }
 
 impl CoordinatorHandle {
@@ -428,7 +428,7 @@ impl CoordinatorHandle {
 
     /// A worker registers (again).
     pub async fn register(&self, r: Registration) -> Result<Registered, Error> {
-        if r.worker_id.is_empty() || r.slots == 0 || r.shuffle_address.is_empty() {
+        if r.worker_id.as_str().is_empty() || r.slots == 0 || r.shuffle_address.is_empty() {
             return Err(Error::BadRequest("a worker needs an id, at least one slot and a shuffle address".into()));
         }
         let now = now_ms();
@@ -457,7 +457,7 @@ impl CoordinatorHandle {
     pub async fn heartbeat(
         &self,
         worker_id: &str,
-        progress: &[(u64, AttemptId, f64, u64)],
+        progress: &[(JobId, AttemptId, f64, u64)],
     ) -> Result<HeartbeatAnswer, Error> {
         self.decide(|c| Ok(c.heartbeat(worker_id, progress, now_ms()))).await
     }
@@ -479,7 +479,7 @@ impl CoordinatorHandle {
     pub async fn report(
         &self,
         worker_id: &str,
-        job: u64,
+        job: JobId,
         attempt: AttemptId,
         outcome: Outcome,
         mut log: Vec<u8>,
@@ -496,7 +496,7 @@ impl CoordinatorHandle {
     /// cannot run (a bad spec, an app no worker offers, an existing output,
     /// a missing input or a bad parameter as the planning worker finds, a
     /// plan beyond the bounds) is refused and creates nothing.
-    pub async fn submit(&self, spec: JobSpec, priority: i32) -> Result<u64, Error> {
+    pub async fn submit(&self, spec: JobSpec, priority: i32) -> Result<JobId, Error> {
         let spec_json = serde_json::to_string(&spec).map_err(|e| Error::BadRequest(format!("spec: {e}")))?;
         let (ticket, answer) = {
             let mut memory = self.memory().await?;
@@ -533,7 +533,7 @@ impl CoordinatorHandle {
         let plan_json = serde_json::to_string(&plan).map_err(|e| Error::BadRequest(format!("plan: {e}")))?;
         let now = now_ms();
         let row = StoredJob {
-            id: 0,
+            id: JobId(0),
             app: spec.app.clone(),
             spec_json: spec_json.clone(),
             plan_json: plan_json.clone(),
@@ -552,7 +552,7 @@ impl CoordinatorHandle {
                 return Err(e);
             }
         };
-        tracing::info!(job = id, app = %spec.app, maps = plan.splits.len(), reduces = plan.partitions, "job submitted");
+        tracing::info!(job = %id, app = %spec.app, maps = plan.splits.len(), reduces = plan.partitions, "job submitted");
         // Stored by the insert: subscribers hear of it now.
         let _ = self.shared.events.send(Event::Job { id, state: JobPhase::Pending });
         let effects = memory.cluster.add_job(NewJob { id, spec, plan, spec_json, plan_json, priority }, now);
@@ -569,10 +569,10 @@ impl CoordinatorHandle {
         let waiting = self.shared.plans.lock().unwrap_or_else(PoisonError::into_inner).remove(&ticket);
         match waiting {
             Some(tx) => {
-                tracing::debug!(ticket, worker = worker_id, "plan reported");
+                tracing::debug!(ticket, worker = %worker_id, "plan reported");
                 let _ = tx.send(answer);
             }
-            None => tracing::debug!(ticket, worker = worker_id, "a plan nobody waits for"),
+            None => tracing::debug!(ticket, worker = %worker_id, "a plan nobody waits for"),
         }
     }
 
@@ -582,12 +582,12 @@ impl CoordinatorHandle {
     }
 
     /// One job.
-    pub async fn job(&self, id: u64) -> Result<JobView, Error> {
+    pub async fn job(&self, id: JobId) -> Result<JobView, Error> {
         self.memory().await?.cluster.job(id).map(job_view).ok_or(Error::NoSuchJob(id))
     }
 
     /// Kills a job; false if it had already ended.
-    pub async fn kill(&self, id: u64) -> Result<bool, Error> {
+    pub async fn kill(&self, id: JobId) -> Result<bool, Error> {
         self.decide(|c| c.kill(id, now_ms())).await
     }
 
@@ -599,7 +599,7 @@ impl CoordinatorHandle {
     }
 
     /// A job's attempts (of one task, if given), with their logs.
-    pub async fn logs(&self, job: u64, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error> {
+    pub async fn logs(&self, job: JobId, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error> {
         if self.memory().await?.cluster.job(job).is_none() {
             return Err(Error::NoSuchJob(job));
         }
@@ -638,7 +638,7 @@ fn job_view(job: &Job) -> JobView {
             .into_iter()
             .map(|(attempt, worker, fraction, records, started_ms)| RunningAttemptView {
                 attempt,
-                worker_id: worker.to_owned(),
+                worker_id: worker.into(),
                 fraction,
                 records,
                 started_ms,

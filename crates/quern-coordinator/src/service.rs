@@ -3,7 +3,7 @@
 //! INVALID_ARGUMENT, never a panic), calls the [`CoordinatorHandle`], and
 //! converts its answer back.
 
-use quern_core::{AttemptId, Counters, Failure, JobSpec, TaskId, TaskKind};
+use quern_core::{AttemptId, Counters, Failure, JobId, JobSpec, TaskId, TaskKind};
 use quern_proto as pb;
 use tonic::{Request, Response, Status};
 
@@ -24,11 +24,11 @@ fn bad(message: impl Into<String>) -> Status {
 }
 
 /// Decodes a request's attempt field, refusing a malformed one.
-fn attempt_from(r: Option<&pb::AttemptRef>) -> Result<(u64, AttemptId), Status> {
+fn attempt_from(r: Option<&pb::AttemptRef>) -> Result<(JobId, AttemptId), Status> {
     pb::attempt_from_wire(r).map_err(|e| bad(e.to_string()))
 }
 
-pub(crate) fn attempt_to(job: u64, a: AttemptId) -> pb::AttemptRef {
+pub(crate) fn attempt_to(job: JobId, a: AttemptId) -> pb::AttemptRef {
     pb::AttemptRef::from((job, a))
 }
 
@@ -42,7 +42,7 @@ fn assignment_to(a: Assignment) -> pb::TaskAssignment {
             .into_iter()
             .map(|(map_index, loc, seg)| pb::MapOutputLocation {
                 map_index,
-                worker_id: loc.worker_id,
+                worker_id: loc.worker_id.to_string(),
                 shuffle_address: loc.shuffle_address,
                 path: loc.path,
                 segment: Some(seg.into()),
@@ -57,7 +57,7 @@ fn counts_to(p: quern_core::PhaseProgress) -> pb::PhaseCounts {
 
 fn job_status(job: JobView) -> pb::JobStatus {
     pb::JobStatus {
-        job_id: job.id,
+        job_id: job.id.0,
         app: job.app,
         output: job.output,
         state: job.state.as_str().to_owned(),
@@ -76,7 +76,7 @@ fn job_status(job: JobView) -> pb::JobStatus {
             .into_iter()
             .map(|r| pb::RunningAttempt {
                 attempt: Some(attempt_to(job.id, r.attempt)),
-                worker_id: r.worker_id,
+                worker_id: r.worker_id.to_string(),
                 fraction: r.fraction,
                 records: r.records,
                 started_at_ms: r.started_ms,
@@ -87,7 +87,7 @@ fn job_status(job: JobView) -> pb::JobStatus {
 
 fn worker_status(w: WorkerView) -> pb::WorkerStatus {
     pb::WorkerStatus {
-        worker_id: w.row.id,
+        worker_id: w.row.id.to_string(),
         host: w.row.host,
         shuffle_address: w.row.shuffle_address,
         slots: w.row.slots,
@@ -97,7 +97,7 @@ fn worker_status(w: WorkerView) -> pb::WorkerStatus {
         state: w.health.to_string(),
         last_heartbeat_ms: w.row.last_heartbeat_ms,
         blacklisted_until_ms: w.blacklisted_until_ms,
-        excluded_by_jobs: w.excluded_by_jobs,
+        excluded_by_jobs: w.excluded_by_jobs.iter().map(|j| j.0).collect(),
     }
 }
 
@@ -111,18 +111,18 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let registered = self
             .handle
             .register(Registration {
-                worker_id: r.worker_id,
+                worker_id: r.worker_id.into(),
                 host: r.host,
                 shuffle_address: r.shuffle_address,
                 slots: r.slots,
                 apps: r.apps,
                 version: r.version,
-                held_jobs: r.held_jobs,
+                held_jobs: r.held_jobs.into_iter().map(JobId).collect(),
             })
             .await?;
         Ok(Response::new(pb::RegisterWorkerResponse {
             heartbeat_interval_ms: registered.heartbeat_interval_ms,
-            forget_jobs: registered.forget_jobs,
+            forget_jobs: registered.forget_jobs.iter().map(|j| j.0).collect(),
         }))
     }
 
@@ -140,7 +140,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         Ok(Response::new(pb::HeartbeatResponse {
             reregister: answer.reregister,
             cancel: answer.cancel.into_iter().map(|(j, a)| attempt_to(j, a)).collect(),
-            forget_jobs: answer.forget_jobs,
+            forget_jobs: answer.forget_jobs.iter().map(|j| j.0).collect(),
             plans: answer
                 .plans
                 .into_iter()
@@ -219,7 +219,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let r = request.into_inner();
         let spec: JobSpec = serde_json::from_str(&r.spec_json).map_err(|e| bad(format!("spec_json: {e}")))?;
         let job_id = self.handle.submit(spec, r.priority).await?;
-        Ok(Response::new(pb::SubmitJobResponse { job_id }))
+        Ok(Response::new(pb::SubmitJobResponse { job_id: job_id.0 }))
     }
 
     async fn list_jobs(&self, _: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
@@ -228,12 +228,12 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     }
 
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::JobStatus>, Status> {
-        let id = request.into_inner().job_id;
+        let id = JobId(request.into_inner().job_id);
         Ok(Response::new(job_status(self.handle.job(id).await?)))
     }
 
     async fn kill_job(&self, request: Request<pb::KillJobRequest>) -> Result<Response<pb::KillJobResponse>, Status> {
-        let id = request.into_inner().job_id;
+        let id = JobId(request.into_inner().job_id);
         Ok(Response::new(pb::KillJobResponse { killed: self.handle.kill(id).await? }))
     }
 
@@ -248,13 +248,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     async fn get_logs(&self, request: Request<pb::GetLogsRequest>) -> Result<Response<pb::GetLogsResponse>, Status> {
         let r = request.into_inner();
         let task = if r.task.is_empty() { None } else { Some(parse_task(&r.task)?) };
-        let rows = self.handle.logs(r.job_id, task).await?;
+        let job = JobId(r.job_id);
+        let rows = self.handle.logs(job, task).await?;
         Ok(Response::new(pb::GetLogsResponse {
             attempts: rows
                 .into_iter()
                 .map(|a| pb::AttemptLog {
-                    attempt: Some(attempt_to(r.job_id, a.attempt)),
-                    worker_id: a.worker_id,
+                    attempt: Some(attempt_to(job, a.attempt)),
+                    worker_id: a.worker_id.to_string(),
                     outcome: a.outcome.map_or("running", crate::state::AttemptEnd::as_str).to_owned(),
                     error: a.error,
                     log: a.log,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use quern_coordinator::cluster::{Effect, Outcome, ReportedIndex, Segment};
 use quern_coordinator::store::{StoredAttempt, StoredJob, StoredTask, StoredWorker};
 use quern_coordinator::{CoordinatorHandle, Error, Event, Policy, Registration, StateStore, Store};
-use quern_core::{AttemptId, Counters, InputFile, InputSplit, JobPlan, JobSpec, PlannedOutput, TaskId};
+use quern_core::{AttemptId, Counters, InputFile, InputSplit, JobId, JobPlan, JobSpec, PlannedOutput, TaskId};
 
 /// A store whose writes fail while `refuse` is set, like a full disk or a
 /// database that went away.
@@ -24,7 +24,7 @@ struct RefusingStore {
 
 #[async_trait::async_trait]
 impl StateStore for RefusingStore {
-    async fn insert_job(&self, job: &StoredJob) -> Result<u64, Error> {
+    async fn insert_job(&self, job: &StoredJob) -> Result<JobId, Error> {
         self.inner.insert_job(job).await
     }
     async fn apply_all(&self, effects: &[Effect]) -> Result<(), Error> {
@@ -36,16 +36,16 @@ impl StateStore for RefusingStore {
     async fn jobs(&self) -> Result<Vec<StoredJob>, Error> {
         self.inner.jobs().await
     }
-    async fn tasks(&self, job: u64) -> Result<Vec<StoredTask>, Error> {
+    async fn tasks(&self, job: JobId) -> Result<Vec<StoredTask>, Error> {
         self.inner.tasks(job).await
     }
     async fn workers(&self) -> Result<Vec<StoredWorker>, Error> {
         self.inner.workers().await
     }
-    async fn attempts(&self, job: u64, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error> {
+    async fn attempts(&self, job: JobId, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error> {
         self.inner.attempts(job, task).await
     }
-    async fn running_attempts(&self, job: u64) -> Result<Vec<StoredAttempt>, Error> {
+    async fn running_attempts(&self, job: JobId) -> Result<Vec<StoredAttempt>, Error> {
         self.inner.running_attempts(job).await
     }
 }
@@ -73,7 +73,7 @@ impl Fixture {
     }
 
     /// A job of two maps and one reducer, submitted with worker w1 registered.
-    async fn job(&self, handle: &CoordinatorHandle) -> u64 {
+    async fn job(&self, handle: &CoordinatorHandle) -> JobId {
         let input = self.dir.path().join("in.txt");
         std::fs::write(&input, "a b\nc d\n").expect("input");
         handle

@@ -204,7 +204,7 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
 #[tokio::test]
 async fn the_handle_runs_a_job_without_grpc() {
     use quern_coordinator::{Registration, WorkerHealth};
-    use quern_core::{Counters, InputFile, InputSplit, JobPlan, JobSpec, PlannedOutput};
+    use quern_core::{Counters, InputFile, InputSplit, JobId, JobPlan, JobSpec, PlannedOutput};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.txt");
@@ -225,11 +225,11 @@ async fn the_handle_runs_a_job_without_grpc() {
             slots: 2,
             apps: vec!["wordcount".into()],
             version: "t".into(),
-            held_jobs: vec![7],
+            held_jobs: vec![JobId(7)],
         })
         .await
         .expect("register");
-    assert_eq!(registered.forget_jobs, vec![7], "an unknown job's data may go");
+    assert_eq!(registered.forget_jobs, vec![JobId(7)], "an unknown job's data may go");
 
     let out = dir.path().join("out");
     let spec = JobSpec::new("wordcount", vec![input.display().to_string()], out.display().to_string());
@@ -266,7 +266,7 @@ async fn the_handle_runs_a_job_without_grpc() {
         [("w1", WorkerHealth::Alive)]
     );
     assert!(handle.poll("nobody", 1).await.expect("poll").is_none(), "an unknown worker must register");
-    assert!(matches!(handle.job(99).await, Err(quern_coordinator::Error::NoSuchJob(99))));
+    assert!(matches!(handle.job(JobId(99)).await, Err(quern_coordinator::Error::NoSuchJob(JobId(99)))));
 
     // Every change was published, in order, once stored.
     use quern_coordinator::Event;

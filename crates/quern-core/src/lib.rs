@@ -44,6 +44,7 @@ mod app;
 mod counters;
 mod error;
 mod format;
+mod ids;
 mod params;
 mod partition;
 mod plan;
@@ -60,6 +61,7 @@ pub use error::{AppError, InputError, SpecError};
 pub use format::{
     InputFormat, LineStart, OutputFormat, RecordSink, RecordWriter, SplitInput, TextLines, TextOutput, WholeFile,
 };
+pub use ids::{JobId, WorkerId};
 pub use params::{ParamSpec, Params};
 pub use partition::{fnv1a_32, partition};
 pub use plan::{Compression, InputFile, InputSplit, JobPlan, PlannedOutput, Segment, check_map_tasks};

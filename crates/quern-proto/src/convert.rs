@@ -3,7 +3,7 @@
 //! malformed message is refused with a [`DecodeError`] naming the field,
 //! never a panic and never a silent default.
 
-use quern_core::{AttemptId, Segment, TaskId, TaskKind};
+use quern_core::{AttemptId, JobId, Segment, TaskId, TaskKind};
 
 use crate::generated as pb;
 
@@ -41,25 +41,30 @@ pub fn task_kind_from_wire(kind: i32) -> Result<TaskKind, DecodeError> {
     }
 }
 
-impl From<(u64, AttemptId)> for pb::AttemptRef {
-    fn from((job_id, a): (u64, AttemptId)) -> pb::AttemptRef {
-        pb::AttemptRef { job_id, kind: pb::TaskKind::from(a.task.kind) as i32, index: a.task.index, attempt: a.attempt }
+impl From<(JobId, AttemptId)> for pb::AttemptRef {
+    fn from((job_id, a): (JobId, AttemptId)) -> pb::AttemptRef {
+        pb::AttemptRef {
+            job_id: job_id.0,
+            kind: pb::TaskKind::from(a.task.kind) as i32,
+            index: a.task.index,
+            attempt: a.attempt,
+        }
     }
 }
 
 impl pb::AttemptRef {
     /// The job and attempt this names. Attempt numbers start at 1.
-    pub fn decode(&self) -> Result<(u64, AttemptId), DecodeError> {
+    pub fn decode(&self) -> Result<(JobId, AttemptId), DecodeError> {
         let task = TaskId { kind: task_kind_from_wire(self.kind)?, index: self.index };
         if self.attempt == 0 {
             return Err(DecodeError::Invalid { field: "attempt", problem: "attempt numbers start at 1".into() });
         }
-        Ok((self.job_id, AttemptId { task, attempt: self.attempt }))
+        Ok((JobId(self.job_id), AttemptId { task, attempt: self.attempt }))
     }
 }
 
 /// Decodes an optional attempt field.
-pub fn attempt_from_wire(r: Option<&pb::AttemptRef>) -> Result<(u64, AttemptId), DecodeError> {
+pub fn attempt_from_wire(r: Option<&pb::AttemptRef>) -> Result<(JobId, AttemptId), DecodeError> {
     r.ok_or(DecodeError::Missing("attempt"))?.decode()
 }
 
@@ -82,8 +87,8 @@ mod tests {
     #[test]
     fn attempts_round_trip_and_malformed_ones_are_refused() {
         let a = AttemptId { task: TaskId { kind: TaskKind::Reduce, index: 7 }, attempt: 3 };
-        let wire = pb::AttemptRef::from((42, a));
-        assert_eq!(wire.decode(), Ok((42, a)));
+        let wire = pb::AttemptRef::from((JobId(42), a));
+        assert_eq!(wire.decode(), Ok((JobId(42), a)));
         assert_eq!(attempt_from_wire(None), Err(DecodeError::Missing("attempt")));
         let zero = pb::AttemptRef { attempt: 0, ..wire };
         assert!(zero.decode().is_err_and(|e| e.to_string().contains("start at 1")));

@@ -9,7 +9,7 @@ use quern_coordinator::Error;
 use quern_coordinator::cluster::{Effect, MapOutputLoc, Segment};
 use quern_coordinator::state::{AttemptEnd, JobPhase, WorkerState};
 use quern_coordinator::store::{self, JobUpdate, Store, StoredJob, StoredTask, StoredWorker};
-use quern_core::{AttemptId, Counters, TaskId, TaskKind, TaskRecord};
+use quern_core::{AttemptId, Counters, JobId, TaskId, TaskKind, TaskRecord};
 use quern_testkit::postgres::TestPostgres;
 use sqlx::{Connection, Row};
 
@@ -19,7 +19,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn sample_job() -> StoredJob {
     StoredJob {
-        id: 0,
+        id: JobId(0),
         app: "wordcount".into(),
         spec_json: r#"{"app":"wordcount"}"#.into(),
         plan_json: "{}".into(),
@@ -181,14 +181,14 @@ fn a_postgres_row_that_does_not_parse_is_an_error_naming_the_job_and_the_field()
         let id = store.insert_job(&sample_job()).await.expect("insert");
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
         sqlx::query("UPDATE jobs SET counters_json = '{\"engine\": 3' WHERE id = $1")
-            .bind(id as i64)
+            .bind(id.0 as i64)
             .execute(&mut conn)
             .await
             .expect("corrupt it");
         let e = store.jobs().await.expect_err("corrupt counters");
         assert!(e.to_string().contains(&format!("job {id} field counters_json")), "{e}");
         sqlx::query("UPDATE jobs SET counters_json = '{}', state = 'sleeping' WHERE id = $1")
-            .bind(id as i64)
+            .bind(id.0 as i64)
             .execute(&mut conn)
             .await
             .expect("corrupt it");

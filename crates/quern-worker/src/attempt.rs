@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use quern_core::{AttemptId, JobPlan, JobSpec};
+use quern_core::{AttemptId, JobId, JobPlan, JobSpec};
 use quern_engine::attempt::{AttemptOutcome, AttemptRequest};
 use quern_engine::merge::RunSegment;
 use quern_engine::run::Segment;
@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 /// Live progress of this worker's attempts, for heartbeats.
-pub(crate) type ProgressMap = Arc<Mutex<HashMap<(u64, AttemptId), (f64, u64)>>>;
+pub(crate) type ProgressMap = Arc<Mutex<HashMap<(JobId, AttemptId), (f64, u64)>>>;
 
 /// What the worker reports when an attempt ends.
 #[derive(Debug)]
@@ -101,7 +101,7 @@ async fn missing_local_outputs(worker_id: &str, inputs: &[pb::MapOutputLocation]
 /// Runs one attempt to its end; returns the report and the attempt's stderr.
 pub(crate) async fn run(
     ctx: Arc<AttemptContext>,
-    job: u64,
+    job: JobId,
     attempt: AttemptId,
     assignment: pb::TaskAssignment,
     mut cancel: watch::Receiver<bool>,

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quern_core::{App, AttemptId, JobSpec, TaskKind};
+use quern_core::{App, AttemptId, JobId, JobSpec, TaskKind};
 use quern_engine::attempt::{AttemptOutcome, AttemptProgress, AttemptRequest, run_attempt};
 use quern_proto as pb;
 use quern_storage::Storage;
@@ -123,7 +123,7 @@ type CoordinatorClient = pb::coordinator_client::CoordinatorClient<
     tonic::service::interceptor::InterceptedService<Channel, pb::TokenAttach>,
 >;
 
-fn attempt_to(job: u64, a: AttemptId) -> pb::AttemptRef {
+fn attempt_to(job: JobId, a: AttemptId) -> pb::AttemptRef {
     pb::AttemptRef::from((job, a))
 }
 
@@ -193,15 +193,15 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         progress: ProgressMap::default(),
         channels: Channels::default(),
     });
-    let mut running: HashMap<(u64, AttemptId), Running> = HashMap::new();
-    let (done_tx, mut done_rx) = mpsc::channel::<((u64, AttemptId), Report, Vec<u8>)>(64);
+    let mut running: HashMap<(JobId, AttemptId), Running> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::channel::<((JobId, AttemptId), Report, Vec<u8>)>(64);
     let mut heartbeat = tokio::time::interval(interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut poll = tokio::time::interval(Duration::from_millis(100));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut drain_deadline: Option<Instant> = None;
-    let mut forgotten: Vec<u64> = Vec::new();
+    let mut forgotten: Vec<JobId> = Vec::new();
 
     let result = loop {
         if let Some(deadline) = drain_deadline {
@@ -241,7 +241,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                         }
                         for c in &resp.cancel {
                             if let Some((key, r)) = c.decode().ok().and_then(|k| running.get(&k).map(|r| (k, r))) {
-                                tracing::info!(job = key.0, attempt = %key.1, "cancelling at the coordinator's request");
+                                tracing::info!(job = %key.0, attempt = %key.1, "cancelling at the coordinator's request");
                                 let _ = r.cancel.send(true);
                             }
                         }
@@ -260,7 +260,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                                 }
                             });
                         }
-                        forgotten.extend(resp.forget_jobs);
+                        forgotten.extend(resp.forget_jobs.into_iter().map(JobId));
                         forgotten.retain(|job| {
                             if running.keys().any(|(j, _)| j == job) {
                                 return true;
@@ -294,7 +294,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                                     continue;
                                 }
                             };
-                            tracing::info!(job = key.0, attempt = %key.1, "attempt started");
+                            tracing::info!(job = %key.0, attempt = %key.1, "attempt started");
                             let (cancel_tx, cancel_rx) = watch::channel(false);
                             running.insert(key, Running { cancel: cancel_tx });
                             let ctx = ctx.clone();
@@ -394,7 +394,7 @@ async fn register(
 async fn send_report(
     client: &mut CoordinatorClient,
     worker_id: &str,
-    key: (u64, AttemptId),
+    key: (JobId, AttemptId),
     report: Report,
     log: Vec<u8>,
     last_contact: &mut Instant,
@@ -422,7 +422,7 @@ async fn send_report(
         O::FetchFailed(_) => "fetch failed",
         O::Cancelled(_) => "cancelled",
     };
-    tracing::info!(job = key.0, attempt = %key.1, "attempt {how}");
+    tracing::info!(job = %key.0, attempt = %key.1, "attempt {how}");
     let request = pb::ReportAttemptRequest {
         worker_id: worker_id.to_owned(),
         attempt: Some(attempt_to(key.0, key.1)),

@@ -7,7 +7,7 @@ use super::*;
 /// progress (for hung attempts and stragglers).
 #[derive(Debug, Clone)]
 pub(super) struct RunningAttempt {
-    pub(super) worker: String,
+    pub(super) worker: WorkerId,
     pub(super) started_ms: i64,
     pub(super) last_progress_ms: i64,
     pub(super) records: u64,
@@ -22,7 +22,7 @@ pub(super) struct RunningAttempt {
 #[derive(Debug)]
 pub struct Job {
     /// Its id.
-    pub id: u64,
+    pub id: JobId,
     /// Its spec.
     pub spec: JobSpec,
     /// Its plan.
@@ -49,7 +49,7 @@ pub struct Job {
     /// For each worker, the tasks of this job that failed there, and when
     /// they last did: retries go elsewhere, and a worker where several
     /// tasks failed is excluded from the job.
-    pub(super) failures: HashMap<String, HashMap<TaskId, i64>>,
+    pub(super) failures: HashMap<WorkerId, HashMap<TaskId, i64>>,
     /// Ended, and the workers were told to delete its intermediate data.
     pub(super) released: bool,
     pub(super) map_outputs: Vec<Option<MapOutputLoc>>,
@@ -131,7 +131,7 @@ impl Job {
     pub(super) fn record_failure(&mut self, worker: &str, task: TaskId, now_ms: i64, policy: &Policy) -> bool {
         self.failed_attempts += 1;
         let before = self.excludes(worker, now_ms, policy);
-        let tasks = self.failures.entry(worker.to_owned()).or_default();
+        let tasks = self.failures.entry(WorkerId::from(worker)).or_default();
         tasks.retain(|_, at| now_ms - *at < policy.blacklist_expiry_ms);
         tasks.insert(task, now_ms);
         !before && self.excludes(worker, now_ms, policy)

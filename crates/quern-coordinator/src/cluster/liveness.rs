@@ -11,7 +11,7 @@ impl Cluster {
         let mut effects = Vec::new();
         self.replan_from(&row.id);
         if let Some(old) = self.workers.get(&row.id) {
-            let running: Vec<(u64, AttemptId)> = old.running.iter().copied().collect();
+            let running: Vec<(JobId, AttemptId)> = old.running.iter().copied().collect();
             for (job, attempt) in running {
                 self.lose_attempt(job, attempt, AttemptEnd::Lost, "the worker restarted", now_ms, &mut effects);
             }
@@ -38,7 +38,7 @@ impl Cluster {
     pub fn heartbeat(
         &mut self,
         worker_id: &str,
-        progress: &[(u64, AttemptId, f64, u64)],
+        progress: &[(JobId, AttemptId, f64, u64)],
         now_ms: i64,
     ) -> (HeartbeatAnswer, Vec<Effect>) {
         let Some(worker) = self.workers.get_mut(worker_id).filter(|w| w.alive) else {
@@ -71,7 +71,7 @@ impl Cluster {
         // Attempts taken back after a restart that the worker does not
         // list: it never got them (the answer to its poll was lost), or
         // lost them. Every other running attempt it lists from its start.
-        let missing: Vec<(u64, AttemptId)> = self.workers[worker_id]
+        let missing: Vec<(JobId, AttemptId)> = self.workers[worker_id]
             .running
             .iter()
             .copied()
@@ -94,7 +94,7 @@ impl Cluster {
 
     /// Of the jobs a (re)starting worker still holds data of, the ones it
     /// may delete: unknown, or ended at least the retention ago.
-    pub fn ended_jobs(&self, held: &[u64], now_ms: i64) -> Vec<u64> {
+    pub fn ended_jobs(&self, held: &[JobId], now_ms: i64) -> Vec<JobId> {
         held.iter().copied().filter(|id| self.jobs.get(id).is_none_or(|j| self.past_retention(j, now_ms))).collect()
     }
 
@@ -103,7 +103,7 @@ impl Cluster {
     pub fn tick(&mut self, now_ms: i64) -> Vec<Effect> {
         let mut effects = Vec::new();
         self.release_ended_jobs(now_ms);
-        let lost: Vec<String> = self
+        let lost: Vec<WorkerId> = self
             .workers
             .values()
             .filter(|w| w.alive && now_ms - w.row.last_heartbeat_ms > self.policy.worker_timeout_ms)
@@ -122,7 +122,7 @@ impl Cluster {
         }
         for (job_id, attempt, worker) in hung {
             let secs = self.policy.task_timeout_ms as f64 / 1000.0;
-            tracing::warn!(job = job_id, %attempt, worker, "no progress for {secs}s: failing the attempt");
+            tracing::warn!(job = %job_id, %attempt, worker = %worker, "no progress for {secs}s: failing the attempt");
             if let Some(w) = self.workers.get_mut(&worker) {
                 w.cancels.push((job_id, attempt));
                 w.running.remove(&(job_id, attempt));
@@ -158,18 +158,18 @@ impl Cluster {
     /// outputs it held are made again where a reduce still needs them.
     pub(super) fn lose_worker(&mut self, id: &str, now_ms: i64, effects: &mut Vec<Effect>) {
         let Some(worker) = self.workers.get_mut(id) else { return };
-        tracing::warn!(worker = id, "worker lost: no heartbeat");
+        tracing::warn!(worker = %id, "worker lost: no heartbeat");
         worker.alive = false;
         worker.row.state = WorkerState::Lost;
         self.replan_from(id);
         let Some(worker) = self.workers.get_mut(id) else { return };
         worker.cancels.clear();
-        let running: Vec<(u64, AttemptId)> = worker.running.drain().collect();
+        let running: Vec<(JobId, AttemptId)> = worker.running.drain().collect();
         effects.push(Effect::Worker(worker.row.clone()));
         for (job, attempt) in running {
             self.lose_attempt(job, attempt, AttemptEnd::Lost, "its worker was lost", now_ms, effects);
         }
-        let job_ids: Vec<u64> = self.jobs.keys().copied().collect();
+        let job_ids: Vec<JobId> = self.jobs.keys().copied().collect();
         for job_id in job_ids {
             let job = self.jobs.get_mut(&job_id).expect("invariant: listed above");
             let Some(sched) = job.sched.as_mut() else { continue };
@@ -196,7 +196,7 @@ impl Cluster {
 
     pub(super) fn lose_attempt(
         &mut self,
-        job_id: u64,
+        job_id: JobId,
         attempt: AttemptId,
         outcome: AttemptEnd,
         why: &str,

@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use quern_core::{
-    AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler, TaskId,
-    TaskKind, TaskRecord, Verdict,
+    AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobId, JobPlan, JobSpec, JobState, Next, Scheduler,
+    TaskId, TaskKind, TaskRecord, Verdict, WorkerId,
 };
 use quern_storage::OutputCommitter;
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,7 @@ impl Policy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapOutputLoc {
     /// The worker that has it.
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// Its shuffle service.
     pub shuffle_address: String,
     /// The run file on that worker.
@@ -117,22 +117,22 @@ pub enum Effect {
     /// A job's state, error, counters or times changed.
     Job(JobUpdate),
     /// A task record changed.
-    Task(u64, StoredTask),
+    Task(JobId, StoredTask),
     /// An attempt started.
     AttemptStarted {
         /// Its job.
-        job: u64,
+        job: JobId,
         /// The attempt.
         attempt: AttemptId,
         /// Where it runs.
-        worker: String,
+        worker: WorkerId,
         /// When.
         at_ms: i64,
     },
     /// An attempt ended.
     AttemptEnded {
         /// Its job.
-        job: u64,
+        job: JobId,
         /// The attempt.
         attempt: AttemptId,
         /// How.
@@ -154,7 +154,7 @@ pub enum Effect {
 #[derive(Debug, Clone)]
 pub struct NewJob {
     /// The id the store gave it.
-    pub id: u64,
+    pub id: JobId,
     /// Its spec.
     pub spec: JobSpec,
     /// Its plan.
@@ -171,7 +171,7 @@ pub struct NewJob {
 #[derive(Debug, Clone)]
 pub struct Assignment {
     /// The job.
-    pub job: u64,
+    pub job: JobId,
     /// The attempt.
     pub attempt: AttemptId,
     /// The job's spec, as submitted (shared by every assignment).
@@ -188,9 +188,9 @@ pub struct HeartbeatAnswer {
     /// The coordinator does not know the worker: register again.
     pub reregister: bool,
     /// Attempts to stop.
-    pub cancel: Vec<(u64, AttemptId)>,
+    pub cancel: Vec<(JobId, AttemptId)>,
     /// Ended jobs whose data may go.
-    pub forget_jobs: Vec<u64>,
+    pub forget_jobs: Vec<JobId>,
     /// Submitted specs for the worker to plan.
     pub plans: Vec<PlanRequest>,
 }
@@ -231,8 +231,8 @@ pub enum Outcome {
 /// The coordinator's state.
 #[derive(Debug)]
 pub struct Cluster {
-    jobs: BTreeMap<u64, Job>,
-    workers: BTreeMap<String, Worker>,
+    jobs: BTreeMap<JobId, Job>,
+    workers: BTreeMap<WorkerId, Worker>,
     policy: Policy,
     /// Submitted specs waiting to be planned by a worker, by ticket.
     plans: BTreeMap<u64, planning::PendingPlan>,
@@ -341,7 +341,7 @@ impl Cluster {
                         if let Some(attempt) = r.committed {
                             let a = AttemptId { task: TaskId { kind, index: i as u32 }, attempt };
                             if let Err(e) = committer.commit_task(a) {
-                                tracing::warn!(job = id, %a, "re-committing after restart: {e}");
+                                tracing::warn!(job = %id, %a, "re-committing after restart: {e}");
                             }
                         }
                     }
@@ -393,7 +393,7 @@ impl Cluster {
     }
 
     /// One job.
-    pub fn job(&self, id: u64) -> Option<&Job> {
+    pub fn job(&self, id: JobId) -> Option<&Job> {
         self.jobs.get(&id)
     }
 
@@ -460,7 +460,7 @@ impl Cluster {
     }
 
     /// Kills a job. Returns false if it had already ended.
-    pub fn kill(&mut self, job_id: u64, now_ms: i64) -> Result<(bool, Vec<Effect>), Error> {
+    pub fn kill(&mut self, job_id: JobId, now_ms: i64) -> Result<(bool, Vec<Effect>), Error> {
         let job = self.jobs.get_mut(&job_id).ok_or(Error::NoSuchJob(job_id))?;
         let Some(sched) = job.sched.as_mut().filter(|_| !job.phase.is_terminal()) else {
             return Ok((false, Vec::new()));
@@ -473,7 +473,7 @@ impl Cluster {
 
     /// Brings a job's stored state in line with its scheduler: commits it
     /// when every task has committed; cleans up when it failed or was killed.
-    fn settle(&mut self, job_id: u64, now_ms: i64, effects: &mut Vec<Effect>) {
+    fn settle(&mut self, job_id: JobId, now_ms: i64, effects: &mut Vec<Effect>) {
         let Some(job) = self.jobs.get_mut(&job_id) else { return };
         let Some(sched) = job.sched.as_ref() else { return };
         if job.phase.is_terminal() {
@@ -508,7 +508,7 @@ impl Cluster {
         if new_phase != JobPhase::Succeeded {
             job.committer().abort_job();
         }
-        tracing::info!(job = job_id, state = new_phase.as_str(), "job ended");
+        tracing::info!(job = %job_id, state = new_phase.as_str(), "job ended");
         let running: Vec<(AttemptId, RunningAttempt)> = job.running.drain().collect();
         for (attempt, r) in running {
             if let Some(w) = self.workers.get_mut(&r.worker) {
@@ -539,7 +539,7 @@ impl Cluster {
     /// Tells every worker to delete the intermediate data of the jobs that
     /// ended at least the retention ago and were not released yet.
     pub(super) fn release_ended_jobs(&mut self, now_ms: i64) {
-        let due: Vec<u64> =
+        let due: Vec<JobId> =
             self.jobs.values().filter(|j| !j.released && self.past_retention(j, now_ms)).map(|j| j.id).collect();
         for id in due {
             if let Some(job) = self.jobs.get_mut(&id) {

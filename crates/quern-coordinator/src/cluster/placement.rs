@@ -16,7 +16,7 @@ impl Cluster {
         let mut out = Vec::new();
         let mut effects = Vec::new();
         for _ in 0..free {
-            let mut candidates: Vec<(i32, usize, u64)> = self
+            let mut candidates: Vec<(i32, usize, JobId)> = self
                 .jobs
                 .values()
                 .filter(|j| !j.phase.is_terminal() && apps.contains(&j.spec.app))
@@ -52,7 +52,7 @@ impl Cluster {
     /// worker where they did not fail exists. Where no other worker can
     /// help, the worker is used anyway: a blacklist slows a job down, it
     /// never stalls one.
-    pub(super) fn placement(&self, id: u64, worker_id: &str, now_ms: i64) -> Option<HashSet<TaskId>> {
+    pub(super) fn placement(&self, id: JobId, worker_id: &str, now_ms: i64) -> Option<HashSet<TaskId>> {
         let job = self.jobs.get(&id)?;
         let policy = &self.policy;
         let shunned = |w: &Worker| w.blacklisted(now_ms) || job.excludes(&w.row.id, now_ms, policy);
@@ -86,15 +86,15 @@ impl Cluster {
     /// Records that an attempt of `task` of job `job_id` failed on
     /// `worker_id`; excludes the worker from the job, and from the cluster,
     /// when it keeps failing.
-    pub(super) fn note_failure(&mut self, job_id: u64, worker_id: &str, task: TaskId, now_ms: i64) {
+    pub(super) fn note_failure(&mut self, job_id: JobId, worker_id: &str, task: TaskId, now_ms: i64) {
         let policy = self.policy;
         let Some(job) = self.jobs.get_mut(&job_id) else { return };
         if !job.record_failure(worker_id, task, now_ms, &policy) {
             return;
         }
         tracing::warn!(
-            job = job_id,
-            worker = worker_id,
+            job = %job_id,
+            worker = %worker_id,
             "attempts of {} different tasks failed on this worker: the job stops using it",
             policy.blacklist_task_failures
         );
@@ -103,9 +103,9 @@ impl Cluster {
         worker.excluded_by.insert(job_id, now_ms);
         if worker.excluded_by.len() >= policy.blacklist_jobs.max(1) as usize && !worker.blacklisted(now_ms) {
             worker.blacklisted_until_ms = now_ms + policy.blacklist_expiry_ms;
-            let jobs: Vec<u64> = worker.excluded_by.keys().copied().collect();
+            let jobs: Vec<JobId> = worker.excluded_by.keys().copied().collect();
             tracing::warn!(
-                worker = worker_id,
+                worker = %worker_id,
                 ?jobs,
                 "excluded by {} jobs: no job uses this worker for {} s (unless no other can)",
                 jobs.len(),
@@ -116,7 +116,7 @@ impl Cluster {
 
     /// Jobs that exclude `worker_id` now (it failed attempts of several of
     /// their tasks), by id.
-    pub fn excluding_jobs(&self, worker_id: &str, now_ms: i64) -> Vec<u64> {
+    pub fn excluding_jobs(&self, worker_id: &str, now_ms: i64) -> Vec<JobId> {
         self.jobs
             .values()
             .filter(|j| !j.phase.is_terminal() && j.excludes(worker_id, now_ms, &self.policy))
@@ -128,7 +128,7 @@ impl Cluster {
     /// is due: the job's current phase has nothing pending, and an attempt
     /// on another worker has run more than twice the phase's median (and
     /// at least 2 s).
-    pub(super) fn backup_for(&mut self, id: u64, worker_id: &str, now_ms: i64) -> Option<(u64, AttemptId)> {
+    pub(super) fn backup_for(&mut self, id: JobId, worker_id: &str, now_ms: i64) -> Option<(JobId, AttemptId)> {
         let job = self.jobs.get_mut(&id)?;
         let sched = job.sched.as_mut()?;
         let phase = sched.phase()?;
@@ -155,7 +155,7 @@ impl Cluster {
         stragglers.sort_by_key(|(a, r)| (r.started_ms, a.task));
         for (a, _) in stragglers {
             if let Some(backup) = sched.backup_attempt(a.task) {
-                tracing::info!(job = id, attempt = %backup, "backup attempt for a straggler");
+                tracing::info!(job = %id, attempt = %backup, "backup attempt for a straggler");
                 return Some((id, backup));
             }
         }
@@ -164,7 +164,7 @@ impl Cluster {
 
     pub(super) fn start_attempt(
         &mut self,
-        id: u64,
+        id: JobId,
         attempt: AttemptId,
         worker_id: &str,
         now_ms: i64,
@@ -174,7 +174,7 @@ impl Cluster {
         job.running.insert(
             attempt,
             RunningAttempt {
-                worker: worker_id.to_owned(),
+                worker: worker_id.into(),
                 started_ms: now_ms,
                 last_progress_ms: now_ms,
                 records: 0,
@@ -190,7 +190,7 @@ impl Cluster {
         if let Some(row) = job.task_row(attempt.task) {
             effects.push(Effect::Task(id, row));
         }
-        effects.push(Effect::AttemptStarted { job: id, attempt, worker: worker_id.to_owned(), at_ms: now_ms });
+        effects.push(Effect::AttemptStarted { job: id, attempt, worker: worker_id.into(), at_ms: now_ms });
         let inputs = match attempt.task.kind {
             TaskKind::Map => Vec::new(),
             TaskKind::Reduce => job

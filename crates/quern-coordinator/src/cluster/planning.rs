@@ -16,7 +16,7 @@ pub(super) struct PendingPlan {
     app: String,
     spec_json: Arc<str>,
     /// The worker planning it now.
-    handed_to: Option<String>,
+    handed_to: Option<WorkerId>,
 }
 
 impl Cluster {
@@ -42,7 +42,7 @@ impl Cluster {
         let mut handed = Vec::new();
         for (&ticket, pending) in &mut self.plans {
             if pending.handed_to.is_none() && worker.row.apps.contains(&pending.app) {
-                pending.handed_to = Some(worker_id.to_owned());
+                pending.handed_to = Some(worker_id.into());
                 handed.push(PlanRequest { ticket, spec_json: pending.spec_json.clone() });
             }
         }

@@ -14,7 +14,7 @@ impl Cluster {
     pub fn report(
         &mut self,
         worker_id: &str,
-        job_id: u64,
+        job_id: JobId,
         attempt: AttemptId,
         outcome: Outcome,
         log: Vec<u8>,
@@ -78,7 +78,7 @@ impl Cluster {
                                     .map(|w| w.row.shuffle_address.clone())
                                     .unwrap_or_default();
                                 job.map_outputs[attempt.task.index as usize] = map_output.map(|idx| MapOutputLoc {
-                                    worker_id: worker_id.to_owned(),
+                                    worker_id: worker_id.into(),
                                     shuffle_address,
                                     path: idx.path.display().to_string(),
                                     segments: idx.segments,
@@ -139,10 +139,10 @@ impl Cluster {
                 failed_here = verdict.counts_as_failure();
                 match verdict {
                     Verdict::Failed(FailureOutcome::Retrying) => {
-                        tracing::warn!(job = job_id, %attempt, "attempt failed, will retry: {error}")
+                        tracing::warn!(job = %job_id, %attempt, "attempt failed, will retry: {error}")
                     }
                     Verdict::Failed(FailureOutcome::JobFailed) => {
-                        tracing::error!(job = job_id, %attempt, "attempt failed, job fails: {error}")
+                        tracing::error!(job = %job_id, %attempt, "attempt failed, job fails: {error}")
                     }
                     _ => {}
                 }
@@ -160,7 +160,7 @@ impl Cluster {
                 });
             }
             Outcome::FetchFailed { maps, message } => {
-                tracing::warn!(job = job_id, %attempt, ?maps, "map outputs lost, the maps run again: {message}");
+                tracing::warn!(job = %job_id, %attempt, ?maps, "map outputs lost, the maps run again: {message}");
                 let lost = match sched.attempt_ended(attempt, AttemptResult::InputsLost(maps.clone())) {
                     Verdict::Requeued { maps } => maps,
                     _ => Vec::new(),

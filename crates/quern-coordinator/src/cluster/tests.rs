@@ -31,7 +31,7 @@ fn job(id: u64, app: &str, maps: usize, priority: i32, out: &Path) -> NewJob {
         outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
         partitions: 1,
     };
-    NewJob { id, spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority }
+    NewJob { id: JobId(id), spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority }
 }
 
 fn succeeded(index: Option<ReportedIndex>) -> Outcome {
@@ -65,7 +65,7 @@ fn priority_first_then_the_job_with_fewest_running_attempts() {
     c.add_job(job(1, "wc", 3, 0, &dir.path().join("a")), 0);
     c.add_job(job(2, "wc", 3, 0, &dir.path().join("b")), 0);
     c.add_job(job(3, "wc", 1, 9, &dir.path().join("c")), 0);
-    let order: Vec<u64> = (0..5).filter_map(|_| poll_one(&mut c, "w", 1)).map(|a| a.job).collect();
+    let order: Vec<u64> = (0..5).filter_map(|_| poll_one(&mut c, "w", 1)).map(|a| a.job.0).collect();
     assert_eq!(order, vec![3, 1, 2, 1, 2], "priority, then fair share, then age");
 }
 
@@ -93,10 +93,10 @@ fn a_late_success_from_a_worker_presumed_lost_is_discarded() {
     let second = poll_one(&mut c, "b", 5_000).expect("m0 again on b");
     assert_eq!((second.attempt.task, second.attempt.attempt), (first.attempt.task, 2));
     let (committed, _) =
-        c.report("a", 1, first.attempt, succeeded(index("/a/map.out")), vec![], 5_100).expect("report");
+        c.report("a", JobId(1), first.attempt, succeeded(index("/a/map.out")), vec![], 5_100).expect("report");
     assert!(!committed, "the lost worker's late success must not commit");
     let (committed, _) =
-        c.report("b", 1, second.attempt, succeeded(index("/b/map.out")), vec![], 5_200).expect("report");
+        c.report("b", JobId(1), second.attempt, succeeded(index("/b/map.out")), vec![], 5_200).expect("report");
     assert!(committed);
     let reduce = poll_one(&mut c, "b", 5_300).expect("the reduce");
     assert_eq!(reduce.inputs.len(), 1);
@@ -107,20 +107,20 @@ fn a_late_success_from_a_worker_presumed_lost_is_discarded() {
 fn a_lost_worker_s_map_outputs_are_made_again_while_reduces_need_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut c, m0, m1) = two_maps_on_a_and_b(dir.path());
-    c.report("a", 1, m0.attempt, succeeded(index("/a/map.out")), vec![], 10).expect("report");
-    c.report("b", 1, m1.attempt, succeeded(index("/b/map.out")), vec![], 10).expect("report");
-    assert_eq!(c.job(1).map(Job::stage), Some("reduce"));
+    c.report("a", JobId(1), m0.attempt, succeeded(index("/a/map.out")), vec![], 10).expect("report");
+    c.report("b", JobId(1), m1.attempt, succeeded(index("/b/map.out")), vec![], 10).expect("report");
+    assert_eq!(c.job(JobId(1)).map(Job::stage), Some("reduce"));
     // b keeps heartbeating; a goes silent.
     c.heartbeat("b", &[], 900);
     c.tick(1_500);
-    assert_eq!(c.job(1).map(Job::stage), Some("map"), "m0's output was on a");
+    assert_eq!(c.job(JobId(1)).map(Job::stage), Some("map"), "m0's output was on a");
     let again = poll_one(&mut c, "b", 1_600).expect("m0 again");
     assert_eq!((again.attempt.task, again.attempt.attempt), (m0.attempt.task, 2));
-    c.report("b", 1, again.attempt, succeeded(index("/b/m0.out")), vec![], 1_700).expect("report");
+    c.report("b", JobId(1), again.attempt, succeeded(index("/b/m0.out")), vec![], 1_700).expect("report");
     let reduce = poll_one(&mut c, "b", 1_800).expect("the reduce");
-    let (committed, _) = c.report("b", 1, reduce.attempt, succeeded(None), vec![], 1_900).expect("report");
+    let (committed, _) = c.report("b", JobId(1), reduce.attempt, succeeded(None), vec![], 1_900).expect("report");
     assert!(committed);
-    assert_eq!(c.job(1).map(|j| j.phase), Some(JobPhase::Succeeded));
+    assert_eq!(c.job(JobId(1)).map(|j| j.phase), Some(JobPhase::Succeeded));
     assert!(dir.path().join("out/_SUCCESS").exists());
 }
 
@@ -131,14 +131,14 @@ fn a_hung_attempt_is_failed_and_cancelled() {
     c.register(worker("a", &["wc"]), 0);
     c.add_job(job(1, "wc", 1, 0, &dir.path().join("out")), 0);
     let m0 = poll_one(&mut c, "a", 0).expect("m0");
-    c.heartbeat("a", &[(1, m0.attempt, 0.1, 5)], 300);
+    c.heartbeat("a", &[(JobId(1), m0.attempt, 0.1, 5)], 300);
     c.tick(600);
-    assert!(c.job(1).is_some_and(|j| j.running.contains_key(&m0.attempt)), "progress at 300 ms keeps it alive");
-    c.heartbeat("a", &[(1, m0.attempt, 0.1, 5)], 700);
+    assert!(c.job(JobId(1)).is_some_and(|j| j.running.contains_key(&m0.attempt)), "progress at 300 ms keeps it alive");
+    c.heartbeat("a", &[(JobId(1), m0.attempt, 0.1, 5)], 700);
     c.tick(900);
     let cancels = c.heartbeat("a", &[], 950).0.cancel;
-    assert_eq!(cancels, vec![(1, m0.attempt)]);
-    assert_eq!(c.job(1).map(|j| j.counters().engine.failed_attempts), Some(1));
+    assert_eq!(cancels, vec![(JobId(1), m0.attempt)]);
+    assert_eq!(c.job(JobId(1)).map(|j| j.counters().engine.failed_attempts), Some(1));
     assert_eq!(poll_one(&mut c, "a", 1_000).map(|a| a.attempt.attempt), Some(2));
 }
 
@@ -159,11 +159,11 @@ fn a_failed_task_is_retried_on_another_worker_when_there_is_one() {
     c.register(worker("sick", &["wc"]), 0);
     c.add_job(job(1, "wc", 2, 0, &dir.path().join("out")), 0);
     let m0 = poll_one(&mut c, "sick", 0).expect("m0");
-    c.report("sick", 1, m0.attempt, failed("disk full"), vec![], 10).expect("report");
+    c.report("sick", JobId(1), m0.attempt, failed("disk full"), vec![], 10).expect("report");
     // Alone, the sick worker gets the retry: a job never stalls.
     let again = poll_one(&mut c, "sick", 20).expect("m0 again, nobody else can");
     assert_eq!(again.attempt.task, m0.attempt.task);
-    c.report("sick", 1, again.attempt, failed("disk full"), vec![], 30).expect("report");
+    c.report("sick", JobId(1), again.attempt, failed("disk full"), vec![], 30).expect("report");
     // With a healthy worker about, the sick one gets other tasks only.
     c.register(worker("ok", &["wc"]), 40);
     let next = poll_one(&mut c, "sick", 50).expect("another task");
@@ -189,42 +189,42 @@ fn a_worker_failing_several_tasks_is_excluded_from_the_job_then_from_the_cluster
     // Job 1 hands sick two tasks; both fail: job 1 stops using it.
     for now in [100, 200] {
         let a = poll_one(&mut c, "sick", now).expect("a task");
-        assert_eq!(a.job, 1);
-        c.report("sick", 1, a.attempt, failed("disk full"), vec![], now + 1).expect("report");
+        assert_eq!(a.job, JobId(1));
+        c.report("sick", JobId(1), a.attempt, failed("disk full"), vec![], now + 1).expect("report");
     }
-    assert_eq!(c.excluding_jobs("sick", 300), vec![1]);
+    assert_eq!(c.excluding_jobs("sick", 300), vec![JobId(1)]);
     let a = poll_one(&mut c, "sick", 300).expect("job 2 still uses sick");
-    assert_eq!(a.job, 2, "job 1 excludes sick");
-    c.report("sick", 2, a.attempt, failed("disk full"), vec![], 301).expect("report");
+    assert_eq!(a.job, JobId(2), "job 1 excludes sick");
+    c.report("sick", JobId(2), a.attempt, failed("disk full"), vec![], 301).expect("report");
     let b = poll_one(&mut c, "sick", 400).expect("a task of job 2");
-    c.report("sick", 2, b.attempt, failed("disk full"), vec![], 401).expect("report");
+    c.report("sick", JobId(2), b.attempt, failed("disk full"), vec![], 401).expect("report");
     // Excluded by two jobs: excluded from the cluster, jobs to come too.
     c.add_job(job(3, "wc", 1, 9, &dir.path().join("out3")), 500);
     assert!(c.workers().find(|w| w.row.id == "sick").is_some_and(|w| w.blacklisted(500)));
     assert!(poll_one(&mut c, "sick", 500).is_none(), "no job uses a blacklisted worker while ok can run it");
-    assert!(poll_one(&mut c, "ok", 500).is_some_and(|a| a.job == 3));
+    assert!(poll_one(&mut c, "ok", 500).is_some_and(|a| a.job == JobId(3)));
     // Once the failures expire, it gets work again.
     beat(&mut c, 10_300);
     assert!(c.workers().find(|w| w.row.id == "sick").is_some_and(|w| !w.blacklisted(10_600)));
     assert!(poll_one(&mut c, "sick", 10_600).is_some(), "the blacklist expires");
     // The failures were counted as failed attempts of their jobs.
-    assert_eq!(c.job(1).map(|j| j.counters().engine.failed_attempts), Some(2));
+    assert_eq!(c.job(JobId(1)).map(|j| j.counters().engine.failed_attempts), Some(2));
 }
 
 #[test]
 fn counters_count_each_task_s_committed_attempt_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut c, m0, m1) = two_maps_on_a_and_b(dir.path());
-    c.report("a", 1, m0.attempt, counted(10), vec![], 10).expect("report");
-    c.report("b", 1, m1.attempt, counted(20), vec![], 10).expect("report");
-    let records = |c: &Cluster| c.job(1).map(|j| j.counters().engine.input_records);
+    c.report("a", JobId(1), m0.attempt, counted(10), vec![], 10).expect("report");
+    c.report("b", JobId(1), m1.attempt, counted(20), vec![], 10).expect("report");
+    let records = |c: &Cluster| c.job(JobId(1)).map(|j| j.counters().engine.input_records);
     assert_eq!(records(&c), Some(30));
     // a is lost with m0's output: m0 runs again and counts once.
     c.heartbeat("b", &[], 900);
     c.tick(1_500);
     assert_eq!(records(&c), Some(20), "a lost map output no longer counts");
     let again = poll_one(&mut c, "b", 1_600).expect("m0 again");
-    c.report("b", 1, again.attempt, counted(10), vec![], 1_700).expect("report");
+    c.report("b", JobId(1), again.attempt, counted(10), vec![], 1_700).expect("report");
     assert_eq!(records(&c), Some(30), "re-run work is counted once");
 }
 
@@ -233,7 +233,7 @@ fn restore_refuses_a_committed_task_without_its_output_or_counters_instead_of_gu
     let dir = tempfile::tempdir().expect("tempdir");
     let new = job(1, "wc", 1, 0, &dir.path().join("out"));
     let row = StoredJob {
-        id: 1,
+        id: JobId(1),
         app: "wc".into(),
         spec_json: serde_json::to_string(&new.spec).expect("spec"),
         plan_json: serde_json::to_string(&new.plan).expect("plan"),
@@ -284,25 +284,29 @@ fn an_ended_job_s_intermediate_data_goes_after_the_retention() {
     new.plan.partitions = 0;
     c.add_job(new, 0);
     let m0 = poll_one(&mut c, "a", 0).expect("m0");
-    c.report("a", 1, m0.attempt, succeeded(None), vec![], 100).expect("report");
-    assert_eq!(c.job(1).map(|j| j.phase), Some(JobPhase::Succeeded));
+    c.report("a", JobId(1), m0.attempt, succeeded(None), vec![], 100).expect("report");
+    assert_eq!(c.job(JobId(1)).map(|j| j.phase), Some(JobPhase::Succeeded));
     c.tick(600);
     assert!(c.heartbeat("a", &[], 600).0.forget_jobs.is_empty(), "kept during the retention");
-    assert!(c.ended_jobs(&[1, 7], 600) == vec![7], "a returning worker keeps it too; unknown jobs go");
+    assert_eq!(
+        c.ended_jobs(&[JobId(1), JobId(7)], 600),
+        vec![JobId(7)],
+        "a returning worker keeps it too; unknown jobs go"
+    );
     c.tick(1_100);
-    assert_eq!(c.heartbeat("a", &[], 1_100).0.forget_jobs, vec![1]);
+    assert_eq!(c.heartbeat("a", &[], 1_100).0.forget_jobs, vec![JobId(1)]);
     c.tick(1_200);
     assert!(c.heartbeat("a", &[], 1_200).0.forget_jobs.is_empty(), "said once");
-    assert_eq!(c.ended_jobs(&[1], 1_200), vec![1]);
+    assert_eq!(c.ended_jobs(&[JobId(1)], 1_200), vec![JobId(1)]);
 }
 
 #[test]
 fn a_map_that_reports_success_without_its_output_index_failed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut c, m0, _m1) = two_maps_on_a_and_b(dir.path());
-    let (committed, _) = c.report("a", 1, m0.attempt, succeeded(None), vec![], 10).expect("report");
+    let (committed, _) = c.report("a", JobId(1), m0.attempt, succeeded(None), vec![], 10).expect("report");
     assert!(!committed, "the reduces would have skipped its records");
-    let job = c.job(1).expect("job");
+    let job = c.job(JobId(1)).expect("job");
     assert_eq!(job.sched.as_ref().and_then(|s| s.record(m0.attempt.task)).map(|r| r.failures), Some(1));
     let again = poll_one(&mut c, "b", 20).expect("the map runs again");
     assert_eq!(again.attempt.task, m0.attempt.task);

@@ -8,16 +8,16 @@ pub struct Worker {
     /// What it registered with.
     pub row: StoredWorker,
     /// Attempts it runs now.
-    pub running: HashSet<(u64, AttemptId)>,
+    pub running: HashSet<(JobId, AttemptId)>,
     /// Attempts to tell it to stop, at its next heartbeat.
-    pub(super) cancels: Vec<(u64, AttemptId)>,
+    pub(super) cancels: Vec<(JobId, AttemptId)>,
     /// Ended jobs whose data it may delete.
-    pub(super) forget: Vec<u64>,
+    pub(super) forget: Vec<JobId>,
     /// Whether it is alive (not lost).
     pub alive: bool,
     /// Jobs that excluded it, and when: enough of them exclude it from
     /// the cluster.
-    pub(super) excluded_by: BTreeMap<u64, i64>,
+    pub(super) excluded_by: BTreeMap<JobId, i64>,
     /// Excluded from every job until then (ms since the epoch; 0: never).
     pub blacklisted_until_ms: i64,
 }

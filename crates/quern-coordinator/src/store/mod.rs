@@ -24,7 +24,7 @@
 
 use std::sync::Arc;
 
-use quern_core::{AttemptId, Counters, TaskId, TaskRecord};
+use quern_core::{AttemptId, Counters, JobId, TaskId, TaskRecord, WorkerId};
 
 use crate::cluster::{Effect, MapOutputLoc};
 use crate::error::Error;
@@ -42,7 +42,7 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredJob {
     /// Its id (0 before it is inserted).
-    pub id: u64,
+    pub id: JobId,
     /// The app.
     pub app: String,
     /// `quern_core::JobSpec` as the engine's JSON (sent to workers as is).
@@ -70,7 +70,7 @@ pub struct StoredJob {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobUpdate {
     /// The job.
-    pub id: u64,
+    pub id: JobId,
     /// Its state.
     pub state: JobPhase,
     /// Why it failed.
@@ -100,7 +100,7 @@ pub struct StoredTask {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredWorker {
     /// Its id.
-    pub id: String,
+    pub id: WorkerId,
     /// Its host name.
     pub host: String,
     /// Where its shuffle service listens.
@@ -125,7 +125,7 @@ pub struct StoredAttempt {
     /// The attempt.
     pub attempt: AttemptId,
     /// Where it ran.
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// How it ended (`None`: it is running).
     pub outcome: Option<AttemptEnd>,
     /// Its error, if any.
@@ -143,7 +143,7 @@ pub struct StoredAttempt {
 #[async_trait::async_trait]
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Stores a new job; returns its id.
-    async fn insert_job(&self, job: &StoredJob) -> Result<u64, Error>;
+    async fn insert_job(&self, job: &StoredJob) -> Result<JobId, Error>;
 
     /// Makes effects durable, in one transaction: all or nothing. Effects on
     /// the same row are applied in order (the last one wins).
@@ -153,16 +153,16 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn jobs(&self) -> Result<Vec<StoredJob>, Error>;
 
     /// A job's tasks (those that ever started).
-    async fn tasks(&self, job: u64) -> Result<Vec<StoredTask>, Error>;
+    async fn tasks(&self, job: JobId) -> Result<Vec<StoredTask>, Error>;
 
     /// Every worker ever registered, by id.
     async fn workers(&self) -> Result<Vec<StoredWorker>, Error>;
 
     /// A job's attempts (of one task, if given), by task and attempt.
-    async fn attempts(&self, job: u64, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error>;
+    async fn attempts(&self, job: JobId, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error>;
 
     /// A job's attempts that have started and not ended, without their logs.
-    async fn running_attempts(&self, job: u64) -> Result<Vec<StoredAttempt>, Error>;
+    async fn running_attempts(&self, job: JobId) -> Result<Vec<StoredAttempt>, Error>;
 
     /// Everything a coordinator restores from: every job (with the tasks and
     /// running attempts of those that have not ended) and every worker.

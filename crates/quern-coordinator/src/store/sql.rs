@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use quern_core::{AttemptId, Counters, TaskId, TaskKind};
+use quern_core::{AttemptId, Counters, JobId, TaskId, TaskKind};
 
 use crate::cluster::{Effect, MapOutputLoc};
 use crate::error::Error;
@@ -101,10 +101,10 @@ pub(super) struct TaskRow {
 /// starts, attempt ends, workers.
 #[derive(Default)]
 pub(super) struct Batch<'a> {
-    pub jobs: BTreeMap<u64, (&'a JobUpdate, String)>,
-    pub tasks: BTreeMap<(u64, TaskId), TaskRow>,
-    pub starts: BTreeMap<(u64, TaskId, u32), StartRow<'a>>,
-    pub ends: BTreeMap<(u64, TaskId, u32), EndRow<'a>>,
+    pub jobs: BTreeMap<JobId, (&'a JobUpdate, String)>,
+    pub tasks: BTreeMap<(JobId, TaskId), TaskRow>,
+    pub starts: BTreeMap<(JobId, TaskId, u32), StartRow<'a>>,
+    pub ends: BTreeMap<(JobId, TaskId, u32), EndRow<'a>>,
     pub workers: BTreeMap<&'a str, (&'a StoredWorker, String)>,
 }
 
@@ -122,11 +122,11 @@ impl<'a> Batch<'a> {
                         task.map_output.as_ref().map(|l: &MapOutputLoc| json(l, "a map output")).transpose()?;
                     let counters_json =
                         task.counters.as_ref().map(|c: &Counters| json(c, "a task's counters")).transpose()?;
-                    let row = TaskRow { job: *job as i64, task: task.clone(), map_output_json, counters_json };
+                    let row = TaskRow { job: job.0 as i64, task: task.clone(), map_output_json, counters_json };
                     b.tasks.insert((*job, task.task), row);
                 }
                 Effect::AttemptStarted { job, attempt, worker, at_ms } => {
-                    let row = StartRow { job: *job as i64, attempt: *attempt, worker, at_ms: *at_ms };
+                    let row = StartRow { job: job.0 as i64, attempt: *attempt, worker: worker.as_str(), at_ms: *at_ms };
                     b.starts.insert((*job, attempt.task, attempt.attempt), row);
                 }
                 Effect::AttemptEnded { job, attempt, outcome, error, log, counters, at_ms } => {
@@ -134,7 +134,7 @@ impl<'a> Batch<'a> {
                     let key = (*job, attempt.task, attempt.attempt);
                     let earlier_log = b.ends.get(&key).and_then(|e| e.log);
                     let row = EndRow {
-                        job: *job as i64,
+                        job: job.0 as i64,
                         attempt: *attempt,
                         outcome: *outcome,
                         error,
@@ -145,7 +145,7 @@ impl<'a> Batch<'a> {
                     b.ends.insert(key, row);
                 }
                 Effect::Worker(w) => {
-                    b.workers.insert(&w.id, (w, json(&w.apps, "a worker's apps")?));
+                    b.workers.insert(w.id.as_str(), (w, json(&w.apps, "a worker's apps")?));
                 }
             }
         }
@@ -161,7 +161,7 @@ macro_rules! impl_sql_store {
             /// An attempt as stored, from a row of `kind, idx, attempt,
             /// worker_id, outcome, error, log, started_at_ms, finished_at_ms`.
             fn attempt_of(
-                job: u64,
+                job: quern_core::JobId,
                 r: &<$db as sqlx::Database>::Row,
             ) -> Result<$crate::store::StoredAttempt, $crate::error::Error> {
                 use $crate::store::sql::{db, kind_of, named, u32_of};
@@ -176,7 +176,7 @@ macro_rules! impl_sql_store {
                 let log: Option<Vec<u8>> = r.try_get("log").map_err(e())?;
                 Ok($crate::store::StoredAttempt {
                     attempt: quern_core::AttemptId { task: id, attempt: u32_of(number, "attempt", &whose)? },
-                    worker_id: r.try_get("worker_id").map_err(e())?,
+                    worker_id: quern_core::WorkerId::new(r.try_get::<String, _>("worker_id").map_err(e())?),
                     outcome: match outcome.as_str() {
                         "running" => None,
                         s => Some(named($crate::state::AttemptEnd::parse(s), "outcome", &whose)?),
@@ -205,7 +205,7 @@ macro_rules! impl_sql_store {
                     .bind(counters)
                     .bind(update.started_at_ms)
                     .bind(update.finished_at_ms)
-                    .bind(update.id as i64)
+                    .bind(update.id.0 as i64)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("updating a job"))?;
@@ -289,7 +289,7 @@ macro_rules! impl_sql_store {
                          registered_at_ms, last_heartbeat_ms) ",
                     );
                     q.push_values(chunk, |mut b, (w, apps)| {
-                        b.push_bind(w.id.clone())
+                        b.push_bind(w.id.as_str().to_owned())
                             .push_bind(w.host.clone())
                             .push_bind(w.shuffle_address.clone())
                             .push_bind(i64::from(w.slots))
@@ -313,7 +313,10 @@ macro_rules! impl_sql_store {
 
         #[async_trait::async_trait]
         impl $crate::store::StateStore for $store {
-            async fn insert_job(&self, job: &$crate::store::StoredJob) -> Result<u64, $crate::error::Error> {
+            async fn insert_job(
+                &self,
+                job: &$crate::store::StoredJob,
+            ) -> Result<quern_core::JobId, $crate::error::Error> {
                 use $crate::store::sql::{db, json};
                 use sqlx::Row;
                 let counters = json(&job.counters, "a job's counters")?;
@@ -336,7 +339,9 @@ macro_rules! impl_sql_store {
                 .await
                 .map_err(db("inserting a job"))?;
                 let id: i64 = row.try_get(0).map_err(db("reading a new job's id"))?;
-                u64::try_from(id).map_err(|_| $crate::error::Error::Corrupt(format!("negative job id {id}")))
+                u64::try_from(id)
+                    .map(quern_core::JobId)
+                    .map_err(|_| $crate::error::Error::Corrupt(format!("negative job id {id}")))
             }
 
             async fn apply_all(&self, effects: &[$crate::cluster::Effect]) -> Result<(), $crate::error::Error> {
@@ -361,7 +366,7 @@ macro_rules! impl_sql_store {
                     let whose = || format!("job {raw_id}");
                     let priority = get("priority")?;
                     jobs.push($crate::store::StoredJob {
-                        id: u64_of(raw_id, "id", &whose)?,
+                        id: quern_core::JobId(u64_of(raw_id, "id", &whose)?),
                         app: text("app")?,
                         spec_json: text("spec_json")?,
                         plan_json: text("plan_json")?,
@@ -379,14 +384,17 @@ macro_rules! impl_sql_store {
                 Ok(jobs)
             }
 
-            async fn tasks(&self, job: u64) -> Result<Vec<$crate::store::StoredTask>, $crate::error::Error> {
+            async fn tasks(
+                &self,
+                job: quern_core::JobId,
+            ) -> Result<Vec<$crate::store::StoredTask>, $crate::error::Error> {
                 use $crate::store::sql::{db, json_of, kind_of, u32_of};
                 use sqlx::Row;
                 let rows = sqlx::query(
                     "SELECT kind, idx, started, failures, committed, failed, map_output_json, counters_json \
                      FROM tasks WHERE job_id = $1 ORDER BY kind, idx",
                 )
-                .bind(job as i64)
+                .bind(job.0 as i64)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db("loading tasks"))?;
@@ -430,6 +438,7 @@ macro_rules! impl_sql_store {
                 for r in rows {
                     let e = || db("loading workers");
                     let id: String = r.try_get("id").map_err(e())?;
+                    let id = quern_core::WorkerId::new(id);
                     let whose = || format!("worker {id}");
                     let apps: String = r.try_get("apps_json").map_err(e())?;
                     let state: String = r.try_get("state").map_err(e())?;
@@ -450,7 +459,7 @@ macro_rules! impl_sql_store {
 
             async fn running_attempts(
                 &self,
-                job: u64,
+                job: quern_core::JobId,
             ) -> Result<Vec<$crate::store::StoredAttempt>, $crate::error::Error> {
                 use $crate::store::sql::db;
                 // The logs stay behind: a restore needs who runs what.
@@ -459,7 +468,7 @@ macro_rules! impl_sql_store {
                      started_at_ms, finished_at_ms FROM attempts \
                      WHERE job_id = $1 AND outcome = 'running' ORDER BY kind, idx, attempt",
                 )
-                .bind(job as i64)
+                .bind(job.0 as i64)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db("loading running attempts"))?;
@@ -468,7 +477,7 @@ macro_rules! impl_sql_store {
 
             async fn attempts(
                 &self,
-                job: u64,
+                job: quern_core::JobId,
                 task: Option<quern_core::TaskId>,
             ) -> Result<Vec<$crate::store::StoredAttempt>, $crate::error::Error> {
                 use $crate::store::sql::{db, kind_str};
@@ -476,7 +485,7 @@ macro_rules! impl_sql_store {
                     "SELECT kind, idx, attempt, worker_id, outcome, error, log, started_at_ms, finished_at_ms \
                      FROM attempts WHERE job_id = ",
                 );
-                q.push_bind(job as i64);
+                q.push_bind(job.0 as i64);
                 if let Some(t) = task {
                     q.push(" AND kind = ").push_bind(kind_str(t.kind));
                     q.push(" AND idx = ").push_bind(i64::from(t.index));

@@ -132,7 +132,7 @@ mod tests {
 
     fn sample_job() -> StoredJob {
         StoredJob {
-            id: 0,
+            id: quern_core::JobId(0),
             app: "wordcount".into(),
             spec_json: "{}".into(),
             plan_json: "{}".into(),
@@ -156,7 +156,7 @@ mod tests {
             "INSERT INTO tasks (job_id, kind, idx, started, failures, committed, failed, map_output_json, \
              counters_json) VALUES ($1, 'map', 4, 1, 0, 1, false, '{\"worker_id\": 3', '{}')",
         )
-        .bind(id as i64)
+        .bind(id.0 as i64)
         .execute(&store.pool)
         .await
         .expect("a corrupt row");

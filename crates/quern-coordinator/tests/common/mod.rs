@@ -2,7 +2,7 @@
 //! submitted spec.
 
 use quern_coordinator::{CoordinatorHandle, Error, PlanAnswer};
-use quern_core::{JobPlan, JobSpec};
+use quern_core::{JobId, JobPlan, JobSpec};
 
 /// Submits `spec` and answers its planning request as `worker` would, with
 /// `plan`; returns what the submission returned.
@@ -11,7 +11,7 @@ pub async fn submit_planned(
     worker: &str,
     spec: JobSpec,
     plan: JobPlan,
-) -> Result<u64, Error> {
+) -> Result<JobId, Error> {
     let submission = tokio::spawn({
         let handle = handle.clone();
         async move { handle.submit(spec, 0).await }
