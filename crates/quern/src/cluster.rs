@@ -438,7 +438,16 @@ pub(crate) fn submit(args: SubmitArgs, apps: &AppRegistry) -> anyhow::Result<()>
     let mut spec = args.job.into_spec();
     // Workers and the coordinator resolve paths from their own directories:
     // send absolute ones (URLs are sent as they are).
-    spec.output = absolute(&spec.output)?;
+    match quern_storage::Location::parse(&spec.output).map_err(quern_engine::Error::from)? {
+        quern_storage::Location::Local(path) => spec.output = absolute(&path.display().to_string())?,
+        s3 @ quern_storage::Location::S3 { .. } => {
+            return Err(crate::cli::Refused(format!(
+                "--output {s3}: a cluster writes its output to the file system its workers share; \
+                 s3:// outputs are written by `quern run` only, for now"
+            ))
+            .into());
+        }
+    }
     for input in &mut spec.inputs {
         let location = quern_storage::Location::parse(input).map_err(quern_engine::Error::from)?;
         if let Some(path) = location.as_local() {
