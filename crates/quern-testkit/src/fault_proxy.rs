@@ -33,8 +33,8 @@ type Error = std::io::Error;
 type Body = BoxBody<Bytes, Error>;
 
 /// Shares of requests that get each fault (each in `0.0..=1.0`; together
-/// at most 1).
-#[derive(Debug, Clone, Copy)]
+/// at most 1), and answers to lose on purpose.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     /// Answered `503 SlowDown` without forwarding (throttling).
     pub slow_down: f64,
@@ -47,6 +47,18 @@ pub struct Faults {
     pub cut_body: f64,
     /// The seed of the choice.
     pub seed: u64,
+    /// Requests whose answer is lost whatever the draw.
+    pub lose: LoseAnswers,
+}
+
+/// Requests whose answers are lost (forwarded, then the connection closed),
+/// by their number among the requests of their kind (0: the first).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoseAnswers {
+    /// Conditional `PUT`s (with `If-None-Match`).
+    pub conditional_puts: &'static [u64],
+    /// Multipart upload completions (`POST …?uploadId=…`).
+    pub completions: &'static [u64],
 }
 
 /// How many requests the proxy saw and faulted.
@@ -74,6 +86,8 @@ impl FaultCounts {
 #[derive(Default)]
 struct Counters {
     requests: AtomicU64,
+    conditional_puts: AtomicU64,
+    completions: AtomicU64,
     slow_down: AtomicU64,
     internal_error: AtomicU64,
     lost_answer: AtomicU64,
@@ -209,7 +223,21 @@ async fn serve(
                 let counters = Arc::clone(&counters);
                 async move {
                     let n = counters.requests.fetch_add(1, Ordering::Relaxed);
-                    handle(request, upstream, faults.fate(n), counters).await
+                    let mut fate = faults.fate(n);
+                    let method = request.method().clone();
+                    if method == hyper::Method::PUT && request.headers().contains_key("if-none-match") {
+                        let k = counters.conditional_puts.fetch_add(1, Ordering::Relaxed);
+                        if faults.lose.conditional_puts.contains(&k) {
+                            fate = Fate::LostAnswer;
+                        }
+                    }
+                    if method == hyper::Method::POST && request.uri().query().is_some_and(|q| q.contains("uploadId=")) {
+                        let k = counters.completions.fetch_add(1, Ordering::Relaxed);
+                        if faults.lose.completions.contains(&k) {
+                            fate = Fate::LostAnswer;
+                        }
+                    }
+                    handle(request, upstream, fate, counters).await
                 }
             });
             // A connection ends with an error when a fault closed it.
@@ -284,7 +312,14 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_faults_in_about_the_shares_asked_for() {
-        let faults = Faults { slow_down: 0.1, internal_error: 0.05, lost_answer: 0.05, cut_body: 0.05, seed: 7 };
+        let faults = Faults {
+            slow_down: 0.1,
+            internal_error: 0.05,
+            lost_answer: 0.05,
+            cut_body: 0.05,
+            seed: 7,
+            ..Faults::default()
+        };
         let fates: Vec<Fate> = (0..10_000).map(|n| faults.fate(n)).collect();
         assert_eq!(fates, (0..10_000).map(|n| faults.fate(n)).collect::<Vec<_>>());
         let share = |fate| fates.iter().filter(|f| **f == fate).count() as f64 / 10_000.0;

@@ -12,7 +12,7 @@ use std::fs;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use quern_testkit::fault_proxy::{FaultProxy, Faults};
+use quern_testkit::fault_proxy::{FaultProxy, Faults, LoseAnswers};
 use quern_testkit::s3_server::{Bucket, S3Server};
 use support::{BIN, gutenberg, parts};
 
@@ -240,7 +240,14 @@ fn wordcount_through_a_flaky_proxy_still_writes_the_same_bytes() {
     let args = ["--app", "wordcount", "--reducers", "3", "--split-size", "256KiB"];
     run_ok(&server, &[&args[..], &["--input", &books_dir(), "--output", local.to_str().expect("utf-8")]].concat());
 
-    let faults = Faults { slow_down: 0.08, internal_error: 0.04, lost_answer: 0.05, cut_body: 0.05, seed: 20_240_601 };
+    let faults = Faults {
+        slow_down: 0.08,
+        internal_error: 0.04,
+        lost_answer: 0.05,
+        cut_body: 0.05,
+        seed: 20_240_601,
+        ..Faults::default()
+    };
     let proxy = FaultProxy::start(&server.endpoint(), faults);
     let out = quern(&server, &["run", "--quiet"])
         .args(args)
@@ -256,6 +263,48 @@ fn wordcount_through_a_flaky_proxy_still_writes_the_same_bytes() {
     assert!(counts.slow_down > 0 && counts.internal_error > 0, "{counts:?}");
     assert!(counts.lost_answer > 0 && counts.cut_body > 0, "{counts:?}");
     assert!(counts.faults() * 10 >= counts.requests, "{counts:?}");
+}
+
+#[test]
+fn lost_answers_to_the_claim_success_and_an_upload_completion_are_recognised_as_the_job_s_own() {
+    let server = S3Server::start();
+    let bucket = server.bucket();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // ~9.5 MiB sorted by one reducer: a part file of two uploaded parts.
+    let mut books: Vec<_> = fs::read_dir(gutenberg()).expect("gutenberg").map(|e| e.expect("entry").path()).collect();
+    books.sort();
+    let mut big = Vec::new();
+    for _ in 0..3 {
+        for book in &books {
+            big.extend(fs::read(book).expect("book"));
+        }
+    }
+    let input = tmp.path().join("big.txt");
+    fs::write(&input, &big).expect("write");
+    let args = ["--app", "sort", "--reducers", "1", "--input", input.to_str().expect("utf-8")];
+    let local = tmp.path().join("local");
+    run_ok(&server, &[&args[..], &["--output", local.to_str().expect("utf-8")]].concat());
+
+    // The server acts on the claim (1st conditional PUT), _SUCCESS (the 3rd:
+    // the 2nd is the claim's retry) and the upload's completion, but their
+    // answers never arrive; the client's retries find the work done.
+    let lose = LoseAnswers { conditional_puts: &[0, 2], completions: &[0] };
+    let proxy = FaultProxy::start(&server.endpoint(), Faults { lose, ..Faults::default() });
+    let stats = tmp.path().join("stats.json");
+    let out = quern(&server, &["run", "--quiet"])
+        .args(args)
+        .args(["--output", &bucket.url("sorted"), "--stats-json", stats.to_str().expect("utf-8")])
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .output()
+        .expect("run");
+    let counts = proxy.counts();
+    assert!(out.status.success(), "{counts:?}\n{}", stderr_of(&out));
+    assert_eq!(counts.lost_answer, 3, "{counts:?}");
+    let written = s3_parts(&bucket, "sorted");
+    assert_eq!(written, parts(&local));
+    assert!(written[0].1.len() > 8 << 20, "one object of more than one part");
+    let stats: serde_json::Value = serde_json::from_slice(&fs::read(&stats).expect("stats")).expect("JSON");
+    assert_eq!(stats["counters"]["failed_attempts"], 0, "a lost completion failed the attempt");
 }
 
 #[test]
