@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use quern_core::{App, AttemptId, Counters, JobPlan, JobSpec, TaskId, TaskKind};
-use quern_storage::{OutputCommitter, Storage};
+use quern_storage::Storage;
 use serde::{Deserialize, Serialize};
 
 use crate::merge::RunSegment;
@@ -80,8 +80,9 @@ pub fn describe_task(plan: &JobPlan, task: TaskId) -> String {
 }
 
 /// Runs one attempt with `app`, reading inputs through `storage`, updating
-/// `progress`, until done or `cancel` is set. Output files go to the attempt's directory under the
-/// job's `OUTPUT/_temporary`, for the coordinator to commit.
+/// `progress`, until done or `cancel` is set. Output files go to the
+/// attempt's private area of the job's output (`OUTPUT/_temporary/…`), for
+/// the coordinator to commit.
 pub fn run_attempt(
     request: &AttemptRequest,
     app: &dyn App,
@@ -101,10 +102,14 @@ pub fn run_attempt(
         records_done: &progress.records,
         storage,
     };
-    let output_dir = OutputCommitter::open(std::path::Path::new(&spec.output)).attempt_dir(*attempt);
+    let committer = match storage.open_output(&spec.output) {
+        Ok(committer) => committer,
+        Err(e) => return AttemptOutcome::Failed { message: e.to_string(), retryable: !e.is_refusal() },
+    };
+    let committer = &committer;
     let result = match attempt.task.kind {
         TaskKind::Map => match plan.splits.get(attempt.task.index as usize) {
-            Some(split) => MapTask { attempt: *attempt, split, work_dir: work_dir.clone(), output_dir }
+            Some(split) => MapTask { attempt: *attempt, split, work_dir: work_dir.clone(), committer }
                 .run(&env)
                 .map(|out| (out.counters, out.index)),
             None => {
@@ -125,7 +130,7 @@ pub fn run_attempt(
                 partition,
                 runs: runs.clone(),
                 work_dir: work_dir.clone(),
-                output_dir,
+                committer,
             }
             .run(&env)
             .map(|counters| (counters, None))

@@ -15,7 +15,7 @@ use quern_core::{
     App, AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler,
     TaskKind, Verdict,
 };
-use quern_storage::{OutputCommitter, Storage, StorageError, plan_splits};
+use quern_storage::{Location, OutputCommitter, Storage, StorageError, plan_splits};
 use serde::Serialize;
 
 use crate::attempt::describe_task;
@@ -41,8 +41,9 @@ pub struct RunOptions {
     pub cancel: Arc<AtomicBool>,
     /// Live progress, for a progress bar or a status API.
     pub progress: Arc<JobProgress>,
-    /// Where inputs are read from (default: local files only; give it
-    /// [`quern_storage::S3Options`] to read `s3://` inputs).
+    /// Where inputs are read and the output written (default: local files
+    /// only; give it [`quern_storage::S3Options`] for `s3://` inputs and
+    /// outputs).
     pub storage: Storage,
 }
 
@@ -87,9 +88,9 @@ pub struct JobProgress {
 pub struct JobReport {
     /// The app.
     pub app: String,
-    /// The output directory.
+    /// The output directory (or `s3://` URL).
     pub output: PathBuf,
-    /// The output files, sorted (without `_SUCCESS`).
+    /// The output files (paths, or `s3://` URLs), sorted (without `_SUCCESS`).
     pub files: Vec<PathBuf>,
     /// Map tasks run.
     pub map_tasks: u32,
@@ -111,13 +112,16 @@ struct Shared {
 ///
 /// Checks everything that can be checked first (the spec, that the output
 /// does not exist, that every input exists and is readable), then creates the
-/// output, runs every map and reduce task and commits. On failure or
-/// cancellation the output directory is removed and no `_SUCCESS` exists.
+/// output (a local directory, or the claim of an `s3://` prefix), runs every
+/// map and reduce task and commits. On failure or cancellation everything
+/// the job wrote to its output is removed and no `_SUCCESS` exists.
 pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<JobReport, Error> {
     let started = Instant::now();
     spec.validate()?;
-    let output = Path::new(&spec.output);
-    if output.exists() {
+    let output = Location::parse(&spec.output)?;
+    if let Some(path) = output.as_local()
+        && path.exists()
+    {
         return Err(StorageError::OutputExists { path: spec.output.clone() }.into());
     }
     let files = opts.storage.resolve_inputs(&spec.inputs)?;
@@ -132,7 +136,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
         .prefix("quern-job-")
         .tempdir_in(&work_base)
         .map_err(|e| Error::io("creating work directory in", &work_base, e))?;
-    let committer = OutputCommitter::setup(output)?;
+    let committer = opts.storage.setup_output(&spec.output)?;
 
     let progress = &opts.progress;
     progress.map_tasks.store(map_tasks, Ordering::Relaxed);
@@ -177,14 +181,14 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
             let names: Vec<String> = plan.outputs.iter().map(|o| o.name.clone()).collect();
             let files = committer.commit_job(&names).map_err(|e| {
                 committer.abort_job();
-                Error::io("committing output", output, e)
+                Error::Io { context: "committing output", path: committer.location(), cause: e }
             })?;
             let elapsed = started.elapsed();
             tracing::info!(elapsed_ms = elapsed.as_millis() as u64, "job succeeded");
             Ok(JobReport {
                 app: spec.app.clone(),
-                output: output.to_path_buf(),
-                files,
+                output: PathBuf::from(committer.location()),
+                files: files.into_iter().map(PathBuf::from).collect(),
                 map_tasks,
                 reduce_tasks,
                 elapsed,
@@ -275,18 +279,17 @@ impl Slot<'_> {
         work_dir: &Path,
         runs: Vec<RunSegment>,
     ) -> Result<AttemptOutput, TaskError> {
-        let output_dir = self.committer.attempt_dir(attempt);
+        let committer = self.committer;
         tracing::debug!(%attempt, "attempt started");
         match attempt.task.kind {
             TaskKind::Map => {
                 let split = &self.env.plan.splits[attempt.task.index as usize];
-                let task = MapTask { attempt, split, work_dir: work_dir.to_path_buf(), output_dir };
+                let task = MapTask { attempt, split, work_dir: work_dir.to_path_buf(), committer };
                 task.run(self.env).map(|out| AttemptOutput::Map(out.index, out.counters))
             }
             TaskKind::Reduce => {
                 let (output, partition) = self.env.plan.locate(attempt.task.index);
-                let task =
-                    ReduceTask { attempt, output, partition, runs, work_dir: work_dir.to_path_buf(), output_dir };
+                let task = ReduceTask { attempt, output, partition, runs, work_dir: work_dir.to_path_buf(), committer };
                 task.run(self.env).map(AttemptOutput::Reduce)
             }
         }

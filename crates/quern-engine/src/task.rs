@@ -4,16 +4,17 @@
 //! per record, collects pairs (see [`crate::collect`]) and merges its spills
 //! into one map output: a run file with a segment per partition and a JSON
 //! index beside it. Pairs for map-only outputs go straight to `part-m-NNNNN`
-//! files in the attempt's output directory. A [`ReduceTask`] merges its
+//! files in the attempt's private area of the job's output (a local
+//! directory, or objects streamed as multipart uploads). A [`ReduceTask`] merges its
 //! partition's segment of every map output, groups keys and calls `reduce`,
 //! writing `part-r-NNNNN`. Neither knows about threads or retries: that is
 //! the runner's business.
 
-use std::fs::{self, File};
-use std::io::{self, BufWriter};
+use std::fs;
+use std::io;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use quern_core::{
@@ -24,7 +25,7 @@ use quern_core::{
 use crate::collect::{CollectError, Collector, SpillTarget};
 use crate::error::{TaskError, panic_message};
 use quern_core::{InputSplit, JobPlan};
-use quern_storage::Storage;
+use quern_storage::{FileEnd, OutputCommitter, Storage};
 
 use crate::merge::{KeyGroups, RunMerger, RunSegment, merge_to_factor};
 use crate::run::{RecordCursor, RunIndex, RunWriter};
@@ -75,26 +76,27 @@ pub struct MapTask<'a> {
     pub split: &'a InputSplit,
     /// Scratch directory for spills and the map output (created here).
     pub work_dir: PathBuf,
-    /// Directory for map-only output files (committed by the runner).
-    pub output_dir: PathBuf,
+    /// The job's output, where map-only output files are written (in the
+    /// attempt's private area; committed by the runner).
+    pub committer: &'a OutputCommitter,
 }
 
 /// Writers of map-only outputs, created when first used.
 struct DirectOutputs<'a> {
     env: &'a TaskEnv<'a>,
-    dir: &'a Path,
-    task_index: u32,
-    writers: Vec<Option<Box<dyn RecordWriter>>>,
+    output: &'a OutputCommitter,
+    attempt: AttemptId,
+    writers: Vec<Option<PartWriter>>,
 }
 
 impl DirectOutputs<'_> {
     fn write(&mut self, output: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
         if self.writers[output].is_none() {
-            let path = output_file(self.dir, &self.env.plan.outputs[output].name, 'm', self.task_index);
-            self.writers[output] = Some(create_writer(self.env.app, output, self.dir, &path)?);
+            let name = part_name(&self.env.plan.outputs[output].name, 'm', self.attempt.task.index);
+            self.writers[output] = Some(PartWriter::create(self.env.app, output, self.output, self.attempt, &name)?);
         }
         let w = self.writers[output].as_mut().expect("invariant: writer created above");
-        w.write(key, value)
+        w.writer.write(key, value)
     }
 
     fn finish(self) -> io::Result<()> {
@@ -105,39 +107,42 @@ impl DirectOutputs<'_> {
     }
 }
 
-/// `DIR/NAME/part-X-NNNNN` (or `DIR/part-X-NNNNN` for the unnamed output).
-fn output_file(dir: &Path, name: &str, kind: char, index: u32) -> PathBuf {
-    let mut p = dir.to_path_buf();
-    if !name.is_empty() {
-        p.push(name);
-    }
-    p.push(format!("part-{kind}-{index:05}"));
-    p
+/// `NAME/part-X-NNNNN` (or `part-X-NNNNN` for the unnamed output).
+fn part_name(name: &str, kind: char, index: u32) -> String {
+    if name.is_empty() { format!("part-{kind}-{index:05}") } else { format!("{name}/part-{kind}-{index:05}") }
 }
 
-/// Creates the part file `path` under the attempt's directory `attempt_dir`.
-/// Directories are made one level at a time below the job's
-/// `_temporary/attempts`, never above it: when the job was killed or failed
-/// meanwhile and its output area removed, the attempt fails instead of
-/// re-creating an output directory that nobody would clean up.
-fn create_writer(app: &dyn App, output: usize, attempt_dir: &Path, path: &Path) -> io::Result<Box<dyn RecordWriter>> {
-    let mut dirs = vec![attempt_dir.to_path_buf()];
-    if let Some(parent) = path.parent().filter(|p| *p != attempt_dir) {
-        dirs.push(parent.to_path_buf());
+/// One output file being written through the app's output format. Dropped
+/// without [`PartWriter::finish`], the file is abandoned (an object's
+/// upload is aborted).
+struct PartWriter {
+    writer: Box<dyn RecordWriter>,
+    end: FileEnd,
+    name: String,
+}
+
+impl PartWriter {
+    /// Creates the part file `name` in the attempt's private area of the
+    /// job's output (which fails when the output area is gone: the job was
+    /// killed or ended).
+    fn create(
+        app: &dyn App,
+        output: usize,
+        committer: &OutputCommitter,
+        attempt: AttemptId,
+        name: &str,
+    ) -> io::Result<PartWriter> {
+        let file = committer.create_file(attempt, name)?;
+        let name = file.name().to_owned();
+        let (out, end) = file.into_parts();
+        Ok(PartWriter { writer: app.output_format(output).writer(out), end, name })
     }
-    for dir in dirs {
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let gone = format!("{}: the job's output area is gone (the job was killed or ended)", dir.display());
-                return Err(io::Error::new(io::ErrorKind::NotFound, gone));
-            }
-            Err(e) => return Err(e),
-        }
+
+    /// Flushes the format and completes the file.
+    fn finish(self) -> io::Result<()> {
+        self.writer.finish()?;
+        self.end.finish()
     }
-    let file = File::create(path)?;
-    Ok(app.output_format(output).writer(Box::new(BufWriter::with_capacity(1 << 16, file))))
 }
 
 /// Where `map` puts its pairs: the collector for reduced outputs, direct
@@ -321,8 +326,8 @@ impl MapTask<'_> {
             },
             direct: DirectOutputs {
                 env,
-                dir: &self.output_dir,
-                task_index: self.attempt.task.index,
+                output: self.committer,
+                attempt: self.attempt,
                 writers: (0..env.plan.outputs.len()).map(|_| None).collect(),
             },
             counters: EngineCounters::default(),
@@ -475,7 +480,7 @@ fn combine_stream(
 }
 
 /// One attempt of one reduce task: partition `partition` of output `output`.
-pub struct ReduceTask {
+pub struct ReduceTask<'a> {
     /// The attempt.
     pub attempt: AttemptId,
     /// The output (index into the plan's outputs).
@@ -487,8 +492,9 @@ pub struct ReduceTask {
     pub runs: Vec<RunSegment>,
     /// Scratch directory for merge passes.
     pub work_dir: PathBuf,
-    /// Directory for the output file (committed by the runner).
-    pub output_dir: PathBuf,
+    /// The job's output, where the part file is written (in the attempt's
+    /// private area; committed by the runner).
+    pub committer: &'a OutputCommitter,
 }
 
 struct WriterSink {
@@ -509,7 +515,7 @@ impl ReduceSink for WriterSink {
     }
 }
 
-impl ReduceTask {
+impl ReduceTask<'_> {
     /// Runs the attempt.
     pub fn run(&self, env: &TaskEnv<'_>) -> Result<Counters, TaskError> {
         let out = &env.plan.outputs[self.output];
@@ -519,9 +525,10 @@ impl ReduceTask {
             merge_to_factor(runs, env.merge_factor, &self.work_dir).map_err(TaskError::io("merging map outputs"))?;
         let merger = RunMerger::open(&runs).map_err(TaskError::io("opening map outputs"))?;
         let mut groups = KeyGroups::new(merger).map_err(TaskError::io("reading map outputs"))?;
-        let path = output_file(&self.output_dir, &out.name, 'r', self.partition);
-        let writer = create_writer(env.app, self.output, &self.output_dir, &path)
+        let name = part_name(&out.name, 'r', self.partition);
+        let part = PartWriter::create(env.app, self.output, self.committer, self.attempt, &name)
             .map_err(TaskError::io("creating output file"))?;
+        let PartWriter { writer, end, name: path } = part;
         let mut sink = WriterSink { writer, counters: EngineCounters::default(), error: None };
         let mut counters = Counters::default();
         let mut key = Vec::new();
@@ -551,12 +558,14 @@ impl ReduceTask {
             }
             env.records_done.store(groups.records(), Ordering::Relaxed);
             if let Some(e) = sink.error.take() {
-                return Err(TaskError::Io { context: format!("writing {}", path.display()), cause: e });
+                return Err(TaskError::Io { context: format!("writing {path}"), cause: e });
             }
         }
         counters.engine.reduce_input_records = groups.records();
         let WriterSink { writer, counters: written, .. } = sink;
-        writer.finish().map_err(|e| TaskError::Io { context: format!("writing {}", path.display()), cause: e })?;
+        PartWriter { writer, end, name: path.clone() }
+            .finish()
+            .map_err(|e| TaskError::Io { context: format!("writing {path}"), cause: e })?;
         counters.engine.add(&written);
         Ok(counters)
     }

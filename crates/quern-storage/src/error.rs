@@ -1,6 +1,7 @@
 //! Storage errors: a location that cannot be parsed, an input that cannot
 //! be read, an object store that cannot be used or reached, an output that
-//! exists, or I/O that failed while planning or committing.
+//! exists or is claimed by another job, or I/O that failed while planning or
+//! committing.
 //!
 //! Every error's message is complete on its own (it includes its cause), so
 //! none also returns the cause as `source()`: a report that prints the chain
@@ -63,6 +64,35 @@ pub enum StorageError {
         /// The cause (part of the message, not a `source()`).
         cause: io::Error,
     },
+    /// Another job is writing to the output prefix: its claim
+    /// (`PREFIX/_temporary/_claim`) exists, or it won the race to create
+    /// one. Nothing was touched.
+    #[error(
+        "output {url} is being written by another job (it holds {url}/_temporary/_claim); choose another prefix, \
+         or delete the claim if that job is known to be dead"
+    )]
+    OutputClaimed {
+        /// The output URL.
+        url: String,
+    },
+    /// An object-store output cannot be used as given: no credentials,
+    /// access denied, no such bucket, no prefix. Nothing was touched.
+    #[error("output {url}: {message}")]
+    OutputRefused {
+        /// The output URL.
+        url: String,
+        /// What is wrong, and which setting to fix.
+        message: String,
+    },
+    /// The object store holding the output could not be reached or kept
+    /// failing (after retries) while setting up, committing or aborting.
+    #[error("output {url}: {message}")]
+    OutputFailed {
+        /// The output URL (or the object's).
+        url: String,
+        /// The cause.
+        message: String,
+    },
     /// Committing output failed.
     #[error("{context} {path}: {cause}")]
     Io {
@@ -90,6 +120,8 @@ impl StorageError {
                 | StorageError::S3Config { .. }
                 | StorageError::OutputExists { .. }
                 | StorageError::OutputUnusable { .. }
+                | StorageError::OutputClaimed { .. }
+                | StorageError::OutputRefused { .. }
         )
     }
 }

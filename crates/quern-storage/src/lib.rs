@@ -14,8 +14,13 @@
 //!   retried with backoff ([`S3_RETRY`]).
 //! - [`plan_splits`]: files to [`quern_core::InputSplit`]s, the same for
 //!   every location.
-//! - [`OutputCommitter`]: the output commit protocol (attempt directories,
-//!   task commit by rename, `_SUCCESS` last), on the local file system.
+//! - [`Storage::setup_output`] and [`OutputCommitter`]: the output commit
+//!   protocol, one API for a local directory (attempt directories, task
+//!   commit by rename, `_SUCCESS` last) and an S3 prefix (a conditional
+//!   claim, attempt-private keys written as streamed multipart uploads
+//!   ([`OutputFile`]), task commits recorded as markers, a job commit by
+//!   server-side copy, `_SUCCESS` last; see `store_commit`'s docs and
+//!   ARCHITECTURE.md for why it is safe).
 //!
 //! # Invariants
 //! - Everything a job touches outside its scratch space goes through this
@@ -27,6 +32,8 @@
 //!   [`quern_core::SplitInput`] applies the line rule.
 //! - Checks that can refuse a job (unparsable location, missing input,
 //!   missing S3 credentials, existing output) run before anything is created.
+//! - No output file is ever held whole in memory: objects are streamed as
+//!   multipart uploads of bounded parts.
 //! - The engine is synchronous: S3's async client runs on one small tokio
 //!   runtime owned by this crate, built when first used; callers just block.
 //!   This crate reads no environment variables: callers pass [`S3Options`].
@@ -35,13 +42,17 @@ mod commit;
 mod error;
 mod input;
 mod location;
+mod output;
+mod retry;
 mod runtime;
 mod s3;
 mod storage;
+mod store_commit;
 
 pub use commit::{OutputCommitter, SUCCESS_MARKER};
 pub use error::StorageError;
 pub use input::{OpenSplit, plan_splits};
 pub use location::Location;
+pub use output::{FileEnd, OutputFile};
 pub use s3::{DEFAULT_REGION as S3_DEFAULT_REGION, RETRY as S3_RETRY, S3Options};
 pub use storage::Storage;

@@ -18,6 +18,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 
 use crate::error::StorageError;
+use crate::retry::retrying;
 use crate::runtime::block_on;
 
 /// How S3 is reached: credentials, region and endpoint.
@@ -174,7 +175,8 @@ impl S3Stores {
     pub fn head(&self, bucket: &str, key: &str, url: &str) -> Result<Option<ObjectInfo>, StorageError> {
         let store = self.store(bucket, url)?;
         let path = object_path(key, url)?;
-        match block_on(async move { store.head(&path).await }).map_err(|e| unavailable(url, e))? {
+        let headed = block_on(async move { retrying("looking up an object", || store.head(&path)).await });
+        match headed.map_err(|e| unavailable(url, e))? {
             Ok(meta) => Ok(Some(ObjectInfo { key: key.to_owned(), size: meta.size })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_error(url, e)),
@@ -187,9 +189,13 @@ impl S3Stores {
         use futures_util::TryStreamExt;
         let store = self.store(bucket, url)?;
         let prefix = (!prefix.is_empty()).then(|| object_path(prefix, url)).transpose()?;
-        let listed = block_on(async move { store.list(prefix.as_ref()).try_collect::<Vec<_>>().await })
-            .map_err(|e| unavailable(url, e))?
-            .map_err(|e| store_error(url, e))?;
+        // A listing's answer is read after object_store's retries: one cut
+        // off in the middle is listed again.
+        let listed = block_on(async move {
+            retrying("listing", || async { store.list(prefix.as_ref()).try_collect::<Vec<_>>().await }).await
+        })
+        .map_err(|e| unavailable(url, e))?
+        .map_err(|e| store_error(url, e))?;
         Ok(listed.into_iter().map(|m| ObjectInfo { key: m.location.to_string(), size: m.size }).collect())
     }
 }

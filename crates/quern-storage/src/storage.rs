@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use quern_core::{InputFile, InputSplit};
 
+use crate::commit::OutputCommitter;
 use crate::error::StorageError;
 use crate::input::{self, OpenSplit};
+use crate::location::Location;
 use crate::s3::{S3Options, S3Stores};
+use crate::store_commit::StoreCommitter;
 
 /// Access to every kind of [`Location`](crate::Location): the local file
 /// system, and S3 as [`S3Options`] configure it. Cheap to clone (clones share
@@ -53,5 +56,43 @@ impl Storage {
     /// their kind.
     pub fn open_split(&self, split: &InputSplit, count_lines: bool) -> io::Result<OpenSplit> {
         input::open_split(&self.s3, split, count_lines)
+    }
+
+    /// Sets up a new job's output: a local directory (created; refused if
+    /// it exists) or an `s3://bucket/prefix` (refused if any object is under
+    /// the prefix; then claimed with a conditional `PUT` of
+    /// `PREFIX/_temporary/_claim`, so that of two jobs given the same prefix
+    /// exactly one proceeds and the other is refused,
+    /// [`StorageError::OutputClaimed`]).
+    pub fn setup_output(&self, output: &str) -> Result<OutputCommitter, StorageError> {
+        match Location::parse(output)? {
+            Location::Local(path) => OutputCommitter::setup(&path),
+            Location::S3 { bucket, key } => {
+                let url = Location::S3 { bucket: bucket.clone(), key: key.clone() }.to_string();
+                let store = self.s3.store(&bucket, &url).map_err(as_output_error)?;
+                StoreCommitter::setup(store, &url, &key).map(OutputCommitter::from_store)
+            }
+        }
+    }
+
+    /// The committer of an output that [`Storage::setup_output`] set up
+    /// already (in another process, or before a restart).
+    pub fn open_output(&self, output: &str) -> Result<OutputCommitter, StorageError> {
+        match Location::parse(output)? {
+            Location::Local(path) => Ok(OutputCommitter::open(&path)),
+            Location::S3 { bucket, key } => {
+                let url = Location::S3 { bucket: bucket.clone(), key: key.clone() }.to_string();
+                let store = self.s3.store(&bucket, &url).map_err(as_output_error)?;
+                StoreCommitter::open(store, &url, &key).map(OutputCommitter::from_store)
+            }
+        }
+    }
+}
+
+/// A client that cannot be built for an output is the output's refusal.
+fn as_output_error(e: StorageError) -> StorageError {
+    match e {
+        StorageError::S3Config { url, message } => StorageError::OutputRefused { url, message },
+        e => e,
     }
 }

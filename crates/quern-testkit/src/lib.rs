@@ -14,7 +14,10 @@
 //!   for the tests of the PostgreSQL state store.
 //! - [`s3_server`]: a real S3 server (SeaweedFS) for tests, with a fresh
 //!   bucket per test and the environment that points quern at it.
+//! - [`fault_proxy`]: an HTTP proxy in front of it that answers 503 and
+//!   500, loses answers and cuts bodies for a seeded share of requests.
 
+pub mod fault_proxy;
 pub mod postgres;
 pub mod reference;
 pub mod s3_server;

@@ -371,4 +371,28 @@ impl Bucket<'_> {
         keys.sort();
         keys
     }
+
+    /// Every key under `prefix/` (every key for an empty prefix), sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        use futures_util::TryStreamExt;
+        let prefix =
+            (!prefix.is_empty()).then(|| ObjectPath::parse(prefix).unwrap_or_else(|e| panic!("{prefix}: {e}")));
+        let mut keys: Vec<String> = self
+            .server
+            .runtime
+            .block_on(self.store.list(prefix.as_ref()).map_ok(|m| m.location.to_string()).try_collect::<Vec<_>>())
+            .unwrap_or_else(|e| panic!("listing {}: {e}", self.url("")));
+        keys.sort();
+        keys
+    }
+
+    /// The bytes of `key` (a test's small outputs: read whole).
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        let path = ObjectPath::parse(key).unwrap_or_else(|e| panic!("key {key}: {e}"));
+        self.server
+            .runtime
+            .block_on(async { self.store.get(&path).await?.bytes().await })
+            .unwrap_or_else(|e| panic!("reading {}: {e}", self.url(key)))
+            .to_vec()
+    }
 }

@@ -132,7 +132,7 @@ impl Command {
 /// A command refused before any work started (exit code 2), for reasons
 /// found by the CLI itself.
 #[derive(Debug)]
-struct Refused(String);
+pub(crate) struct Refused(pub(crate) String);
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -199,7 +199,9 @@ pub(crate) struct JobArgs {
     /// (UTF-8 paths).
     #[arg(long, required = true, num_args = 1.., value_parser = Utf8Path)]
     input: Vec<String>,
-    /// Output directory; must not exist (a UTF-8 path).
+    /// Output directory (a UTF-8 path or file:// URL) that must not exist,
+    /// or, for `run`, an S3 prefix (s3://BUCKET/PREFIX) with no object
+    /// under it.
     #[arg(long, value_parser = Utf8Path)]
     output: String,
     /// Reducers (0: map-only; at most 10,000 per output and in all).
@@ -261,7 +263,7 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
-    /// S3-compatible endpoint for `s3://` inputs (overrides
+    /// S3-compatible endpoint for `s3://` inputs and outputs (overrides
     /// AWS_ENDPOINT_URL; buckets are then addressed path-style).
     #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
     s3_endpoint: Option<String>,

@@ -464,10 +464,22 @@ pub(crate) fn plan_process(apps: &AppRegistry) -> anyhow::Result<()> {
 /// paths are made absolute, since the cluster resolves them elsewhere).
 pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let mut spec = args.job.into_spec();
-    for path in std::iter::once(&mut spec.output).chain(spec.inputs.iter_mut()) {
-        let location = quern_storage::Location::parse(path).map_err(quern_engine::Error::from)?;
-        if let Some(local) = location.as_local() {
-            *path = absolute(&local.display().to_string())?;
+    // Workers and the coordinator resolve paths from their own directories:
+    // send absolute local paths (URLs are sent as they are).
+    match quern_storage::Location::parse(&spec.output).map_err(quern_engine::Error::from)? {
+        quern_storage::Location::Local(path) => spec.output = absolute(&path.display().to_string())?,
+        s3 @ quern_storage::Location::S3 { .. } => {
+            return Err(crate::cli::Refused(format!(
+                "--output {s3}: a cluster writes its output to the file system its workers share; \
+                 s3:// outputs are written by `quern run` only, for now"
+            ))
+            .into());
+        }
+    }
+    for input in &mut spec.inputs {
+        let location = quern_storage::Location::parse(input).map_err(quern_engine::Error::from)?;
+        if let Some(path) = location.as_local() {
+            *input = absolute(&path.display().to_string())?;
         }
     }
     spec.validate()?;
