@@ -55,9 +55,15 @@ pub(crate) struct ClientArgs {
 
 #[derive(Args)]
 pub(crate) struct CoordinatorArgs {
-    /// Address to listen on.
+    /// Address to listen on (port 0: any free port; see --address-file).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
+    /// Once listening, write the address actually bound (like
+    /// 127.0.0.1:41234, and a newline) to this file, atomically (a
+    /// temporary file renamed into place): how a script or test that asked
+    /// for port 0 learns the port, without a race.
+    #[arg(long, value_name = "PATH")]
+    address_file: Option<PathBuf>,
     /// Directory for the coordinator's own files (the default state database).
     #[arg(long, default_value = ".")]
     data_dir: PathBuf,
@@ -105,7 +111,9 @@ pub(crate) struct WorkerArgs {
     /// Scratch directory: map outputs, fetched segments, attempt logs.
     #[arg(long)]
     work_dir: PathBuf,
-    /// Address of this worker's shuffle service (port 0: any free port).
+    /// Address of this worker's shuffle service (port 0: any free port). The
+    /// port actually bound is the one the worker advertises to the
+    /// coordinator (`quern workers` shows it) and logs.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
     /// Host name other workers reach this one by.
@@ -395,11 +403,31 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        tracing::info!(listen = %args.listen, state = %shown, "coordinator ready");
+        let bound = listener.local_addr().with_context(|| format!("reading the address bound for {}", args.listen))?;
+        if let Some(path) = &args.address_file {
+            write_address_file(path, bound)?;
+        }
+        tracing::info!(listen = %bound, state = %shown, "coordinator ready");
         coordinator.serve(listener, shutdown_signal()).await?;
         tracing::info!("coordinator stopped");
         Ok(())
     })
+}
+
+/// Writes `address` and a newline to `path` atomically: into a temporary
+/// file beside it, then renamed over it, so a reader sees no file or the
+/// whole address, never a part of it.
+fn write_address_file(path: &Path, address: SocketAddr) -> anyhow::Result<()> {
+    let name = path.file_name().with_context(|| format!("--address-file {}: not a file name", path.display()))?;
+    let mut temporary = name.to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(temporary);
+    std::fs::write(&temporary, format!("{address}\n"))
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
+        })
+        .with_context(|| format!("writing the address to --address-file {}", path.display()))
 }
 
 pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()> {
