@@ -53,6 +53,7 @@ pub(crate) struct ClientArgs {
     timeout: Duration,
 }
 
+#[cfg(feature = "coordinator")]
 #[derive(Args)]
 pub(crate) struct CoordinatorArgs {
     /// Address to listen on (port 0: any free port; see --address-file).
@@ -100,6 +101,33 @@ pub(crate) struct CoordinatorArgs {
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     blacklist_expiry: Duration,
 }
+
+/// `coordinator`'s arguments in a build without it: anything, so that the
+/// answer is [`NO_COORDINATOR`] rather than a complaint about an argument.
+#[cfg(not(feature = "coordinator"))]
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+pub(crate) struct NoCoordinatorArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<std::ffi::OsString>,
+}
+
+/// What `coordinator` says in a build without it (an app's own binary,
+/// built from `quern` without its `coordinator` feature).
+#[cfg(not(feature = "coordinator"))]
+pub(crate) const NO_COORDINATOR: &str = concat!(
+    "this program was built without quern's coordinator (the `coordinator` feature of the quern crate, ",
+    "which brings its state stores: sqlx, SQLite, PostgreSQL). The coordinator runs no app code, so the `quern` ",
+    "binary of the same version (",
+    env!("CARGO_PKG_VERSION"),
+    ") serves as this program's coordinator: `cargo install quern --version ",
+    env!("CARGO_PKG_VERSION"),
+    "`, or `cargo run -p quern -- coordinator …` in quern's repository. Or build this program with it: ",
+    "`quern = { version = \"",
+    env!("CARGO_PKG_VERSION"),
+    "\", features = [\"coordinator\"] }` in its Cargo.toml. This program's `worker`, `submit` and other ",
+    "commands work with either."
+);
 
 #[derive(Args)]
 pub(crate) struct WorkerArgs {
@@ -380,6 +408,7 @@ fn refusal(s: &tonic::Status) -> bool {
     matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::NotFound)
 }
 
+#[cfg(feature = "coordinator")]
 pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let state = args.state.unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("quern.db").display()));
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -417,6 +446,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 /// Writes `address` and a newline to `path` atomically: into a temporary
 /// file beside it, then renamed over it, so a reader sees no file or the
 /// whole address, never a part of it.
+#[cfg(feature = "coordinator")]
 fn write_address_file(path: &Path, address: SocketAddr) -> anyhow::Result<()> {
     let name = path.file_name().with_context(|| format!("--address-file {}: not a file name", path.display()))?;
     let mut temporary = name.to_owned();
