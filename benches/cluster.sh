@@ -17,13 +17,18 @@ CORPUS="$BENCH/corpus-$SIZE"
 [ -d "$CORPUS" ] || "$QUERN" gen-corpus --size "$SIZE" --files 16 "$CORPUS" >/dev/null
 BYTES=$(cat "$CORPUS"/*.txt | wc -c)
 
-export QUERN_TOKEN=bench QUERN_COORDINATOR=http://127.0.0.1:7979
+export QUERN_TOKEN=bench
 CL="$BENCH/cluster"
 rm -rf "$CL" && mkdir -p "$CL"
-"$QUERN" coordinator --listen 127.0.0.1:7979 --data-dir "$CL/coord" >"$CL/coord.log" 2>&1 &
-COORD=$!
+# Any free port: the coordinator writes the one it bound to its address file.
+"$QUERN" coordinator --listen 127.0.0.1:0 --address-file "$CL/coord.address" --data-dir "$CL/coord" >"$CL/coord.log" 2>&1 &
+COORD=$! W1= W2=
 trap 'kill $COORD $W1 $W2 2>/dev/null || true' EXIT
-sleep 0.5
+until [ -s "$CL/coord.address" ]; do
+  kill -0 $COORD 2>/dev/null || { cat "$CL/coord.log"; exit 1; }
+  sleep 0.1
+done
+export QUERN_COORDINATOR="http://$(cat "$CL/coord.address")"
 "$QUERN" worker --slots 1 --work-dir "$CL/w1" >"$CL/w1.log" 2>&1 &
 W1=$!
 "$QUERN" worker --slots 1 --work-dir "$CL/w2" >"$CL/w2.log" 2>&1 &

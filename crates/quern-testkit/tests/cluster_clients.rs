@@ -145,7 +145,8 @@ fn a_listener_that_never_answers_and_a_closed_port_fail_calls_with_a_clear_messa
         &[&url, "did not answer `submit` within 2s"],
     );
     // Nothing listens at all: refused at once, and said so.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let port = ClosedPort::new();
+    let closed = port.url();
     fails_within(
         cli(&closed).arg("workers"),
         limit,

@@ -163,7 +163,7 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitS
 fn a_second_coordinator_on_the_same_state_is_refused() {
     let mut c = TestCluster::start(1, &["--no-speculation"]);
     let mut second = Command::new(BIN)
-        .args(["coordinator", "--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(c.path("coordinator"))
         .env("QUERN_TOKEN", TOKEN)
         .env_remove("RUST_LOG")

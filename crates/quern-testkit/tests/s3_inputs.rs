@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use quern_testkit::s3_server::S3Server;
 use serde_json::Value;
-use support::{BIN, gutenberg, parts};
+use support::{BIN, ClosedPort, gutenberg, parts};
 
 /// `quern-testkit run` pointed at `server`; `extra` ends the arguments.
 fn run(server: &S3Server, input: &str, output: &Path, extra: &[&str]) -> Output {
@@ -140,6 +140,7 @@ fn a_gz_object_is_decompressed_whole_and_the_endpoint_flag_overrides_the_environ
     let local_out = tmp.path().join("local");
     run_ok(&server, book.to_str().expect("utf-8"), &local_out, &[]);
     let s3_out = tmp.path().join("s3");
+    let nowhere = ClosedPort::new();
     let out = Command::new(BIN)
         .args(["run", "--app", "wordcount", "--quiet", "--split-size", "64KiB", "--input"])
         .arg(bucket.url("grimm.txt.gz"))
@@ -148,7 +149,7 @@ fn a_gz_object_is_decompressed_whole_and_the_endpoint_flag_overrides_the_environ
         .args(["--s3-endpoint", &server.endpoint()])
         .envs(server.env())
         // Nothing listens there: only the flag's endpoint works.
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ENDPOINT_URL", nowhere.url())
         .args(["--stats-json", tmp.path().join("gz.json").to_str().expect("utf-8")])
         .output()
         .expect("run");

@@ -150,6 +150,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         }
     });
     let shuffle_address = format!("http://{host}:{}", local.port());
+    tracing::info!(listen = %local, advertised = %shuffle_address, "shuffle service listening");
     let worker_id = config.worker_id.clone().unwrap_or_else(|| {
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         format!("{host}-{}-{started}", std::process::id())

@@ -84,7 +84,12 @@ enum Command {
     /// Write a deterministic Zipf-distributed text corpus.
     GenCorpus(GenCorpusArgs),
     /// Run the cluster coordinator.
+    #[cfg(feature = "coordinator")]
     Coordinator(crate::cluster::CoordinatorArgs),
+    /// Run the cluster coordinator: not in this binary (run it to see how
+    /// to get it).
+    #[cfg(not(feature = "coordinator"))]
+    Coordinator(crate::cluster::NoCoordinatorArgs),
     /// Run a worker that takes attempts from a coordinator.
     Worker(crate::cluster::WorkerArgs),
     /// Submit a job to a cluster.
@@ -330,10 +335,13 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             init_logging(false);
             crate::cluster::plan_process(&apps)
         }
+        #[cfg(feature = "coordinator")]
         Command::Coordinator(args) => {
             init_logging(false);
             crate::cluster::coordinator(args)
         }
+        #[cfg(not(feature = "coordinator"))]
+        Command::Coordinator(_) => Err(Refused(crate::cluster::NO_COORDINATOR.to_owned()).into()),
         Command::Worker(args) => {
             init_logging(false);
             crate::cluster::worker(args, &apps)

@@ -53,11 +53,18 @@ pub(crate) struct ClientArgs {
     timeout: Duration,
 }
 
+#[cfg(feature = "coordinator")]
 #[derive(Args)]
 pub(crate) struct CoordinatorArgs {
-    /// Address to listen on.
+    /// Address to listen on (port 0: any free port; see --address-file).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
+    /// Once listening, write the address actually bound (like
+    /// 127.0.0.1:41234, and a newline) to this file, atomically (a
+    /// temporary file renamed into place): how a script or test that asked
+    /// for port 0 learns the port, without a race.
+    #[arg(long, value_name = "PATH")]
+    address_file: Option<PathBuf>,
     /// Directory for the coordinator's own files (the default state database).
     #[arg(long, default_value = ".")]
     data_dir: PathBuf,
@@ -100,6 +107,33 @@ pub(crate) struct CoordinatorArgs {
     retention: Duration,
 }
 
+/// `coordinator`'s arguments in a build without it: anything, so that the
+/// answer is [`NO_COORDINATOR`] rather than a complaint about an argument.
+#[cfg(not(feature = "coordinator"))]
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+pub(crate) struct NoCoordinatorArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<std::ffi::OsString>,
+}
+
+/// What `coordinator` says in a build without it (an app's own binary,
+/// built from `quern` without its `coordinator` feature).
+#[cfg(not(feature = "coordinator"))]
+pub(crate) const NO_COORDINATOR: &str = concat!(
+    "this program was built without quern's coordinator (the `coordinator` feature of the quern crate, ",
+    "which brings its state stores: sqlx, SQLite, PostgreSQL). The coordinator runs no app code, so the `quern` ",
+    "binary of the same version (",
+    env!("CARGO_PKG_VERSION"),
+    ") serves as this program's coordinator: `cargo install quern --version ",
+    env!("CARGO_PKG_VERSION"),
+    "`, or `cargo run -p quern -- coordinator …` in quern's repository. Or build this program with it: ",
+    "`quern = { version = \"",
+    env!("CARGO_PKG_VERSION"),
+    "\", features = [\"coordinator\"] }` in its Cargo.toml. This program's `worker`, `submit` and other ",
+    "commands work with either."
+);
+
 #[derive(Args)]
 pub(crate) struct WorkerArgs {
     #[command(flatten)]
@@ -110,7 +144,9 @@ pub(crate) struct WorkerArgs {
     /// Scratch directory: map outputs, fetched segments, attempt logs.
     #[arg(long)]
     work_dir: PathBuf,
-    /// Address of this worker's shuffle service (port 0: any free port).
+    /// Address of this worker's shuffle service (port 0: any free port). The
+    /// port actually bound is the one the worker advertises to the
+    /// coordinator (`quern workers` shows it) and logs.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
     /// Host name other workers reach this one by.
@@ -377,6 +413,7 @@ fn refusal(s: &tonic::Status) -> bool {
     matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::NotFound)
 }
 
+#[cfg(feature = "coordinator")]
 pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let state = args.state.unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("quern.db").display()));
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -401,11 +438,32 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        tracing::info!(listen = %args.listen, state = %shown, "coordinator ready");
+        let bound = listener.local_addr().with_context(|| format!("reading the address bound for {}", args.listen))?;
+        if let Some(path) = &args.address_file {
+            write_address_file(path, bound)?;
+        }
+        tracing::info!(listen = %bound, state = %shown, "coordinator ready");
         coordinator.serve(listener, shutdown_signal()).await?;
         tracing::info!("coordinator stopped");
         Ok(())
     })
+}
+
+/// Writes `address` and a newline to `path` atomically: into a temporary
+/// file beside it, then renamed over it, so a reader sees no file or the
+/// whole address, never a part of it.
+#[cfg(feature = "coordinator")]
+fn write_address_file(path: &Path, address: SocketAddr) -> anyhow::Result<()> {
+    let name = path.file_name().with_context(|| format!("--address-file {}: not a file name", path.display()))?;
+    let mut temporary = name.to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(temporary);
+    std::fs::write(&temporary, format!("{address}\n"))
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
+        })
+        .with_context(|| format!("writing the address to --address-file {}", path.display()))
 }
 
 pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()> {

@@ -2,9 +2,63 @@
 //! run the job embedded in one process today and on a cluster tomorrow,
 //! without changing a line.
 //!
-//! This crate is what an app depends on. It re-exports the app API from
-//! `quern-core`, the built-in apps, and [`cli::main`], which gives your own
-//! binary the whole `quern` command line with your apps registered.
+//! This crate is what an app depends on: the app API, the built-in apps, the
+//! embedded run, and [`cli::main`], which gives your own binary the whole
+//! `quern` command line with your apps registered. Depend on it without its
+//! default `coordinator` feature:
+//!
+//! ```toml
+//! [dependencies]
+//! quern = { version = "0.1", default-features = false }
+//! ```
+//!
+//! Your binary then runs jobs embedded (`run`), works in a cluster
+//! (`worker`, and `task`, the child process a worker runs each attempt in,
+//! which is why your apps must be in the worker's binary) and talks to one
+//! (`submit`, `jobs`, `status`, …), without compiling the coordinator's
+//! state stores (sqlx with SQLite and PostgreSQL). The coordinator runs no
+//! app code: run it from the `quern` binary (`cargo install quern`, whose
+//! default features include it), or enable `coordinator` here to have it in
+//! your binary too.
+//!
+//! # Overview
+//!
+//! Writing an app:
+//! - [`App`]: `map` over [`Record`]s, `reduce` over a key and its streaming
+//!   [`Values`], with [`MapContext`] and [`ReduceContext`] to emit pairs and
+//!   count; optionally a [`Combiner`] (emitting through [`CombineOutput`]),
+//!   a partitioner (the default is [`partition`]) and named outputs
+//!   ([`OutputDecl`]).
+//! - Formats: [`InputFormat`] (reads a [`SplitInput`] into a
+//!   [`RecordSink`]) and [`OutputFormat`] (a [`RecordWriter`] per part
+//!   file); built in: [`TextLines`], [`WholeFile`], [`TextOutput`].
+//! - Errors: [`AppError`] (from user code; retryable unless permanent),
+//!   [`InputError`] (from an input format), [`SpecError`] (a bad job or
+//!   parameter).
+//! - [`Counters`] (with the engine's own, [`EngineCounters`]): what a job
+//!   counted, in its report.
+//!
+//! Registering apps:
+//! - [`AppRegistry`]: the apps a binary knows ([`AppInfo`]), each built from
+//!   its [`Params`] as declared by its [`ParamSpec`]s.
+//! - [`builtin_registry`]: the built-in apps [`WordCount`], [`Indexer`],
+//!   [`Grep`] and [`Sort`]; [`for_each_word`] is their word rule, [`corpus`]
+//!   the demo corpus generator.
+//!
+//! Running jobs:
+//! - [`cli::main`]: the whole command line, with your registry.
+//! - [`run_job`]: a [`JobSpec`] run embedded, with [`RunOptions`]
+//!   (parallelism, scratch directory, cancellation, live [`JobProgress`], the
+//!   [`Storage`] inputs are read through, configured by [`S3Options`]),
+//!   returning a [`JobReport`] or a [`JobError`].
+//!
+//! Testing an app without running a job: [`MapContext::new`] over a
+//! [`MapSink`], [`ReduceContext::new`] over a [`ReduceSink`], [`Values::new`]
+//! over a [`ValueSource`] such as [`SliceValues`], and [`SplitInput::new`]
+//! (with a [`LineStart`]) to feed an input format.
+//!
+//! The scheduler, plans, task and attempt types, the coordinator and worker
+//! are quern's own and not part of this API.
 //!
 //! # Example
 //! A binary with one extra app (see `examples/jsonl-totals` for a complete
@@ -27,6 +81,11 @@
 //!     quern::cli::main(apps)
 //! }
 //! ```
+//!
+//! # Features
+//! - `coordinator` (default): the `coordinator` command in [`cli::main`], and
+//!   with it sqlx (bundled SQLite, PostgreSQL). Without it, `coordinator`
+//!   exits 2 saying how to get one. The `quern` binary requires it.
 
 pub mod cli;
 mod cluster;
@@ -34,6 +93,14 @@ mod demo;
 mod progress;
 
 pub use quern_apps::{Grep, Indexer, Sort, WordCount, builtin_registry, corpus, for_each_word};
-pub use quern_core::*;
+pub use quern_core::{
+    App, AppError, AppInfo, AppRegistry, CombineOutput, Combiner, Counters, EngineCounters, InputError, InputFormat,
+    JobSpec, LineStart, MapContext, MapSink, OutputDecl, OutputFormat, ParamSpec, Params, Record, RecordSink,
+    RecordWriter, ReduceContext, ReduceSink, SliceValues, SpecError, SplitInput, TextLines, TextOutput, ValueSource,
+    Values, WholeFile, partition,
+};
+/// Why a job run by [`run_job`] did not succeed (refused before it started,
+/// failed, or cancelled).
+pub use quern_engine::Error as JobError;
 pub use quern_engine::{JobProgress, JobReport, RunOptions, run_job};
-pub use quern_storage::{Location, S3Options, Storage};
+pub use quern_storage::{S3Options, Storage};

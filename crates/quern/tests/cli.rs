@@ -430,3 +430,74 @@ fn demo_generates_counts_and_shows_top_words() {
     let counts = as_map(&read_parts(&out));
     assert_eq!(counts, expected_wordcount(&files_in(&tmp.path().join("quern-demo/input"))));
 }
+
+/// A coordinator child process, killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_coordinator_on_port_0_writes_the_address_it_bound_to_its_address_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("coordinator.address");
+    let log = tmp.path().join("coordinator.log");
+    let mut coordinator = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_quern"))
+            .args(["coordinator", "--listen", "127.0.0.1:0", "--token", "t", "--address-file"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(tmp.path().join("state"))
+            .env("RUST_LOG", "info")
+            .stderr(fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start a coordinator"),
+    );
+    let started = std::time::Instant::now();
+    let text = loop {
+        if let Ok(text) = fs::read_to_string(&file) {
+            break text;
+        }
+        assert!(
+            coordinator.0.try_wait().expect("try_wait").is_none(),
+            "{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(started.elapsed().as_secs() < 30, "no address file after 30s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let address: std::net::SocketAddr =
+        text.strip_suffix('\n').and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("not an address: {text:?}"));
+    assert_eq!(address.ip(), std::net::Ipv4Addr::LOCALHOST);
+    assert_ne!(address.port(), 0, "the file names the port bound, not the one asked for");
+    // Written by a rename: no temporary file is left beside it.
+    let mut names: Vec<String> =
+        fs::read_dir(tmp.path()).expect("dir").map(|e| file_name(&e.expect("e").path())).collect();
+    names.sort();
+    assert_eq!(names, ["coordinator.address", "coordinator.log", "state"]);
+    // It is the coordinator's address, and its log says so too.
+    quern()
+        .args(["jobs", "--token", "t", "--coordinator", &format!("http://{address}")])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("STATE"));
+    let logged = fs::read_to_string(&log).expect("log");
+    assert!(logged.contains(&format!("listen={address}")), "{logged}");
+    drop(coordinator);
+
+    // An address file that cannot be written stops the coordinator, named.
+    let bad = tmp.path().join("no-such-dir").join("address");
+    quern()
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--token", "t", "--address-file"])
+        .arg(&bad)
+        .arg("--data-dir")
+        .arg(tmp.path().join("state"))
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("--address-file {}", bad.display())));
+}

@@ -37,6 +37,24 @@ fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A coordinator address where nothing listens, for as long as the value
+/// lives: a socket bound to a port the OS chose, never listening. The
+/// commands given it are refused before they connect; one that did connect
+/// would be refused at once, never reach another program.
+struct Nowhere(tokio::net::TcpSocket);
+
+impl Nowhere {
+    fn new() -> Nowhere {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        Nowhere(socket)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.0.local_addr().expect("address"))
+    }
+}
+
 /// `dir/a\xffb`: a file name that is not UTF-8.
 fn non_utf8(dir: &Path) -> PathBuf {
     let mut bytes = dir.as_os_str().to_owned().into_vec();
@@ -49,16 +67,11 @@ fn an_empty_cluster_token_is_refused_by_servers_and_clients() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("coord");
     let work = tmp.path().join("work");
+    let nowhere = Nowhere::new();
     let commands: Vec<Vec<OsString>> = vec![
         vec!["coordinator".into(), "--listen".into(), "127.0.0.1:0".into(), "--data-dir".into(), data.clone().into()],
-        vec![
-            "worker".into(),
-            "--work-dir".into(),
-            work.clone().into(),
-            "--coordinator".into(),
-            "http://127.0.0.1:9".into(),
-        ],
-        vec!["jobs".into(), "--coordinator".into(), "http://127.0.0.1:9".into()],
+        vec!["worker".into(), "--work-dir".into(), work.clone().into(), "--coordinator".into(), nowhere.url().into()],
+        vec!["jobs".into(), "--coordinator".into(), nowhere.url().into()],
         vec![
             "submit".into(),
             "--app".into(),
@@ -90,6 +103,7 @@ fn an_empty_cluster_token_is_refused_by_servers_and_clients() {
 
 #[test]
 fn paths_that_are_not_utf8_are_refused_and_named() {
+    let nowhere = Nowhere::new();
     let tmp = tempfile::tempdir().expect("tempdir");
     let good_in = tmp.path().join("in.txt");
     fs::write(&good_in, "a b c\n").expect("write");
@@ -103,7 +117,7 @@ fn paths_that_are_not_utf8_are_refused_and_named() {
             let mut cmd = quern();
             cmd.args([command, "--app", "wordcount", "--input"]).arg(input).arg("--output").arg(output);
             if command == "submit" {
-                cmd.args(["--token", "t", "--coordinator", "http://127.0.0.1:9"]);
+                cmd.args(["--token", "t", "--coordinator", &nowhere.url()]);
             }
             let result = cmd.output().expect("run");
             let stderr = stderr_of(&result);
@@ -148,6 +162,7 @@ fn an_unwritable_stats_file_is_refused_before_the_job_runs() {
 
 #[test]
 fn jobs_too_large_to_plan_are_refused_with_the_bound_named() {
+    let nowhere = Nowhere::new();
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = tmp.path().join("in.txt");
     fs::write(&input, "x\n".repeat(60_000)).expect("write"); // 120,000 bytes
@@ -167,7 +182,7 @@ fn jobs_too_large_to_plan_are_refused_with_the_bound_named() {
             let mut cmd = quern();
             cmd.args([command, "--app", "wordcount", "--input"]).arg(&input).arg("--output").arg(&out).args(*extra);
             if command == "submit" {
-                cmd.args(["--token", "t", "--coordinator", "http://127.0.0.1:9"]);
+                cmd.args(["--token", "t", "--coordinator", &nowhere.url()]);
             }
             let result = cmd.output().expect("run");
             let stderr = stderr_of(&result);
@@ -184,6 +199,7 @@ fn jobs_too_large_to_plan_are_refused_with_the_bound_named() {
 
 #[test]
 fn the_cause_of_an_error_is_printed_once() {
+    let nowhere = Nowhere::new();
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = tmp.path().join("in.txt");
     fs::write(&input, "a b c\n").expect("write");
@@ -200,7 +216,7 @@ fn the_cause_of_an_error_is_printed_once() {
     }
     // A worker whose work directory cannot be made.
     let result = quern()
-        .args(["worker", "--token", "t", "--coordinator", "http://127.0.0.1:9", "--work-dir"])
+        .args(["worker", "--token", "t", "--coordinator", &nowhere.url(), "--work-dir"])
         .arg(file.join("work"))
         .output()
         .expect("worker");

@@ -17,13 +17,30 @@ pub fn gutenberg() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gutenberg")
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+/// A port on 127.0.0.1 where nothing listens, for as long as this value
+/// lives: a socket bound to a port the OS chose, never listening, so
+/// connections to it are refused and no other process can take the port.
+pub struct ClosedPort(tokio::net::TcpSocket);
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind("127.0.0.1:0".parse().expect("address")).expect("bind a closed port");
+        ClosedPort(socket)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.0.local_addr().expect("the closed port's address"))
+    }
 }
 
 /// A coordinator and workers, killed when dropped.
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
+    /// The coordinator's port: 0 until it first listens (on a port the OS
+    /// chose), then the port every restart listens on again, since workers
+    /// and clients know it.
     pub port: u16,
     pub coordinator: Option<Child>,
     pub coordinator_args: Vec<String>,
@@ -34,7 +51,7 @@ impl TestCluster {
     pub fn start(workers: usize, coordinator_args: &[&str]) -> TestCluster {
         let mut c = TestCluster {
             dir: tempfile::tempdir().expect("tempdir"),
-            port: free_port(),
+            port: 0,
             coordinator: None,
             coordinator_args: coordinator_args.iter().map(|s| s.to_string()).collect(),
             workers: Vec::new(),
@@ -55,9 +72,22 @@ impl TestCluster {
         Stdio::from(fs::OpenOptions::new().create(true).append(true).open(self.path(name)).expect("log file"))
     }
 
+    /// Starts the coordinator and waits until it listens. The first one
+    /// listens on a port the OS picks (`--listen 127.0.0.1:0`) and says
+    /// which in its `--address-file`; a restart listens on that same port
+    /// again, which is free since the old process is dead, unless another
+    /// process took it meanwhile: then this fails as what it is, a failure
+    /// of the test's infrastructure.
     pub fn start_coordinator(&mut self) {
+        let address_file = self.path("coordinator.address");
+        match fs::remove_file(&address_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("removing {}: {e}", address_file.display()),
+            _ => {}
+        }
         let child = Command::new(BIN)
-            .args(["coordinator", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
+            .args(["coordinator", "--listen", &format!("127.0.0.1:{}", self.port), "--address-file"])
+            .arg(&address_file)
+            .arg("--data-dir")
             .arg(self.path("coordinator"))
             .args(["--worker-timeout", "2s", "--heartbeat", "200ms"])
             .args(&self.coordinator_args)
@@ -68,6 +98,50 @@ impl TestCluster {
             .spawn()
             .expect("start the coordinator");
         self.coordinator = Some(child);
+        let address = self.wait_for_address(&address_file);
+        assert_eq!(address.ip(), std::net::Ipv4Addr::LOCALHOST, "{}: {address}", address_file.display());
+        assert_ne!(address.port(), 0, "{}: {address}", address_file.display());
+        if self.port == 0 {
+            self.port = address.port();
+        }
+        assert_eq!(address.port(), self.port, "the restarted coordinator listens elsewhere");
+    }
+
+    /// Waits for the coordinator's `--address-file`, failing if it exits
+    /// first.
+    fn wait_for_address(&mut self, path: &Path) -> std::net::SocketAddr {
+        let started = Instant::now();
+        loop {
+            match fs::read_to_string(path) {
+                Ok(text) => {
+                    return text
+                        .strip_suffix('\n')
+                        .and_then(|a| a.parse().ok())
+                        .unwrap_or_else(|| panic!("{} holds {text:?}, not an address and a newline", path.display()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("reading {}: {e}", path.display()),
+            }
+            let exited = self.coordinator.as_mut().and_then(|c| c.try_wait().expect("try_wait"));
+            if let Some(status) = exited {
+                let log = fs::read_to_string(self.path("coordinator.log")).unwrap_or_default();
+                if self.port != 0 && log.contains("Address already in use") {
+                    panic!(
+                        "test infrastructure failure: port {} was taken by another process while the coordinator \
+                         was down, so it cannot restart on the address its workers and clients know\n{}",
+                        self.port,
+                        self.logs()
+                    );
+                }
+                panic!("the coordinator exited ({status}) before listening\n{}", self.logs());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the coordinator did not listen in 30s\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn add_worker(&mut self, extra: &[&str]) -> usize {
