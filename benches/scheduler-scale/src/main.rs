@@ -80,7 +80,13 @@ fn with_store(
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let store = quern_coordinator::store::open(url).await?;
-        let handle = CoordinatorHandle::with_store(store, Policy::with_timeouts(600_000, 600_000, false), 1000).await?;
+        let handle = CoordinatorHandle::with_store(
+            store,
+            quern_storage::Storage::default(),
+            Policy::with_timeouts(600_000, 600_000, false),
+            1000,
+        )
+        .await?;
         for w in 0..workers {
             handle
                 .register(Registration {

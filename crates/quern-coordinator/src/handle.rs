@@ -9,12 +9,14 @@ use std::sync::{Arc, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use quern_core::{AttemptId, Counters, JobId, JobPlan, JobSpec, PhaseProgress, TaskId, TaskKind, WorkerId};
+use quern_storage::Storage;
 use tokio::sync::{Mutex, MutexGuard, broadcast, oneshot};
 
 pub use crate::cluster::HeartbeatAnswer;
 use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, Worker};
 use crate::error::Error;
 use crate::state::{AttemptEnd, JobPhase, WorkerState};
+use crate::storage_work::{self, StorageWork};
 use crate::store::{Store, StoredAttempt, StoredJob, StoredWorker};
 
 /// The most of an attempt's log the coordinator keeps: its last 64 KiB.
@@ -44,6 +46,23 @@ struct Shared {
     plans: std::sync::Mutex<HashMap<u64, oneshot::Sender<PlanAnswer>>>,
     /// How long a submission waits for its plan.
     plan_timeout: std::time::Duration,
+    /// Where job outputs are (local directories, S3 prefixes).
+    storage: Storage,
+    /// Work on job outputs whose decisions are stored, waiting to run.
+    storage_work: std::sync::Mutex<StorageQueue>,
+    /// How many items of output work have run (see [`StorageQueue::queued`]).
+    storage_done: tokio::sync::watch::Sender<u64>,
+}
+
+/// Output work ready to run (its decisions are stored), in decision order.
+#[derive(Default)]
+struct StorageQueue {
+    work: Vec<StorageWork>,
+    /// A task is running the work; it takes more until none is left.
+    running: bool,
+    /// How many items were ever queued: once `storage_done` reaches this,
+    /// everything queued so far has run.
+    queued: u64,
 }
 
 /// A worker's answer to a planning request.
@@ -56,6 +75,17 @@ pub enum PlanAnswer {
     Refused(String),
     /// Planning failed otherwise (a store unreachable, a crash).
     Failed(String),
+}
+
+/// How a submission ended.
+enum Created {
+    /// The job exists.
+    Job(JobId),
+    /// The job was stored, but a later write failed (the submission's
+    /// answer is an error; the job stays, as the store has it).
+    Stored(Error),
+    /// Nothing was created: the output claim must go.
+    Nothing(Error),
 }
 
 /// The coordinator's working state.
@@ -72,6 +102,8 @@ struct Memory {
 #[derive(Default)]
 struct PendingWrites {
     effects: Vec<Effect>,
+    /// The output work of the same decisions, which runs once they are stored.
+    work: Vec<StorageWork>,
     events: Vec<Event>,
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
     /// A writer task is running; it takes batches until none is left.
@@ -234,6 +266,57 @@ pub struct JobView {
     pub running: Vec<RunningAttemptView>,
 }
 
+/// Where a task stands, as shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum TaskStatus {
+    /// No attempt runs, none committed.
+    Pending,
+    /// An attempt runs.
+    Running,
+    /// An attempt committed.
+    Succeeded,
+    /// It failed too often: its job failed.
+    Failed,
+}
+
+/// A task with its attempts, as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskView {
+    /// The task.
+    pub task: TaskId,
+    /// Where it stands.
+    pub state: TaskStatus,
+    /// Its committed attempt.
+    pub committed: Option<u32>,
+    /// Its attempts that failed (counted against its limit).
+    pub failures: u32,
+    /// Every attempt, in order.
+    pub attempts: Vec<AttemptView>,
+}
+
+/// An attempt, as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptView {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// Where it ran.
+    pub worker_id: WorkerId,
+    /// How it ended (`None`: running).
+    pub outcome: Option<AttemptEnd>,
+    /// Why it failed, if it did.
+    pub error: String,
+    /// When it started (ms since the epoch).
+    pub started_ms: i64,
+    /// When it ended (0: running).
+    pub finished_ms: i64,
+    /// Fraction of its input done (as last reported, if running; 1 if it
+    /// committed).
+    pub fraction: f64,
+    /// Records done, as last reported (running attempts only).
+    pub records: u64,
+}
+
 /// How a worker stands, as shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
 #[strum(serialize_all = "snake_case")]
@@ -266,23 +349,27 @@ impl CoordinatorHandle {
     /// restores every job that was running.
     pub(crate) async fn open(
         state_url: &str,
+        storage: Storage,
         policy: crate::Policy,
         heartbeat_interval_ms: u32,
     ) -> Result<CoordinatorHandle, Error> {
         let store = crate::store::open(state_url).await?;
-        CoordinatorHandle::with_store(store, policy, heartbeat_interval_ms).await
+        CoordinatorHandle::with_store(store, storage, policy, heartbeat_interval_ms).await
     }
 
     /// A coordinator over `store` (which it restores from), without a
-    /// network: for simulations, tests, and a store of one's own.
+    /// network: for simulations, tests, and a store of one's own. It
+    /// commits and cleans up job outputs through `storage`.
     pub async fn with_store(
         store: Store,
+        storage: Storage,
         policy: crate::Policy,
         heartbeat_interval_ms: u32,
     ) -> Result<CoordinatorHandle, Error> {
         let saved = store.load().await?;
         let resumed = saved.jobs.iter().filter(|j| !j.job.state.is_terminal()).count();
-        let (cluster, effects) = Cluster::restore(policy, saved, now_ms())?;
+        let (mut cluster, effects) = Cluster::restore(policy, saved, now_ms())?;
+        let work = cluster.take_storage_work();
         store.apply_all(&effects).await?;
         if resumed > 0 {
             tracing::info!(jobs = resumed, "resuming running jobs");
@@ -297,8 +384,13 @@ impl CoordinatorHandle {
             writes: std::sync::Mutex::new(PendingWrites::default()),
             plans: std::sync::Mutex::new(HashMap::new()),
             plan_timeout: PLAN_TIMEOUT,
+            storage,
+            storage_work: std::sync::Mutex::new(StorageQueue::default()),
+            storage_done: tokio::sync::watch::Sender::new(0),
         });
-        Ok(CoordinatorHandle { shared })
+        let handle = CoordinatorHandle { shared };
+        handle.run_storage_work(work);
+        Ok(handle)
     }
 
     /// Every change from now on, in order, each once it is stored. A
@@ -315,8 +407,9 @@ impl CoordinatorHandle {
         if memory.stale {
             let unavailable = |e: Error| Error::Unavailable(format!("reloading the coordinator state: {e}"));
             let saved = self.shared.store.load().await.map_err(unavailable)?;
-            let (cluster, effects) = Cluster::restore(self.shared.policy, saved, now_ms())?;
+            let (mut cluster, effects) = Cluster::restore(self.shared.policy, saved, now_ms())?;
             self.shared.store.apply_all(&effects).await.map_err(unavailable)?;
+            self.run_storage_work(cluster.take_storage_work());
             memory.cluster = cluster;
             memory.stale = false;
             tracing::warn!("reloaded the coordinator state from the store after a failed write");
@@ -329,15 +422,16 @@ impl CoordinatorHandle {
     /// before answering: the batch holding these effects, or holding the
     /// effects of earlier decisions not yet stored, which this decision may
     /// have read; `None` if nothing is waiting to be stored.
-    fn queue(&self, effects: Vec<Effect>) -> Option<oneshot::Receiver<Result<(), String>>> {
+    fn queue(&self, effects: Vec<Effect>, work: Vec<StorageWork>) -> Option<oneshot::Receiver<Result<(), String>>> {
         let mut w = self.shared.writes.lock().unwrap_or_else(PoisonError::into_inner);
-        if effects.is_empty() && w.waiters.is_empty() && !w.writing {
+        if effects.is_empty() && work.is_empty() && w.waiters.is_empty() && !w.writing {
             return None;
         }
         if self.shared.events.receiver_count() > 0 {
             w.events.extend(effects.iter().map(Event::of));
         }
         w.effects.extend(effects);
+        w.work.extend(work);
         let (tx, rx) = oneshot::channel();
         w.waiters.push(tx);
         if !w.writing {
@@ -350,20 +444,27 @@ impl CoordinatorHandle {
     }
 
     /// The writer: takes the queued batch, stores it in one transaction,
-    /// publishes its events and answers its waiters; again until nothing is
-    /// queued. Concurrent decisions thus share transactions (group commit).
+    /// starts its output work, publishes its events and answers its
+    /// waiters; again until nothing is queued. Concurrent decisions thus
+    /// share transactions (group commit).
     async fn write_batches(self) {
         loop {
-            let (effects, events, waiters) = {
+            let (effects, work, events, waiters) = {
                 let mut w = self.shared.writes.lock().unwrap_or_else(PoisonError::into_inner);
                 if w.waiters.is_empty() {
                     w.writing = false;
                     return;
                 }
-                (std::mem::take(&mut w.effects), std::mem::take(&mut w.events), std::mem::take(&mut w.waiters))
+                (
+                    std::mem::take(&mut w.effects),
+                    std::mem::take(&mut w.work),
+                    std::mem::take(&mut w.events),
+                    std::mem::take(&mut w.waiters),
+                )
             };
             match self.shared.store.apply_all(&effects).await {
                 Ok(()) => {
+                    self.run_storage_work(work);
                     for event in events {
                         // No subscriber left is no error.
                         let _ = self.shared.events.send(event);
@@ -381,6 +482,7 @@ impl CoordinatorHandle {
                     let later = {
                         let mut w = self.shared.writes.lock().unwrap_or_else(PoisonError::into_inner);
                         w.effects.clear();
+                        w.work.clear();
                         w.events.clear();
                         w.writing = false;
                         std::mem::take(&mut w.waiters)
@@ -394,6 +496,57 @@ impl CoordinatorHandle {
                 }
             }
         }
+    }
+
+    /// Runs output work whose decisions are stored, in order, outside the
+    /// lock (see [`crate::storage_work`]); what it finds comes back as a
+    /// decision of its own.
+    fn run_storage_work(&self, work: Vec<StorageWork>) {
+        if work.is_empty() {
+            return;
+        }
+        let mut queue = self.shared.storage_work.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.queued += work.len() as u64;
+        queue.work.extend(work);
+        if !queue.running {
+            queue.running = true;
+            tokio::spawn(self.clone().storage_worker());
+        }
+    }
+
+    /// Takes the queued output work, runs it (each job's in order, jobs
+    /// side by side), and hands what it found to the cluster; again until
+    /// nothing is queued. If that decision cannot be stored, memory is
+    /// rebuilt from the store, whose restore queues the lost work again (a
+    /// job whose every task committed is committed again).
+    async fn storage_worker(self) {
+        loop {
+            let work = {
+                let mut queue = self.shared.storage_work.lock().unwrap_or_else(PoisonError::into_inner);
+                if queue.work.is_empty() {
+                    queue.running = false;
+                    return;
+                }
+                std::mem::take(&mut queue.work)
+            };
+            let count = work.len() as u64;
+            let outcomes = storage_work::run_all(&self.shared.storage, work).await;
+            if !outcomes.is_empty()
+                && let Err(e) = self.decide(|c| Ok(((), c.storage_done(outcomes, now_ms())))).await
+            {
+                tracing::error!("recording the end of output work: {e}");
+            }
+            self.shared.storage_done.send_modify(|done| *done += count);
+        }
+    }
+
+    /// Waits until the output work queued so far has run (for a caller
+    /// whose stored decision queued work it must see done).
+    async fn storage_settled(&self) {
+        let queued = self.shared.storage_work.lock().unwrap_or_else(PoisonError::into_inner).queued;
+        let mut done = self.shared.storage_done.subscribe();
+        // The sender lives in `shared`, which outlives this wait.
+        let _ = done.wait_for(|&d| d >= queued).await;
     }
 
     /// Waits until what a decision queued is stored.
@@ -415,7 +568,8 @@ impl CoordinatorHandle {
         let (answer, waiting) = {
             let mut memory = self.memory().await?;
             let (answer, effects) = op(&mut memory.cluster)?;
-            (answer, self.queue(effects))
+            let work = memory.cluster.take_storage_work();
+            (answer, self.queue(effects, work))
         };
         Self::stored(waiting).await?;
         Ok(answer)
@@ -498,9 +652,50 @@ impl CoordinatorHandle {
     /// plan beyond the bounds) is refused and creates nothing.
     pub async fn submit(&self, spec: JobSpec, priority: i32) -> Result<JobId, Error> {
         let spec_json = serde_json::to_string(&spec).map_err(|e| Error::BadRequest(format!("spec: {e}")))?;
+        self.memory().await?.cluster.check_submission(&spec)?;
+        let created = self.claim_plan_and_create(&spec, spec_json, priority).await;
+        if let Ok(mut memory) = self.memory().await {
+            memory.cluster.submission_done(&spec);
+        }
+        created
+    }
+
+    /// Claims a checked submission's output, has it planned, and creates
+    /// the job; removes the claim if no job is created.
+    async fn claim_plan_and_create(&self, spec: &JobSpec, spec_json: String, priority: i32) -> Result<JobId, Error> {
+        // Claim the output (a directory made, or a conditional PUT) outside
+        // the lock; from here on, a submission that creates no job removes
+        // its claim.
+        let output = spec.output.clone();
+        let storage = self.shared.storage.clone();
+        tokio::task::spawn_blocking(move || storage.setup_output(&output).map(drop))
+            .await
+            .map_err(|e| Error::Unavailable(format!("claiming the output: {e}")))?
+            .map_err(|e| Error::Refused(e.to_string()))?;
+        match self.plan_and_create(spec.clone(), spec_json, priority).await {
+            Created::Job(id) => Ok(id),
+            Created::Stored(e) => Err(e),
+            Created::Nothing(e) => {
+                let storage = self.shared.storage.clone();
+                let output = spec.output.clone();
+                let abort = tokio::task::spawn_blocking(move || match storage.open_output(&output) {
+                    Ok(committer) => committer.abort_job(),
+                    Err(e) => tracing::warn!(output = %output, "removing a refused job's output claim: {e}"),
+                });
+                let _ = abort.await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Has a worker plan a submitted spec whose output is claimed, then
+    /// creates the job.
+    async fn plan_and_create(&self, spec: JobSpec, spec_json: String, priority: i32) -> Created {
         let (ticket, answer) = {
-            let mut memory = self.memory().await?;
-            memory.cluster.check_submission(&spec)?;
+            let mut memory = match self.memory().await {
+                Ok(memory) => memory,
+                Err(e) => return Created::Nothing(e),
+            };
             let ticket = memory.cluster.request_plan(&spec, spec_json.clone());
             let (tx, rx) = oneshot::channel();
             self.shared.plans.lock().unwrap_or_else(PoisonError::into_inner).insert(ticket, tx);
@@ -518,19 +713,20 @@ impl CoordinatorHandle {
                 spec.app
             ))),
         };
-        let mut memory = self.memory().await?;
+        let mut memory = match self.memory().await {
+            Ok(memory) => memory,
+            Err(e) => return Created::Nothing(e),
+        };
         memory.cluster.plan_done(ticket);
         self.shared.plans.lock().unwrap_or_else(PoisonError::into_inner).remove(&ticket);
-        let abort = || quern_storage::OutputCommitter::open(std::path::Path::new(&spec.output)).abort_job();
         let plan = match planned.and_then(|plan| Cluster::check_plan(&spec, &plan).map(|()| plan)) {
             Ok(plan) => plan,
-            Err(e) => {
-                // The output this submission claimed must not stay.
-                abort();
-                return Err(e);
-            }
+            Err(e) => return Created::Nothing(e),
         };
-        let plan_json = serde_json::to_string(&plan).map_err(|e| Error::BadRequest(format!("plan: {e}")))?;
+        let plan_json = match serde_json::to_string(&plan) {
+            Ok(json) => json,
+            Err(e) => return Created::Nothing(Error::BadRequest(format!("plan: {e}"))),
+        };
         let now = now_ms();
         let row = StoredJob {
             id: JobId(0),
@@ -545,21 +741,23 @@ impl CoordinatorHandle {
             started_at_ms: 0,
             finished_at_ms: 0,
         };
+        // Under the lock, so that the job is in memory before any decision
+        // can see its id.
         let id = match self.shared.store.insert_job(&row).await {
             Ok(id) => id,
-            Err(e) => {
-                abort();
-                return Err(e);
-            }
+            Err(e) => return Created::Nothing(e),
         };
         tracing::info!(job = %id, app = %spec.app, maps = plan.splits.len(), reduces = plan.partitions, "job submitted");
         // Stored by the insert: subscribers hear of it now.
         let _ = self.shared.events.send(Event::Job { id, state: JobPhase::Pending });
         let effects = memory.cluster.add_job(NewJob { id, spec, plan, spec_json, plan_json, priority }, now);
-        let waiting = self.queue(effects);
+        let work = memory.cluster.take_storage_work();
+        let waiting = self.queue(effects, work);
         drop(memory);
-        Self::stored(waiting).await?;
-        Ok(id)
+        match Self::stored(waiting).await {
+            Ok(()) => Created::Job(id),
+            Err(e) => Created::Stored(e),
+        }
     }
 
     /// A worker's answer to a planning request. An answer nobody waits for
@@ -586,9 +784,13 @@ impl CoordinatorHandle {
         self.memory().await?.cluster.job(id).map(job_view).ok_or(Error::NoSuchJob(id))
     }
 
-    /// Kills a job; false if it had already ended.
+    /// Kills a job; false if it had already ended (or was committing its
+    /// output). Returns once the job's output is removed, so that the same
+    /// output can be used again at once.
     pub async fn kill(&self, id: JobId) -> Result<bool, Error> {
-        self.decide(|c| c.kill(id, now_ms())).await
+        let killed = self.decide(|c| c.kill(id, now_ms())).await?;
+        self.storage_settled().await;
+        Ok(killed)
     }
 
     /// Every worker ever registered.
@@ -603,7 +805,66 @@ impl CoordinatorHandle {
         if self.memory().await?.cluster.job(job).is_none() {
             return Err(Error::NoSuchJob(job));
         }
-        self.shared.store.attempts(job, task).await
+        self.shared.store.attempts(job, task, true).await
+    }
+
+    /// Every task of a job (maps, then reduces) with its attempts: where
+    /// each ran, when, how it ended, and the progress of those running.
+    /// Attempts are read from the store, so one that started a moment ago
+    /// may show once its start is stored.
+    pub async fn tasks(&self, id: JobId) -> Result<Vec<TaskView>, Error> {
+        let (records, progress, map_count, reduce_count) = {
+            let memory = self.memory().await?;
+            let job = memory.cluster.job(id).ok_or(Error::NoSuchJob(id))?;
+            let progress: HashMap<AttemptId, (f64, u64)> = job
+                .running_attempts()
+                .into_iter()
+                .map(|(attempt, _, fraction, records, _)| (attempt, (fraction, records)))
+                .collect();
+            (job.task_records(), progress, job.plan.splits.len() as u32, job.plan.partitions)
+        };
+        let records: HashMap<TaskId, quern_core::TaskRecord> = match records {
+            Some(records) => records.into_iter().map(|r| (r.task, r.record)).collect(),
+            // An ended job loaded from history: its records are stored.
+            None => self.shared.store.tasks(id).await?.into_iter().map(|t| (t.task, t.record)).collect(),
+        };
+        let mut attempts: HashMap<TaskId, Vec<AttemptView>> = HashMap::new();
+        for a in self.shared.store.attempts(id, None, false).await? {
+            let (fraction, records) = match a.outcome {
+                None => progress.get(&a.attempt).copied().unwrap_or((0.0, 0)),
+                Some(AttemptEnd::Succeeded) => (1.0, 0),
+                Some(_) => (0.0, 0),
+            };
+            attempts.entry(a.attempt.task).or_default().push(AttemptView {
+                attempt: a.attempt,
+                worker_id: a.worker_id,
+                outcome: a.outcome,
+                error: a.error,
+                started_ms: a.started_at_ms,
+                finished_ms: a.finished_at_ms,
+                fraction,
+                records,
+            });
+        }
+        let tasks = (0..map_count)
+            .map(|index| TaskId { kind: TaskKind::Map, index })
+            .chain((0..reduce_count).map(|index| TaskId { kind: TaskKind::Reduce, index }));
+        Ok(tasks
+            .map(|task| {
+                let record = records.get(&task).copied().unwrap_or_default();
+                let attempts = attempts.remove(&task).unwrap_or_default();
+                let state = if record.committed.is_some() {
+                    TaskStatus::Succeeded
+                } else if record.failed {
+                    TaskStatus::Failed
+                } else if attempts.iter().any(|a| a.outcome.is_none()) {
+                    TaskStatus::Running
+                } else {
+                    TaskStatus::Pending
+                };
+                TaskView { task, state, committed: record.committed, failures: record.failures, attempts }
+            })
+            .collect())
     }
 }
 

@@ -8,7 +8,7 @@
 //!   gRPC service on a listener until a shutdown future resolves.
 //! - [`CoordinatorHandle`] (from [`Coordinator::handle`]): the application
 //!   layer, every operation on domain types (register, heartbeat, poll,
-//!   report, submit, jobs, job, kill, workers, logs) and a stream of
+//!   report, submit, jobs, job, tasks, kill, workers, logs) and a stream of
 //!   [`Event`]s, each published once stored; the gRPC service only
 //!   converts messages to and from it, and a REST API calls it the same way.
 //! - [`cluster`]: the decisions (placement, reports, lost workers, hung
@@ -16,6 +16,9 @@
 //!   simulations can drive it.
 //! - [`state`]: stored states as typed enums; [`store`]: the [`StateStore`]
 //!   trait and its SQLite and PostgreSQL implementations.
+//! - [`storage_work`]: the commits and clean-ups of job outputs (local
+//!   directories or S3 prefixes) that decisions queue, run once the
+//!   decisions are stored, outside the lock.
 //!
 //! # Invariants
 //! - A task is a description, not code: this crate never runs user code and
@@ -24,12 +27,15 @@
 //!   decision is written to the store before the coordinator answers, and a
 //!   late report from an attempt the coordinator gave up on is discarded.
 //! - Every state change is durable before the RPC that caused it returns.
+//! - No storage I/O under the lock: decisions queue output work, which runs
+//!   after they are stored, each job's in decision order.
 
 pub mod cluster;
 mod error;
 mod handle;
 mod service;
 pub mod state;
+pub mod storage_work;
 pub mod store;
 
 use std::future::Future;
@@ -40,8 +46,8 @@ pub use error::Error;
 pub use store::{StateStore, Store};
 
 pub use handle::{
-    CoordinatorHandle, Event, HeartbeatAnswer, JobView, PlanAnswer, Registered, Registration, RunningAttemptView,
-    WorkerHealth, WorkerView,
+    AttemptView, CoordinatorHandle, Event, HeartbeatAnswer, JobView, PlanAnswer, Registered, Registration,
+    RunningAttemptView, TaskStatus, TaskView, WorkerHealth, WorkerView,
 };
 use service::CoordinatorService;
 
@@ -56,6 +62,9 @@ pub struct CoordinatorConfig {
     pub policy: Policy,
     /// How often workers heartbeat.
     pub heartbeat_interval: Duration,
+    /// Where job outputs are: how the coordinator reaches S3 to claim,
+    /// commit and clean up `s3://` outputs (local outputs need nothing).
+    pub storage: quern_storage::Storage,
 }
 
 /// A coordinator, restored from its state and ready to serve.
@@ -71,7 +80,7 @@ impl Coordinator {
     pub async fn open(config: CoordinatorConfig) -> Result<Coordinator, Error> {
         let token = quern_proto::TokenCheck::new(&config.token)?;
         let interval = config.heartbeat_interval.as_millis() as u32;
-        let handle = CoordinatorHandle::open(&config.state_url, config.policy, interval).await?;
+        let handle = CoordinatorHandle::open(&config.state_url, config.storage, config.policy, interval).await?;
         Ok(Coordinator { handle, token })
     }
 

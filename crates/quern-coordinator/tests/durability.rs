@@ -42,8 +42,8 @@ impl StateStore for RefusingStore {
     async fn workers(&self) -> Result<Vec<StoredWorker>, Error> {
         self.inner.workers().await
     }
-    async fn attempts(&self, job: JobId, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error> {
-        self.inner.attempts(job, task).await
+    async fn attempts(&self, job: JobId, task: Option<TaskId>, logs: bool) -> Result<Vec<StoredAttempt>, Error> {
+        self.inner.attempts(job, task, logs).await
     }
     async fn running_attempts(&self, job: JobId) -> Result<Vec<StoredAttempt>, Error> {
         self.inner.running_attempts(job).await
@@ -69,7 +69,7 @@ impl Fixture {
     /// the store is the same).
     async fn coordinator(&self) -> CoordinatorHandle {
         let store: Store = self.store.clone();
-        CoordinatorHandle::with_store(store, POLICY, 200).await.expect("coordinator")
+        CoordinatorHandle::with_store(store, quern_storage::Storage::default(), POLICY, 200).await.expect("coordinator")
     }
 
     /// A job of two maps and one reducer, submitted with worker w1 registered.
@@ -149,7 +149,7 @@ async fn a_failed_write_changes_nothing_and_the_retry_gets_the_answer_it_would_h
     assert_eq!(inputs, vec![0, 1], "the reduce reads both maps' outputs");
     let done = Outcome::Succeeded { counters: Counters::default(), map_output: None };
     assert!(handle.report("w1", id, reduces[0].attempt, done, vec![]).await.expect("reduce"));
-    let job = handle.job(id).await.expect("job");
+    let job = common::ended(&handle, id).await;
     assert_eq!((job.state.as_str(), job.counters.engine.input_records), ("succeeded", 4));
     // And the store agrees, after a restart.
     let again = f.coordinator().await;

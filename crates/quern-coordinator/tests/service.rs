@@ -32,6 +32,7 @@ async fn start(state: &str) -> Running {
         token: "t0ken".into(),
         policy: Policy::with_timeouts(10_000, 60_000, false),
         heartbeat_interval: Duration::from_millis(200),
+        storage: quern_storage::Storage::default(),
     };
     let coordinator = Coordinator::open(config).await.expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -214,6 +215,7 @@ async fn the_handle_runs_a_job_without_grpc() {
         token: "t0ken".into(),
         policy: Policy::with_timeouts(10_000, 60_000, false),
         heartbeat_interval: Duration::from_millis(200),
+        storage: quern_storage::Storage::default(),
     };
     let handle = Coordinator::open(config).await.expect("open").handle();
     let mut events = handle.events();
@@ -249,14 +251,26 @@ async fn the_handle_runs_a_job_without_grpc() {
 
     let assignments = handle.poll("w1", 2).await.expect("poll").expect("registered");
     assert_eq!(assignments.len(), 1, "one map, no reduce");
+    let tasks = handle.tasks(id).await.expect("tasks");
+    assert_eq!(tasks.len(), 1);
+    assert_eq!((tasks[0].state, tasks[0].attempts.len()), (quern_coordinator::TaskStatus::Running, 1));
+    assert_eq!((tasks[0].attempts[0].worker_id.as_str(), tasks[0].attempts[0].outcome), ("w1", None));
     let mut counters = Counters::default();
     counters.engine.input_records = 1;
     let outcome = quern_coordinator::cluster::Outcome::Succeeded { counters, map_output: None };
     let committed = handle.report("w1", id, assignments[0].attempt, outcome, b"log".to_vec()).await.expect("report");
     assert!(committed);
-    let job = handle.job(id).await.expect("job");
+    let job = common::ended(&handle, id).await;
     assert_eq!((job.state.as_str(), job.counters.engine.input_records), ("succeeded", 1));
     assert!(out.join("_SUCCESS").exists());
+    let tasks = handle.tasks(id).await.expect("tasks");
+    let attempt = &tasks[0].attempts[0];
+    assert_eq!((tasks[0].state, tasks[0].committed), (quern_coordinator::TaskStatus::Succeeded, Some(1)));
+    assert_eq!(
+        (attempt.outcome, attempt.fraction, attempt.finished_ms >= attempt.started_ms),
+        (Some(quern_coordinator::state::AttemptEnd::Succeeded), 1.0, true)
+    );
+    assert!(matches!(handle.tasks(JobId(99)).await, Err(quern_coordinator::Error::NoSuchJob(_))));
     let logs = handle.logs(id, None).await.expect("logs");
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].log, b"log");

@@ -306,17 +306,3 @@ fn lost_answers_to_the_claim_success_and_an_upload_completion_are_recognised_as_
     let stats: serde_json::Value = serde_json::from_slice(&fs::read(&stats).expect("stats")).expect("JSON");
     assert_eq!(stats["counters"]["failed_attempts"], 0, "a lost completion failed the attempt");
 }
-
-#[test]
-fn a_cluster_submission_to_s3_is_refused_clearly() {
-    // Refused by the client, before it connects (nothing listens there).
-    let out = Command::new(BIN)
-        .args(["submit", "--coordinator", "http://127.0.0.1:9", "--token", "t", "--app", "wordcount"])
-        .args(["--input", "s3://bucket/in.txt", "--output", "s3://bucket/out"])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("submit");
-    let stderr = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("quern run") && stderr.contains("s3://bucket/out"), "{stderr}");
-}

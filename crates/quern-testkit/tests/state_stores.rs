@@ -122,7 +122,7 @@ async fn round_trip(store: Store, reopen: impl AsyncFnOnce(Store) -> Store) {
     assert_eq!(store.tasks(job.id).await.expect("tasks"), vec![task.clone()]);
     assert!(store.tasks(second).await.expect("tasks").is_empty());
     assert_eq!(store.workers().await.expect("workers"), vec![worker]);
-    let attempts = store.attempts(job.id, None).await.expect("attempts");
+    let attempts = store.attempts(job.id, None, true).await.expect("attempts");
     let seen: Vec<_> = attempts
         .iter()
         .map(|a| (a.attempt, a.worker_id.as_str(), a.outcome, a.error.as_str(), a.log.as_slice(), a.started_at_ms))
@@ -135,8 +135,13 @@ async fn round_trip(store: Store, reopen: impl AsyncFnOnce(Store) -> Store) {
         ]
     );
     let other = TaskId { kind: TaskKind::Reduce, index: 0 };
-    assert!(store.attempts(job.id, Some(other)).await.expect("attempts").is_empty());
-    assert_eq!(store.attempts(job.id, Some(task.task)).await.expect("attempts").len(), 2);
+    assert!(store.attempts(job.id, Some(other), true).await.expect("attempts").is_empty());
+    let without_logs = store.attempts(job.id, Some(task.task), false).await.expect("attempts");
+    assert_eq!(
+        without_logs.iter().map(|a| (a.attempt, a.error.as_str(), a.log.len())).collect::<Vec<_>>(),
+        vec![(a1, "boom", 0), (a2, "", 0)],
+        "errors but not logs"
+    );
 }
 
 #[test]

@@ -106,11 +106,11 @@ enum Command {
     Logs(crate::cluster::LogsArgs),
     /// Run one attempt (what a worker starts; reads the attempt on stdin).
     #[command(hide = true)]
-    Task,
+    Task(S3Args),
     /// Plan a submitted job (what a worker starts for the coordinator;
     /// reads the spec on stdin, writes the outcome on stdout).
     #[command(hide = true)]
-    Plan,
+    Plan(S3Args),
 }
 
 impl Command {
@@ -129,7 +129,9 @@ impl Command {
             | Command::Kill(_)
             | Command::Workers(_)
             | Command::Logs(_) => true,
-            Command::Run(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Task | Command::Plan => false,
+            Command::Run(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Task(_) | Command::Plan(_) => {
+                false
+            }
         }
     }
 }
@@ -268,10 +270,32 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+/// How to reach S3, beside the standard `AWS_*` variables.
+#[derive(Args, Clone, Default)]
+pub(crate) struct S3Args {
     /// S3-compatible endpoint for `s3://` inputs and outputs (overrides
     /// AWS_ENDPOINT_URL; buckets are then addressed path-style).
     #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
-    s3_endpoint: Option<String>,
+    pub(crate) s3_endpoint: Option<String>,
+}
+
+impl S3Args {
+    /// Storage configured from the `AWS_*` variables and these flags.
+    pub(crate) fn storage(&self) -> quern_storage::Storage {
+        storage_from_env(self.s3_endpoint.clone())
+    }
+
+    /// The flags again, for a child process.
+    pub(crate) fn to_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.s3_endpoint {
+            Some(url) => vec!["--s3-endpoint".into(), url.into()],
+            None => Vec::new(),
+        }
+    }
 }
 
 fn parse_endpoint(s: &str) -> Result<String, String> {
@@ -320,20 +344,20 @@ struct GenCorpusArgs {
 
 fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
     match cli.command {
-        Command::Task => {
+        Command::Task(s3) => {
             // The attempt process: its stdout is the protocol; logs and
             // panic messages go to stderr, which the worker keeps as the
             // attempt's log.
             init_logging(false);
-            let code = quern_worker::attempt_process_main(&storage_from_env(None), |spec| {
+            let code = quern_worker::attempt_process_main(&s3.storage(), |spec| {
                 apps.build(&spec.app, &spec.params).map_err(|e| e.to_string())
             });
             if code == ExitCode::SUCCESS { Ok(()) } else { anyhow::bail!("the attempt request was unusable") }
         }
-        Command::Plan => {
+        Command::Plan(s3) => {
             // The planning process: stdout carries its one answer.
             init_logging(false);
-            crate::cluster::plan_process(&apps)
+            crate::cluster::plan_process(&apps, &s3.storage())
         }
         #[cfg(feature = "coordinator")]
         Command::Coordinator(args) => {
@@ -407,7 +431,7 @@ fn job_from_args(args: RunArgs) -> (JobSpec, RunOptions, Option<PathBuf>) {
     let mut opts = RunOptions {
         work_dir: args.work_dir,
         merge_factor: usize::from(args.merge_factor),
-        storage: storage_from_env(args.s3_endpoint),
+        storage: args.s3.storage(),
         ..RunOptions::default()
     };
     if let Some(p) = args.parallelism {

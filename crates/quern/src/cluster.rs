@@ -105,6 +105,10 @@ pub(crate) struct CoordinatorArgs {
     /// (0s: at once).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     retention: Duration,
+    /// How the coordinator reaches S3 for `s3://` outputs (it claims,
+    /// commits and cleans them up): the `AWS_*` variables, and this.
+    #[command(flatten)]
+    s3: crate::cli::S3Args,
 }
 
 /// `coordinator`'s arguments in a build without it: anything, so that the
@@ -161,6 +165,10 @@ pub(crate) struct WorkerArgs {
     /// On SIGTERM, how long running attempts may take to finish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// How attempts and planning reach S3 for `s3://` inputs and outputs:
+    /// the `AWS_*` variables, and this.
+    #[command(flatten)]
+    s3: crate::cli::S3Args,
 }
 
 #[derive(Args)]
@@ -431,6 +439,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             retention_ms: args.retention.as_millis() as i64,
         },
         heartbeat_interval: args.heartbeat,
+        storage: args.s3.storage(),
     };
     runtime()?.block_on(async move {
         let coordinator =
@@ -480,8 +489,8 @@ pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()>
         version: env!("CARGO_PKG_VERSION").to_owned(),
         coordinator_timeout: args.coordinator_timeout,
         drain_timeout: args.drain_timeout,
-        task_command: vec![exe.clone().into_os_string(), "task".into()],
-        plan_command: vec![exe.into_os_string(), "plan".into()],
+        task_command: [vec![exe.clone().into_os_string(), "task".into()], args.s3.to_args()].concat(),
+        plan_command: [vec![exe.into_os_string(), "plan".into()], args.s3.to_args()].concat(),
     };
     runtime()?.block_on(async move {
         match quern_worker::run(config, shutdown_signal()).await {
@@ -502,15 +511,13 @@ fn absolute(p: &str) -> anyhow::Result<String> {
 /// The planning process a worker starts for the coordinator: reads a
 /// `JobSpec` (JSON) on stdin, builds its app from the parameters, plans it,
 /// and writes one `PlanOutcome` (JSON) on stdout.
-pub(crate) fn plan_process(apps: &AppRegistry) -> anyhow::Result<()> {
+pub(crate) fn plan_process(apps: &AppRegistry, storage: &quern_storage::Storage) -> anyhow::Result<()> {
     use std::io::Read;
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input).context("reading the spec on stdin")?;
     let spec: quern_core::JobSpec = serde_json::from_str(&input).context("the spec on stdin")?;
     let outcome = match apps.build(&spec.app, &spec.params) {
-        Ok(app) => {
-            quern_engine::PlanOutcome::of(quern_engine::plan_job(&spec, &*app, &crate::cli::storage_from_env(None)))
-        }
+        Ok(app) => quern_engine::PlanOutcome::of(quern_engine::plan_job(&spec, &*app, storage)),
         Err(e) => quern_engine::PlanOutcome::Refused(e.to_string()),
     };
     println!("{}", serde_json::to_string(&outcome)?);
@@ -524,15 +531,9 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let mut spec = args.job.into_spec();
     // Workers and the coordinator resolve paths from their own directories:
     // send absolute local paths (URLs are sent as they are).
-    match quern_storage::Location::parse(&spec.output).map_err(quern_engine::Error::from)? {
-        quern_storage::Location::Local(path) => spec.output = absolute(&path.display().to_string())?,
-        s3 @ quern_storage::Location::S3 { .. } => {
-            return Err(crate::cli::Refused(format!(
-                "--output {s3}: a cluster writes its output to the file system its workers share; \
-                 s3:// outputs are written by `quern run` only, for now"
-            ))
-            .into());
-        }
+    let output = quern_storage::Location::parse(&spec.output).map_err(quern_engine::Error::from)?;
+    if let Some(path) = output.as_local() {
+        spec.output = absolute(&path.display().to_string())?;
     }
     for input in &mut spec.inputs {
         let location = quern_storage::Location::parse(input).map_err(quern_engine::Error::from)?;

@@ -18,6 +18,15 @@ pub(super) struct RunningAttempt {
     pub(super) adopted: bool,
 }
 
+/// A task's record, as the scheduler keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskRecordView {
+    /// The task.
+    pub task: TaskId,
+    /// Its attempts, failures and commit.
+    pub record: TaskRecord,
+}
+
 /// One job.
 #[derive(Debug)]
 pub struct Job {
@@ -50,6 +59,9 @@ pub struct Job {
     /// they last did: retries go elsewhere, and a worker where several
     /// tasks failed is excluded from the job.
     pub(super) failures: HashMap<WorkerId, HashMap<TaskId, i64>>,
+    /// Every task committed and the job's commit is queued or running: the
+    /// job ends when it does.
+    pub(super) committing: bool,
     /// Ended, and the workers were told to delete its intermediate data.
     pub(super) released: bool,
     pub(super) map_outputs: Vec<Option<MapOutputLoc>>,
@@ -154,12 +166,21 @@ impl Job {
             .is_some_and(|&at| now_ms - at < policy.blacklist_expiry_ms)
     }
 
-    pub(super) fn committer(&self) -> OutputCommitter {
-        OutputCommitter::open(Path::new(&self.spec.output))
+    /// The work that commits `attempt`'s output files.
+    pub(super) fn commit_task(&self, attempt: AttemptId) -> StorageWork {
+        StorageWork::CommitTask { job: self.id, output: self.spec.output.clone(), attempt }
     }
 
-    /// The phase name: map, reduce, done.
+    /// The work that deletes `attempt`'s output files.
+    pub(super) fn abort_task(&self, attempt: AttemptId) -> StorageWork {
+        StorageWork::AbortTask { job: self.id, output: self.spec.output.clone(), attempt }
+    }
+
+    /// The phase name: map, reduce, commit, done.
     pub fn stage(&self) -> &'static str {
+        if self.committing {
+            return "commit";
+        }
         match self.sched.as_ref().and_then(Scheduler::phase) {
             Some(TaskKind::Map) => "map",
             Some(TaskKind::Reduce) => "reduce",
@@ -174,6 +195,22 @@ impl Job {
             self.running.iter().map(|(a, r)| (*a, r.worker.as_str(), r.fraction, r.records, r.started_ms)).collect();
         v.sort_by_key(|(a, ..)| (a.task, a.attempt));
         v
+    }
+
+    /// Every task's record (maps, then reduces), with its running attempts'
+    /// last reported progress; `None` for a job loaded from history (its
+    /// records are in the store).
+    pub fn task_records(&self) -> Option<Vec<TaskRecordView>> {
+        let sched = self.sched.as_ref()?;
+        let tasks = (0..self.plan.splits.len() as u32)
+            .map(|index| TaskId { kind: TaskKind::Map, index })
+            .chain((0..self.plan.partitions).map(|index| TaskId { kind: TaskKind::Reduce, index }));
+        Some(tasks.map(|task| TaskRecordView { task, record: sched.record(task).unwrap_or_default() }).collect())
+    }
+
+    /// The last reported progress of a running attempt: (fraction, records).
+    pub fn attempt_progress(&self, attempt: AttemptId) -> Option<(f64, u64)> {
+        self.running.get(&attempt).map(|r| (r.fraction, r.records))
     }
 
     /// Input bytes of the job.

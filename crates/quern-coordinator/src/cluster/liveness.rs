@@ -212,7 +212,7 @@ impl Cluster {
             }
         }
         if !job.phase.is_terminal() {
-            job.committer().abort_task(attempt);
+            self.storage_work.push(job.abort_task(attempt));
         }
         effects.push(Effect::AttemptEnded {
             job: job_id,

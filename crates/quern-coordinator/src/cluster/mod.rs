@@ -20,18 +20,17 @@
 //! [`Store`]: crate::store::Store
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 
 use quern_core::{
     AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobId, JobPlan, JobSpec, JobState, Next, Scheduler,
     TaskId, TaskKind, TaskRecord, Verdict, WorkerId,
 };
-use quern_storage::OutputCommitter;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 pub use crate::state::JobPhase;
 use crate::state::{AttemptEnd, WorkerState};
+use crate::storage_work::{StorageOutcome, StorageWork};
 use crate::store::{JobUpdate, SavedState, StoredTask, StoredWorker};
 
 mod job;
@@ -43,8 +42,8 @@ mod report;
 mod tests;
 mod worker;
 
-pub use job::Job;
 use job::RunningAttempt;
+pub use job::{Job, TaskRecordView};
 pub use worker::Worker;
 
 /// Timing policy.
@@ -237,12 +236,32 @@ pub struct Cluster {
     /// Submitted specs waiting to be planned by a worker, by ticket.
     plans: BTreeMap<u64, planning::PendingPlan>,
     next_ticket: u64,
+    /// Work on job outputs that decisions queued, in order, for the caller
+    /// to run once the decisions are stored ([`Cluster::take_storage_work`]).
+    storage_work: Vec<StorageWork>,
+    /// Outputs of submissions under way (checked, not yet a job or
+    /// refused), as [`output_key`]s.
+    claiming: HashSet<String>,
+}
+
+/// An output location as one string per place: `out/` and `out`, or
+/// `s3://b/p/` and `s3://b/p`, are one output.
+fn output_key(output: &str) -> String {
+    quern_storage::Location::parse(output).map_or_else(|_| output.to_owned(), |l| l.to_string())
 }
 
 impl Cluster {
     /// An empty cluster.
     pub fn new(policy: Policy) -> Cluster {
-        Cluster { jobs: BTreeMap::new(), workers: BTreeMap::new(), policy, plans: BTreeMap::new(), next_ticket: 1 }
+        Cluster {
+            jobs: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            policy,
+            plans: BTreeMap::new(),
+            next_ticket: 1,
+            storage_work: Vec::new(),
+            claiming: HashSet::new(),
+        }
     }
 
     /// Rebuilds the state from what the store saved, after a restart or
@@ -320,6 +339,7 @@ impl Cluster {
                 committed_counters,
                 failed_attempts,
                 failures: HashMap::new(),
+                committing: false,
                 // Data of a job that ended before the restart and is past
                 // its retention was released then (and a returning worker
                 // names what it still holds).
@@ -335,14 +355,11 @@ impl Cluster {
             let id = job.id;
             if !phase.is_terminal() {
                 // Finish any commit a crash interrupted (idempotent).
-                let committer = job.committer();
                 for (kind, records) in [(TaskKind::Map, &maps), (TaskKind::Reduce, &reduces)] {
                     for (i, r) in records.iter().enumerate() {
                         if let Some(attempt) = r.committed {
-                            let a = AttemptId { task: TaskId { kind, index: i as u32 }, attempt };
-                            if let Err(e) = committer.commit_task(a) {
-                                tracing::warn!(job = %id, %a, "re-committing after restart: {e}");
-                            }
+                            let attempt = AttemptId { task: TaskId { kind, index: i as u32 }, attempt };
+                            cluster.storage_work.push(job.commit_task(attempt));
                         }
                     }
                 }
@@ -402,18 +419,72 @@ impl Cluster {
         self.workers.values()
     }
 
-    /// Accepts a submitted spec for planning: checks it, checks that a
-    /// worker offers its app (when any worker is alive; with none, the spec
-    /// waits for one), and claims its output (which must not exist). The
-    /// caller removes the claim if the job is not created.
-    pub fn check_submission(&self, spec: &JobSpec) -> Result<(), Error> {
+    /// Checks a submitted spec before it is planned: the spec itself, that
+    /// a worker offers its app (when any worker is alive; with none, the
+    /// spec waits for one), and that no running job or submission under way
+    /// writes its output. The output is then the submission's until
+    /// [`Cluster::submission_done`]; the caller claims it in storage (where
+    /// it must not exist), outside the lock.
+    ///
+    /// The storage claim alone decides between coordinators, or a
+    /// coordinator and `quern run`; this check makes two submissions to one
+    /// coordinator exclusive even on a store whose conditional writes race.
+    pub fn check_submission(&mut self, spec: &JobSpec) -> Result<(), Error> {
         spec.validate().map_err(|e| Error::Refused(e.to_string()))?;
         let alive: Vec<&Worker> = self.workers.values().filter(|w| w.alive).collect();
         if !alive.is_empty() && !alive.iter().any(|w| w.row.apps.contains(&spec.app)) {
             return Err(Error::Refused(format!("unknown app '{}': no worker offers it", spec.app)));
         }
-        OutputCommitter::setup(Path::new(&spec.output)).map_err(|e| Error::Refused(e.to_string()))?;
+        let output = output_key(&spec.output);
+        let running = self.jobs.values().find(|j| !j.phase.is_terminal() && output_key(&j.spec.output) == output);
+        if let Some(job) = running {
+            return Err(Error::Refused(format!("output {output} is being written by job {}", job.id)));
+        }
+        if !self.claiming.insert(output.clone()) {
+            return Err(Error::Refused(format!("output {output} is being written by another job being submitted")));
+        }
         Ok(())
+    }
+
+    /// A submission checked by [`Cluster::check_submission`] became a job
+    /// or was refused: its output is no longer held by it.
+    pub fn submission_done(&mut self, spec: &JobSpec) {
+        self.claiming.remove(&output_key(&spec.output));
+    }
+
+    /// The work on job outputs queued by the decisions taken since the
+    /// last call, in order: run it once those decisions are stored.
+    pub fn take_storage_work(&mut self) -> Vec<StorageWork> {
+        std::mem::take(&mut self.storage_work)
+    }
+
+    /// What output work found: a failed task commit fails its job; a job
+    /// commit ends its job, succeeded or failed.
+    pub fn storage_done(&mut self, outcomes: Vec<StorageOutcome>, now_ms: i64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                StorageOutcome::TaskCommitFailed { job, message, .. } => {
+                    let Some(j) = self.jobs.get_mut(&job) else { continue };
+                    // A job already committing hears of it from its commit.
+                    if let Some(sched) = j.sched.as_mut().filter(|_| !j.committing) {
+                        sched.fail_job(message);
+                        self.settle(job, now_ms, &mut effects);
+                    }
+                }
+                StorageOutcome::JobCommitted { job, result } => {
+                    let Some(j) = self.jobs.get_mut(&job).filter(|j| j.committing && !j.phase.is_terminal()) else {
+                        continue;
+                    };
+                    j.committing = false;
+                    match result {
+                        Ok(()) => self.end_job(job, JobPhase::Succeeded, String::new(), now_ms, &mut effects),
+                        Err(message) => self.end_job(job, JobPhase::Failed, message, now_ms, &mut effects),
+                    }
+                }
+            }
+        }
+        effects
     }
 
     /// Checks a worker's plan for a spec before the job is created.
@@ -444,6 +515,7 @@ impl Cluster {
             committed_counters: Counters::default(),
             failed_attempts: 0,
             failures: HashMap::new(),
+            committing: false,
             released: false,
             map_outputs: vec![None; maps],
             running: HashMap::new(),
@@ -462,7 +534,8 @@ impl Cluster {
     /// Kills a job. Returns false if it had already ended.
     pub fn kill(&mut self, job_id: JobId, now_ms: i64) -> Result<(bool, Vec<Effect>), Error> {
         let job = self.jobs.get_mut(&job_id).ok_or(Error::NoSuchJob(job_id))?;
-        let Some(sched) = job.sched.as_mut().filter(|_| !job.phase.is_terminal()) else {
+        // A job whose every task committed is being published: too late.
+        let Some(sched) = job.sched.as_mut().filter(|_| !job.phase.is_terminal() && !job.committing) else {
             return Ok((false, Vec::new()));
         };
         let _ = sched.kill();
@@ -471,44 +544,57 @@ impl Cluster {
         Ok((true, effects))
     }
 
-    /// Brings a job's stored state in line with its scheduler: commits it
-    /// when every task has committed; cleans up when it failed or was killed.
+    /// Brings a job's stored state in line with its scheduler: queues its
+    /// commit when every task has committed (it ends when the commit does,
+    /// in [`Cluster::storage_done`]); ends it failed or killed otherwise.
     fn settle(&mut self, job_id: JobId, now_ms: i64, effects: &mut Vec<Effect>) {
         let Some(job) = self.jobs.get_mut(&job_id) else { return };
         let Some(sched) = job.sched.as_ref() else { return };
-        if job.phase.is_terminal() {
+        if job.phase.is_terminal() || job.committing {
             return;
         }
-        let new_phase = match sched.state() {
+        let (phase, error) = match sched.state() {
             JobState::Succeeded => {
+                job.committing = true;
                 let names: Vec<String> = job.plan.outputs.iter().map(|o| o.name.clone()).collect();
-                match job.committer().commit_job(&names) {
-                    Ok(_) => JobPhase::Succeeded,
-                    Err(e) => {
-                        job.error = format!("committing the output: {e}");
-                        JobPhase::Failed
-                    }
-                }
+                let work = StorageWork::CommitJob { job: job_id, output: job.spec.output.clone(), names };
+                self.storage_work.push(work);
+                // Backups still running are of no use now.
+                self.cancel_running(job_id, "the job is committing its output", now_ms, effects);
+                return;
             }
-            JobState::Failed { message, .. } => {
-                job.error = message.clone();
-                JobPhase::Failed
-            }
-            JobState::Killed => {
-                job.error = "killed".into();
-                JobPhase::Killed
-            }
+            JobState::Failed { message, .. } => (JobPhase::Failed, message.clone()),
+            JobState::Killed => (JobPhase::Killed, "killed".to_owned()),
             JobState::Mapping | JobState::Reducing => return,
         };
-        job.phase = new_phase;
+        self.end_job(job_id, phase, error, now_ms, effects);
+    }
+
+    /// Ends a job: records its state, cancels its running attempts, cleans
+    /// up its output unless it succeeded.
+    fn end_job(&mut self, job_id: JobId, phase: JobPhase, error: String, now_ms: i64, effects: &mut Vec<Effect>) {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        job.phase = phase;
+        job.error = error;
         job.finished_ms = now_ms;
         if job.started_ms == 0 {
             job.started_ms = now_ms;
         }
-        if new_phase != JobPhase::Succeeded {
-            job.committer().abort_job();
+        if phase != JobPhase::Succeeded {
+            let work = StorageWork::AbortJob { job: job_id, output: job.spec.output.clone() };
+            self.storage_work.push(work);
         }
-        tracing::info!(job = %job_id, state = new_phase.as_str(), "job ended");
+        tracing::info!(job = %job_id, state = phase.as_str(), "job ended");
+        self.cancel_running(job_id, &format!("the job {}", phase.as_str()), now_ms, effects);
+        if let Some(job) = self.jobs.get(&job_id) {
+            effects.push(Effect::Job(job.update()));
+        }
+        self.release_ended_jobs(now_ms);
+    }
+
+    /// Cancels every running attempt of a job.
+    fn cancel_running(&mut self, job_id: JobId, why: &str, now_ms: i64, effects: &mut Vec<Effect>) {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return };
         let running: Vec<(AttemptId, RunningAttempt)> = job.running.drain().collect();
         for (attempt, r) in running {
             if let Some(w) = self.workers.get_mut(&r.worker) {
@@ -519,15 +605,12 @@ impl Cluster {
                 job: job_id,
                 attempt,
                 outcome: AttemptEnd::Cancelled,
-                error: format!("the job {}", new_phase.as_str()),
+                error: why.to_owned(),
                 log: None,
                 counters: None,
                 at_ms: now_ms,
             });
         }
-        let job = self.jobs.get(&job_id).expect("invariant: still here");
-        effects.push(Effect::Job(job.update()));
-        self.release_ended_jobs(now_ms);
     }
 
     /// Whether an ended job's intermediate data (map outputs on workers)

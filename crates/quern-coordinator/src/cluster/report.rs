@@ -45,12 +45,8 @@ impl Cluster {
         // attempt directory of the same name may belong to a newer job
         // writing to the same output.
         let live = !job.phase.is_terminal();
-        let committer = job.committer();
-        let abort = |attempt| {
-            if live {
-                committer.abort_task(attempt);
-            }
-        };
+        // Whether the attempt's files go (every end but a commit).
+        let mut abort = true;
         let Some(sched) = job.sched.as_mut() else {
             // The job ended (and was reloaded from history): nothing to do.
             return Ok((false, effects));
@@ -63,53 +59,47 @@ impl Cluster {
                 let attempt_counters = Some(counters.clone());
                 match sched.attempt_ended(attempt, AttemptResult::Succeeded) {
                     Verdict::Commit { superseded } => {
-                        if let Err(e) = committer.commit_task(attempt) {
-                            sched.fail_job(format!("committing {attempt}: {e}"));
-                        } else {
-                            committed = true;
-                            job.set_task_counters(attempt.task, Some(counters));
-                            if let Some(r) = &ran {
-                                job.durations[attempt.task.kind as usize].push(now_ms - r.started_ms);
-                            }
-                            if attempt.task.kind == TaskKind::Map {
-                                let shuffle_address = self
-                                    .workers
-                                    .get(worker_id)
-                                    .map(|w| w.row.shuffle_address.clone())
-                                    .unwrap_or_default();
-                                job.map_outputs[attempt.task.index as usize] = map_output.map(|idx| MapOutputLoc {
-                                    worker_id: worker_id.into(),
-                                    shuffle_address,
-                                    path: idx.path.display().to_string(),
-                                    segments: idx.segments,
-                                });
-                            }
-                            for other in superseded {
-                                if let Some(r) = job.running.remove(&other) {
-                                    if let Some(w) = self.workers.get_mut(&r.worker) {
-                                        w.cancels.push((job_id, other));
-                                        w.running.remove(&(job_id, other));
-                                    }
-                                    effects.push(Effect::AttemptEnded {
-                                        job: job_id,
-                                        attempt: other,
-                                        outcome: AttemptEnd::Cancelled,
-                                        error: format!("superseded by {attempt}"),
-                                        log: None,
-                                        counters: None,
-                                        at_ms: now_ms,
-                                    });
+                        committed = true;
+                        abort = false;
+                        self.storage_work.push(job.commit_task(attempt));
+                        job.set_task_counters(attempt.task, Some(counters));
+                        if let Some(r) = &ran {
+                            job.durations[attempt.task.kind as usize].push(now_ms - r.started_ms);
+                        }
+                        if attempt.task.kind == TaskKind::Map {
+                            let shuffle_address =
+                                self.workers.get(worker_id).map(|w| w.row.shuffle_address.clone()).unwrap_or_default();
+                            job.map_outputs[attempt.task.index as usize] = map_output.map(|idx| MapOutputLoc {
+                                worker_id: worker_id.into(),
+                                shuffle_address,
+                                path: idx.path.display().to_string(),
+                                segments: idx.segments,
+                            });
+                        }
+                        for other in superseded {
+                            if let Some(r) = job.running.remove(&other) {
+                                if let Some(w) = self.workers.get_mut(&r.worker) {
+                                    w.cancels.push((job_id, other));
+                                    w.running.remove(&(job_id, other));
                                 }
+                                effects.push(Effect::AttemptEnded {
+                                    job: job_id,
+                                    attempt: other,
+                                    outcome: AttemptEnd::Cancelled,
+                                    error: format!("superseded by {attempt}"),
+                                    log: None,
+                                    counters: None,
+                                    at_ms: now_ms,
+                                });
                             }
                         }
                         if let Some(row) = job.task_row(attempt.task) {
                             effects.push(Effect::Task(job_id, row));
                         }
-                        let outcome = if committed { AttemptEnd::Succeeded } else { AttemptEnd::Failed };
                         effects.push(Effect::AttemptEnded {
                             job: job_id,
                             attempt,
-                            outcome,
+                            outcome: AttemptEnd::Succeeded,
                             error: String::new(),
                             log,
                             counters: attempt_counters.clone(),
@@ -117,7 +107,6 @@ impl Cluster {
                         });
                     }
                     _ => {
-                        abort(attempt);
                         effects.push(Effect::AttemptEnded {
                             job: job_id,
                             attempt,
@@ -135,7 +124,6 @@ impl Cluster {
                 // Name the worker, so a job that fails says where.
                 failure.message = format!("{} (on worker {worker_id})", failure.message);
                 let verdict = sched.attempt_ended(attempt, AttemptResult::Failed(failure));
-                abort(attempt);
                 failed_here = verdict.counts_as_failure();
                 match verdict {
                     Verdict::Failed(FailureOutcome::Retrying) => {
@@ -171,7 +159,6 @@ impl Cluster {
                         effects.push(Effect::Task(job_id, row));
                     }
                 }
-                abort(attempt);
                 let names: Vec<String> = maps.iter().map(|m| format!("m-{m:05}")).collect();
                 effects.push(Effect::AttemptEnded {
                     job: job_id,
@@ -185,7 +172,6 @@ impl Cluster {
             }
             Outcome::Cancelled => {
                 sched.attempt_ended(attempt, AttemptResult::Lost);
-                abort(attempt);
                 effects.push(Effect::AttemptEnded {
                     job: job_id,
                     attempt,
@@ -196,6 +182,9 @@ impl Cluster {
                     at_ms: now_ms,
                 });
             }
+        }
+        if abort && live {
+            self.storage_work.push(job.abort_task(attempt));
         }
         if failed_here {
             self.note_failure(job_id, worker_id, attempt.task, now_ms);

@@ -1,9 +1,13 @@
 //! Decision tests: the cluster driven by calls, without a network or a
 //! database.
 
+use std::path::Path;
+
 use super::*;
+use crate::storage_work::run_in_order;
 use crate::store::{SavedJob, SavedState, StoredJob};
 use quern_core::{Compression, InputFile, InputSplit, PlannedOutput};
+use quern_storage::{OutputCommitter, Storage};
 
 const POLICY: Policy = Policy::with_timeouts(1_000, 60_000, false);
 
@@ -40,6 +44,13 @@ fn succeeded(index: Option<ReportedIndex>) -> Outcome {
 
 fn index(path: &str) -> Option<ReportedIndex> {
     Some(ReportedIndex { path: path.into(), segments: vec![Segment { offset: 0, len: 10, records: 1, raw_len: 12 }] })
+}
+
+/// Runs the output work the decisions so far queued, as the application
+/// layer does once they are stored, and hands back what it found.
+fn run_storage_work(c: &mut Cluster, now: i64) -> Vec<Effect> {
+    let outcomes = run_in_order(&Storage::default(), c.take_storage_work());
+    c.storage_done(outcomes, now)
 }
 
 fn poll_one(c: &mut Cluster, w: &str, now: i64) -> Option<Assignment> {
@@ -120,6 +131,9 @@ fn a_lost_worker_s_map_outputs_are_made_again_while_reduces_need_them() {
     let reduce = poll_one(&mut c, "b", 1_800).expect("the reduce");
     let (committed, _) = c.report("b", JobId(1), reduce.attempt, succeeded(None), vec![], 1_900).expect("report");
     assert!(committed);
+    assert_eq!(c.job(JobId(1)).map(Job::stage), Some("commit"), "the job ends when its commit does");
+    assert!(!dir.path().join("out/_SUCCESS").exists(), "no storage work under the decision");
+    run_storage_work(&mut c, 2_000);
     assert_eq!(c.job(JobId(1)).map(|j| j.phase), Some(JobPhase::Succeeded));
     assert!(dir.path().join("out/_SUCCESS").exists());
 }
@@ -285,6 +299,7 @@ fn an_ended_job_s_intermediate_data_goes_after_the_retention() {
     c.add_job(new, 0);
     let m0 = poll_one(&mut c, "a", 0).expect("m0");
     c.report("a", JobId(1), m0.attempt, succeeded(None), vec![], 100).expect("report");
+    run_storage_work(&mut c, 100);
     assert_eq!(c.job(JobId(1)).map(|j| j.phase), Some(JobPhase::Succeeded));
     c.tick(600);
     assert!(c.heartbeat("a", &[], 600).0.forget_jobs.is_empty(), "kept during the retention");
@@ -310,4 +325,53 @@ fn a_map_that_reports_success_without_its_output_index_failed() {
     assert_eq!(job.sched.as_ref().and_then(|s| s.record(m0.attempt.task)).map(|r| r.failures), Some(1));
     let again = poll_one(&mut c, "b", 20).expect("the map runs again");
     assert_eq!(again.attempt.task, m0.attempt.task);
+}
+
+#[test]
+fn a_failed_task_commit_fails_the_job_and_a_committing_job_cannot_be_killed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let mut c = Cluster::new(POLICY);
+    c.register(worker("a", &["wc"]), 0);
+    let mut new = job(1, "wc", 2, 0, &out);
+    new.plan.outputs[0].reducers = 0;
+    new.plan.partitions = 0;
+    c.add_job(new, 0);
+    let m0 = poll_one(&mut c, "a", 0).expect("m0");
+    let m1 = poll_one(&mut c, "a", 0).expect("m1");
+    // m0's file is written, and its task commit will find a file where the
+    // committed files' directory should be.
+    let (writer, end) =
+        OutputCommitter::open(&out).create_file(m0.attempt, "part-m-00000").expect("create").into_parts();
+    drop(writer);
+    end.finish().expect("finish");
+    std::fs::remove_dir(out.join("_temporary/committed")).expect("rmdir");
+    std::fs::write(out.join("_temporary/committed"), b"in the way").expect("write");
+    let (committed, _) = c.report("a", JobId(1), m0.attempt, succeeded(None), vec![], 10).expect("report");
+    assert!(committed, "the decision is taken before the files move");
+    let effects = run_storage_work(&mut c, 20);
+    let ended = c.job(JobId(1)).expect("job");
+    assert_eq!(ended.phase, JobPhase::Failed);
+    assert!(ended.error.contains("committing"), "{}", ended.error);
+    assert!(effects.iter().any(|e| matches!(e, Effect::Job(u) if u.state == JobPhase::Failed)));
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::AttemptEnded { attempt, outcome: AttemptEnd::Cancelled, .. }
+            if *attempt == m1.attempt)),
+        "m1 is cancelled"
+    );
+    run_storage_work(&mut c, 30);
+    assert!(!out.exists(), "the failed job's output is removed");
+
+    // A job whose every task committed is committing: a kill comes too late.
+    let out2 = dir.path().join("out2");
+    let mut new = job(2, "wc", 1, 0, &out2);
+    new.plan.outputs[0].reducers = 0;
+    new.plan.partitions = 0;
+    c.add_job(new, 100);
+    let m = poll_one(&mut c, "a", 100).expect("m");
+    c.report("a", JobId(2), m.attempt, succeeded(None), vec![], 110).expect("report");
+    assert!(!c.kill(JobId(2), 120).expect("kill").0, "too late to kill");
+    run_storage_work(&mut c, 130);
+    assert_eq!(c.job(JobId(2)).map(|j| j.phase), Some(JobPhase::Succeeded));
+    assert!(out2.join("_SUCCESS").exists());
 }

@@ -158,8 +158,9 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Every worker ever registered, by id.
     async fn workers(&self) -> Result<Vec<StoredWorker>, Error>;
 
-    /// A job's attempts (of one task, if given), by task and attempt.
-    async fn attempts(&self, job: JobId, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error>;
+    /// A job's attempts (of one task, if given), by task and attempt; with
+    /// their logs if `logs` (otherwise each log is empty).
+    async fn attempts(&self, job: JobId, task: Option<TaskId>, logs: bool) -> Result<Vec<StoredAttempt>, Error>;
 
     /// A job's attempts that have started and not ended, without their logs.
     async fn running_attempts(&self, job: JobId) -> Result<Vec<StoredAttempt>, Error>;

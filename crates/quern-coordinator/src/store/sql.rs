@@ -479,12 +479,16 @@ macro_rules! impl_sql_store {
                 &self,
                 job: quern_core::JobId,
                 task: Option<quern_core::TaskId>,
+                logs: bool,
             ) -> Result<Vec<$crate::store::StoredAttempt>, $crate::error::Error> {
                 use $crate::store::sql::{db, kind_str};
-                let mut q = sqlx::QueryBuilder::<$db>::new(
+                let mut q = sqlx::QueryBuilder::<$db>::new(if logs {
                     "SELECT kind, idx, attempt, worker_id, outcome, error, log, started_at_ms, finished_at_ms \
-                     FROM attempts WHERE job_id = ",
-                );
+                     FROM attempts WHERE job_id = "
+                } else {
+                    "SELECT kind, idx, attempt, worker_id, outcome, error, CAST(NULL AS BYTEA) AS log, \
+                     started_at_ms, finished_at_ms FROM attempts WHERE job_id = "
+                });
                 q.push_bind(job.0 as i64);
                 if let Some(t) = task {
                     q.push(" AND kind = ").push_bind(kind_str(t.kind));

@@ -1,7 +1,7 @@
 //! What the coordinator's tests share: playing the worker that plans a
-//! submitted spec.
+//! submitted spec; waiting for a job to end.
 
-use quern_coordinator::{CoordinatorHandle, Error, PlanAnswer};
+use quern_coordinator::{CoordinatorHandle, Error, JobView, PlanAnswer};
 use quern_core::{JobId, JobPlan, JobSpec};
 
 /// Submits `spec` and answers its planning request as `worker` would, with
@@ -27,4 +27,18 @@ pub async fn submit_planned(
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     submission.await.map_err(|e| Error::BadRequest(format!("the submission panicked: {e}")))?
+}
+
+/// Waits (up to 10 s) until job `id` has ended (its output commit runs
+/// after the decision that all its tasks committed), and returns it.
+pub async fn ended(handle: &CoordinatorHandle, id: JobId) -> JobView {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let job = handle.job(id).await.expect("job");
+        if job.state.is_terminal() {
+            return job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "job {id} did not end: {job:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

@@ -45,16 +45,25 @@ pub struct TestCluster {
     pub coordinator: Option<Child>,
     pub coordinator_args: Vec<String>,
     pub workers: Vec<Child>,
+    /// Variables every process of the cluster (and the CLI) gets, like an
+    /// S3 server's `AWS_*`.
+    pub env: Vec<(String, String)>,
 }
 
 impl TestCluster {
     pub fn start(workers: usize, coordinator_args: &[&str]) -> TestCluster {
+        TestCluster::start_with_env(workers, coordinator_args, Vec::new())
+    }
+
+    /// A cluster whose processes (and CLI) all get `env`.
+    pub fn start_with_env(workers: usize, coordinator_args: &[&str], env: Vec<(String, String)>) -> TestCluster {
         let mut c = TestCluster {
             dir: tempfile::tempdir().expect("tempdir"),
             port: 0,
             coordinator: None,
             coordinator_args: coordinator_args.iter().map(|s| s.to_string()).collect(),
             workers: Vec::new(),
+            env,
         };
         c.start_coordinator();
         for _ in 0..workers {
@@ -91,6 +100,7 @@ impl TestCluster {
             .arg(self.path("coordinator"))
             .args(["--worker-timeout", "2s", "--heartbeat", "200ms"])
             .args(&self.coordinator_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("QUERN_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .stdout(self.log("coordinator.log"))
@@ -178,6 +188,7 @@ impl TestCluster {
             .args(["worker", "--slots", "2", "--work-dir"])
             .arg(work_dir)
             .args(if extra.is_empty() { &["--coordinator-timeout", "20s"][..] } else { extra })
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("QUERN_COORDINATOR", self.url())
             .env("QUERN_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
@@ -196,6 +207,7 @@ impl TestCluster {
     /// The CLI, pointed at this cluster.
     pub fn cli(&self) -> Command {
         let mut cmd = Command::new(BIN);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env("QUERN_COORDINATOR", self.url()).env("QUERN_TOKEN", TOKEN).env_remove("RUST_LOG");
         cmd
     }

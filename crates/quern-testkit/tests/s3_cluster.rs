@@ -1,0 +1,156 @@
+//! A cluster (a coordinator and three workers, real processes) reading and
+//! writing S3 (a real SeaweedFS with SigV4, see `quern_testkit::s3_server`):
+//! the bytes of the local run, one large object cut into several maps; of
+//! two submissions to one prefix exactly one is accepted; a killed job
+//! leaves nothing visible; a store that fails a share of its requests and
+//! drops connections does not fail the job.
+
+mod support;
+
+use std::time::Duration;
+
+use quern_testkit::fault_proxy::{FaultProxy, Faults};
+use quern_testkit::s3_server::{Bucket, S3Server};
+use support::{TestCluster, embedded, gutenberg, numbered, parts};
+
+fn cluster_on(endpoint: &str, server: &S3Server, workers: usize) -> TestCluster {
+    let mut env: Vec<(String, String)> = server.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    for (k, v) in &mut env {
+        if k == "AWS_ENDPOINT_URL" {
+            *v = endpoint.to_owned();
+        }
+    }
+    TestCluster::start_with_env(workers, &["--no-speculation"], env)
+}
+
+/// The `part-*` objects under `prefix` as (name below the prefix, bytes),
+/// after checking that they and `_SUCCESS` are all there is.
+fn s3_parts(bucket: &Bucket<'_>, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let keys = bucket.keys(prefix);
+    let names: Vec<String> = keys.iter().map(|k| k[prefix.len() + 1..].to_owned()).collect();
+    assert!(names.contains(&"_SUCCESS".to_owned()), "no _SUCCESS under {prefix}: {names:?}");
+    let others: Vec<&String> = names.iter().filter(|n| *n != "_SUCCESS" && !n.starts_with("part-")).collect();
+    assert!(others.is_empty(), "more than the parts and _SUCCESS under {prefix}: {others:?}");
+    keys.iter().zip(names).filter(|(_, n)| n.starts_with("part-")).map(|(k, n)| (n, bucket.get(k))).collect()
+}
+
+#[test]
+fn wordcount_from_s3_to_s3_on_three_workers_writes_the_bytes_of_the_local_run() {
+    let server = S3Server::start();
+    let bucket = server.bucket();
+    let books = bucket.put_dir("books", &gutenberg());
+    let c = cluster_on(&server.endpoint(), &server, 3);
+    let local = c.path("local");
+    let args = ["--app", "wordcount", "--reducers", "3", "--split-size", "256KiB"];
+    embedded("wordcount", &gutenberg(), &local, &args[2..]);
+    let id = c.submit(&[&args[..], &["--input", &bucket.url("books"), "--output", &bucket.url("counts")]].concat());
+    let status = c.wait_job(id, Duration::from_secs(120));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    assert_eq!(s3_parts(&bucket, "counts"), parts(&local), "the cluster's S3 output differs from the local run");
+    assert!(bucket.keys("counts/_temporary").is_empty(), "nothing temporary is left");
+    // Large objects were cut: more maps than objects.
+    let maps = status["maps"]["total"].as_u64().expect("maps");
+    assert!(maps > books.len() as u64, "{maps} maps for {} objects", books.len());
+    let workers: std::collections::HashSet<String> =
+        c.attempts(id).iter().filter_map(|a| a["worker"].as_str().map(str::to_owned)).collect();
+    assert!(workers.len() > 1, "the work was spread over the workers: {workers:?}");
+}
+
+#[test]
+fn of_two_submissions_to_one_prefix_exactly_one_is_accepted() {
+    let server = S3Server::start();
+    let bucket = server.bucket();
+    bucket.put("in.txt", numbered(50).join("\n") + "\n");
+    let c = cluster_on(&server.endpoint(), &server, 1);
+    for round in 0..3 {
+        let output = bucket.url(&format!("race-{round}"));
+        let submit = || {
+            c.cli()
+                .args(["submit", "--app", "slow", "--param", "ms=5", "--reducers", "1"])
+                .args(["--input", &bucket.url("in.txt"), "--output", &output])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("submit")
+        };
+        let (a, b) = (submit(), submit());
+        let outs = [a.wait_with_output().expect("wait"), b.wait_with_output().expect("wait")];
+        let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+        let accepted: Vec<_> = outs.iter().filter(|o| o.status.success()).collect();
+        let refused: Vec<_> = outs.iter().filter(|o| !o.status.success()).collect();
+        assert_eq!(accepted.len(), 1, "round {round}: {:?}", outs.iter().map(stderr).collect::<Vec<_>>());
+        let refusal = stderr(refused[0]);
+        assert_eq!(refused[0].status.code(), Some(2), "round {round}: {refusal}");
+        assert!(refusal.contains(&output), "round {round}: {refusal}");
+        let id: u64 = String::from_utf8_lossy(&accepted[0].stdout).trim().parse().expect("a job id");
+        let status = c.wait_job(id, Duration::from_secs(60));
+        assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+        let written = s3_parts(&bucket, &format!("race-{round}"));
+        let lines: usize = written.iter().map(|(_, b)| b.iter().filter(|&&b| b == b'\n').count()).sum();
+        assert_eq!(lines, 50, "the accepted job's output is whole");
+    }
+}
+
+#[test]
+fn a_killed_job_leaves_nothing_under_its_prefix() {
+    let server = S3Server::start();
+    let bucket = server.bucket();
+    bucket.put("in.txt", numbered(400).join("\n") + "\n");
+    let c = cluster_on(&server.endpoint(), &server, 2);
+    // Map-only splits of 40 lines at 20 ms a line: committed maps' files
+    // are in the store well before the job could end.
+    let id = c.submit(&[
+        "--app",
+        "slow",
+        "--param",
+        "ms=20",
+        "--reducers",
+        "0",
+        "--split-size",
+        "400",
+        "--input",
+        &bucket.url("in.txt"),
+        "--output",
+        &bucket.url("out"),
+    ]);
+    c.wait_until("a task to commit", Duration::from_secs(60), || {
+        bucket.keys("out").iter().any(|k| k.contains("/_temporary/committed/"))
+    });
+    let killed = c.cli().args(["kill", &id.to_string()]).output().expect("kill");
+    assert!(killed.status.success(), "{}", String::from_utf8_lossy(&killed.stderr));
+    assert_eq!(bucket.keys("out"), Vec::<String>::new(), "the kill returns once the output is gone");
+    let status = c.wait_job(id, Duration::from_secs(10));
+    assert_eq!(status["state"], "killed");
+    // Attempts that were running when the job was killed stop without
+    // leaving anything either.
+    c.wait_until("the attempts to stop", Duration::from_secs(30), || {
+        c.json(&["workers"]).as_array().is_some_and(|ws| ws.iter().all(|w| w["running"] == 0))
+    });
+    assert_eq!(bucket.keys("out"), Vec::<String>::new(), "a late attempt wrote into a killed job's prefix");
+}
+
+#[test]
+fn a_cluster_job_survives_a_store_that_fails_a_share_of_its_requests() {
+    let server = S3Server::start();
+    let bucket = server.bucket();
+    bucket.put_dir("books", &gutenberg());
+    let faults = Faults {
+        slow_down: 0.08,
+        internal_error: 0.04,
+        lost_answer: 0.05,
+        cut_body: 0.05,
+        seed: 20_261_126,
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(&server.endpoint(), faults);
+    let c = cluster_on(&proxy.endpoint(), &server, 3);
+    let local = c.path("local");
+    let args = ["--app", "wordcount", "--reducers", "2", "--split-size", "256KiB"];
+    embedded("wordcount", &gutenberg(), &local, &args[2..]);
+    let id = c.submit(&[&args[..], &["--input", &bucket.url("books"), "--output", &bucket.url("flaky")]].concat());
+    let status = c.wait_job(id, Duration::from_secs(180));
+    let counts = proxy.counts();
+    assert_eq!(status["state"], "succeeded", "{counts:?}\n{status}\n{}", c.logs());
+    assert_eq!(s3_parts(&bucket, "flaky"), parts(&local), "{counts:?}");
+    assert!(counts.faults() > 0 && counts.lost_answer > 0, "the faults happened: {counts:?}");
+}
