@@ -4,6 +4,9 @@
 //! setup        list PREFIX/ → must be empty (else refused: exists)
 //!              PUT PREFIX/_temporary/_claim  If-None-Match: *  (body: a fresh token)
 //!                            → lost the race: refused (claimed by another job)
+//!              list PREFIX/ again → only the claim (else: DELETE the claim; refused:
+//!                            exists; a retried PUT may land after another job
+//!                            published and let its claim go)
 //! attempt      PREFIX/_temporary/attempts/r-00001_2/part-r-00001   multipart upload, completed
 //!                            when the attempt's writer ends, aborted if it does not
 //! commit_task  PUT PREFIX/_temporary/committed/r-00001_2            (empty: the winner's name)
@@ -136,24 +139,38 @@ impl StoreCommitter {
         let (prefix_path, claim_key) = (ObjectPath::from(prefix), committer.key(&format!("{TEMPORARY}/{CLAIM}")));
         let body = token.clone().into_bytes();
         let claimed = block_on(async move {
-            let first = retrying("listing", || async {
-                let mut listing = store.list(Some(&prefix_path));
-                let mut keys = Vec::new();
-                // The first page is enough to tell.
-                while let Some(meta) = listing.next().await {
-                    keys.push(meta?.location.to_string());
-                    if keys.len() >= 1000 {
-                        break;
+            let first_keys = || {
+                retrying("listing", || async {
+                    let mut listing = store.list(Some(&prefix_path));
+                    let mut keys = Vec::new();
+                    // The first page is enough to tell.
+                    while let Some(meta) = listing.next().await {
+                        keys.push(meta?.location.to_string());
+                        if keys.len() >= 1000 {
+                            break;
+                        }
                     }
-                }
-                Ok(keys)
-            })
-            .await?;
+                    Ok(keys)
+                })
+            };
+            let first = first_keys().await?;
             if !first.is_empty() {
                 return Ok(Some(first.contains(&claim_key)));
             }
-            let ours = create(&store, &ObjectPath::from(claim_key), &body).await?;
-            Ok(if ours { None } else { Some(true) })
+            let claim = ObjectPath::from(claim_key.as_str());
+            if !create(&store, &claim, &body).await? {
+                return Ok(Some(true));
+            }
+            // The claim may have been made after the listing by a retry,
+            // once another job that held the prefix meanwhile had finished
+            // and let its claim go: that job's `_SUCCESS` (written before its
+            // claim went) is there now. Look again.
+            let after = first_keys().await?;
+            if after.iter().any(|k| *k != claim_key) {
+                retrying("deleting the claim", || store.delete(&claim)).await?;
+                return Ok(Some(false));
+            }
+            Ok(None)
         });
         let url = committer.url.clone();
         match claimed.map_err(|e| Error::OutputFailed { url: url.clone(), message: e.to_string() })? {
@@ -512,6 +529,83 @@ mod tests {
             handles.into_iter().map(|h| h.join().expect("thread")).collect()
         });
         assert_eq!(winners.iter().filter(|w| **w).count(), 1, "{winners:?}");
+    }
+
+    /// A store on which another job publishes its output under `out/` and
+    /// lets its claim go just before this job's claim lands: what a claim
+    /// retried after a throttled first try can meet.
+    #[derive(Debug)]
+    struct PublishedMeanwhile(InMemory);
+
+    impl std::fmt::Display for PublishedMeanwhile {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("published meanwhile")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for PublishedMeanwhile {
+        async fn put_opts(
+            &self,
+            location: &ObjectPath,
+            payload: PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            if location.as_ref() == "out/_temporary/_claim" {
+                for key in ["out/part-r-00000", "out/_SUCCESS"] {
+                    self.0.put(&ObjectPath::from(key), PutPayload::from_static(b"theirs")).await?;
+                }
+            }
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &ObjectPath,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &ObjectPath,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures_util::stream::BoxStream<'static, object_store::Result<ObjectPath>>,
+        ) -> futures_util::stream::BoxStream<'static, object_store::Result<ObjectPath>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&ObjectPath>,
+        ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&ObjectPath>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &ObjectPath,
+            to: &ObjectPath,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[test]
+    fn a_claim_that_lands_after_another_job_published_is_taken_back_and_refused() {
+        let store: Arc<dyn ObjectStore> = Arc::new(PublishedMeanwhile(InMemory::new()));
+        let claimed = setup(&store);
+        assert!(matches!(claimed, Err(Error::OutputExists { .. })), "{claimed:?}");
+        assert_eq!(keys(&store), ["out/_SUCCESS", "out/part-r-00000"], "the other job's output, untouched");
     }
 
     #[test]

@@ -306,3 +306,28 @@ fn lost_answers_to_the_claim_success_and_an_upload_completion_are_recognised_as_
     let stats: serde_json::Value = serde_json::from_slice(&fs::read(&stats).expect("stats")).expect("JSON");
     assert_eq!(stats["counters"]["failed_attempts"], 0, "a lost completion failed the attempt");
 }
+
+#[test]
+fn of_two_claims_made_at_once_in_one_process_exactly_one_wins() {
+    // What a coordinator does for two submissions at once: two threads,
+    // one client.
+    let server = S3Server::start();
+    let bucket = server.bucket();
+    let env = server.env();
+    let storage = quern_storage::Storage::new(quern_storage::S3Options::from_env_vars(|name| {
+        env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    }));
+    for round in 0..10 {
+        let url = bucket.url(&format!("claim-{round}"));
+        let barrier = std::sync::Barrier::new(2);
+        let won: Vec<Result<(), String>> = std::thread::scope(|s| {
+            let claim = || {
+                barrier.wait();
+                storage.setup_output(&url).map(drop).map_err(|e| e.to_string())
+            };
+            let (a, b) = (s.spawn(claim), s.spawn(claim));
+            [a.join().expect("a"), b.join().expect("b")].into()
+        });
+        assert_eq!(won.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {won:?}");
+    }
+}
