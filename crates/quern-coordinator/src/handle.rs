@@ -784,6 +784,12 @@ impl CoordinatorHandle {
         self.memory().await?.cluster.job(id).map(job_view).ok_or(Error::NoSuchJob(id))
     }
 
+    /// A job's spec and plan (JSON, as stored): what a worker fetches once
+    /// per job before it runs the job's attempts.
+    pub async fn spec_and_plan(&self, id: JobId) -> Result<(Arc<str>, Arc<str>), Error> {
+        self.memory().await?.cluster.job(id).map(Job::spec_and_plan).ok_or(Error::NoSuchJob(id))
+    }
+
     /// Kills a job; false if it had already ended (or was committing its
     /// output). Returns once the job's output is removed, so that the same
     /// output can be used again at once.

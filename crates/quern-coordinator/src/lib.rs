@@ -108,10 +108,11 @@ impl Coordinator {
                 }
             })
         };
-        let service = quern_proto::coordinator_server::CoordinatorServer::with_interceptor(
-            CoordinatorService { handle: self.handle },
-            self.token,
-        );
+        let service =
+            quern_proto::coordinator_server::CoordinatorServer::new(CoordinatorService { handle: self.handle })
+                .max_decoding_message_size(quern_proto::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(quern_proto::MAX_MESSAGE_BYTES);
+        let service = tonic::service::interceptor::InterceptedService::new(service, self.token);
         let result = tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)

@@ -35,8 +35,6 @@ pub(crate) fn attempt_to(job: JobId, a: AttemptId) -> pb::AttemptRef {
 fn assignment_to(a: Assignment) -> pb::TaskAssignment {
     pb::TaskAssignment {
         attempt: Some(attempt_to(a.job, a.attempt)),
-        spec_json: a.spec_json.to_string(),
-        plan_json: a.plan_json.to_string(),
         inputs: a
             .inputs
             .into_iter()
@@ -165,6 +163,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         };
         self.handle.report_plan(&r.worker_id, r.ticket, answer).await;
         Ok(Response::new(pb::ReportPlanResponse {}))
+    }
+
+    async fn get_job_plan(
+        &self,
+        request: Request<pb::GetJobPlanRequest>,
+    ) -> Result<Response<pb::GetJobPlanResponse>, Status> {
+        let (spec, plan) = self.handle.spec_and_plan(JobId(request.into_inner().job_id)).await?;
+        Ok(Response::new(pb::GetJobPlanResponse { spec_json: spec.to_string(), plan_json: plan.to_string() }))
     }
 
     async fn poll_task(&self, request: Request<pb::PollTaskRequest>) -> Result<Response<pb::PollTaskResponse>, Status> {

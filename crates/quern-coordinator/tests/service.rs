@@ -7,6 +7,8 @@ mod common;
 
 use std::time::Duration;
 
+use prost::Message;
+
 use quern_coordinator::{Coordinator, CoordinatorConfig, Policy};
 use quern_proto as pb;
 use tonic::transport::Channel;
@@ -56,6 +58,8 @@ async fn client(
 {
     let channel = Channel::from_shared(url.to_owned()).expect("url").connect().await.expect("connect");
     pb::coordinator_client::CoordinatorClient::with_interceptor(channel, pb::TokenAttach::new(token).expect("token"))
+        .max_decoding_message_size(pb::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(pb::MAX_MESSAGE_BYTES)
 }
 
 fn worker(id: &str) -> pb::RegisterWorkerRequest {
@@ -196,6 +200,51 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
     let err = submission.await.expect("join").expect_err("refused");
     assert_eq!((err.code(), err.message()), (tonic::Code::FailedPrecondition, "input /nowhere: no such file"));
     assert!(!out.exists() && c.list_jobs(pb::ListJobsRequest {}).await.expect("jobs").into_inner().jobs.is_empty());
+
+    // A plan of 60,000 splits is megabytes: it goes up once, in ReportPlan,
+    // and comes down once per worker, in GetJobPlan; assignments name the
+    // job only.
+    let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec).expect("spec"), priority: 0 };
+    let submission = tokio::spawn({
+        let mut c = c.clone();
+        async move { c.submit_job(request).await }
+    });
+    let ticket = loop {
+        let beat = pb::HeartbeatRequest { worker_id: "w1".into(), running: vec![] };
+        if let Some(plan) = c.heartbeat(beat).await.expect("heartbeat").into_inner().plans.first() {
+            break plan.ticket;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let file = quern_core::InputFile {
+        location: format!("{}/{}", dir.path().display(), "a-long-directory-name/".repeat(4)),
+        name: "in.txt".into(),
+        len: 60_000,
+        compression: quern_core::Compression::None,
+    };
+    let big = quern_core::JobPlan {
+        splits: (0..60_000)
+            .map(|i| quern_core::InputSplit { file: file.clone(), start: i, end: Some(i + 1) })
+            .collect(),
+        outputs: vec![quern_core::PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+        partitions: 1,
+    };
+    let big_json = serde_json::to_string(&big).expect("plan");
+    assert!(big_json.len() > 4 << 20, "{} bytes: not past tonic's default limit", big_json.len());
+    let result = pb::report_plan_request::Result::PlanJson(big_json);
+    c.report_plan(pb::ReportPlanRequest { worker_id: "w1".into(), ticket, result: Some(result) })
+        .await
+        .expect("report a big plan");
+    let id = submission.await.expect("join").expect("a big plan is accepted").into_inner().job_id;
+    let polled = c.poll_task(pb::PollTaskRequest { worker_id: "w1".into(), free_slots: 1 }).await.expect("poll");
+    let polled = polled.into_inner();
+    assert_eq!(polled.tasks.len(), 1);
+    assert!(polled.tasks[0].encoded_len() < 100, "an assignment names its job, not its plan");
+    let fetched = c.get_job_plan(pb::GetJobPlanRequest { job_id: id }).await.expect("the plan").into_inner();
+    assert_eq!(serde_json::from_str::<quern_core::JobPlan>(&fetched.plan_json).expect("plan"), big);
+    assert_eq!(serde_json::from_str::<quern_core::JobSpec>(&fetched.spec_json).expect("spec"), spec);
+    let missing = c.get_job_plan(pb::GetJobPlanRequest { job_id: 999 }).await.expect_err("no such job");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
     running.stop().await;
 }
 

@@ -20,6 +20,12 @@ mod convert;
 
 pub use convert::{DecodeError, attempt_from_wire, task_kind_from_wire};
 
+/// The largest message either side sends or accepts: 256 MiB. A plan of
+/// 100,000 splits (the bound on a job's tasks) is tens of megabytes of
+/// JSON, past tonic's default of 4 MiB for what a side accepts; every
+/// server and client of the `Coordinator` service is built with this.
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, metadata::MetadataValue};
 

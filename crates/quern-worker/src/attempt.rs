@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use quern_core::{AttemptId, JobId, JobPlan, JobSpec};
+use quern_core::{AttemptId, JobId};
 use quern_engine::attempt::{AttemptOutcome, AttemptRequest};
 use quern_engine::merge::RunSegment;
 use quern_engine::run::Segment;
@@ -41,6 +41,10 @@ pub(crate) struct AttemptContext {
     pub(crate) token: quern_proto::TokenAttach,
     pub(crate) progress: ProgressMap,
     pub(crate) channels: crate::Channels,
+    /// The coordinator, for the jobs' specs and plans.
+    pub(crate) coordinator: crate::CoordinatorClient,
+    /// The specs and plans fetched so far.
+    pub(crate) jobs: crate::jobs::JobCache,
 }
 
 /// How much of an attempt's stderr is kept: its last 64 KiB.
@@ -108,13 +112,12 @@ pub(crate) async fn run(
 ) -> (Report, Vec<u8>) {
     let dir = ctx.work_dir.join("jobs").join(job.to_string()).join(format!("{}_{}", attempt.task, attempt.attempt));
     let bad = |message: String| (Report::Outcome(AttemptOutcome::Failed { message, retryable: false }), Vec::new());
-    let spec: JobSpec = match serde_json::from_str(&assignment.spec_json) {
-        Ok(s) => s,
-        Err(e) => return bad(format!("the coordinator sent a bad spec: {e}")),
-    };
-    let plan: JobPlan = match serde_json::from_str(&assignment.plan_json) {
-        Ok(p) => p,
-        Err(e) => return bad(format!("the coordinator sent a bad plan: {e}")),
+    let files = match ctx.jobs.get(job, &ctx.coordinator).await {
+        Ok(files) => files,
+        Err(e) => {
+            let failed = AttemptOutcome::Failed { message: e.message, retryable: e.retryable };
+            return (Report::Outcome(failed), Vec::new());
+        }
     };
     if let Err(e) = tokio::fs::create_dir_all(&dir).await {
         let failed = AttemptOutcome::Failed { message: format!("creating {}: {e}", dir.display()), retryable: true };
@@ -156,8 +159,8 @@ pub(crate) async fn run(
     }
 
     let request = AttemptRequest {
-        spec,
-        plan,
+        spec: files.spec.clone(),
+        plan: files.plan.clone(),
         attempt,
         work_dir: dir.clone(),
         runs,

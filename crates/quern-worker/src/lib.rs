@@ -17,6 +17,7 @@
 //!   ended; the shuffle service serves files under the work directory only.
 
 mod attempt;
+mod jobs;
 mod plan;
 pub mod protocol;
 mod shuffle;
@@ -172,7 +173,9 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(30))
         .connect_lazy();
-    let mut client = pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token.clone());
+    let mut client = pb::coordinator_client::CoordinatorClient::with_interceptor(channel, token.clone())
+        .max_decoding_message_size(pb::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(pb::MAX_MESSAGE_BYTES);
     let registration = pb::RegisterWorkerRequest {
         worker_id: worker_id.clone(),
         host: host.clone(),
@@ -193,6 +196,8 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         token: token.clone(),
         progress: ProgressMap::default(),
         channels: Channels::default(),
+        coordinator: client.clone(),
+        jobs: jobs::JobCache::default(),
     });
     let mut running: HashMap<(JobId, AttemptId), Running> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::channel::<((JobId, AttemptId), Report, Vec<u8>)>(64);
@@ -267,6 +272,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                                 return true;
                             }
                             let _ = std::fs::remove_dir_all(root.join("jobs").join(job.to_string()));
+                            ctx.jobs.forget(*job);
                             false
                         });
                     }

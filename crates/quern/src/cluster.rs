@@ -346,7 +346,9 @@ impl CoordinatorConnection {
                     Ok(Err(e)) => return Err(CallError::Connect(Some(causes(&e)))),
                     Ok(Ok(channel)) => channel,
                 };
-                let client = pb::coordinator_client::CoordinatorClient::with_interceptor(channel, self.token.clone());
+                let client = pb::coordinator_client::CoordinatorClient::with_interceptor(channel, self.token.clone())
+                    .max_decoding_message_size(pb::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(pb::MAX_MESSAGE_BYTES);
                 self.client = Some(client.clone());
                 client
             }

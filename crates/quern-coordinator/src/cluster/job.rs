@@ -213,6 +213,11 @@ impl Job {
         self.running.get(&attempt).map(|r| (r.fraction, r.records))
     }
 
+    /// The job's spec and plan as submitted and planned (JSON), shared.
+    pub fn spec_and_plan(&self) -> (std::sync::Arc<str>, std::sync::Arc<str>) {
+        (self.spec_json.clone(), self.plan_json.clone())
+    }
+
     /// Input bytes of the job.
     pub fn input_bytes(&self) -> u64 {
         self.plan.splits.iter().map(quern_core::InputSplit::len).sum()

@@ -166,17 +166,14 @@ pub struct NewJob {
     pub priority: i32,
 }
 
-/// What a poll hands a worker.
+/// What a poll hands a worker (which fetches the job's spec and plan once,
+/// [`Job::spec_and_plan`]).
 #[derive(Debug, Clone)]
 pub struct Assignment {
     /// The job.
     pub job: JobId,
     /// The attempt.
     pub attempt: AttemptId,
-    /// The job's spec, as submitted (shared by every assignment).
-    pub spec_json: std::sync::Arc<str>,
-    /// The job's plan, as submitted (shared by every assignment).
-    pub plan_json: std::sync::Arc<str>,
     /// A reduce's inputs: (map index, location, segment).
     pub inputs: Vec<(u32, MapOutputLoc, Segment)>,
 }

@@ -204,8 +204,7 @@ impl Cluster {
                 })
                 .collect(),
         };
-        let assignment =
-            Assignment { job: id, attempt, spec_json: job.spec_json.clone(), plan_json: job.plan_json.clone(), inputs };
+        let assignment = Assignment { job: id, attempt, inputs };
         if let Some(w) = self.workers.get_mut(worker_id) {
             w.running.insert((id, attempt));
         }
