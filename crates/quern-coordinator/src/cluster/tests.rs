@@ -30,6 +30,7 @@ fn job(id: u64, app: &str, maps: usize, priority: i32, out: &Path) -> NewJob {
         splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(10) }).collect(),
         outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
         partitions: 1,
+        shuffle: None,
     };
     NewJob { id: JobId(id), spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority }
 }
