@@ -381,9 +381,11 @@ impl MapTask<'_> {
             // Shuffled through storage: the index names the uploaded copy,
             // and the local file is no longer needed.
             let url = crate::shuffle::map_output_url(prefix, self.attempt);
-            env.storage
+            let bytes = env
+                .storage
                 .upload_file(&index.path, &url)
                 .map_err(|e| TaskError::Io { context: "shuffle".into(), cause: io::Error::other(e.to_string()) })?;
+            tracing::debug!(url, bytes, "map output uploaded");
             let _ = fs::remove_file(&index.path);
             index.path = PathBuf::from(url);
         }

@@ -45,6 +45,8 @@ pub struct TestCluster {
     pub coordinator: Option<Child>,
     pub coordinator_args: Vec<String>,
     pub workers: Vec<Child>,
+    /// More environment for every worker started from now on (S3 settings).
+    pub worker_env: Vec<(&'static str, String)>,
 }
 
 impl TestCluster {
@@ -55,6 +57,7 @@ impl TestCluster {
             coordinator: None,
             coordinator_args: coordinator_args.iter().map(|s| s.to_string()).collect(),
             workers: Vec::new(),
+            worker_env: Vec::new(),
         };
         c.start_coordinator();
         for _ in 0..workers {
@@ -181,6 +184,7 @@ impl TestCluster {
             .env("QUERN_COORDINATOR", self.url())
             .env("QUERN_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
+            .envs(self.worker_env.iter().cloned())
             .stdout(self.log(&format!("worker-{n}.log")))
             .stderr(self.log(&format!("worker-{n}.log")))
             .spawn()
