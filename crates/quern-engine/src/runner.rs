@@ -316,7 +316,7 @@ impl Slot<'_> {
             TaskKind::Reduce => {
                 let runs = match self.fetch_shuffled(work_dir, runs) {
                     Ok(runs) => runs,
-                    Err(ended) => return ended,
+                    Err(ended) => return *ended,
                 };
                 let (output, partition) = self.env.plan.locate(attempt.task.index);
                 let task = ReduceTask { attempt, output, partition, runs, work_dir: work_dir.to_path_buf(), committer };
@@ -328,10 +328,10 @@ impl Slot<'_> {
     /// A reduce's inputs as local files: segments of map outputs shuffled
     /// through storage are fetched into the attempt's scratch directory
     /// (others are local already).
-    fn fetch_shuffled(&self, work_dir: &Path, runs: Vec<(u32, RunSegment)>) -> Result<Vec<RunSegment>, Ended> {
+    fn fetch_shuffled(&self, work_dir: &Path, runs: Vec<(u32, RunSegment)>) -> Result<Vec<RunSegment>, Box<Ended>> {
         if runs.iter().any(|(_, r)| is_shuffled(&r.path)) {
             std::fs::create_dir_all(work_dir)
-                .map_err(|e| Ended::Ran(Err(TaskError::io("creating reduce scratch directory")(e))))?;
+                .map_err(|e| Box::new(Ended::Ran(Err(TaskError::io("creating reduce scratch directory")(e)))))?;
         }
         let mut local = Vec::with_capacity(runs.len());
         for (map, run) in runs {
@@ -340,7 +340,7 @@ impl Slot<'_> {
                 continue;
             }
             if self.env.cancel.load(Ordering::Relaxed) {
-                return Err(Ended::Ran(Err(TaskError::Cancelled)));
+                return Err(Box::new(Ended::Ran(Err(TaskError::Cancelled))));
             }
             let dest = work_dir.join(format!("input-m-{map:05}.run"));
             let location = run.path.display().to_string();
@@ -348,12 +348,12 @@ impl Slot<'_> {
                 Ok(()) => {
                     local.push(RunSegment { path: dest, segment: quern_core::Segment { offset: 0, ..run.segment } })
                 }
-                Err(FetchError::Lost(message)) => return Err(Ended::InputsLost { maps: vec![map], message }),
+                Err(FetchError::Lost(message)) => return Err(Box::new(Ended::InputsLost { maps: vec![map], message })),
                 Err(e @ FetchError::Failed(_)) => {
-                    return Err(Ended::Ran(Err(TaskError::Io {
+                    return Err(Box::new(Ended::Ran(Err(TaskError::Io {
                         context: "fetching a map output".into(),
                         cause: std::io::Error::other(e.to_string()),
-                    })));
+                    }))));
                 }
             }
         }
