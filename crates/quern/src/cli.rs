@@ -235,9 +235,9 @@ pub(crate) struct JobArgs {
     /// Shuffle through storage: each map uploads its sorted, partitioned
     /// output under a prefix of the job's own below URL (s3://BUCKET/PREFIX,
     /// or a path or file:// URL on a file system every worker shares), and
-    /// reduces read their segments from there with ranged GETs; the job's
-    /// prefix is deleted when it ends. For clusters whose workers cannot
-    /// reach each other. Default: map outputs stay where they were written
+    /// reduces read their segments from there with ranged GETs; `run`
+    /// deletes the job's prefix when the job ends. For clusters whose
+    /// workers cannot reach each other. Default: map outputs stay where they were written
     /// and reduces fetch them worker to worker.
     #[arg(long, value_name = "URL", value_parser = parse_shuffle)]
     shuffle: Option<String>,
