@@ -66,6 +66,7 @@ fn sim_job(tasks: usize, dir: &std::path::Path) -> Result<(JobSpec, JobPlan), Bo
         splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(1 << 20) }).collect(),
         outputs: vec![PlannedOutput { name: String::new(), reducers: reducers as u32, first_partition: 0 }],
         partitions: reducers as u32,
+        shuffle: None,
     };
     Ok((spec, plan))
 }

@@ -1,5 +1,6 @@
 //! The coordinator's own work on job outputs (commit and abort, of tasks and
-//! of jobs), done outside its lock.
+//! of jobs) and on ended jobs' shuffled map outputs (deletion after the
+//! retention), done outside its lock.
 //!
 //! A decision of the [`Cluster`](crate::cluster::Cluster) never touches
 //! storage: it queues [`StorageWork`] beside the [`Effect`]s it stores. Once
@@ -63,6 +64,14 @@ pub enum StorageWork {
         /// Its output location.
         output: String,
     },
+    /// Deletes an ended job's map outputs shuffled through storage (its
+    /// retention has passed).
+    DeleteShuffle {
+        /// The job.
+        job: JobId,
+        /// The job's own shuffle prefix (`JobPlan::shuffle`).
+        location: String,
+    },
 }
 
 impl StorageWork {
@@ -72,7 +81,8 @@ impl StorageWork {
             StorageWork::CommitTask { job, .. }
             | StorageWork::AbortTask { job, .. }
             | StorageWork::CommitJob { job, .. }
-            | StorageWork::AbortJob { job, .. } => *job,
+            | StorageWork::AbortJob { job, .. }
+            | StorageWork::DeleteShuffle { job, .. } => *job,
         }
     }
 }
@@ -106,11 +116,21 @@ pub fn run_in_order(storage: &Storage, work: Vec<StorageWork>) -> Vec<StorageOut
     let mut committers: HashMap<String, Result<quern_storage::OutputCommitter, String>> = HashMap::new();
     let mut failed: Option<String> = None;
     for item in work {
+        if let StorageWork::DeleteShuffle { job, location } = &item {
+            match storage.delete_prefix(location) {
+                Ok(()) => tracing::info!(job = %job, shuffle = %location, "deleted the job's shuffled map outputs"),
+                Err(e) => {
+                    tracing::warn!(job = %job, shuffle = %location, "deleting the job's shuffled map outputs: {e}")
+                }
+            }
+            continue;
+        }
         let output = match &item {
             StorageWork::CommitTask { output, .. }
             | StorageWork::AbortTask { output, .. }
             | StorageWork::CommitJob { output, .. }
             | StorageWork::AbortJob { output, .. } => output.clone(),
+            StorageWork::DeleteShuffle { .. } => continue,
         };
         let committer = committers
             .entry(output.clone())
@@ -141,6 +161,7 @@ pub fn run_in_order(storage: &Storage, work: Vec<StorageWork>) -> Vec<StorageOut
             (StorageWork::AbortTask { job, .. } | StorageWork::AbortJob { job, .. }, Err(e)) => {
                 tracing::warn!(job = %job, output = %output, "cleaning up the output: {e}");
             }
+            (StorageWork::DeleteShuffle { .. }, _) => {}
         }
     }
     outcomes

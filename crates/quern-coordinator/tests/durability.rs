@@ -103,6 +103,7 @@ impl Fixture {
             ],
             outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
             partitions: 1,
+            shuffle: None,
         };
         common::submit_planned(handle, "w1", spec, plan).await.expect("submit")
     }

@@ -168,6 +168,7 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
         splits: Vec::new(),
         outputs: vec![quern_core::PlannedOutput { name: String::new(), reducers: 20_000, first_partition: 0 }],
         partitions: 20_000,
+        shuffle: None,
     };
     let result = pb::report_plan_request::Result::PlanJson(serde_json::to_string(&plan).expect("plan"));
     c.report_plan(pb::ReportPlanRequest { worker_id: "w1".into(), ticket, result: Some(result) })
@@ -228,6 +229,7 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
             .collect(),
         outputs: vec![quern_core::PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
         partitions: 1,
+        shuffle: None,
     };
     let big_json = serde_json::to_string(&big).expect("plan");
     assert!(big_json.len() > 4 << 20, "{} bytes: not past tonic's default limit", big_json.len());
@@ -294,6 +296,7 @@ async fn the_handle_runs_a_job_without_grpc() {
         splits: vec![InputSplit { file, start: 0, end: Some(4) }],
         outputs: vec![PlannedOutput { name: String::new(), reducers: 0, first_partition: 0 }],
         partitions: 0,
+        shuffle: None,
     };
     let id = common::submit_planned(&handle, "w1", spec, plan).await.expect("submit");
     assert_eq!(handle.job(id).await.expect("job").state.as_str(), "pending");

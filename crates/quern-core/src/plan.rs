@@ -131,6 +131,13 @@ pub struct JobPlan {
     /// Global partitions: the sum of the outputs' reducers, and the number of
     /// reduce tasks.
     pub partitions: u32,
+    /// Where this job's map outputs go, when the spec asks for a shuffle
+    /// through storage ([`JobSpec::shuffle`]): a URL (`s3://…` or
+    /// `file:///…`) under the spec's location that is this job's alone,
+    /// fixed once by whoever plans the job. `None`: map outputs stay where
+    /// they were written. (Plans stored before it existed have none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle: Option<String>,
 }
 
 impl JobPlan {
@@ -172,7 +179,7 @@ impl JobPlan {
             outputs.push(PlannedOutput { name: d.name.clone(), reducers, first_partition: next });
             next = next.saturating_add(reducers);
         }
-        let plan = JobPlan { splits, outputs, partitions: next };
+        let plan = JobPlan { splits, outputs, partitions: next, shuffle: None };
         plan.check(spec)?;
         Ok(plan)
     }

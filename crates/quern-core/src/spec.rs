@@ -55,6 +55,15 @@ pub struct JobSpec {
     /// Skip (and count) records whose map call panics instead of failing.
     #[serde(default)]
     pub skip_bad_records: bool,
+    /// Where map outputs go between the phases: `None` keeps them on the
+    /// machines that wrote them (reduces fetch them worker to worker);
+    /// `Some(location)` (an `s3://` prefix, or a path or `file://` URL on a
+    /// file system every worker shares) has each map upload its output under
+    /// a prefix of the job's own there, and reduces read it from there. Only
+    /// the storage layer interprets it. (Specs stored before it existed
+    /// have none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle: Option<String>,
 }
 
 impl JobSpec {
@@ -71,6 +80,7 @@ impl JobSpec {
             sort_buffer: DEFAULT_SORT_BUFFER,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             skip_bad_records: false,
+            shuffle: None,
         }
     }
 
@@ -82,6 +92,9 @@ impl JobSpec {
         }
         if self.output.is_empty() {
             return bad("--output", "must not be empty");
+        }
+        if self.shuffle.as_deref().is_some_and(str::is_empty) {
+            return bad("--shuffle", "must not be empty");
         }
         if self.split_size == 0 {
             return bad("--split-size", "must be at least 1 byte");
@@ -140,6 +153,19 @@ mod tests {
         let json = serde_json::to_string(&spec).expect("serialise");
         let back: JobSpec = serde_json::from_str(&json).expect("deserialise");
         assert_eq!(back, spec);
+        spec.shuffle = Some("s3://bucket/shuffle".into());
+        let json = serde_json::to_string(&spec).expect("serialise");
+        assert_eq!(serde_json::from_str::<JobSpec>(&json).expect("deserialise"), spec);
+    }
+
+    #[test]
+    fn a_spec_stored_before_shuffle_existed_loads_without_one() {
+        let old =
+            r#"{"app":"wordcount","inputs":["in"],"output":"out","split_size":1,"sort_buffer":1024,"max_attempts":1}"#;
+        let spec: JobSpec = serde_json::from_str(old).expect("an old spec");
+        assert_eq!(spec.shuffle, None);
+        let empty = JobSpec { shuffle: Some(String::new()), ..spec };
+        assert_eq!(empty.validate().err().map(|e| e.to_string()).as_deref(), Some("--shuffle: must not be empty"));
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! - The pieces, in data-path order: [`task`] (map and reduce attempts),
 //!   [`collect`] (sort buffer, combine table, spills), [`run`] (the on-disk
 //!   run format), [`merge`] (k-way merge, grouping), [`runner`] (slots
-//!   pulling attempts from the scheduler). Inputs and the output commit
-//!   protocol are `quern-storage`'s.
+//!   pulling attempts from the scheduler), [`shuffle`] (map outputs through
+//!   storage with `--shuffle`: upload, and a reduce's fetch of a segment).
+//!   Inputs, outputs, and the shuffle's objects are `quern-storage`'s.
 //!
 //! # Example
 //! ```
@@ -50,6 +51,7 @@ pub mod merge;
 mod plan;
 pub mod run;
 pub mod runner;
+pub mod shuffle;
 pub mod task;
 
 pub use error::{Error, TaskError};

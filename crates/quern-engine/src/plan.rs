@@ -5,8 +5,11 @@
 //! from its parameters and asking its input format whether files split are
 //! user code). [`PlanOutcome`] is what such a planning process answers.
 
+use std::hash::{BuildHasher, RandomState};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use quern_core::{App, JobPlan, JobSpec};
-use quern_storage::{Storage, plan_splits};
+use quern_storage::{Location, Storage, StorageError, plan_splits};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -14,11 +17,33 @@ use crate::Error;
 /// Plans `spec` for `app`: checks the spec, resolves every input (each must
 /// exist and be readable) and cuts the splits. Does not look at the output,
 /// whose owner (the runner, the coordinator) claims it.
+///
+/// A spec with a `shuffle` location gets its job's own prefix under it
+/// ([`JobPlan::shuffle`], a URL): `LOCATION/job-TIME-PID-RANDOM`, so that
+/// jobs sharing one `--shuffle` never share a key. A shuffle location that
+/// does not parse refuses the job.
 pub fn plan_job(spec: &JobSpec, app: &dyn App, storage: &Storage) -> Result<JobPlan, Error> {
     spec.validate()?;
+    let shuffle = spec.shuffle.as_deref().map(job_shuffle_prefix).transpose()?;
     let files = storage.resolve_inputs(&spec.inputs)?;
     let splits = plan_splits(&files, spec.split_size, app.input_format().splittable())?;
-    Ok(JobPlan::new(spec, app, splits)?)
+    let mut plan = JobPlan::new(spec, app, splits)?;
+    plan.shuffle = shuffle;
+    Ok(plan)
+}
+
+/// A new job's shuffle prefix under `base`, as a URL.
+fn job_shuffle_prefix(base: &str) -> Result<String, StorageError> {
+    let location = Location::parse(base).map_err(|e| match e {
+        StorageError::BadLocation { location, message } => {
+            StorageError::BadLocation { location: format!("--shuffle {location}"), message }
+        }
+        e => e,
+    })?;
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let random = RandomState::new().hash_one((millis, std::process::id())) as u32;
+    let key = format!("job-{millis:x}-{:x}-{random:08x}", std::process::id());
+    location.join(&key).to_url()
 }
 
 /// How planning a submitted spec ended, as a planning process reports it.
@@ -43,5 +68,23 @@ impl PlanOutcome {
             Err(e) if e.is_refusal() => PlanOutcome::Refused(e.to_string()),
             Err(e) => PlanOutcome::Failed(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_job_gets_a_shuffle_prefix_of_its_own_as_a_url() {
+        let a = job_shuffle_prefix("s3://bucket/shuffle/").expect("s3");
+        let b = job_shuffle_prefix("s3://bucket/shuffle").expect("s3");
+        assert!(a.starts_with("s3://bucket/shuffle/job-"), "{a}");
+        assert_ne!(a, b, "two jobs, two prefixes");
+        let local = job_shuffle_prefix("relative/dir").expect("local");
+        let cwd = std::env::current_dir().expect("cwd").display().to_string();
+        assert!(local.starts_with(&format!("file://{cwd}/relative/dir/job-")), "{local}");
+        let e = job_shuffle_prefix("gs://bucket/x").expect_err("unsupported");
+        assert!(e.is_refusal() && e.to_string().contains("--shuffle gs://bucket/x"), "{e}");
     }
 }

@@ -12,16 +12,18 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use quern_core::{
-    App, AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobPlan, JobSpec, JobState, Next, Scheduler,
-    TaskKind, Verdict,
+    App, AttemptId, AttemptResult, Counters, Failure, FailureOutcome, JobSpec, JobState, Next, Scheduler, TaskKind,
+    Verdict,
 };
-use quern_storage::{Location, OutputCommitter, Storage, StorageError, plan_splits};
+use quern_storage::{Location, OutputCommitter, Storage, StorageError};
 use serde::Serialize;
 
 use crate::attempt::describe_task;
 use crate::error::{Error, TaskError};
 use crate::merge::RunSegment;
+use crate::plan::plan_job;
 use crate::run::RunIndex;
+use crate::shuffle::{FetchError, fetch_segment, is_shuffled};
 use crate::task::{MapTask, ReduceTask, TaskEnv};
 
 /// Default maximum number of runs merged at once (Hadoop's `io.sort.factor`).
@@ -104,7 +106,12 @@ pub struct JobReport {
 
 struct Shared {
     sched: Scheduler,
+    /// What failed attempts add (`failed_attempts`).
     counters: Counters,
+    /// Each task's committed attempt's counters: a map that runs again
+    /// (its output was lost) replaces its own.
+    map_counters: Vec<Counters>,
+    reduce_counters: Vec<Counters>,
     map_outputs: Vec<Option<RunIndex>>,
 }
 
@@ -115,6 +122,10 @@ struct Shared {
 /// output (a local directory, or the claim of an `s3://` prefix), runs every
 /// map and reduce task and commits. On failure or cancellation everything
 /// the job wrote to its output is removed and no `_SUCCESS` exists.
+///
+/// With a shuffle through storage (`spec.shuffle`), maps upload their
+/// outputs under the job's own prefix and reduces read them from there; the
+/// prefix is deleted when the job ends, however it ends.
 pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<JobReport, Error> {
     let started = Instant::now();
     spec.validate()?;
@@ -124,9 +135,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
     {
         return Err(StorageError::OutputExists { path: spec.output.clone() }.into());
     }
-    let files = opts.storage.resolve_inputs(&spec.inputs)?;
-    let splits = plan_splits(&files, spec.split_size, app.input_format().splittable())?;
-    let plan = JobPlan::new(spec, &*app, splits)?;
+    let plan = plan_job(spec, &*app, &opts.storage)?;
     let map_tasks = plan.splits.len() as u32;
     let reduce_tasks = plan.partitions;
 
@@ -141,13 +150,15 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
     let progress = &opts.progress;
     progress.map_tasks.store(map_tasks, Ordering::Relaxed);
     progress.reduce_tasks.store(reduce_tasks, Ordering::Relaxed);
-    progress.input_bytes.store(files.iter().map(|f| f.len).sum(), Ordering::Relaxed);
+    progress.input_bytes.store(plan.splits.iter().map(|s| s.len()).sum(), Ordering::Relaxed);
     progress.planned.store(true, Ordering::Release);
-    tracing::info!(app = %spec.app, map_tasks, reduce_tasks, inputs = files.len(), "job planned");
+    tracing::info!(app = %spec.app, map_tasks, reduce_tasks, shuffle = plan.shuffle.as_deref(), "job planned");
 
     let shared = Mutex::new(Shared {
         sched: Scheduler::new(map_tasks, reduce_tasks, spec.max_attempts),
         counters: Counters::default(),
+        map_counters: vec![Counters::default(); map_tasks as usize],
+        reduce_counters: vec![Counters::default(); reduce_tasks as usize],
         map_outputs: vec![None; map_tasks as usize],
     });
     let wake = Condvar::new();
@@ -175,7 +186,17 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
         }
     });
 
-    let Shared { sched, counters, .. } = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(prefix) = &plan.shuffle {
+        // Nothing reads the map outputs any more, whatever the outcome.
+        if let Err(e) = opts.storage.delete_prefix(prefix) {
+            tracing::warn!("deleting the job's map outputs: {e}");
+        }
+    }
+    let Shared { sched, mut counters, map_counters, reduce_counters, .. } =
+        shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    for task in map_counters.iter().chain(&reduce_counters) {
+        counters.merge(task);
+    }
     match sched.state() {
         JobState::Succeeded => {
             let names: Vec<String> = plan.outputs.iter().map(|o| o.name.clone()).collect();
@@ -221,6 +242,15 @@ enum AttemptOutput {
     Reduce(Counters),
 }
 
+/// How an attempt ended, as the slot reports it.
+enum Ended {
+    /// It ran to its end, or failed.
+    Ran(Result<AttemptOutput, TaskError>),
+    /// A reduce could not read these maps' outputs (shuffled through
+    /// storage, and gone): they run again.
+    InputsLost { maps: Vec<u32>, message: String },
+}
+
 /// One in-process slot: pulls attempts from the scheduler and runs them.
 struct Slot<'a> {
     env: &'a TaskEnv<'a>,
@@ -243,8 +273,8 @@ impl Slot<'_> {
     }
 
     /// The next attempt to run and, for a reduce, its partition's segment of
-    /// every map output.
-    fn next_attempt(&self) -> Option<(AttemptId, Vec<RunSegment>)> {
+    /// every map output (with the map's index).
+    fn next_attempt(&self) -> Option<(AttemptId, Vec<(u32, RunSegment)>)> {
         let mut g = lock(self.shared);
         loop {
             if self.env.cancel.load(Ordering::Relaxed) {
@@ -259,8 +289,9 @@ impl Slot<'_> {
                         TaskKind::Reduce => g
                             .map_outputs
                             .iter()
-                            .flatten()
-                            .map(|index| RunSegment { path: index.path.clone(), segment: index.segments[p] })
+                            .enumerate()
+                            .filter_map(|(m, index)| Some((m as u32, index.as_ref()?)))
+                            .map(|(m, index)| (m, RunSegment { path: index.path.clone(), segment: index.segments[p] }))
                             .collect(),
                     };
                     return Some((a, runs));
@@ -273,30 +304,81 @@ impl Slot<'_> {
         }
     }
 
-    fn run_attempt(
-        &self,
-        attempt: AttemptId,
-        work_dir: &Path,
-        runs: Vec<RunSegment>,
-    ) -> Result<AttemptOutput, TaskError> {
+    fn run_attempt(&self, attempt: AttemptId, work_dir: &Path, runs: Vec<(u32, RunSegment)>) -> Ended {
         let committer = self.committer;
         tracing::debug!(%attempt, "attempt started");
         match attempt.task.kind {
             TaskKind::Map => {
                 let split = &self.env.plan.splits[attempt.task.index as usize];
                 let task = MapTask { attempt, split, work_dir: work_dir.to_path_buf(), committer };
-                task.run(self.env).map(|out| AttemptOutput::Map(out.index, out.counters))
+                Ended::Ran(task.run(self.env).map(|out| AttemptOutput::Map(out.index, out.counters)))
             }
             TaskKind::Reduce => {
+                let runs = match self.fetch_shuffled(work_dir, runs) {
+                    Ok(runs) => runs,
+                    Err(ended) => return *ended,
+                };
                 let (output, partition) = self.env.plan.locate(attempt.task.index);
                 let task = ReduceTask { attempt, output, partition, runs, work_dir: work_dir.to_path_buf(), committer };
-                task.run(self.env).map(AttemptOutput::Reduce)
+                Ended::Ran(task.run(self.env).map(AttemptOutput::Reduce))
             }
         }
     }
 
-    fn report(&self, attempt: AttemptId, work_dir: &Path, result: Result<AttemptOutput, TaskError>) {
+    /// A reduce's inputs as local files: segments of map outputs shuffled
+    /// through storage are fetched into the attempt's scratch directory
+    /// (others are local already).
+    fn fetch_shuffled(&self, work_dir: &Path, runs: Vec<(u32, RunSegment)>) -> Result<Vec<RunSegment>, Box<Ended>> {
+        if runs.iter().any(|(_, r)| is_shuffled(&r.path)) {
+            std::fs::create_dir_all(work_dir)
+                .map_err(|e| Box::new(Ended::Ran(Err(TaskError::io("creating reduce scratch directory")(e)))))?;
+        }
+        let mut local = Vec::with_capacity(runs.len());
+        for (map, run) in runs {
+            if !is_shuffled(&run.path) || run.segment.records == 0 {
+                local.push(run);
+                continue;
+            }
+            if self.env.cancel.load(Ordering::Relaxed) {
+                return Err(Box::new(Ended::Ran(Err(TaskError::Cancelled))));
+            }
+            let dest = work_dir.join(format!("input-m-{map:05}.run"));
+            let location = run.path.display().to_string();
+            match fetch_segment(self.env.storage, &location, run.segment, &dest) {
+                Ok(()) => {
+                    local.push(RunSegment { path: dest, segment: quern_core::Segment { offset: 0, ..run.segment } })
+                }
+                Err(FetchError::Lost(message)) => return Err(Box::new(Ended::InputsLost { maps: vec![map], message })),
+                Err(e @ FetchError::Failed(_)) => {
+                    return Err(Box::new(Ended::Ran(Err(TaskError::Io {
+                        context: "fetching a map output".into(),
+                        cause: std::io::Error::other(e.to_string()),
+                    }))));
+                }
+            }
+        }
+        Ok(local)
+    }
+
+    fn report(&self, attempt: AttemptId, work_dir: &Path, ended: Ended) {
         let mut g = lock(self.shared);
+        let result = match ended {
+            Ended::Ran(result) => result,
+            Ended::InputsLost { maps, message } => {
+                let _ = std::fs::remove_dir_all(work_dir);
+                tracing::warn!(%attempt, "map outputs lost, their maps run again: {message}");
+                for &m in &maps {
+                    if let Some(output) = g.map_outputs.get_mut(m as usize) {
+                        *output = None;
+                    }
+                }
+                self.committer.abort_task(attempt);
+                if let Verdict::Requeued { maps } = g.sched.attempt_ended(attempt, AttemptResult::InputsLost(maps)) {
+                    self.progress.maps_done.fetch_sub(maps.len() as u32, Ordering::Relaxed);
+                }
+                return;
+            }
+        };
         match result {
             Ok(output) => {
                 if !matches!(g.sched.attempt_ended(attempt, AttemptResult::Succeeded), Verdict::Commit { .. }) {
@@ -310,12 +392,12 @@ impl Slot<'_> {
                 }
                 match output {
                     AttemptOutput::Map(index, counters) => {
-                        g.counters.merge(&counters);
+                        g.map_counters[attempt.task.index as usize] = counters;
                         g.map_outputs[attempt.task.index as usize] = index;
                         self.progress.maps_done.fetch_add(1, Ordering::Relaxed);
                     }
                     AttemptOutput::Reduce(counters) => {
-                        g.counters.merge(&counters);
+                        g.reduce_counters[attempt.task.index as usize] = counters;
                         // The reduce's scratch (merge passes) is no longer needed.
                         let _ = std::fs::remove_dir_all(work_dir);
                         self.progress.reduces_done.fetch_add(1, Ordering::Relaxed);

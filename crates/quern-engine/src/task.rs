@@ -5,7 +5,9 @@
 //! into one map output: a run file with a segment per partition and a JSON
 //! index beside it. Pairs for map-only outputs go straight to `part-m-NNNNN`
 //! files in the attempt's private area of the job's output (a local
-//! directory, or objects streamed as multipart uploads). A [`ReduceTask`] merges its
+//! directory, or objects streamed as multipart uploads). With a shuffle
+//! through storage (the plan's `shuffle`), the map output is uploaded and
+//! its index names the URL (see [`crate::shuffle`]). A [`ReduceTask`] merges its
 //! partition's segment of every map output, groups keys and calls `reduce`,
 //! writing `part-r-NNNNN`. Neither knows about threads or retries: that is
 //! the runner's business.
@@ -374,7 +376,19 @@ impl MapTask<'_> {
         counters.engine = engine;
         collector.flush(&mut spills, &mut counters.engine).map_err(collect_error)?;
         direct.finish().map_err(TaskError::io("finishing map-only output"))?;
-        let index = self.merge_spills(env, combiner, spills.runs, &mut counters)?;
+        let mut index = self.merge_spills(env, combiner, spills.runs, &mut counters)?;
+        if let (Some(index), Some(prefix)) = (index.as_mut(), env.plan.shuffle.as_deref()) {
+            // Shuffled through storage: the index names the uploaded copy,
+            // and the local file is no longer needed.
+            let url = crate::shuffle::map_output_url(prefix, self.attempt);
+            let bytes = env
+                .storage
+                .upload_file(&index.path, &url)
+                .map_err(|e| TaskError::Io { context: "shuffle".into(), cause: io::Error::other(e.to_string()) })?;
+            tracing::debug!(url, bytes, "map output uploaded");
+            let _ = fs::remove_file(&index.path);
+            index.path = PathBuf::from(url);
+        }
         if let Some(index) = &index {
             index.save(&self.work_dir.join("map.idx")).map_err(TaskError::io("writing map output index"))?;
         }

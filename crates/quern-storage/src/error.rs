@@ -93,6 +93,25 @@ pub enum StorageError {
         /// The cause.
         message: String,
     },
+    /// An object or file that should be there is not: a shuffle object
+    /// deleted, a map output gone. Not a refusal: whoever wrote it can
+    /// write it again.
+    #[error("{url}: no such object or file")]
+    Missing {
+        /// The location (an `s3://` URL or a path).
+        url: String,
+    },
+    /// Copying data to, from or under a location failed (after retries, for
+    /// an object store).
+    #[error("{context} {url}: {message}")]
+    Transfer {
+        /// What was being done (`uploading to`, `reading`, `deleting`).
+        context: &'static str,
+        /// The location (an `s3://` URL or a path).
+        url: String,
+        /// The cause.
+        message: String,
+    },
     /// Committing output failed.
     #[error("{context} {path}: {cause}")]
     Io {

@@ -21,6 +21,11 @@
 //!   ([`OutputFile`]), task commits recorded as markers, a job commit by
 //!   server-side copy, `_SUCCESS` last; see `store_commit`'s docs and
 //!   ARCHITECTURE.md for why it is safe).
+//! - [`Storage::upload_file`], [`Storage::read_range`] and
+//!   [`Storage::delete_prefix`]: data a job keeps between its phases (map
+//!   outputs shuffled through object storage, `--shuffle`): a local file
+//!   uploaded as a streamed multipart upload, read back in bounded ranged
+//!   GETs, and deleted with its job's prefix.
 //!
 //! # Invariants
 //! - Everything a job touches outside its scratch space goes through this
@@ -48,6 +53,7 @@ mod runtime;
 mod s3;
 mod storage;
 mod store_commit;
+mod transfer;
 
 pub use commit::{OutputCommitter, SUCCESS_MARKER};
 pub use error::StorageError;

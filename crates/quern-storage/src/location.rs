@@ -107,6 +107,40 @@ impl Location {
     pub fn is_local(&self) -> bool {
         self.as_local().is_some()
     }
+
+    /// Whether `s` is written as a URL (`s3://…`, `file://…`; any
+    /// `scheme://`) rather than as a plain path.
+    pub fn is_url(s: &str) -> bool {
+        url_scheme(s).is_some()
+    }
+
+    /// The location of `name` under this one: `PREFIX/name`, or `DIR/name`.
+    pub fn join(&self, name: &str) -> Location {
+        match self {
+            Location::Local(path) => Location::Local(path.join(name)),
+            Location::S3 { bucket, key } if key.is_empty() => {
+                Location::S3 { bucket: bucket.clone(), key: name.to_owned() }
+            }
+            Location::S3 { bucket, key } => Location::S3 { bucket: bucket.clone(), key: format!("{key}/{name}") },
+        }
+    }
+
+    /// The location as a URL that any process parses back to the same
+    /// place: `s3://bucket/key`, or `file:///abs/path` for a local one (a
+    /// relative path is made absolute against the current directory; `%`
+    /// is escaped). Fails only if the current directory cannot be known
+    /// or the path is not UTF-8.
+    pub fn to_url(&self) -> Result<String, StorageError> {
+        match self {
+            Location::S3 { .. } => Ok(self.to_string()),
+            Location::Local(path) => {
+                let shown = path.display().to_string();
+                let absolute = std::path::absolute(path).map_err(|e| bad(&shown, e.to_string()))?;
+                let text = absolute.to_str().ok_or_else(|| bad(&shown, "the path is not valid UTF-8"))?;
+                Ok(format!("file://{}", text.replace('%', "%25")))
+            }
+        }
+    }
 }
 
 impl FromStr for Location {
@@ -210,6 +244,23 @@ mod tests {
         assert!(refused("file:///a%2").contains("escape"));
         assert!(refused("file:///a%ff").contains("UTF-8"));
         assert!(Location::parse("").expect_err("empty").to_string().contains("empty"));
+    }
+
+    #[test]
+    fn urls_are_told_from_paths_joined_and_made_absolute() {
+        assert!(Location::is_url("s3://b/k") && Location::is_url("file:///x"));
+        assert!(!Location::is_url("/tmp/x") && !Location::is_url("s3:/x"));
+        assert_eq!(s3("b", "").join("j"), s3("b", "j"));
+        assert_eq!(s3("b", "p/q").join("j"), s3("b", "p/q/j"));
+        assert_eq!(Location::Local("/d".into()).join("j"), Location::Local("/d/j".into()));
+        assert_eq!(s3("b", "p").to_url().expect("url"), "s3://b/p");
+        let odd = Location::Local("/data/100%/x y".into());
+        let url = odd.to_url().expect("url");
+        assert_eq!(url, "file:///data/100%25/x y");
+        assert_eq!(Location::parse(&url).expect("parse"), odd);
+        let relative = Location::Local("rel/dir".into()).to_url().expect("url");
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(Location::parse(&relative).expect("parse"), Location::Local(cwd.join("rel/dir")));
     }
 
     #[test]

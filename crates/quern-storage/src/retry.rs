@@ -15,10 +15,10 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 /// More tries after the first, for a step of the commit protocol.
-const TRIES: u32 = 3;
+pub(crate) const TRIES: u32 = 3;
 /// The first pause; doubled after each try, each pause drawn uniformly
 /// below it (full jitter).
-const FIRST_PAUSE: Duration = Duration::from_millis(200);
+pub(crate) const FIRST_PAUSE: Duration = Duration::from_millis(200);
 
 /// Whether another try of the same call might succeed: not for answers
 /// that say what is (missing, exists, denied, unsupported, bad input).

@@ -171,6 +171,13 @@ impl S3Stores {
         Ok(store)
     }
 
+    /// Uses `store` for `bucket` (tests: an in-memory store behind the
+    /// same code).
+    #[cfg(test)]
+    pub fn insert(&self, bucket: &str, store: Arc<dyn ObjectStore>) {
+        self.stores.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.to_owned(), store);
+    }
+
     /// The object `key`, or `None` when there is none.
     pub fn head(&self, bucket: &str, key: &str, url: &str) -> Result<Option<ObjectInfo>, StorageError> {
         let store = self.store(bucket, url)?;
@@ -200,7 +207,7 @@ impl S3Stores {
     }
 }
 
-fn object_path(key: &str, url: &str) -> Result<ObjectPath, StorageError> {
+pub(crate) fn object_path(key: &str, url: &str) -> Result<ObjectPath, StorageError> {
     ObjectPath::parse(key)
         .map_err(|e| StorageError::BadLocation { location: url.to_owned(), message: format!("not a usable key: {e}") })
 }
@@ -279,7 +286,11 @@ impl ObjectReader {
         let range = self.pos..self.len.min(self.pos + size);
         let (store, path) = (Arc::clone(&self.store), self.path.clone());
         let expected = range.end - range.start;
-        let bytes = block_on(async move { store.get_range(&path, range).await })?.map_err(read_error)?;
+        // object_store retries each request; a GET it gave up on is tried
+        // again a few times (a range read is idempotent).
+        let bytes =
+            block_on(async move { retrying("reading a range", || store.get_range(&path, range.clone())).await })?
+                .map_err(read_error)?;
         if bytes.len() as u64 != expected {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -293,6 +304,15 @@ impl ObjectReader {
         self.chunk = bytes.into();
         self.used = 0;
         Ok(())
+    }
+}
+
+impl ObjectReader {
+    /// Fetches the first chunk now (if there is anything to read), so that a
+    /// missing object is found when the reader is made, not at its first
+    /// read.
+    pub fn start(&mut self) -> io::Result<()> {
+        if self.used == self.chunk.len() && self.pos < self.len { self.fetch() } else { Ok(()) }
     }
 }
 

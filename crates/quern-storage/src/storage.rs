@@ -1,7 +1,8 @@
 //! [`Storage`]: the one door through which jobs find and read their inputs,
 //! wherever they are.
 
-use std::io;
+use std::io::{self, Read};
+use std::path::Path;
 use std::sync::Arc;
 
 use quern_core::{InputFile, InputSplit};
@@ -12,6 +13,7 @@ use crate::input::{self, OpenSplit};
 use crate::location::Location;
 use crate::s3::{S3Options, S3Stores};
 use crate::store_commit::StoreCommitter;
+use crate::transfer;
 
 /// Access to every kind of [`Location`](crate::Location): the local file
 /// system, and S3 as [`S3Options`] configure it. Cheap to clone (clones share
@@ -86,6 +88,38 @@ impl Storage {
                 StoreCommitter::open(store, &url, &key).map(OutputCommitter::from_store)
             }
         }
+    }
+}
+
+impl Storage {
+    /// Uploads the local file `local` to `location` (an `s3://` object, or
+    /// a path or `file://` URL on a file system the job's processes share);
+    /// returns its size. An object is streamed as a multipart upload of
+    /// 8 MiB parts (never held whole in memory), retried from the start if
+    /// it fails after `object_store`'s own retries (the key should be the
+    /// caller's alone); a local copy appears under its name whole or not at
+    /// all.
+    pub fn upload_file(&self, local: &Path, location: &str) -> Result<u64, StorageError> {
+        transfer::upload_file(&self.s3, local, location)
+    }
+
+    /// `len` bytes of the object or file at `location` from byte `offset`,
+    /// as a reader. An object is read in ranged GETs of at most 8 MiB (the
+    /// first one now, so that a missing object is found here), each retried.
+    ///
+    /// A missing object or file is [`StorageError::Missing`]; one deleted
+    /// while it is read gives an error of kind [`io::ErrorKind::NotFound`].
+    /// A file shorter than the range ends early (the caller knows the length
+    /// it expects).
+    pub fn read_range(&self, location: &str, offset: u64, len: u64) -> Result<Box<dyn Read + Send>, StorageError> {
+        transfer::read_range(&self.s3, location, offset, len)
+    }
+
+    /// Deletes everything under `location`: every object under an `s3://`
+    /// prefix (never a whole bucket: refused), or a local directory with
+    /// its contents. Nothing there is no error.
+    pub fn delete_prefix(&self, location: &str) -> Result<(), StorageError> {
+        transfer::delete_prefix(&self.s3, location)
     }
 }
 

@@ -71,7 +71,7 @@ fn path(key: &str) -> io::Result<ObjectPath> {
 }
 
 /// Every object under `prefix/`, as keys.
-async fn list(store: &Arc<dyn ObjectStore>, prefix: &ObjectPath) -> object_store::Result<Vec<String>> {
+pub(crate) async fn list(store: &Arc<dyn ObjectStore>, prefix: &ObjectPath) -> object_store::Result<Vec<String>> {
     retrying("listing", || async {
         store.list(Some(prefix)).map_ok(|meta| meta.location.to_string()).try_collect::<Vec<_>>().await
     })
@@ -79,7 +79,7 @@ async fn list(store: &Arc<dyn ObjectStore>, prefix: &ObjectPath) -> object_store
 }
 
 /// Deletes `keys`, [`CONCURRENCY`] at a time (a missing key is no error).
-async fn delete_all(store: &Arc<dyn ObjectStore>, keys: Vec<String>) -> object_store::Result<()> {
+pub(crate) async fn delete_all(store: &Arc<dyn ObjectStore>, keys: Vec<String>) -> object_store::Result<()> {
     futures_util::stream::iter(keys)
         .map(|key| async move {
             let path = ObjectPath::from(key);

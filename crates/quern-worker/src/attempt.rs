@@ -45,6 +45,8 @@ pub(crate) struct AttemptContext {
     pub(crate) coordinator: crate::CoordinatorClient,
     /// The specs and plans fetched so far.
     pub(crate) jobs: crate::jobs::JobCache,
+    /// Where map outputs shuffled through storage are read.
+    pub(crate) storage: quern_storage::Storage,
 }
 
 /// How much of an attempt's stderr is kept: its last 64 KiB.
@@ -83,13 +85,19 @@ async fn collect_log(log: tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
     }
 }
 
-/// Of a reduce's inputs that this worker wrote, the maps whose output is
-/// gone or shorter than the segment it should hold (the work directory was
-/// lost or wiped), with the first problem.
+/// Whether a map output location names an upload (a URL), not a file on
+/// the worker that wrote it.
+fn shuffled(input: &pb::MapOutputLocation) -> bool {
+    quern_engine::shuffle::is_shuffled(std::path::Path::new(&input.path))
+}
+
+/// Of a reduce's inputs that this worker wrote (and kept: not uploaded),
+/// the maps whose output is gone or shorter than the segment it should
+/// hold (the work directory was lost or wiped), with the first problem.
 async fn missing_local_outputs(worker_id: &str, inputs: &[pb::MapOutputLocation]) -> (Vec<u32>, Option<String>) {
     let mut missing = Vec::new();
     let mut first = None;
-    for input in inputs.iter().filter(|i| i.worker_id == worker_id) {
+    for input in inputs.iter().filter(|i| i.worker_id == worker_id && !shuffled(i)) {
         let end = input.segment.map_or(0, |s| s.offset + s.len);
         let problem = match tokio::fs::metadata(&input.path).await {
             Ok(m) if m.len() >= end => continue,
@@ -125,8 +133,9 @@ pub(crate) async fn run(
     }
 
     // A reduce's inputs: local map outputs are read in place; others are
-    // fetched from the worker that has them. A local output that is gone is
-    // a lost map output, exactly like a failed fetch: the maps run again.
+    // fetched from the worker that has them, or, uploaded (`--shuffle`),
+    // read from storage. A local output that is gone is a lost map output,
+    // exactly like a failed fetch: the maps run again.
     let (missing, problem) = missing_local_outputs(&ctx.worker_id, &assignment.inputs).await;
     if !missing.is_empty() {
         let message = format!("map outputs gone from this worker: {}", problem.unwrap_or_default());
@@ -138,6 +147,37 @@ pub(crate) async fn run(
             return bad("an input without a segment".into());
         };
         let segment = Segment::from(seg);
+        if shuffled(input) {
+            if segment.records == 0 {
+                continue;
+            }
+            let dest = dir.join(format!("input-m-{:05}.run", input.map_index));
+            let (storage, location, to) = (ctx.storage.clone(), input.path.clone(), dest.clone());
+            let fetch = tokio::task::spawn_blocking(move || {
+                quern_engine::shuffle::fetch_segment(&storage, &location, segment, &to)
+            });
+            let fetched = tokio::select! {
+                r = fetch => r,
+                _ = cancel.changed() => return (Report::Cancelled, Vec::new()),
+            };
+            match fetched {
+                Ok(Ok(())) => runs.push(RunSegment { path: dest, segment: Segment { offset: 0, ..segment } }),
+                Ok(Err(quern_engine::shuffle::FetchError::Lost(message))) => {
+                    return (Report::FetchFailed { maps: vec![input.map_index], message }, Vec::new());
+                }
+                Ok(Err(e)) => {
+                    let failed =
+                        AttemptOutcome::Failed { message: format!("fetching a map output: {e}"), retryable: true };
+                    return (Report::Outcome(failed), Vec::new());
+                }
+                Err(e) => {
+                    let failed =
+                        AttemptOutcome::Failed { message: format!("fetching a map output: {e}"), retryable: true };
+                    return (Report::Outcome(failed), Vec::new());
+                }
+            }
+            continue;
+        }
         if input.worker_id == ctx.worker_id {
             runs.push(RunSegment { path: PathBuf::from(&input.path), segment });
             continue;

@@ -74,6 +74,9 @@ pub struct WorkerConfig {
     /// How to start a planning process (program and arguments); it gets a
     /// `JobSpec` on stdin and writes a `quern_engine::PlanOutcome` on stdout.
     pub plan_command: Vec<OsString>,
+    /// Where a reduce reads map outputs shuffled through storage (the
+    /// job's `--shuffle`): the process's S3 configuration.
+    pub storage: Storage,
 }
 
 /// Why a worker stopped with an error.
@@ -198,6 +201,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         channels: Channels::default(),
         coordinator: client.clone(),
         jobs: jobs::JobCache::default(),
+        storage: config.storage.clone(),
     });
     let mut running: HashMap<(JobId, AttemptId), Running> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::channel::<((JobId, AttemptId), Report, Vec<u8>)>(64);

@@ -234,6 +234,19 @@ pub(crate) struct JobArgs {
     /// Skip (and count) records whose map call panics.
     #[arg(long)]
     skip_bad_records: bool,
+    /// Shuffle through storage: each map uploads its sorted, partitioned
+    /// output under a prefix of the job's own below URL (s3://BUCKET/PREFIX,
+    /// or a path or file:// URL on a file system every worker shares), and
+    /// reduces read their segments from there with ranged GETs; `run`
+    /// deletes the job's prefix when the job ends. For clusters whose
+    /// workers cannot reach each other. Default: map outputs stay where they were written
+    /// and reduces fetch them worker to worker.
+    #[arg(long, value_name = "URL", value_parser = parse_shuffle)]
+    shuffle: Option<String>,
+}
+
+fn parse_shuffle(s: &str) -> Result<String, String> {
+    quern_storage::Location::parse(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
 }
 
 impl JobArgs {
@@ -246,6 +259,7 @@ impl JobArgs {
         spec.sort_buffer = self.sort_buffer;
         spec.max_attempts = self.max_attempts;
         spec.skip_bad_records = self.skip_bad_records;
+        spec.shuffle = self.shuffle;
         spec
     }
 }

@@ -493,6 +493,7 @@ pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()>
         drain_timeout: args.drain_timeout,
         task_command: [vec![exe.clone().into_os_string(), "task".into()], args.s3.to_args()].concat(),
         plan_command: [vec![exe.into_os_string(), "plan".into()], args.s3.to_args()].concat(),
+        storage: args.s3.storage(),
     };
     runtime()?.block_on(async move {
         match quern_worker::run(config, shutdown_signal()).await {
@@ -537,7 +538,7 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     if let Some(path) = output.as_local() {
         spec.output = absolute(&path.display().to_string())?;
     }
-    for input in &mut spec.inputs {
+    for input in spec.inputs.iter_mut().chain(spec.shuffle.as_mut()) {
         let location = quern_storage::Location::parse(input).map_err(quern_engine::Error::from)?;
         if let Some(path) = location.as_local() {
             *input = absolute(&path.display().to_string())?;

@@ -6,7 +6,8 @@
 //! - an empty cluster token is refused, by servers and clients;
 //! - a path that is not UTF-8 is refused, and named;
 //! - an unwritable `--stats-json` is refused before the job runs;
-//! - `--merge-factor` and `--parallelism` outside their ranges are refused.
+//! - `--merge-factor` and `--parallelism` outside their ranges are refused;
+//! - a `--shuffle` that is not a location is refused, naming it.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -279,4 +280,27 @@ fn merge_factor_and_parallelism_out_of_range_are_refused() {
         assert!(stderr.contains(flag) && stderr.contains(range), "{flag} {value}: {stderr}");
         assert!(!out.exists(), "{flag}: nothing is created");
     }
+}
+
+#[test]
+fn a_shuffle_location_that_is_not_one_is_refused_naming_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("in.txt");
+    fs::write(&input, "a b\n").expect("write");
+    for (value, why) in [("gs://bucket/shuffle", "unsupported scheme"), ("s3:///shuffle", "no bucket"), ("", "empty")] {
+        let out = tmp.path().join("out");
+        let result = wordcount(&input, &out, &["--shuffle", value]).output().expect("run");
+        let stderr = stderr_of(&result);
+        assert_eq!(result.status.code(), Some(2), "--shuffle {value:?}: {stderr}");
+        assert!(stderr.contains("--shuffle") && stderr.contains(value) && stderr.contains(why), "{value:?}: {stderr}");
+        assert!(!out.exists(), "--shuffle {value:?}: nothing is created");
+    }
+    // A local directory (a file system the job's processes share) is a
+    // shuffle location like any other, and is left empty.
+    let shuffle = tmp.path().join("shuffle");
+    wordcount(&input, &tmp.path().join("out"), &["--shuffle", shuffle.to_str().expect("utf-8"), "--quiet"])
+        .assert()
+        .success();
+    assert_eq!(fs::read_dir(&shuffle).map(|d| d.count()).unwrap_or(0), 0, "the job's prefix is deleted");
+    assert_eq!(fs::read_to_string(tmp.path().join("out/part-r-00000")).expect("output"), "a\t1\nb\t1\n");
 }

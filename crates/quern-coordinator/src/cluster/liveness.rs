@@ -176,6 +176,10 @@ impl Cluster {
             if job.phase.is_terminal() {
                 continue;
             }
+            // Map outputs shuffled through storage outlive their worker.
+            if job.plan.shuffle.is_some() {
+                continue;
+            }
             let reduces_left = sched.progress(TaskKind::Reduce);
             if reduces_left.total > 0 && reduces_left.succeeded == reduces_left.total {
                 continue;

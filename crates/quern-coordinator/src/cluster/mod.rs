@@ -65,7 +65,8 @@ pub struct Policy {
     /// cluster-wide exclusion lasts.
     pub blacklist_expiry_ms: i64,
     /// How long the intermediate data of an ended job (map outputs on the
-    /// workers) is kept before it is deleted (0: at once).
+    /// workers, or under its shuffle prefix in storage) is kept before it is
+    /// deleted (0: at once).
     pub retention_ms: i64,
 }
 
@@ -617,13 +618,17 @@ impl Cluster {
     }
 
     /// Tells every worker to delete the intermediate data of the jobs that
-    /// ended at least the retention ago and were not released yet.
+    /// ended at least the retention ago and were not released yet, and
+    /// deletes their map outputs shuffled through storage.
     pub(super) fn release_ended_jobs(&mut self, now_ms: i64) {
         let due: Vec<JobId> =
             self.jobs.values().filter(|j| !j.released && self.past_retention(j, now_ms)).map(|j| j.id).collect();
         for id in due {
             if let Some(job) = self.jobs.get_mut(&id) {
                 job.released = true;
+                if let Some(location) = job.plan.shuffle.clone() {
+                    self.storage_work.push(StorageWork::DeleteShuffle { job: id, location });
+                }
             }
             for w in self.workers.values_mut() {
                 w.forget.push(id);

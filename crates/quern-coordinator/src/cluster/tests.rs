@@ -34,6 +34,7 @@ fn job(id: u64, app: &str, maps: usize, priority: i32, out: &Path) -> NewJob {
         splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(10) }).collect(),
         outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
         partitions: 1,
+        shuffle: None,
     };
     NewJob { id: JobId(id), spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority }
 }
@@ -374,4 +375,42 @@ fn a_failed_task_commit_fails_the_job_and_a_committing_job_cannot_be_killed() {
     run_storage_work(&mut c, 130);
     assert_eq!(c.job(JobId(2)).map(|j| j.phase), Some(JobPhase::Succeeded));
     assert!(out2.join("_SUCCESS").exists());
+}
+
+#[test]
+fn shuffled_map_outputs_outlive_their_worker_and_go_after_the_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shuffle = dir.path().join("shuffle/job-1");
+    std::fs::create_dir_all(&shuffle).expect("mkdir");
+    std::fs::write(shuffle.join("m-00000-a1.run"), b"run").expect("write");
+    let policy = Policy { retention_ms: 1_000, ..POLICY };
+    let mut c = Cluster::new(policy);
+    c.register(worker("a", &["wc"]), 0);
+    c.register(worker("b", &["wc"]), 0);
+    let mut new = job(1, "wc", 2, 0, &dir.path().join("out"));
+    let url = format!("file://{}", shuffle.display());
+    new.plan.shuffle = Some(url.clone());
+    c.add_job(new, 0);
+    let m0 = poll_one(&mut c, "a", 0).expect("m0");
+    let m1 = poll_one(&mut c, "b", 0).expect("m1");
+    let index = |m: u32| index(&format!("{url}/m-{m:05}-a1.run"));
+    c.report("a", JobId(1), m0.attempt, succeeded(index(0)), vec![], 10).expect("report");
+    c.report("b", JobId(1), m1.attempt, succeeded(index(1)), vec![], 10).expect("report");
+    // a goes silent: its map's output is in storage, not on a.
+    c.heartbeat("b", &[], 900);
+    c.tick(1_500);
+    assert_eq!(c.job(JobId(1)).map(Job::stage), Some("reduce"), "no map runs again");
+    let reduce = poll_one(&mut c, "b", 1_600).expect("the reduce");
+    assert!(reduce.inputs.iter().any(|(m, loc, _)| *m == 0 && loc.path.starts_with("file://")));
+    c.report("b", JobId(1), reduce.attempt, succeeded(None), vec![], 1_700).expect("report");
+    run_storage_work(&mut c, 1_700);
+    assert_eq!(c.job(JobId(1)).map(|j| j.phase), Some(JobPhase::Succeeded));
+    assert!(c.take_storage_work().is_empty());
+    assert!(shuffle.exists(), "kept during the retention");
+    c.tick(2_800);
+    let work = c.take_storage_work();
+    assert_eq!(work, vec![StorageWork::DeleteShuffle { job: JobId(1), location: url }]);
+    run_in_order(&Storage::default(), work);
+    assert!(!shuffle.exists(), "deleted after the retention");
+    assert!(dir.path().join("shuffle").exists(), "only the job's own prefix");
 }
