@@ -56,6 +56,19 @@ impl OutputFile {
         OutputFile { name: url, kind: FileKind::Object(Arc::new(Mutex::new(writer))) }
     }
 
+    /// An object that deletes itself once complete if `claim` no longer
+    /// holds `token` (its job was killed or ended while it was written).
+    pub(crate) fn guarded_object(
+        store: Arc<dyn ObjectStore>,
+        path: ObjectPath,
+        url: String,
+        claim: ObjectPath,
+        token: Bytes,
+    ) -> OutputFile {
+        let writer = ObjectWriter::new(store, path, url.clone()).guarded_by(claim, token);
+        OutputFile { name: url, kind: FileKind::Object(Arc::new(Mutex::new(writer))) }
+    }
+
     /// The file's location (a path, or an `s3://` URL), for messages.
     pub fn name(&self) -> &str {
         &self.name
@@ -115,6 +128,10 @@ pub(crate) struct ObjectWriter {
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
     url: String,
+    /// The output's claim and its body when the file was created: once
+    /// complete, an object whose job no longer holds the claim (killed or
+    /// ended meanwhile) deletes itself.
+    guard: Option<(ObjectPath, Bytes)>,
     buffer: Vec<u8>,
     upload: Option<WriteMultipart>,
     written: u64,
@@ -133,7 +150,58 @@ impl ObjectWriter {
         url: String,
         part_size: usize,
     ) -> ObjectWriter {
-        ObjectWriter { store, path, url, buffer: Vec::new(), upload: None, written: 0, state: State::Open, part_size }
+        ObjectWriter {
+            store,
+            path,
+            url,
+            guard: None,
+            buffer: Vec::new(),
+            upload: None,
+            written: 0,
+            state: State::Open,
+            part_size,
+        }
+    }
+
+    /// Makes the completed object delete itself unless `claim` still holds
+    /// `token` (see [`ObjectWriter::complete`]).
+    pub(crate) fn guarded_by(mut self, claim: ObjectPath, token: Bytes) -> ObjectWriter {
+        self.guard = Some((claim, token));
+        self
+    }
+
+    /// After the object is complete: whether its job still holds the claim.
+    /// If not (the job was killed or ended while this attempt wrote, and its
+    /// output may have been swept already, or even claimed by a new job),
+    /// the object is deleted, so that nothing of a dead job's attempt stays.
+    fn check_guard(&mut self) -> io::Result<()> {
+        let Some((claim, token)) = self.guard.clone() else { return Ok(()) };
+        let (store, path) = (Arc::clone(&self.store), self.path.clone());
+        let held = block_on(async move {
+            let body = crate::retry::retrying("reading the claim", || async { store.get(&claim).await?.bytes().await });
+            let held = match body.await {
+                Ok(body) => Ok(body == token),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            };
+            if let Ok(false) = held {
+                match crate::retry::retrying("deleting", || store.delete(&path)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            held
+        });
+        match held {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => {
+                let gone = format!("{}: the job's output area is gone (the job was killed or ended)", self.url);
+                self.state = State::Failed(gone.clone());
+                Err(io::Error::new(io::ErrorKind::NotFound, gone))
+            }
+            Ok(Err(e)) => Err(self.error("checking the output's claim after writing", e)),
+            Err(e) => Err(self.error("checking the output's claim after writing", e)),
+        }
     }
 
     fn error(&mut self, what: &str, e: impl std::fmt::Display) -> io::Error {
@@ -235,6 +303,7 @@ impl ObjectWriter {
         };
         if result.is_ok() {
             self.state = State::Complete;
+            self.check_guard()?;
         }
         result
     }

@@ -7,16 +7,18 @@
 //!              list PREFIX/ again → only the claim (else: DELETE the claim; refused:
 //!                            exists; a retried PUT may land after another job
 //!                            published and let its claim go)
-//! attempt      PREFIX/_temporary/attempts/r-00001_2/part-r-00001   multipart upload, completed
-//!                            when the attempt's writer ends, aborted if it does not
-//! commit_task  PUT PREFIX/_temporary/committed/r-00001_2            (empty: the winner's name)
+//!              (the job's own area is PREFIX/_temporary/ID, ID a hash of the claim's token)
+//! attempt      PREFIX/_temporary/ID/attempts/r-00001_2/part-r-00001   multipart upload, completed
+//!                            when the attempt's writer ends, aborted if it does not; once
+//!                            complete, deleted again if the claim is gone or another's
+//! commit_task  PUT PREFIX/_temporary/ID/committed/r-00001_2         (empty: the winner's name)
 //! commit_job   for each task, its committed attempt with the highest number:
-//!                  COPY …/attempts/r-00001_2/part-r-00001 → PREFIX/part-r-00001 (server side)
+//!                  COPY …/ID/attempts/r-00001_2/part-r-00001 → PREFIX/part-r-00001 (server side)
 //!              DELETE every other key under PREFIX/_temporary/ but the claim
 //!              PUT PREFIX/_SUCCESS  If-None-Match: *
 //!              DELETE PREFIX/_temporary/_claim
 //! abort_job    if the claim is ours and there is no _SUCCESS: DELETE every key under
-//!              PREFIX/ but the claim, then the claim
+//!              PREFIX/ but the claim, then the claim, then what appeared in ID since
 //! ```
 //!
 //! **Why it is safe** (the full argument is in ARCHITECTURE.md, *Commit on
@@ -59,6 +61,25 @@ pub(crate) struct StoreCommitter {
     url: String,
     /// The claim's token, when this committer made the claim.
     token: Option<String>,
+    /// The claim as read (or made) by this committer: its body, and the id
+    /// derived from it that names the job's area under `_temporary/`.
+    held: std::sync::OnceLock<Held>,
+}
+
+/// A claim as found: its body, and the job area's name derived from it.
+#[derive(Debug, Clone)]
+struct Held {
+    token: bytes::Bytes,
+    id: String,
+}
+
+impl Held {
+    fn of(token: bytes::Bytes) -> Held {
+        // FNV-1a: the same id in every process that reads the claim.
+        let hash =
+            token.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        Held { token, id: format!("{hash:016x}") }
+    }
 }
 
 fn other(what: &str, url: &str, e: impl std::fmt::Display) -> io::Error {
@@ -123,7 +144,13 @@ impl StoreCommitter {
             });
         }
         path(prefix).map_err(|e| Error::OutputRefused { url: url.to_owned(), message: e.to_string() })?;
-        Ok(StoreCommitter { store, prefix: prefix.to_owned(), url: url.to_owned(), token: None })
+        Ok(StoreCommitter {
+            store,
+            prefix: prefix.to_owned(),
+            url: url.to_owned(),
+            token: None,
+            held: std::sync::OnceLock::new(),
+        })
     }
 
     /// Claims the prefix for a new job: refuses one with objects under it
@@ -175,6 +202,7 @@ impl StoreCommitter {
         let url = committer.url.clone();
         match claimed.map_err(|e| Error::OutputFailed { url: url.clone(), message: e.to_string() })? {
             Ok(None) => {
+                let _ = committer.held.set(Held::of(bytes::Bytes::from(token.clone())));
                 committer.token = Some(token);
                 Ok(committer)
             }
@@ -192,8 +220,34 @@ impl StoreCommitter {
         format!("{}/{rest}", self.prefix)
     }
 
-    fn attempt_key(&self, attempt: AttemptId) -> String {
-        self.key(&format!("{TEMPORARY}/attempts/{}_{}", attempt.task, attempt.attempt))
+    /// The job's own area: `PREFIX/_temporary/<claim id>`. A late attempt of
+    /// an earlier job on the same prefix wrote under another id, so it can
+    /// never be taken for this job's.
+    fn job_key(held: &Held, prefix: &str, rest: &str) -> String {
+        format!("{prefix}/{TEMPORARY}/{}/{rest}", held.id)
+    }
+
+    fn attempt_key(&self, held: &Held, attempt: AttemptId) -> String {
+        StoreCommitter::job_key(held, &self.prefix, &format!("attempts/{}_{}", attempt.task, attempt.attempt))
+    }
+
+    /// The claim this committer works under, read once (`None`: there is
+    /// none, the job ended or was never set up).
+    fn held(&self) -> io::Result<Option<Held>> {
+        let this = self.clone();
+        block_on(async move { this.held_async().await })?
+    }
+
+    async fn held_async(&self) -> io::Result<Option<Held>> {
+        if let Some(held) = self.held.get() {
+            return Ok(Some(held.clone()));
+        }
+        let (store, claim) = (&self.store, self.claim_path());
+        match retrying("reading the claim", || async { store.get(&claim).await?.bytes().await }).await {
+            Ok(body) => Ok(Some(self.held.get_or_init(|| Held::of(body)).clone())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(other("reading the claim of", &self.url, e)),
+        }
     }
 
     fn claim_path(&self) -> ObjectPath {
@@ -216,21 +270,36 @@ impl StoreCommitter {
     }
 
     pub(crate) fn create_file(&self, attempt: AttemptId, name: &str) -> io::Result<OutputFile> {
-        let key = format!("{}/{name}", self.attempt_key(attempt));
-        let object = path(&key)?;
         // Like the local committer, refuse to write into an output area that
-        // is gone (the job was killed or ended meanwhile).
-        let (store, claim) = (Arc::clone(&self.store), self.claim_path());
-        let held = block_on(async move { StoreCommitter::holds_claim(&store, &claim, None).await })??;
-        if !held {
+        // is gone (the job was killed or ended meanwhile); and a file that
+        // is complete only after its job let the claim go deletes itself.
+        let gone = || {
             let gone = format!("{}: the job's output area is gone (the job was killed or ended)", self.url);
-            return Err(io::Error::new(io::ErrorKind::NotFound, gone));
-        }
-        Ok(OutputFile::object(Arc::clone(&self.store), object, self.url_of(&key)))
+            io::Error::new(io::ErrorKind::NotFound, gone)
+        };
+        // The claim as it is now (one read per file): still there, and
+        // still the one this committer knew.
+        let (store, claim) = (Arc::clone(&self.store), self.claim_path());
+        let now = block_on(async move {
+            retrying("reading the claim", || async { store.get(&claim).await?.bytes().await }).await
+        })?;
+        let held = match now {
+            Ok(body) => self.held.get_or_init(|| Held::of(body.clone())).clone(),
+            Err(object_store::Error::NotFound { .. }) => return Err(gone()),
+            Err(e) => return Err(other("reading the claim of", &self.url, e)),
+        };
+        let key = format!("{}/{name}", self.attempt_key(&held, attempt));
+        let object = path(&key)?;
+        let url = self.url_of(&key);
+        Ok(OutputFile::guarded_object(Arc::clone(&self.store), object, url, self.claim_path(), held.token))
     }
 
     pub(crate) fn commit_task(&self, attempt: AttemptId) -> io::Result<()> {
-        let record = path(&self.key(&format!("{TEMPORARY}/committed/{}_{}", attempt.task, attempt.attempt)))?;
+        let Some(held) = self.held()? else {
+            return Err(other("committing", &format!("{attempt} of {}", self.url), "the output's claim is gone"));
+        };
+        let committed = format!("committed/{}_{}", attempt.task, attempt.attempt);
+        let record = path(&StoreCommitter::job_key(&held, &self.prefix, &committed))?;
         let store = Arc::clone(&self.store);
         block_on(async move { retrying("committing a task", || store.put(&record, PutPayload::new())).await })?
             .map(drop)
@@ -238,7 +307,16 @@ impl StoreCommitter {
     }
 
     pub(crate) fn abort_task(&self, attempt: AttemptId) {
-        let Ok(dir) = path(&self.attempt_key(attempt)) else { return };
+        let held = match self.held() {
+            Ok(Some(held)) => held,
+            // No claim: the job's area is gone with it.
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(%attempt, url = %self.url, "deleting an attempt's files: {e}");
+                return;
+            }
+        };
+        let Ok(dir) = path(&self.attempt_key(&held, attempt)) else { return };
         let store = Arc::clone(&self.store);
         let result = block_on(async move {
             let keys = list(&store, &dir).await?;
@@ -275,15 +353,17 @@ impl StoreCommitter {
             return Err("the output's claim is gone: another process aborted the job".into());
         }
         let temporary = ObjectPath::from(self.key(TEMPORARY));
+        let held = self.held_async().await.map_err(|e| e.to_string())?.ok_or("the output's claim is gone")?;
+        let area = ObjectPath::from(format!("{}/{}", temporary, held.id));
         // Written last of all but the claim's removal: when it is there,
         // every copy was made.
         let success_written = exists(success.clone()).await?;
         if !success_written {
-            let keys = list(store, &temporary).await.map_err(|e| e.to_string())?;
+            let keys = list(store, &area).await.map_err(|e| e.to_string())?;
             // Each task's winner: its committed attempt with the highest
             // number (a map run again after its output was lost commits
             // again, later).
-            let committed = format!("{}/committed/", temporary);
+            let committed = format!("{area}/committed/");
             let mut winners: BTreeMap<&str, (u32, &str)> = BTreeMap::new();
             for record in keys.iter().filter_map(|k| k.strip_prefix(&committed)) {
                 let Some((task, number)) = record.rsplit_once('_') else { continue };
@@ -292,7 +372,7 @@ impl StoreCommitter {
                     winners.insert(task, (number, record));
                 }
             }
-            let attempts = format!("{}/attempts/", temporary);
+            let attempts = format!("{area}/attempts/");
             let mut copies = Vec::new();
             for key in &keys {
                 let Some((dir, name)) = key.strip_prefix(&attempts).and_then(|rest| rest.split_once('/')) else {
@@ -360,10 +440,21 @@ impl StoreCommitter {
                 // Committed: nothing to take back.
                 return Ok(());
             }
+            let held = this.held_async().await?;
             let mut keys = list(store, &ObjectPath::from(this.prefix.as_str())).await.map_err(io::Error::other)?;
             keys.retain(|k| *k != claim.as_ref());
             delete_all(store, keys).await.map_err(io::Error::other)?;
-            retrying("deleting the claim", || store.delete(&claim)).await.map_err(io::Error::other)
+            retrying("deleting the claim", || store.delete(&claim)).await.map_err(io::Error::other)?;
+            // An attempt that completed a file after the sweep, while the
+            // claim still stood: its file is in this job's own area, which
+            // no later job writes to. Files completed after this delete
+            // themselves (they find the claim gone).
+            if let Some(held) = held {
+                let area = ObjectPath::from(format!("{}/{TEMPORARY}/{}", this.prefix, held.id));
+                let late = list(store, &area).await.map_err(io::Error::other)?;
+                delete_all(store, late).await.map_err(io::Error::other)?;
+            }
+            Ok(())
         });
         if let Err(e) | Ok(Err(e)) = result {
             tracing::warn!(url = %self.url, "removing the output of an aborted job: {e}");
@@ -606,6 +697,43 @@ mod tests {
         let claimed = setup(&store);
         assert!(matches!(claimed, Err(Error::OutputExists { .. })), "{claimed:?}");
         assert_eq!(keys(&store), ["out/_SUCCESS", "out/part-r-00000"], "the other job's output, untouched");
+    }
+
+    #[test]
+    fn a_late_attempt_of_a_killed_job_leaves_nothing_even_under_a_prefix_claimed_again() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let old = setup(&store).expect("setup");
+        let m3 = attempt(TaskKind::Map, 3, 1);
+        // An attempt of the old job, still writing when the job is killed.
+        let opened = StoreCommitter::open(Arc::clone(&store), "s3://b/out", "out").expect("open");
+        let (mut late, late_end) = opened.create_file(m3, "part-m-00003").expect("create").into_parts();
+        late.write_all(b"old job").expect("write");
+        old.abort_job();
+        assert_eq!(keys(&store), Vec::<String>::new());
+        // A new job claims the prefix at once; its own attempt of the same
+        // task and number writes its file.
+        let new = setup(&store).expect("the prefix is free again");
+        write(&new, m3, "part-m-00003", "new job");
+        // The old attempt completes its file now: it finds the claim is not
+        // its job's, deletes what it wrote and fails.
+        late.flush().expect("flush");
+        drop(late);
+        let finished = late_end.finish();
+        assert_eq!(finished.map_err(|e| e.kind()), Err(io::ErrorKind::NotFound));
+        new.commit_task(m3).expect("commit");
+        new.commit_job().expect("commit job");
+        assert_eq!(keys(&store), ["out/_SUCCESS", "out/part-m-00003"]);
+        assert_eq!(read(&store, "out/part-m-00003"), "new job", "the new job's bytes, never the late attempt's");
+        // With no new job, a late file deletes itself and the prefix stays
+        // empty.
+        let gone = StoreCommitter::setup(Arc::clone(&store), "s3://b/gone", "gone").expect("setup");
+        let (mut w, end) = gone.create_file(m3, "part-m-00003").expect("create").into_parts();
+        gone.abort_job();
+        w.write_all(b"late").expect("write");
+        w.flush().expect("flush");
+        drop(w);
+        assert!(end.finish().is_err());
+        assert!(keys(&store).iter().all(|k| !k.starts_with("gone/")), "{:?}", keys(&store));
     }
 
     #[test]

@@ -114,7 +114,7 @@ fn a_killed_job_leaves_nothing_under_its_prefix() {
         &bucket.url("out"),
     ]);
     c.wait_until("a task to commit", Duration::from_secs(60), || {
-        bucket.keys("out").iter().any(|k| k.contains("/_temporary/committed/"))
+        bucket.keys("out").iter().any(|k| k.contains("/_temporary/") && k.contains("/committed/"))
     });
     let killed = c.cli().args(["kill", &id.to_string()]).output().expect("kill");
     assert!(killed.status.success(), "{}", String::from_utf8_lossy(&killed.stderr));

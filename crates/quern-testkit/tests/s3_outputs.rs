@@ -155,7 +155,7 @@ fn a_job_cancelled_by_sigterm_leaves_nothing_visible() {
         .spawn()
         .expect("spawn");
     let started = Instant::now();
-    while !bucket.keys("out").iter().any(|k| k.contains("/_temporary/committed/")) {
+    while !bucket.keys("out").iter().any(|k| k.contains("/_temporary/") && k.contains("/committed/")) {
         assert!(started.elapsed() < Duration::from_secs(30), "no task committed: {:?}", bucket.keys("out"));
         std::thread::sleep(Duration::from_millis(50));
     }
