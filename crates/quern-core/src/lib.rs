@@ -67,8 +67,8 @@ pub use partition::{fnv1a_32, partition};
 pub use plan::{Compression, InputFile, InputSplit, JobPlan, PlannedOutput, Segment, check_map_tasks};
 pub use registry::{AppInfo, AppRegistry};
 pub use schedule::{
-    AttemptId, AttemptResult, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress, Scheduler,
-    TaskId, TaskKind, TaskRecord, TaskState, Verdict,
+    AttemptId, AttemptResult, BadTaskName, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress,
+    Scheduler, TaskId, TaskKind, TaskRecord, TaskState, Verdict,
 };
 pub use spec::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec, MAX_ATTEMPTS, MAX_MAP_TASKS, MAX_REDUCERS,

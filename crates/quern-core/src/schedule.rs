@@ -53,6 +53,29 @@ impl fmt::Display for TaskId {
     }
 }
 
+/// A task name that is not `m-N` or `r-N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("task {0:?}: expected m-N or r-N (like m-00003)")]
+pub struct BadTaskName(pub String);
+
+impl std::str::FromStr for TaskId {
+    type Err = BadTaskName;
+
+    /// Parses what [`TaskId`]'s `Display` writes (`m-00003`), leading zeros
+    /// optional (`r-1`).
+    fn from_str(s: &str) -> Result<TaskId, BadTaskName> {
+        let bad = || BadTaskName(s.to_owned());
+        let (k, i) = s.split_once('-').ok_or_else(bad)?;
+        let kind = match k {
+            "m" => TaskKind::Map,
+            "r" => TaskKind::Reduce,
+            _ => return Err(bad()),
+        };
+        let index = i.parse().map_err(|_| bad())?;
+        Ok(TaskId { kind, index })
+    }
+}
+
 /// One attempt at a task: `m-00003#2` (attempts count from 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AttemptId {

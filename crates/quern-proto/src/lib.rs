@@ -73,6 +73,12 @@ impl TokenCheck {
     pub fn new(token: &str) -> Result<Self, TokenError> {
         Ok(TokenCheck { expected: format!("Bearer {}", usable(token)?).into_bytes() })
     }
+
+    /// Whether an `authorization` header's value is `Bearer <the token>`,
+    /// compared in constant time (for another front end, like the REST API).
+    pub fn accepts(&self, authorization: &[u8]) -> bool {
+        bool::from(authorization.ct_eq(&self.expected))
+    }
 }
 
 impl tonic::service::Interceptor for TokenCheck {
@@ -80,7 +86,7 @@ impl tonic::service::Interceptor for TokenCheck {
         match request.metadata().get("authorization").map(|v| v.as_bytes()) {
             // Constant time in the token's bytes: how long a wrong guess takes
             // says nothing about how much of it was right.
-            Some(v) if bool::from(v.ct_eq(&self.expected)) => Ok(request),
+            Some(v) if self.accepts(v) => Ok(request),
             Some(_) => Err(Status::unauthenticated("wrong cluster token")),
             None => Err(Status::unauthenticated("missing cluster token (set --token or QUERN_TOKEN)")),
         }

@@ -109,6 +109,15 @@ pub(crate) struct CoordinatorArgs {
     /// commits and cleans them up): the `AWS_*` variables, and this.
     #[command(flatten)]
     s3: crate::cli::S3Args,
+    /// Also serve the REST API (`/api/v1`, with its OpenAPI document at
+    /// `/api/v1/openapi.json`) on this address (port 0: any free port; see
+    /// --http-address-file). Callers present the cluster token.
+    #[arg(long, value_name = "ADDRESS")]
+    http: Option<SocketAddr>,
+    /// Once the REST API listens, write the address it bound to this file
+    /// (like --address-file).
+    #[arg(long, value_name = "PATH", requires = "http")]
+    http_address_file: Option<PathBuf>,
 }
 
 /// `coordinator`'s arguments in a build without it: anything, so that the
@@ -443,6 +452,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat,
         storage: args.s3.storage(),
     };
+    let access = quern_api::Access::cluster_token(&config.token)?;
     runtime()?.block_on(async move {
         let coordinator =
             quern_coordinator::Coordinator::open(config).await.with_context(|| format!("opening {shown}"))?;
@@ -450,11 +460,39 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let bound = listener.local_addr().with_context(|| format!("reading the address bound for {}", args.listen))?;
+        // One signal stops both servers.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let http = match args.http {
+            None => None,
+            Some(address) => {
+                let http = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening on --http {address}"))?;
+                let http_bound =
+                    http.local_addr().with_context(|| format!("reading the address bound for {address}"))?;
+                if let Some(path) = &args.http_address_file {
+                    write_address_file(path, http_bound)?;
+                }
+                tracing::info!(http = %http_bound, "REST API listening");
+                let router = quern_api::router(coordinator.handle(), access);
+                Some(tokio::spawn(quern_api::serve(http, router, until_stopped(stopped.clone()))))
+            }
+        };
         if let Some(path) = &args.address_file {
             write_address_file(path, bound)?;
         }
         tracing::info!(listen = %bound, state = %shown, "coordinator ready");
-        coordinator.serve(listener, shutdown_signal()).await?;
+        coordinator.serve(listener, until_stopped(stopped)).await?;
+        if let Some(http) = http {
+            http.await.context("the REST API server")?.context("serving the REST API")?;
+        }
         tracing::info!("coordinator stopped");
         Ok(())
     })
@@ -465,7 +503,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 /// whole address, never a part of it.
 #[cfg(feature = "coordinator")]
 fn write_address_file(path: &Path, address: SocketAddr) -> anyhow::Result<()> {
-    let name = path.file_name().with_context(|| format!("--address-file {}: not a file name", path.display()))?;
+    let name = path.file_name().with_context(|| format!("{}: not a file name", path.display()))?;
     let mut temporary = name.to_owned();
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = path.with_file_name(temporary);
@@ -474,7 +512,7 @@ fn write_address_file(path: &Path, address: SocketAddr) -> anyhow::Result<()> {
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&temporary);
         })
-        .with_context(|| format!("writing the address to --address-file {}", path.display()))
+        .with_context(|| format!("writing the address to {}", path.display()))
 }
 
 pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 //! malformed message with INVALID_ARGUMENT) for requests. Conversions of
 //! `quern-core` ids are `quern_proto`'s.
 
-use quern_core::{AttemptId, Counters, Failure, JobId, TaskId, TaskKind};
+use quern_core::{AttemptId, Counters, Failure, JobId, TaskId};
 use quern_proto as pb;
 use tonic::Status;
 
@@ -206,12 +206,5 @@ pub(super) fn attempt_log(job: JobId, a: StoredAttempt) -> pb::AttemptLog {
 
 /// Parses `m-00003` / `r-1` into a task id.
 pub(super) fn parse_task(s: &str) -> Result<TaskId, Status> {
-    let (k, i) = s.split_once('-').ok_or_else(|| bad(format!("task {s:?}: expected m-N or r-N")))?;
-    let kind = match k {
-        "m" => TaskKind::Map,
-        "r" => TaskKind::Reduce,
-        _ => return Err(bad(format!("task {s:?}: expected m-N or r-N"))),
-    };
-    let index = i.parse().map_err(|_| bad(format!("task {s:?}: bad number")))?;
-    Ok(TaskId { kind, index })
+    s.parse().map_err(|e: quern_core::BadTaskName| bad(e.to_string()))
 }

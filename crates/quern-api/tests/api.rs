@@ -1,0 +1,292 @@
+//! The REST API over a real coordinator (its application layer on an
+//! in-memory SQLite store), called without a socket: tokens, jobs from
+//! submission to counters and logs, errors as JSON naming what is wrong,
+//! the event stream and the OpenAPI document.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use quern_api::{Access, router};
+use quern_coordinator::cluster::Outcome;
+use quern_coordinator::{CoordinatorHandle, PlanAnswer, Policy, Registration};
+use quern_core::{Compression, Counters, InputFile, InputSplit, JobId, JobPlan, PlannedOutput};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const TOKEN: &str = "s3cret";
+
+struct Api {
+    handle: CoordinatorHandle,
+    router: Router,
+    dir: tempfile::TempDir,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let store = quern_coordinator::store::open("sqlite::memory:").await.expect("store");
+        let policy = Policy::with_timeouts(60_000, 60_000, false);
+        let handle = CoordinatorHandle::with_store(store, quern_storage::Storage::default(), policy, 200)
+            .await
+            .expect("coordinator");
+        let registration = Registration {
+            worker_id: "w1".into(),
+            host: "h".into(),
+            shuffle_address: "http://127.0.0.1:1".into(),
+            slots: 2,
+            apps: vec!["wordcount".into()],
+            version: "t".into(),
+            held_jobs: vec![],
+        };
+        handle.register(registration).await.expect("register");
+        let router = router(handle.clone(), Access::cluster_token(TOKEN).expect("token"));
+        Api { handle, router, dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned()))).expect("request");
+        let response = self.router.clone().oneshot(request).await.expect("answer");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("a JSON answer") };
+        (status, value)
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, Some(TOKEN), None).await
+    }
+
+    /// Submits `body` over HTTP while playing worker w1, which plans it
+    /// with `maps` one-byte splits and one reducer.
+    async fn submit(&self, body: Value, maps: u64) -> (StatusCode, Value) {
+        let submission = {
+            let (router, body) = (self.router.clone(), body.to_string());
+            tokio::spawn(async move {
+                let request = Request::post("/api/v1/jobs")
+                    .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .expect("request");
+                router.oneshot(request).await.expect("answer")
+            })
+        };
+        let file = InputFile { location: "in".into(), name: "in".into(), len: maps, compression: Compression::None };
+        let plan = JobPlan {
+            splits: (0..maps).map(|i| InputSplit { file: file.clone(), start: i, end: Some(i + 1) }).collect(),
+            outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+            partitions: 1,
+            shuffle: None,
+        };
+        let mut plan = Some(plan);
+        while !submission.is_finished() {
+            for request in self.handle.heartbeat("w1", &[]).await.expect("heartbeat").plans {
+                if let Some(plan) = plan.take() {
+                    self.handle.report_plan("w1", request.ticket, PlanAnswer::Planned(plan)).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let response = submission.await.expect("join");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).expect("JSON"))
+    }
+
+    fn spec(&self, output: &str) -> Value {
+        json!({"app": "wordcount", "inputs": ["in"], "output": self.dir.path().join(output), "reducers": 1})
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn tokens_are_required_except_for_health() {
+    let api = Api::start().await;
+    let (status, health) = api.call("GET", "/api/v1/health", None, None).await;
+    assert_eq!((status, health["status"].as_str(), health["workers"].as_u64()), (StatusCode::OK, Some("ok"), Some(1)));
+    for uri in ["/api/v1/version", "/api/v1/jobs", "/api/v1/workers", "/api/v1/apps", "/api/v1/events"] {
+        let (status, body) = api.call("GET", uri, None, None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{uri}: {body}");
+        let (status, _) = api.call("GET", uri, Some("wrong"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    let (status, body) = api.call("POST", "/api/v1/jobs/1/kill", Some("wrong"), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (status, version) = api.get("/api/v1/version").await;
+    assert_eq!((status, version["api"].as_str()), (StatusCode::OK, Some("v1")));
+    let (status, apps) = api.get("/api/v1/apps").await;
+    assert_eq!((status, apps), (StatusCode::OK, json!([{"name": "wordcount", "workers": 1}])));
+    let (status, body) = api.get("/api/v1/nothing-here").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test]
+async fn a_job_is_submitted_followed_and_killed_over_http() {
+    let api = Api::start().await;
+    let (status, job) = api.submit(api.spec("out"), 2).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_u64().expect("id");
+    assert_eq!(
+        (job["app"].as_str(), job["state"].as_str(), job["phase"].as_str()),
+        (Some("wordcount"), Some("pending"), Some("map"))
+    );
+    assert_eq!(job["maps"]["total"], 2);
+    assert_eq!(job["reduces"]["pending"], 1);
+
+    // A worker runs the first map, which logs and succeeds.
+    let assigned = api.handle.poll("w1", 1).await.expect("poll").expect("registered");
+    let m0 = assigned[0].attempt;
+    let (status, tasks) = api.get(&format!("/api/v1/jobs/{id}/tasks")).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = tasks.as_array().expect("tasks").iter().filter_map(|t| t["task"].as_str()).collect();
+    assert_eq!(names, ["m-00000", "m-00001", "r-00000"]);
+    assert_eq!(tasks[0]["state"], "running");
+    assert_eq!(
+        (tasks[0]["attempts"][0]["worker"].as_str(), &tasks[0]["attempts"][0]["outcome"]),
+        (Some("w1"), &Value::Null)
+    );
+    let mut counters = Counters::default();
+    counters.engine.input_records = 3;
+    counters.add_app("words", 7);
+    let index = quern_coordinator::cluster::ReportedIndex {
+        path: "/w1/m0.run".into(),
+        segments: vec![quern_core::Segment { offset: 0, len: 1, records: 1, raw_len: 1 }],
+    };
+    let done = Outcome::Succeeded { counters, map_output: Some(index) };
+    assert!(api.handle.report("w1", JobId(id), m0, done, b"map says hi\n".to_vec()).await.expect("report"));
+
+    let (status, job) = api.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(
+        (status, job["state"].as_str(), job["maps"]["succeeded"].as_u64()),
+        (StatusCode::OK, Some("running"), Some(1))
+    );
+    let (_, counters) = api.get(&format!("/api/v1/jobs/{id}/counters")).await;
+    assert_eq!((counters["engine"]["input_records"].as_u64(), counters["app"]["words"].as_u64()), (Some(3), Some(7)));
+    let (status, log) = api.get(&format!("/api/v1/jobs/{id}/tasks/m-00000/log")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((log[0]["log"].as_str(), log[0]["outcome"].as_str()), (Some("map says hi\n"), Some("succeeded")));
+    let (status, body) = api.get(&format!("/api/v1/jobs/{id}/tasks/x-1/log")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("x-1")), "{body}");
+    let (status, _) = api.get(&format!("/api/v1/jobs/{id}/tasks/m-00009/log")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Listing: filtered by state, paged, newest first.
+    let (_, second) = api.submit(api.spec("out2"), 1).await;
+    let (_, page) = api.get("/api/v1/jobs?limit=1").await;
+    assert_eq!((page["total"].as_u64(), page["jobs"][0]["id"].clone()), (Some(2), second["id"].clone()));
+    let (_, running) = api.get("/api/v1/jobs?state=running").await;
+    assert_eq!(
+        running["jobs"].as_array().map(|j| j.iter().map(|j| j["id"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!(id)])
+    );
+
+    let (status, killed) = api.call("POST", &format!("/api/v1/jobs/{id}/kill"), Some(TOKEN), None).await;
+    assert_eq!((status, killed["killed"].as_bool()), (StatusCode::OK, Some(true)));
+    let (_, job) = api.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(job["state"], "killed");
+    assert!(!api.dir.path().join("out").exists(), "the kill removed the output");
+    let (_, again) = api.call("POST", &format!("/api/v1/jobs/{id}/kill"), Some(TOKEN), None).await;
+    assert_eq!(again["killed"], false, "already ended");
+    let (status, body) = api.get("/api/v1/jobs/999").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_naming_what_is_wrong() {
+    let api = Api::start().await;
+    let post = |body: &'static str| api.call("POST", "/api/v1/jobs", Some(TOKEN), Some(body));
+    let (status, body) = post("{not json").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"), "{body}");
+    let (status, body) = post(r#"{"app":"wordcount","inputs":["in"],"output":"o","colour":"blue"}"#).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("colour")), "{body}");
+    let (status, body) = post(r#"{"app":"wordcount","inputs":["in"]}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("output")), "{body}");
+    let (status, body) = post(r#"{"app":"wordcount","inputs":["in"],"output":"o","reducers":-1}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = post(r#"{"app":"wordcount","inputs":["in"],"output":"o","split_size":0}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("--split-size")), "{body}");
+    let (status, body) = post(r#"{"app":"nope","inputs":["in"],"output":"o"}"#).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "refused"), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("unknown app 'nope'")), "{body}");
+    let (status, body) = api.get("/api/v1/jobs?limit=0").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = api.get("/api/v1/jobs?state=asleep").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = api.get("/api/v1/jobs?sort=id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = api.get("/api/v1/jobs/abc").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"), "{body}");
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_each_stored_change() {
+    let api = Api::start().await;
+    let request = Request::get("/api/v1/events")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .expect("request");
+    let response = api.router.clone().oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = response.into_body();
+    let (_, job) = api.submit(api.spec("out"), 1).await;
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let frame =
+            tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("an event").expect("a frame");
+        text.push_str(&String::from_utf8_lossy(&frame.expect("bytes").into_data().unwrap_or_default()));
+    }
+    let first = text.split("\n\n").next().unwrap_or_default();
+    assert!(first.contains("event: job"), "{first}");
+    let data = first.lines().find_map(|l| l.strip_prefix("data: ")).expect("data");
+    assert_eq!(
+        serde_json::from_str::<Value>(data).expect("JSON"),
+        json!({"type": "job", "job": job["id"], "state": "pending"})
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let api = Api::start().await;
+    let (status, doc) = api.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
+    let paths: Vec<&str> = doc["paths"].as_object().expect("paths").keys().map(String::as_str).collect();
+    for path in [
+        "/api/v1/health",
+        "/api/v1/version",
+        "/api/v1/apps",
+        "/api/v1/jobs",
+        "/api/v1/jobs/{id}",
+        "/api/v1/jobs/{id}/kill",
+        "/api/v1/jobs/{id}/tasks",
+        "/api/v1/jobs/{id}/counters",
+        "/api/v1/jobs/{id}/tasks/{task}/log",
+        "/api/v1/workers",
+        "/api/v1/events",
+        "/api/v1/openapi.json",
+    ] {
+        assert!(paths.contains(&path), "{path} is not described: {paths:?}");
+    }
+    assert!(
+        doc["components"]["schemas"]["Job"]["properties"]["state"].is_object(),
+        "{}",
+        doc["components"]["schemas"]["Job"]
+    );
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}
