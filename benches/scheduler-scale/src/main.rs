@@ -204,9 +204,10 @@ fn decisions_only(workers: usize, tasks: usize, dir: &std::path::Path) -> Result
     quern_storage::OutputCommitter::setup(std::path::Path::new(&spec.output))?;
     let (maps, reducers) = (plan.splits.len(), plan.partitions as usize);
     let id = quern_core::JobId(1);
-    persist(
-        cluster.add_job(NewJob { id, spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority: 0 }, 0),
-    )?;
+    persist(cluster.add_job(
+        NewJob { id, spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority: 0, owner: String::new() },
+        0,
+    ))?;
 
     let segments = vec![Segment { offset: 0, len: 100, records: 10, raw_len: 120 }; reducers];
     let started = Instant::now();

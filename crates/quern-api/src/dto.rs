@@ -67,6 +67,8 @@ pub struct Job {
     pub id: u64,
     /// Its app.
     pub app: String,
+    /// The user who submitted it ("" for the cluster token's holder).
+    pub owner: String,
     /// Its output location.
     pub output: String,
     /// Its state.
@@ -96,6 +98,7 @@ impl From<JobView> for Job {
         Job {
             id: j.id.0,
             app: j.app,
+            owner: j.owner,
             output: j.output,
             state: j.state.into(),
             phase: j.stage.to_owned(),

@@ -53,6 +53,21 @@ impl ApiError {
         ApiError { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: message.into() }
     }
 
+    /// 403: the caller may not do this.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
+    }
+
+    /// 429: too many tries.
+    pub fn too_many(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::TOO_MANY_REQUESTS, code: "too_many_requests", message: message.into() }
+    }
+
+    /// 500: the server failed.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.into() }
+    }
+
     /// 404: no such thing (or not the caller's to see).
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into() }

@@ -28,15 +28,30 @@ pub(crate) struct EventQuery {
 /// Every change from now on, as server-sent events: each `data:` is an
 /// [`Event`] in JSON, its `event:` the type. A subscriber that falls far
 /// behind gets one `lagged` event (then should read the state afresh).
+/// Users follow one of their jobs (`?job=ID`); admins may follow all.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventQuery), security(("bearer" = [])),
     responses((status = 200, description = "text/event-stream of Event", content_type = "text/event-stream", body = Event),
-        (status = 401, body = crate::ErrorBody)))]
+        (status = 401, body = crate::ErrorBody), (status = 403, body = crate::ErrorBody),
+        (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn stream(
-    _: Authorized,
+    Authorized(caller, _): Authorized,
     State(s): State<ApiState>,
     query: Result<Query<EventQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let Query(q) = query?;
+    // A user follows one of their own jobs; admins may follow everything.
+    match q.job {
+        Some(job) => {
+            let view = s.handle.job(quern_core::JobId(job)).await?;
+            if !caller.may_see(&view.owner) {
+                return Err(quern_coordinator::Error::NoSuchJob(view.id).into());
+            }
+        }
+        None if !caller.is_admin() => {
+            return Err(ApiError::forbidden("only an admin follows every job: add ?job=ID of one of yours"));
+        }
+        None => {}
+    }
     let events = BroadcastStream::new(s.handle.events()).filter_map(move |e| async move {
         match e {
             Ok(e) => {

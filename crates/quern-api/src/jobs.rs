@@ -16,7 +16,7 @@ const MAX_PAGE: usize = 1000;
     responses((status = 200, body = JobPage), (status = 400, body = crate::ErrorBody),
         (status = 401, body = crate::ErrorBody), (status = 422, body = crate::ErrorBody)))]
 pub(crate) async fn list(
-    _: Authorized,
+    Authorized(caller, _): Authorized,
     State(s): State<ApiState>,
     query: Result<Query<JobQuery>, QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
@@ -26,7 +26,7 @@ pub(crate) async fn list(
         return Err(ApiError::unprocessable(format!("limit: {limit} is not between 1 and {MAX_PAGE}")));
     }
     let mut jobs: Vec<Job> = s.handle.jobs().await?.into_iter().map(Job::from).collect();
-    jobs.retain(|j| q.state.is_none_or(|state| j.state == state));
+    jobs.retain(|j| caller.may_see(&j.owner) && q.state.is_none_or(|state| j.state == state));
     jobs.reverse();
     let total = jobs.len();
     let jobs = jobs.into_iter().skip(q.offset.unwrap_or(0)).take(limit).collect();
@@ -41,7 +41,7 @@ pub(crate) async fn list(
         (status = 401, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody),
         (status = 422, body = crate::ErrorBody), (status = 503, body = crate::ErrorBody)))]
 pub(crate) async fn submit(
-    _: Authorized,
+    Authorized(caller, _): Authorized,
     State(s): State<ApiState>,
     body: Result<Json<NewJob>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
@@ -61,7 +61,7 @@ pub(crate) async fn submit(
     spec.skip_bad_records = new.skip_bad_records;
     spec.shuffle = new.shuffle;
     spec.validate().map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let id = s.handle.submit(spec, new.priority).await?;
+    let id = s.handle.submit_as(spec, new.priority, caller.name()).await?;
     Ok((StatusCode::CREATED, Json(s.handle.job(id).await?.into())))
 }
 
@@ -69,16 +69,26 @@ fn job_id(path: Result<Path<u64>, PathRejection>) -> Result<JobId, ApiError> {
     Ok(JobId(path?.0))
 }
 
+/// The job, if the caller may see it: another user's job is as absent as a
+/// job that does not exist.
+async fn visible(s: &ApiState, caller: &crate::Caller, id: JobId) -> Result<quern_coordinator::JobView, ApiError> {
+    let job = s.handle.job(id).await?;
+    if !caller.may_see(&job.owner) {
+        return Err(quern_coordinator::Error::NoSuchJob(id).into());
+    }
+    Ok(job)
+}
+
 /// One job.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = u64, Path, description = "The job's id")),
     security(("bearer" = [])),
     responses((status = 200, body = Job), (status = 401, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn get(
-    _: Authorized,
+    Authorized(caller, _): Authorized,
     State(s): State<ApiState>,
     id: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<Job>, ApiError> {
-    Ok(Json(s.handle.job(job_id(id)?).await?.into()))
+    Ok(Json(visible(&s, &caller, job_id(id)?).await?.into()))
 }
 
 /// Kills a job: its attempts stop and its output is removed before the
@@ -87,11 +97,12 @@ pub(crate) async fn get(
     params(("id" = u64, Path, description = "The job's id")), security(("bearer" = [])),
     responses((status = 200, body = Killed), (status = 401, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn kill(
-    _: Authorized,
+    Authorized(caller, _): Authorized,
     State(s): State<ApiState>,
     id: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<Killed>, ApiError> {
-    Ok(Json(Killed { killed: s.handle.kill(job_id(id)?).await? }))
+    let job = visible(&s, &caller, job_id(id)?).await?;
+    Ok(Json(Killed { killed: s.handle.kill(job.id).await? }))
 }
 
 /// Every task of a job, maps then reduces, with its attempts.
@@ -99,11 +110,12 @@ pub(crate) async fn kill(
     params(("id" = u64, Path, description = "The job's id")), security(("bearer" = [])),
     responses((status = 200, body = [Task]), (status = 401, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn tasks(
-    _: Authorized,
+    Authorized(caller, _): Authorized,
     State(s): State<ApiState>,
     id: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<Vec<Task>>, ApiError> {
-    Ok(Json(s.handle.tasks(job_id(id)?).await?.into_iter().map(Into::into).collect()))
+    let job = visible(&s, &caller, job_id(id)?).await?;
+    Ok(Json(s.handle.tasks(job.id).await?.into_iter().map(Into::into).collect()))
 }
 
 /// A job's counters (of its committed attempts).
@@ -111,11 +123,11 @@ pub(crate) async fn tasks(
     params(("id" = u64, Path, description = "The job's id")), security(("bearer" = [])),
     responses((status = 200, body = JobCounters), (status = 401, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn counters(
-    _: Authorized,
+    Authorized(caller, _): Authorized,
     State(s): State<ApiState>,
     id: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<JobCounters>, ApiError> {
-    Ok(Json(s.handle.job(job_id(id)?).await?.counters.into()))
+    Ok(Json(visible(&s, &caller, job_id(id)?).await?.counters.into()))
 }
 
 /// The logs of a task's attempts.
@@ -125,13 +137,13 @@ pub(crate) async fn counters(
     responses((status = 200, body = [AttemptLog]), (status = 400, body = crate::ErrorBody),
         (status = 401, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn log(
-    _: Authorized,
+    Authorized(caller, _): Authorized,
     State(s): State<ApiState>,
     path: Result<Path<(u64, String)>, PathRejection>,
 ) -> Result<Json<Vec<AttemptLog>>, ApiError> {
     let Path((id, task)) = path?;
     let task: TaskId = task.parse().map_err(|e: quern_core::BadTaskName| ApiError::bad_request(e.to_string()))?;
-    let job = s.handle.job(JobId(id)).await?;
+    let job = visible(&s, &caller, JobId(id)).await?;
     let known = match task.kind {
         quern_core::TaskKind::Map => task.index < job.maps.total,
         quern_core::TaskKind::Reduce => task.index < job.reduces.total,

@@ -5,7 +5,7 @@
 //!
 //! # Overview
 //! - [`router`]: the axum [`Router`] of every endpoint, over a
-//!   [`CoordinatorHandle`] and an [`Access`] check; `quern coordinator
+//!   [`CoordinatorHandle`] and the [`Access`] rules; `quern coordinator
 //!   --http ADDR` serves it beside gRPC, and tests call it without a socket.
 //! - [`dto`]: the API's own JSON types (never the coordinator's), each
 //!   described for the OpenAPI document ([`openapi`]).
@@ -17,54 +17,38 @@
 //! # Invariants
 //! - Handlers only convert and call the handle: every decision is the
 //!   coordinator's, so gRPC and REST cannot disagree.
-//! - Every endpoint but `GET /api/v1/health` (and the OpenAPI document)
-//!   needs `Authorization: Bearer <token>`.
+//! - Every endpoint but `GET /api/v1/health`, `POST /api/v1/auth/login`
+//!   and the OpenAPI document needs `Authorization: Bearer <token>`: a
+//!   user's signed token ([`Access`]; a user sees and kills only their own
+//!   jobs, another's is 404) or the cluster token (an admin).
 
 use axum::Router;
 use axum::routing::{get, post};
 use quern_coordinator::CoordinatorHandle;
 
+mod auth;
 pub mod dto;
 mod error;
 mod events;
 mod jobs;
+mod login;
 pub mod openapi;
 mod system;
 mod workers;
 
+pub use auth::{Access, Caller, SignedToken, hash_password, new_signing_key, verify_password};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-
-/// Who may call the API: for now, whoever presents the cluster token (an
-/// admin). Users with roles and signed tokens replace it.
-#[derive(Clone, Debug)]
-pub struct Access {
-    token: quern_proto::TokenCheck,
-}
-
-impl Access {
-    /// Callers that present `token` as `Authorization: Bearer <token>`.
-    pub fn cluster_token(token: &str) -> Result<Access, quern_proto::TokenError> {
-        Ok(Access { token: quern_proto::TokenCheck::new(token)? })
-    }
-
-    fn check(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
-        match headers.get(axum::http::header::AUTHORIZATION) {
-            Some(v) if self.token.accepts(v.as_bytes()) => Ok(()),
-            Some(_) => Err(ApiError::unauthorized("wrong token")),
-            None => Err(ApiError::unauthorized("missing token: send Authorization: Bearer <token>")),
-        }
-    }
-}
 
 /// What every handler gets.
 #[derive(Clone)]
 pub(crate) struct ApiState {
     pub(crate) handle: CoordinatorHandle,
-    pub(crate) access: Access,
+    pub(crate) access: std::sync::Arc<Access>,
 }
 
-/// Refuses a request without a token the API accepts.
-pub(crate) struct Authorized;
+/// The caller of a request with a token the API accepts (others are
+/// refused with 401), and when its token expires (none: the cluster token).
+pub(crate) struct Authorized(pub(crate) Caller, pub(crate) Option<u64>);
 
 impl axum::extract::FromRequestParts<ApiState> for Authorized {
     type Rejection = ApiError;
@@ -73,7 +57,7 @@ impl axum::extract::FromRequestParts<ApiState> for Authorized {
         parts: &mut axum::http::request::Parts,
         state: &ApiState,
     ) -> Result<Authorized, ApiError> {
-        state.access.check(&parts.headers).map(|()| Authorized)
+        state.access.caller(&parts.headers).map(|(caller, expires)| Authorized(caller, expires))
     }
 }
 
@@ -81,6 +65,8 @@ impl axum::extract::FromRequestParts<ApiState> for Authorized {
 pub fn router(handle: CoordinatorHandle, access: Access) -> Router {
     let api = Router::new()
         .route("/health", get(system::health))
+        .route("/auth/login", post(login::login))
+        .route("/auth/validate", get(login::validate))
         .route("/version", get(system::version))
         .route("/openapi.json", get(openapi::document))
         .route("/apps", get(system::apps))
@@ -93,7 +79,7 @@ pub fn router(handle: CoordinatorHandle, access: Access) -> Router {
         .route("/workers", get(workers::list))
         .route("/events", get(events::stream))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .with_state(ApiState { handle, access });
+        .with_state(ApiState { handle, access: std::sync::Arc::new(access) });
     Router::new().nest("/api/v1", api)
 }
 

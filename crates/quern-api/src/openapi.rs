@@ -11,13 +11,14 @@ use utoipa::{Modify, OpenApi};
     info(title = "quern", description = "quern's REST API: jobs, tasks, workers and events of a quern cluster."),
     paths(
         crate::system::health, crate::system::version, crate::system::apps,
+        crate::login::login, crate::login::validate,
         crate::jobs::list, crate::jobs::submit, crate::jobs::get, crate::jobs::kill,
         crate::jobs::tasks, crate::jobs::counters, crate::jobs::log,
         crate::workers::list, crate::events::stream, document,
     ),
     components(schemas(crate::ErrorBody, crate::ErrorDetail)),
     modifiers(&BearerAuth),
-    tags((name = "jobs"), (name = "workers"), (name = "events"), (name = "system")),
+    tags((name = "auth"), (name = "jobs"), (name = "workers"), (name = "events"), (name = "system")),
 )]
 pub struct ApiDoc;
 

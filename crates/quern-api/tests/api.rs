@@ -9,14 +9,17 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use quern_api::{Access, router};
+use quern_api::{Access, hash_password, router};
 use quern_coordinator::cluster::Outcome;
+use quern_coordinator::state::Role;
+use quern_coordinator::store::StoredUser;
 use quern_coordinator::{CoordinatorHandle, PlanAnswer, Policy, Registration};
 use quern_core::{Compression, Counters, InputFile, InputSplit, JobId, JobPlan, PlannedOutput};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 const TOKEN: &str = "s3cret";
+const KEY: &[u8] = b"a test signing key of 32 bytes..";
 
 struct Api {
     handle: CoordinatorHandle,
@@ -41,7 +44,8 @@ impl Api {
             held_jobs: vec![],
         };
         handle.register(registration).await.expect("register");
-        let router = router(handle.clone(), Access::cluster_token(TOKEN).expect("token"));
+        let access = Access::new(TOKEN, KEY, Duration::from_secs(1800)).expect("token");
+        let router = router(handle.clone(), access);
         Api { handle, router, dir: tempfile::tempdir().expect("tempdir") }
     }
 
@@ -65,14 +69,29 @@ impl Api {
         self.call("GET", uri, Some(TOKEN), None).await
     }
 
+    async fn add_user(&self, name: &str, role: Role, password: &str) {
+        let hash = hash_password(password).expect("hash");
+        let user = StoredUser { name: name.into(), role, password_hash: hash, created_at_ms: 0 };
+        self.handle.put_user(&user).await.expect("user");
+    }
+
+    async fn login(&self, name: &str, password: &str) -> (StatusCode, Value) {
+        let body = json!({"username": name, "password": password}).to_string();
+        self.call("POST", "/api/v1/auth/login", None, Some(&body)).await
+    }
+
     /// Submits `body` over HTTP while playing worker w1, which plans it
     /// with `maps` one-byte splits and one reducer.
     async fn submit(&self, body: Value, maps: u64) -> (StatusCode, Value) {
+        self.submit_as(TOKEN, body, maps).await
+    }
+
+    async fn submit_as(&self, token: &str, body: Value, maps: u64) -> (StatusCode, Value) {
         let submission = {
-            let (router, body) = (self.router.clone(), body.to_string());
+            let (router, body, token) = (self.router.clone(), body.to_string(), token.to_owned());
             tokio::spawn(async move {
                 let request = Request::post("/api/v1/jobs")
-                    .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(Body::from(body))
                     .expect("request");
@@ -289,4 +308,83 @@ async fn the_openapi_document_describes_every_endpoint() {
         doc["components"]["schemas"]["Job"]
     );
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}
+
+#[tokio::test]
+async fn users_log_in_and_see_and_kill_only_their_own_jobs() {
+    let api = Api::start().await;
+    api.add_user("ann", Role::User, "ann's password").await;
+    api.add_user("bob", Role::User, "bob's password").await;
+    api.add_user("root", Role::Admin, "root's password").await;
+
+    let (status, body) = api.login("ann", "wrong").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{body}");
+    let (status, _) = api.login("nobody", "whatever").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, login) = api.login("ann", "ann's password").await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let ann = login["token"].as_str().expect("a token").to_owned();
+    let expires = login["expires_at"].as_u64().expect("expires_at");
+    let (status, me) = api.call("GET", "/api/v1/auth/validate", Some(&ann), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str(), me["expires_at"].as_u64()),
+        (Some("ann"), Some("user"), Some(expires))
+    );
+    let bob = api.login("bob", "bob's password").await.1["token"].as_str().expect("token").to_owned();
+    let root = api.login("root", "root's password").await.1["token"].as_str().expect("token").to_owned();
+    let (_, me) = api.call("GET", "/api/v1/auth/validate", Some(&root), None).await;
+    assert_eq!(me["role"], "admin");
+
+    let (status, job) = api.submit_as(&ann, api.spec("anns"), 1).await;
+    assert_eq!((status, job["owner"].as_str()), (StatusCode::CREATED, Some("ann")), "{job}");
+    let id = job["id"].as_u64().expect("id");
+    let (_, mine) = api.call("GET", "/api/v1/jobs", Some(&ann), None).await;
+    assert_eq!(mine["total"], 1);
+    let (_, theirs) = api.call("GET", "/api/v1/jobs", Some(&bob), None).await;
+    assert_eq!(theirs["total"], 0, "bob sees none of ann's jobs");
+    for (method, uri) in [
+        ("GET", format!("/api/v1/jobs/{id}")),
+        ("GET", format!("/api/v1/jobs/{id}/tasks")),
+        ("GET", format!("/api/v1/jobs/{id}/counters")),
+        ("GET", format!("/api/v1/jobs/{id}/tasks/m-00000/log")),
+        ("GET", format!("/api/v1/events?job={id}")),
+        ("POST", format!("/api/v1/jobs/{id}/kill")),
+    ] {
+        let (status, body) = api.call(method, &uri, Some(&bob), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{method} {uri}: {body}");
+    }
+    let (status, _) = api.call("GET", "/api/v1/events", Some(&bob), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only admins follow every job");
+    let (_, all) = api.call("GET", "/api/v1/jobs", Some(&root), None).await;
+    assert_eq!(all["total"], 1, "an admin sees every job");
+    let (status, killed) = api.call("POST", &format!("/api/v1/jobs/{id}/kill"), Some(&ann), None).await;
+    assert_eq!((status, killed["killed"].as_bool()), (StatusCode::OK, Some(true)));
+
+    // Forged and expired tokens.
+    let claims = json!({"sub": "root", "role": "admin", "iat": 1, "exp": 4_000_000_000u64});
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"another key, not the server's!!!"),
+    )
+    .expect("forge");
+    let (status, body) = api.call("GET", "/api/v1/jobs", Some(&forged), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let old = json!({"sub": "ann", "role": "user", "iat": 1, "exp": 2});
+    let expired =
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &old, &jsonwebtoken::EncodingKey::from_secret(KEY))
+            .expect("sign");
+    let (status, body) = api.call("GET", "/api/v1/jobs", Some(&expired), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("expired")), "{body}");
+
+    // Five failures in a row lock a name out for a while, even for the
+    // right password.
+    for _ in 0..5 {
+        assert_eq!(api.login("bob", "guess").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = api.login("bob", "bob's password").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"), "{body}");
+    assert_eq!(api.login("ann", "ann's password").await.0, StatusCode::OK, "other names are not locked out");
 }

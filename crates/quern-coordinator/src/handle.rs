@@ -238,6 +238,8 @@ pub struct JobView {
     pub id: JobId,
     /// Its app.
     pub app: String,
+    /// The user who submitted it (empty: the cluster token's holder).
+    pub owner: String,
     /// Its output location.
     pub output: String,
     /// Its state.
@@ -651,9 +653,15 @@ impl CoordinatorHandle {
     /// a missing input or a bad parameter as the planning worker finds, a
     /// plan beyond the bounds) is refused and creates nothing.
     pub async fn submit(&self, spec: JobSpec, priority: i32) -> Result<JobId, Error> {
+        self.submit_as(spec, priority, "").await
+    }
+
+    /// [`CoordinatorHandle::submit`], recording `owner` as the user who
+    /// submitted the job (empty: the cluster token's holder).
+    pub async fn submit_as(&self, spec: JobSpec, priority: i32, owner: &str) -> Result<JobId, Error> {
         let spec_json = serde_json::to_string(&spec).map_err(|e| Error::BadRequest(format!("spec: {e}")))?;
         self.memory().await?.cluster.check_submission(&spec)?;
-        let created = self.claim_plan_and_create(&spec, spec_json, priority).await;
+        let created = self.claim_plan_and_create(&spec, spec_json, priority, owner).await;
         if let Ok(mut memory) = self.memory().await {
             memory.cluster.submission_done(&spec);
         }
@@ -662,7 +670,13 @@ impl CoordinatorHandle {
 
     /// Claims a checked submission's output, has it planned, and creates
     /// the job; removes the claim if no job is created.
-    async fn claim_plan_and_create(&self, spec: &JobSpec, spec_json: String, priority: i32) -> Result<JobId, Error> {
+    async fn claim_plan_and_create(
+        &self,
+        spec: &JobSpec,
+        spec_json: String,
+        priority: i32,
+        owner: &str,
+    ) -> Result<JobId, Error> {
         // Claim the output (a directory made, or a conditional PUT) outside
         // the lock; from here on, a submission that creates no job removes
         // its claim.
@@ -672,7 +686,7 @@ impl CoordinatorHandle {
             .await
             .map_err(|e| Error::Unavailable(format!("claiming the output: {e}")))?
             .map_err(|e| Error::Refused(e.to_string()))?;
-        match self.plan_and_create(spec.clone(), spec_json, priority).await {
+        match self.plan_and_create(spec.clone(), spec_json, priority, owner.to_owned()).await {
             Created::Job(id) => Ok(id),
             Created::Stored(e) => Err(e),
             Created::Nothing(e) => {
@@ -690,7 +704,7 @@ impl CoordinatorHandle {
 
     /// Has a worker plan a submitted spec whose output is claimed, then
     /// creates the job.
-    async fn plan_and_create(&self, spec: JobSpec, spec_json: String, priority: i32) -> Created {
+    async fn plan_and_create(&self, spec: JobSpec, spec_json: String, priority: i32, owner: String) -> Created {
         let (ticket, answer) = {
             let mut memory = match self.memory().await {
                 Ok(memory) => memory,
@@ -740,6 +754,7 @@ impl CoordinatorHandle {
             submitted_at_ms: now,
             started_at_ms: 0,
             finished_at_ms: 0,
+            owner: owner.clone(),
         };
         // Under the lock, so that the job is in memory before any decision
         // can see its id.
@@ -750,7 +765,7 @@ impl CoordinatorHandle {
         tracing::info!(job = %id, app = %spec.app, maps = plan.splits.len(), reduces = plan.partitions, "job submitted");
         // Stored by the insert: subscribers hear of it now.
         let _ = self.shared.events.send(Event::Job { id, state: JobPhase::Pending });
-        let effects = memory.cluster.add_job(NewJob { id, spec, plan, spec_json, plan_json, priority }, now);
+        let effects = memory.cluster.add_job(NewJob { id, spec, plan, spec_json, plan_json, priority, owner }, now);
         let work = memory.cluster.take_storage_work();
         let waiting = self.queue(effects, work);
         drop(memory);
@@ -782,6 +797,26 @@ impl CoordinatorHandle {
     /// One job.
     pub async fn job(&self, id: JobId) -> Result<JobView, Error> {
         self.memory().await?.cluster.job(id).map(job_view).ok_or(Error::NoSuchJob(id))
+    }
+
+    /// Every user of the REST API, by name.
+    pub async fn users(&self) -> Result<Vec<crate::store::StoredUser>, Error> {
+        self.shared.store.users().await
+    }
+
+    /// One user, if there is one of that name.
+    pub async fn user(&self, name: &str) -> Result<Option<crate::store::StoredUser>, Error> {
+        Ok(self.shared.store.users().await?.into_iter().find(|u| u.name == name))
+    }
+
+    /// Stores a user, or changes its role and password.
+    pub async fn put_user(&self, user: &crate::store::StoredUser) -> Result<(), Error> {
+        self.shared.store.put_user(user).await
+    }
+
+    /// Removes a user; false if there was none.
+    pub async fn remove_user(&self, name: &str) -> Result<bool, Error> {
+        self.shared.store.remove_user(name).await
     }
 
     /// A job's spec and plan (JSON, as stored): what a worker fetches once
@@ -888,6 +923,7 @@ fn job_view(job: &Job) -> JobView {
     JobView {
         id: job.id,
         app: job.spec.app.clone(),
+        owner: job.owner.clone(),
         output: job.spec.output.clone(),
         state: job.phase,
         stage: job.stage(),

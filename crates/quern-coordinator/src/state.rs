@@ -118,3 +118,25 @@ mod tests {
         assert!(err.to_string().contains("unknown attempt outcome \"exploded\""), "{err}");
     }
 }
+
+/// What a user of the REST API may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum Role {
+    /// Everything: every job, users and workers.
+    Admin,
+    /// Their own jobs.
+    User,
+}
+
+impl Role {
+    /// The stored (and shown) name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Result<Role, Error> {
+        parse(s, "role")
+    }
+}

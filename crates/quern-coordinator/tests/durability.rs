@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use quern_coordinator::cluster::{Effect, Outcome, ReportedIndex, Segment};
-use quern_coordinator::store::{StoredAttempt, StoredJob, StoredTask, StoredWorker};
+use quern_coordinator::store::{StoredAttempt, StoredJob, StoredTask, StoredUser, StoredWorker};
 use quern_coordinator::{CoordinatorHandle, Error, Event, Policy, Registration, StateStore, Store};
 use quern_core::{AttemptId, Counters, InputFile, InputSplit, JobId, JobPlan, JobSpec, PlannedOutput, TaskId};
 
@@ -47,6 +47,15 @@ impl StateStore for RefusingStore {
     }
     async fn running_attempts(&self, job: JobId) -> Result<Vec<StoredAttempt>, Error> {
         self.inner.running_attempts(job).await
+    }
+    async fn put_user(&self, user: &StoredUser) -> Result<(), Error> {
+        self.inner.put_user(user).await
+    }
+    async fn users(&self) -> Result<Vec<StoredUser>, Error> {
+        self.inner.users().await
+    }
+    async fn remove_user(&self, name: &str) -> Result<bool, Error> {
+        self.inner.remove_user(name).await
     }
 }
 

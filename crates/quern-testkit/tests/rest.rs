@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{TOKEN, TestCluster, embedded, gutenberg, parts};
+use support::{BIN, TOKEN, TestCluster, embedded, gutenberg, parts};
 
 /// One HTTP/1.1 request (`Connection: close`); returns the status and the
 /// body as JSON.
@@ -94,4 +94,43 @@ fn a_job_submitted_over_rest_runs_on_the_cluster() {
     // A second job into the same output is refused, naming it.
     let (status, refused) = http(&api, "POST", "/api/v1/jobs", Some(TOKEN), Some(&spec));
     assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("refused")), "{refused}");
+
+    // Users are added on the coordinator's host while it runs, and log in.
+    let data_dir = c.path("coordinator");
+    let user = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(BIN)
+            .arg("user")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env_remove("QUERN_STATE")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("quern user");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("password");
+        child.wait_with_output().expect("quern user")
+    };
+    let added = user(&["add", "ann", "--role", "user", "--password-stdin"], "correct horse\n");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let again = user(&["add", "ann", "--role", "admin", "--password-stdin"], "correct horse\n");
+    assert_eq!(again.status.code(), Some(2), "a second ann is refused");
+    let short = user(&["add", "bob", "--role", "user", "--password-stdin"], "short\n");
+    assert_eq!(short.status.code(), Some(2), "{}", String::from_utf8_lossy(&short.stderr));
+    let listed = user(&["list"], "");
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "ann\tuser\n");
+    let login = json!({"username": "ann", "password": "correct horse"});
+    let (status, token) = http(&api, "POST", "/api/v1/auth/login", None, Some(&login));
+    assert_eq!(status, 200, "{token}");
+    let token = token["token"].as_str().expect("token").to_owned();
+    let (_, jobs) = http(&api, "GET", "/api/v1/jobs", Some(&token), None);
+    assert_eq!(jobs["total"], 0, "ann sees none of the cluster token's jobs");
+    let changed = user(&["passwd", "ann", "--password-stdin"], "battery staple\n");
+    assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
+    assert_eq!(http(&api, "POST", "/api/v1/auth/login", None, Some(&login)).0, 401, "the old password is gone");
+    let removed = user(&["remove", "ann"], "");
+    assert!(removed.status.success());
+    let login = json!({"username": "ann", "password": "battery staple"});
+    assert_eq!(http(&api, "POST", "/api/v1/auth/login", None, Some(&login)).0, 401, "a removed user cannot log in");
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use quern_coordinator::Error;
 use quern_coordinator::cluster::{Effect, MapOutputLoc, Segment};
-use quern_coordinator::state::{AttemptEnd, JobPhase, WorkerState};
-use quern_coordinator::store::{self, JobUpdate, Store, StoredJob, StoredTask, StoredWorker};
+use quern_coordinator::state::{AttemptEnd, JobPhase, Role, WorkerState};
+use quern_coordinator::store::{self, JobUpdate, Store, StoredJob, StoredTask, StoredUser, StoredWorker};
 use quern_core::{AttemptId, Counters, JobId, TaskId, TaskKind, TaskRecord};
 use quern_testkit::postgres::TestPostgres;
 use sqlx::{Connection, Row};
@@ -30,6 +30,7 @@ fn sample_job() -> StoredJob {
         submitted_at_ms: 1_764_000_000_000,
         started_at_ms: 0,
         finished_at_ms: 0,
+        owner: "ann".into(),
     }
 }
 
@@ -38,7 +39,18 @@ fn sample_job() -> StoredJob {
 async fn round_trip(store: Store, reopen: impl AsyncFnOnce(Store) -> Store) {
     let mut job = sample_job();
     job.id = store.insert_job(&job).await.expect("insert");
-    let second = store.insert_job(&sample_job()).await.expect("insert another");
+    let second = store.insert_job(&StoredJob { owner: String::new(), ..sample_job() }).await.expect("insert another");
+    let ann = StoredUser {
+        name: "ann".into(),
+        role: Role::Admin,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at_ms: 5,
+    };
+    let bob = StoredUser { name: "bob".into(), role: Role::User, password_hash: "h".into(), created_at_ms: 6 };
+    store.put_user(&bob).await.expect("bob");
+    store.put_user(&ann).await.expect("ann");
+    let bob = StoredUser { role: Role::Admin, password_hash: "h2".into(), ..bob };
+    store.put_user(&bob).await.expect("bob's new role and password");
     assert!(second > job.id, "ids grow");
     let mut counters = Counters::default();
     counters.engine.input_records = 42;
@@ -122,6 +134,11 @@ async fn round_trip(store: Store, reopen: impl AsyncFnOnce(Store) -> Store) {
     assert_eq!(store.tasks(job.id).await.expect("tasks"), vec![task.clone()]);
     assert!(store.tasks(second).await.expect("tasks").is_empty());
     assert_eq!(store.workers().await.expect("workers"), vec![worker]);
+    assert_eq!(store.users().await.expect("users"), vec![ann, bob.clone()], "by name, bob's change kept");
+    assert!(store.remove_user("bob").await.expect("remove"));
+    assert!(!store.remove_user("bob").await.expect("remove again"), "no second bob");
+    assert_eq!(store.users().await.expect("users").len(), 1);
+    assert_eq!(jobs[1].owner, "", "a job of the cluster token's holder");
     let attempts = store.attempts(job.id, None, true).await.expect("attempts");
     let seen: Vec<_> = attempts
         .iter()

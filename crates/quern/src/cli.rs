@@ -90,6 +90,9 @@ enum Command {
     /// to get it).
     #[cfg(not(feature = "coordinator"))]
     Coordinator(crate::cluster::NoCoordinatorArgs),
+    /// Manage the REST API's users (on the coordinator's host).
+    #[cfg(feature = "coordinator")]
+    User(crate::users::UserArgs),
     /// Run a worker that takes attempts from a coordinator.
     Worker(crate::cluster::WorkerArgs),
     /// Submit a job to a cluster.
@@ -129,6 +132,8 @@ impl Command {
             | Command::Kill(_)
             | Command::Workers(_)
             | Command::Logs(_) => true,
+            #[cfg(feature = "coordinator")]
+            Command::User(_) => true,
             Command::Run(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Task(_) | Command::Plan(_) => {
                 false
             }
@@ -380,6 +385,8 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
         }
         #[cfg(not(feature = "coordinator"))]
         Command::Coordinator(_) => Err(Refused(crate::cluster::NO_COORDINATOR.to_owned()).into()),
+        #[cfg(feature = "coordinator")]
+        Command::User(args) => crate::users::user(args),
         Command::Worker(args) => {
             init_logging(false);
             crate::cluster::worker(args, &apps)

@@ -118,6 +118,13 @@ pub(crate) struct CoordinatorArgs {
     /// (like --address-file).
     #[arg(long, value_name = "PATH", requires = "http")]
     http_address_file: Option<PathBuf>,
+    /// How long a REST API login's token is valid.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    token_lifetime: Duration,
+    /// The key that signs REST API tokens (at least 32 bytes). Default:
+    /// DATA_DIR/api-signing.key, created with a random key if missing.
+    #[arg(long, value_name = "PATH")]
+    signing_key: Option<PathBuf>,
 }
 
 /// `coordinator`'s arguments in a build without it: anything, so that the
@@ -452,7 +459,9 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat,
         storage: args.s3.storage(),
     };
-    let access = quern_api::Access::cluster_token(&config.token)?;
+    let key_path = args.signing_key.clone().unwrap_or_else(|| args.data_dir.join("api-signing.key"));
+    let key = if args.http.is_some() { crate::users::signing_key(&key_path)? } else { Vec::new() };
+    let access = quern_api::Access::new(&config.token, &key, args.token_lifetime)?;
     runtime()?.block_on(async move {
         let coordinator =
             quern_coordinator::Coordinator::open(config).await.with_context(|| format!("opening {shown}"))?;
@@ -478,7 +487,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 let http_bound =
                     http.local_addr().with_context(|| format!("reading the address bound for {address}"))?;
                 if let Some(path) = &args.http_address_file {
-                    write_address_file(path, http_bound)?;
+                    write_address_file("--http-address-file", path, http_bound)?;
                 }
                 tracing::info!(http = %http_bound, "REST API listening");
                 let router = quern_api::router(coordinator.handle(), access);
@@ -486,7 +495,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             }
         };
         if let Some(path) = &args.address_file {
-            write_address_file(path, bound)?;
+            write_address_file("--address-file", path, bound)?;
         }
         tracing::info!(listen = %bound, state = %shown, "coordinator ready");
         coordinator.serve(listener, until_stopped(stopped)).await?;
@@ -502,8 +511,8 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
 /// file beside it, then renamed over it, so a reader sees no file or the
 /// whole address, never a part of it.
 #[cfg(feature = "coordinator")]
-fn write_address_file(path: &Path, address: SocketAddr) -> anyhow::Result<()> {
-    let name = path.file_name().with_context(|| format!("{}: not a file name", path.display()))?;
+fn write_address_file(flag: &str, path: &Path, address: SocketAddr) -> anyhow::Result<()> {
+    let name = path.file_name().with_context(|| format!("{flag} {}: not a file name", path.display()))?;
     let mut temporary = name.to_owned();
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = path.with_file_name(temporary);
@@ -512,7 +521,7 @@ fn write_address_file(path: &Path, address: SocketAddr) -> anyhow::Result<()> {
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&temporary);
         })
-        .with_context(|| format!("writing the address to {}", path.display()))
+        .with_context(|| format!("writing the address to {flag} {}", path.display()))
 }
 
 pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()> {

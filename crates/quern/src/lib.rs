@@ -91,6 +91,8 @@ pub mod cli;
 mod cluster;
 mod demo;
 mod progress;
+#[cfg(feature = "coordinator")]
+mod users;
 
 pub use quern_apps::{Grep, Indexer, Sort, WordCount, builtin_registry, corpus, for_each_word};
 pub use quern_core::{

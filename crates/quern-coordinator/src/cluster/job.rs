@@ -40,6 +40,8 @@ pub struct Job {
     pub(super) plan_json: std::sync::Arc<str>,
     /// Higher goes first.
     pub priority: i32,
+    /// The user who submitted it (empty: the cluster token's holder).
+    pub owner: String,
     /// Task bookkeeping (absent once the job has ended and was loaded from
     /// history).
     pub sched: Option<Scheduler>,

@@ -165,6 +165,8 @@ pub struct NewJob {
     pub plan_json: String,
     /// Higher goes first.
     pub priority: i32,
+    /// The user who submitted it (empty: the cluster token's holder).
+    pub owner: String,
 }
 
 /// What a poll hands a worker (which fetches the job's spec and plan once,
@@ -330,6 +332,7 @@ impl Cluster {
                 spec_json: row.spec_json.into(),
                 plan_json: row.plan_json.into(),
                 priority: row.priority,
+                owner: row.owner,
                 sched,
                 phase,
                 error: row.error,
@@ -496,7 +499,7 @@ impl Cluster {
 
     /// Adds an accepted job.
     pub fn add_job(&mut self, new: NewJob, now_ms: i64) -> Vec<Effect> {
-        let NewJob { id, spec, plan, spec_json, plan_json, priority } = new;
+        let NewJob { id, spec, plan, spec_json, plan_json, priority, owner } = new;
         let sched = Scheduler::new(plan.splits.len() as u32, plan.partitions, spec.max_attempts);
         let (maps, reduces) = (plan.splits.len(), plan.partitions as usize);
         let job = Job {
@@ -506,6 +509,7 @@ impl Cluster {
             spec_json: spec_json.into(),
             plan_json: plan_json.into(),
             priority,
+            owner,
             sched: Some(sched),
             phase: JobPhase::Pending,
             error: String::new(),

@@ -36,7 +36,7 @@ fn job(id: u64, app: &str, maps: usize, priority: i32, out: &Path) -> NewJob {
         partitions: 1,
         shuffle: None,
     };
-    NewJob { id: JobId(id), spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority }
+    NewJob { id: JobId(id), spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority, owner: String::new() }
 }
 
 fn succeeded(index: Option<ReportedIndex>) -> Outcome {
@@ -259,6 +259,7 @@ fn restore_refuses_a_committed_task_without_its_output_or_counters_instead_of_gu
         submitted_at_ms: 0,
         started_at_ms: 0,
         finished_at_ms: 0,
+        owner: String::new(),
     };
     let loc = MapOutputLoc {
         worker_id: "a".into(),

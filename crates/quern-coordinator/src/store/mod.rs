@@ -63,6 +63,8 @@ pub struct StoredJob {
     pub started_at_ms: i64,
     /// When it ended.
     pub finished_at_ms: i64,
+    /// The user who submitted it (empty: submitted with the cluster token).
+    pub owner: String,
 }
 
 /// What changes of a job once it is stored: its state, error, counters and
@@ -138,6 +140,19 @@ pub struct StoredAttempt {
     pub finished_at_ms: i64,
 }
 
+/// A user of the REST API and the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredUser {
+    /// Its name (unique).
+    pub name: String,
+    /// What it may do.
+    pub role: crate::state::Role,
+    /// An argon2 hash of its password (a PHC string: algorithm, salt, hash).
+    pub password_hash: String,
+    /// When it was created.
+    pub created_at_ms: i64,
+}
+
 /// A store of the coordinator's state. Every method is one transaction:
 /// all of it or none of it.
 #[async_trait::async_trait]
@@ -157,6 +172,15 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
 
     /// Every worker ever registered, by id.
     async fn workers(&self) -> Result<Vec<StoredWorker>, Error>;
+
+    /// Stores a user, or changes its role and password.
+    async fn put_user(&self, user: &StoredUser) -> Result<(), Error>;
+
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<StoredUser>, Error>;
+
+    /// Removes a user; false if there was none of that name.
+    async fn remove_user(&self, name: &str) -> Result<bool, Error>;
 
     /// A job's attempts (of one task, if given), by task and attempt; with
     /// their logs if `logs` (otherwise each log is empty).
@@ -203,6 +227,19 @@ pub struct SavedState {
 
 /// A shared store.
 pub type Store = Arc<dyn StateStore>;
+
+/// Opens the state at `url` like [`open`] but without the coordinator's
+/// lock: for administration beside a running coordinator (its users, which
+/// it reads at each login), never for running a coordinator.
+pub async fn open_unlocked(url: &str) -> Result<Store, Error> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open_unlocked(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open_unlocked(url).await?))
+    } else {
+        Err(Error::StateUrl(redact(url)))
+    }
+}
 
 /// Opens (creating and migrating it if needed) the state at `url`:
 /// `sqlite://PATH` (or `sqlite::memory:`) or `postgres://…`

@@ -19,8 +19,9 @@ const LOCK_KEY: (i32, i32) = (0x7175_6572, 1);
 #[derive(Debug)]
 pub struct PostgresStore {
     pool: PgPool,
-    /// The session holding the advisory lock.
-    _lock: std::sync::Mutex<PgConnection>,
+    /// The session holding the advisory lock (none when opened for
+    /// administration).
+    _lock: Option<std::sync::Mutex<PgConnection>>,
 }
 
 impl PostgresStore {
@@ -53,7 +54,22 @@ impl PostgresStore {
             .await
             .map_err(|e| Error::Database { context: format!("connecting to {shown}"), cause: e })?;
         MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate { url: shown, cause: e })?;
-        Ok(PostgresStore { pool, _lock: std::sync::Mutex::new(lock) })
+        Ok(PostgresStore { pool, _lock: Some(std::sync::Mutex::new(lock)) })
+    }
+
+    /// Connects to `url` without the coordinator's lock: for administration
+    /// beside a running coordinator (users), never for a coordinator.
+    pub async fn open_unlocked(url: &str) -> Result<PostgresStore, Error> {
+        let shown = redact(url);
+        let options: PgConnectOptions =
+            url.parse().map_err(|e| Error::Database { context: format!("parsing --state {shown}"), cause: e })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Database { context: format!("connecting to {shown}"), cause: e })?;
+        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate { url: shown, cause: e })?;
+        Ok(PostgresStore { pool, _lock: None })
     }
 }
 

@@ -322,8 +322,8 @@ macro_rules! impl_sql_store {
                 let counters = json(&job.counters, "a job's counters")?;
                 let row = sqlx::query(
                     "INSERT INTO jobs (app, spec_json, plan_json, priority, state, error, counters_json, \
-                     submitted_at_ms, started_at_ms, finished_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                     submitted_at_ms, started_at_ms, finished_at_ms, owner) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
                 )
                 .bind(&job.app)
                 .bind(&job.spec_json)
@@ -335,6 +335,7 @@ macro_rules! impl_sql_store {
                 .bind(job.submitted_at_ms)
                 .bind(job.started_at_ms)
                 .bind(job.finished_at_ms)
+                .bind(&job.owner)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db("inserting a job"))?;
@@ -353,7 +354,7 @@ macro_rules! impl_sql_store {
                 use sqlx::Row;
                 let rows = sqlx::query(
                     "SELECT id, app, spec_json, plan_json, priority, state, error, counters_json, \
-                     submitted_at_ms, started_at_ms, finished_at_ms FROM jobs ORDER BY id",
+                     submitted_at_ms, started_at_ms, finished_at_ms, owner FROM jobs ORDER BY id",
                 )
                 .fetch_all(&self.pool)
                 .await
@@ -379,6 +380,7 @@ macro_rules! impl_sql_store {
                         submitted_at_ms: get("submitted_at_ms")?,
                         started_at_ms: get("started_at_ms")?,
                         finished_at_ms: get("finished_at_ms")?,
+                        owner: text("owner")?,
                     });
                 }
                 Ok(jobs)
@@ -473,6 +475,55 @@ macro_rules! impl_sql_store {
                 .await
                 .map_err(db("loading running attempts"))?;
                 rows.iter().map(|r| Self::attempt_of(job, r)).collect()
+            }
+
+            async fn put_user(&self, user: &$crate::store::StoredUser) -> Result<(), $crate::error::Error> {
+                use $crate::store::sql::db;
+                sqlx::query(
+                    "INSERT INTO users (name, role, password_hash, created_at_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
+                )
+                .bind(&user.name)
+                .bind(user.role.as_str())
+                .bind(&user.password_hash)
+                .bind(user.created_at_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(db("storing a user"))?;
+                Ok(())
+            }
+
+            async fn users(&self) -> Result<Vec<$crate::store::StoredUser>, $crate::error::Error> {
+                use $crate::store::sql::{db, named};
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT name, role, password_hash, created_at_ms FROM users ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("loading users"))?;
+                let mut users = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let e = || db("loading users");
+                    let name: String = r.try_get("name").map_err(e())?;
+                    let whose = || format!("user {name}");
+                    let role: String = r.try_get("role").map_err(e())?;
+                    users.push($crate::store::StoredUser {
+                        role: named($crate::state::Role::parse(&role), "role", &whose)?,
+                        password_hash: r.try_get("password_hash").map_err(e())?,
+                        created_at_ms: r.try_get("created_at_ms").map_err(e())?,
+                        name,
+                    });
+                }
+                Ok(users)
+            }
+
+            async fn remove_user(&self, name: &str) -> Result<bool, $crate::error::Error> {
+                use $crate::store::sql::db;
+                let done = sqlx::query("DELETE FROM users WHERE name = $1")
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("removing a user"))?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn attempts(

@@ -76,9 +76,22 @@ impl SqliteStore {
     /// naming the lock file and the holder's process id, without touching
     /// the database.
     pub async fn open(url: &str) -> Result<SqliteStore, Error> {
+        SqliteStore::open_with(url, true).await
+    }
+
+    /// Opens the database without the coordinator's lock: for administration
+    /// beside a running coordinator (users), never for a coordinator.
+    pub async fn open_unlocked(url: &str) -> Result<SqliteStore, Error> {
+        SqliteStore::open_with(url, false).await
+    }
+
+    async fn open_with(url: &str, take_lock: bool) -> Result<SqliteStore, Error> {
         let options: SqliteConnectOptions =
             url.parse().map_err(|e| Error::Database { context: format!("parsing --state {url}"), cause: e })?;
-        let lock = lock_path(url, &options).map(|path| StateLock::take(&path)).transpose()?;
+        let lock = match lock_path(url, &options) {
+            Some(path) if take_lock => Some(StateLock::take(&path)?),
+            _ => None,
+        };
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -143,6 +156,7 @@ mod tests {
             submitted_at_ms: 10,
             started_at_ms: 0,
             finished_at_ms: 0,
+            owner: "ann".into(),
         }
     }
 
