@@ -1,0 +1,53 @@
+//! The REST API fuzzed from its own OpenAPI document by schemathesis
+//! (PyPI; `.ci/run` installs it in `.ci/venv`), against a coordinator
+//! process with a worker: no answer is a 5xx, and every answer matches the
+//! document's schema.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{TOKEN, TestCluster};
+
+fn schemathesis() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/venv/bin/schemathesis");
+    assert!(
+        venv.is_file(),
+        "the API fuzz test needs schemathesis at {}: run `.ci/run`, or .ci/venv/bin/pip install schemathesis",
+        venv.display()
+    );
+    venv
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
+    let schemathesis = schemathesis();
+    let files = tempfile::tempdir().expect("tempdir");
+    let address_file = files.path().join("http.address");
+    let address_arg = address_file.to_str().expect("utf-8");
+    // A worker is alive, so a submitted spec is planned (or refused) at once.
+    let c = TestCluster::start(1, &["--http", "127.0.0.1:0", "--http-address-file", address_arg]);
+    let started = Instant::now();
+    let api = loop {
+        if let Some(a) =
+            std::fs::read_to_string(&address_file).ok().and_then(|t| t.strip_suffix('\n').map(str::to_owned))
+        {
+            break a;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no REST API address");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Command::new(schemathesis)
+        .args(["run", &format!("http://{api}/api/v1/openapi.json"), "--url", &format!("http://{api}")])
+        .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+        .args(["--checks", "not_a_server_error,response_schema_conformance"])
+        .args(["--max-time", "45", "--seed", "20261126", "--request-timeout", "20"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(files.path())
+        .output()
+        .expect("schemathesis");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "schemathesis found problems:\n{report}\n{}", c.logs());
+}
