@@ -130,6 +130,8 @@ pub struct JobPage {
 pub struct JobQuery {
     /// Only jobs in this state.
     pub state: Option<JobState>,
+    /// Only jobs of this user (`""`: submitted with the cluster token).
+    pub owner: Option<String>,
     /// At most this many (1 to 1000; default 100).
     pub limit: Option<usize>,
     /// Skip this many (default 0).

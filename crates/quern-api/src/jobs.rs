@@ -26,7 +26,11 @@ pub(crate) async fn list(
         return Err(ApiError::unprocessable(format!("limit: {limit} is not between 1 and {MAX_PAGE}")));
     }
     let mut jobs: Vec<Job> = s.handle.jobs().await?.into_iter().map(Job::from).collect();
-    jobs.retain(|j| caller.may_see(&j.owner) && q.state.is_none_or(|state| j.state == state));
+    jobs.retain(|j| {
+        caller.may_see(&j.owner)
+            && q.state.is_none_or(|state| j.state == state)
+            && q.owner.as_ref().is_none_or(|owner| j.owner == *owner)
+    });
     jobs.reverse();
     let total = jobs.len();
     let jobs = jobs.into_iter().skip(q.offset.unwrap_or(0)).take(limit).collect();

@@ -358,6 +358,10 @@ async fn users_log_in_and_see_and_kill_only_their_own_jobs() {
     assert_eq!(status, StatusCode::FORBIDDEN, "only admins follow every job");
     let (_, all) = api.call("GET", "/api/v1/jobs", Some(&root), None).await;
     assert_eq!(all["total"], 1, "an admin sees every job");
+    let (_, anns) = api.call("GET", "/api/v1/jobs?owner=ann", Some(&root), None).await;
+    assert_eq!(anns["total"], 1);
+    let (_, bobs) = api.call("GET", "/api/v1/jobs?owner=bob", Some(&root), None).await;
+    assert_eq!(bobs["total"], 0, "filtered by owner");
     let (status, killed) = api.call("POST", &format!("/api/v1/jobs/{id}/kill"), Some(&ann), None).await;
     assert_eq!((status, killed["killed"].as_bool()), (StatusCode::OK, Some(true)));
 

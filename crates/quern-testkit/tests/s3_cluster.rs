@@ -10,8 +10,8 @@ mod support;
 use std::time::Duration;
 
 use quern_testkit::fault_proxy::{FaultProxy, Faults};
-use quern_testkit::s3_server::{Bucket, S3Server};
-use support::{TestCluster, embedded, gutenberg, numbered, parts};
+use quern_testkit::s3_server::S3Server;
+use support::{TestCluster, embedded, gutenberg, numbered, parts, s3_parts};
 
 fn cluster_on(endpoint: &str, server: &S3Server, workers: usize) -> TestCluster {
     let mut env: Vec<(String, String)> = server.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
@@ -21,17 +21,6 @@ fn cluster_on(endpoint: &str, server: &S3Server, workers: usize) -> TestCluster 
         }
     }
     TestCluster::start_with_env(workers, &["--no-speculation"], env)
-}
-
-/// The `part-*` objects under `prefix` as (name below the prefix, bytes),
-/// after checking that they and `_SUCCESS` are all there is.
-fn s3_parts(bucket: &Bucket<'_>, prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let keys = bucket.keys(prefix);
-    let names: Vec<String> = keys.iter().map(|k| k[prefix.len() + 1..].to_owned()).collect();
-    assert!(names.contains(&"_SUCCESS".to_owned()), "no _SUCCESS under {prefix}: {names:?}");
-    let others: Vec<&String> = names.iter().filter(|n| *n != "_SUCCESS" && !n.starts_with("part-")).collect();
-    assert!(others.is_empty(), "more than the parts and _SUCCESS under {prefix}: {others:?}");
-    keys.iter().zip(names).filter(|(_, n)| n.starts_with("part-")).map(|(k, n)| (n, bucket.get(k))).collect()
 }
 
 #[test]

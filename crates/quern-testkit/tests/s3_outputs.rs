@@ -13,8 +13,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use quern_testkit::fault_proxy::{FaultProxy, Faults, LoseAnswers};
-use quern_testkit::s3_server::{Bucket, S3Server};
-use support::{BIN, gutenberg, parts};
+use quern_testkit::s3_server::S3Server;
+use support::{BIN, gutenberg, parts, s3_parts};
 
 fn quern(server: &S3Server, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -34,18 +34,6 @@ fn run_ok(server: &S3Server, args: &[&str]) {
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
-}
-
-/// The `part-*` objects under `prefix` as (name below the prefix, bytes),
-/// after checking that they and `_SUCCESS` are all there is.
-fn s3_parts(bucket: &Bucket<'_>, prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let keys = bucket.keys(prefix);
-    let names: Vec<String> = keys.iter().map(|k| k[prefix.len() + 1..].to_owned()).collect();
-    assert!(names.contains(&"_SUCCESS".to_owned()), "no _SUCCESS under {prefix}: {names:?}");
-    let others: Vec<&String> = names.iter().filter(|n| *n != "_SUCCESS" && !n.starts_with("part-")).collect();
-    assert!(others.is_empty(), "more than the parts and _SUCCESS under {prefix}: {others:?}");
-    assert_eq!(bucket.get(&format!("{prefix}/_SUCCESS")), b"");
-    keys.iter().zip(names).filter(|(_, n)| n.starts_with("part-")).map(|(k, n)| (n, bucket.get(k))).collect()
 }
 
 fn books_dir() -> String {

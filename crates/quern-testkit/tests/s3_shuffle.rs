@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use quern::{S3Options, Storage};
 use quern_testkit::fault_proxy::{FaultProxy, Faults};
-use quern_testkit::s3_server::{Bucket, S3Server};
-use support::{BIN, TestCluster, gutenberg, parts};
+use quern_testkit::s3_server::S3Server;
+use support::{BIN, TestCluster, gutenberg, parts, s3_parts};
 
 fn quern(server: &S3Server, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -32,17 +32,6 @@ fn run_ok(server: &S3Server, args: &[&str]) -> Output {
     let out = quern(server, &[&["run", "--quiet"], args].concat()).output().expect("run quern-testkit");
     assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
     out
-}
-
-/// The `part-*` objects under `prefix` as (name below the prefix, bytes),
-/// after checking that `_SUCCESS` is there.
-fn s3_parts(bucket: &Bucket<'_>, prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let keys = bucket.keys(prefix);
-    assert!(keys.contains(&format!("{prefix}/_SUCCESS")), "no _SUCCESS under {prefix}: {keys:?}");
-    keys.iter()
-        .filter_map(|k| Some((k[prefix.len() + 1..].strip_prefix("part-")?.to_owned(), k)))
-        .map(|(n, k)| (format!("part-{n}"), bucket.get(k)))
-        .collect()
 }
 
 const ARGS: [&str; 6] = ["--app", "wordcount", "--reducers", "3", "--split-size", "256KiB"];

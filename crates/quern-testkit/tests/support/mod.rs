@@ -407,3 +407,16 @@ pub fn assert_counters_match(status: &Value, expected: &Value) {
         assert_eq!(got[name], expected[name], "counter {name}: cluster {got}, embedded {expected}");
     }
 }
+
+/// The `part-*` objects under `prefix` in `bucket` as (name below the
+/// prefix, bytes), after checking that they and an empty `_SUCCESS` are all
+/// there is: what a committed S3 output must be.
+pub fn s3_parts(bucket: &quern_testkit::s3_server::Bucket<'_>, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let keys = bucket.keys(prefix);
+    let names: Vec<String> = keys.iter().map(|k| k[prefix.len() + 1..].to_owned()).collect();
+    assert!(names.contains(&"_SUCCESS".to_owned()), "no _SUCCESS under {prefix}: {names:?}");
+    let others: Vec<&String> = names.iter().filter(|n| *n != "_SUCCESS" && !n.starts_with("part-")).collect();
+    assert!(others.is_empty(), "more than the parts and _SUCCESS under {prefix}: {others:?}");
+    assert_eq!(bucket.get(&format!("{prefix}/_SUCCESS")), b"");
+    keys.iter().zip(names).filter(|(_, n)| n.starts_with("part-")).map(|(k, n)| (n, bucket.get(k))).collect()
+}
