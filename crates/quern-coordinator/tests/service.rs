@@ -51,15 +51,39 @@ async fn start(state: &str) -> Running {
     Running { url, stop: Some(tx), task }
 }
 
-async fn client(
-    url: &str,
-    token: &str,
-) -> pb::coordinator_client::CoordinatorClient<tonic::service::interceptor::InterceptedService<Channel, pb::TokenAttach>>
-{
+async fn client(url: &str, token: &str) -> Client {
     let channel = Channel::from_shared(url.to_owned()).expect("url").connect().await.expect("connect");
     pb::coordinator_client::CoordinatorClient::with_interceptor(channel, pb::TokenAttach::new(token).expect("token"))
         .max_decoding_message_size(pb::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(pb::MAX_MESSAGE_BYTES)
+}
+
+type Client = pb::coordinator_client::CoordinatorClient<
+    tonic::service::interceptor::InterceptedService<Channel, pb::TokenAttach>,
+>;
+
+/// Submits `spec` in a task of its own and, playing worker w1, heartbeats
+/// until the coordinator asks w1 to plan that very spec; returns the
+/// waiting submission and the planning request's ticket.
+async fn submit_and_wait_for_plan_request(
+    c: &Client,
+    spec: &quern_core::JobSpec,
+) -> (tokio::task::JoinHandle<Result<tonic::Response<pb::SubmitJobResponse>, tonic::Status>>, u64) {
+    let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(spec).expect("spec"), priority: 0 };
+    let submission = tokio::spawn({
+        let mut c = c.clone();
+        async move { c.submit_job(request).await }
+    });
+    let mut c = c.clone();
+    loop {
+        let beat = pb::HeartbeatRequest { worker_id: "w1".into(), running: vec![] };
+        if let Some(plan) = c.heartbeat(beat).await.expect("heartbeat").into_inner().plans.first() {
+            let asked: quern_core::JobSpec = serde_json::from_str(&plan.spec_json).expect("the spec to plan");
+            assert_eq!(&asked, spec);
+            return (submission, plan.ticket);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn worker(id: &str) -> pb::RegisterWorkerRequest {
@@ -148,21 +172,7 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
     let out = dir.path().join("out");
     let spec = quern_core::JobSpec::new("wordcount", vec![input.display().to_string()], out.display().to_string());
     // The client sends the spec alone and waits while a worker plans it.
-    let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec).expect("spec"), priority: 0 };
-    let submission = tokio::spawn({
-        let mut c = c.clone();
-        async move { c.submit_job(request).await }
-    });
-    let ticket = loop {
-        let beat = pb::HeartbeatRequest { worker_id: "w1".into(), running: vec![] };
-        let answer = c.heartbeat(beat).await.expect("heartbeat").into_inner();
-        if let Some(plan) = answer.plans.first() {
-            let asked: quern_core::JobSpec = serde_json::from_str(&plan.spec_json).expect("the spec to plan");
-            assert_eq!(asked, spec);
-            break plan.ticket;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let (submission, ticket) = submit_and_wait_for_plan_request(&c, &spec).await;
     // A worker whose plan is beyond the bounds: 20,000 reducers.
     let plan = quern_core::JobPlan {
         splits: Vec::new(),
@@ -181,18 +191,7 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
     assert!(c.list_jobs(pb::ListJobsRequest {}).await.expect("jobs").into_inner().jobs.is_empty());
 
     // A worker that finds the spec cannot run: the same refusal, no job.
-    let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec).expect("spec"), priority: 0 };
-    let submission = tokio::spawn({
-        let mut c = c.clone();
-        async move { c.submit_job(request).await }
-    });
-    let ticket = loop {
-        let beat = pb::HeartbeatRequest { worker_id: "w1".into(), running: vec![] };
-        if let Some(plan) = c.heartbeat(beat).await.expect("heartbeat").into_inner().plans.first() {
-            break plan.ticket;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let (submission, ticket) = submit_and_wait_for_plan_request(&c, &spec).await;
     let refused = pb::PlanRefused { message: "input /nowhere: no such file".into() };
     let result = pb::report_plan_request::Result::Refused(refused);
     c.report_plan(pb::ReportPlanRequest { worker_id: "w1".into(), ticket, result: Some(result) })
@@ -205,18 +204,7 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
     // A plan of 60,000 splits is megabytes: it goes up once, in ReportPlan,
     // and comes down once per worker, in GetJobPlan; assignments name the
     // job only.
-    let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec).expect("spec"), priority: 0 };
-    let submission = tokio::spawn({
-        let mut c = c.clone();
-        async move { c.submit_job(request).await }
-    });
-    let ticket = loop {
-        let beat = pb::HeartbeatRequest { worker_id: "w1".into(), running: vec![] };
-        if let Some(plan) = c.heartbeat(beat).await.expect("heartbeat").into_inner().plans.first() {
-            break plan.ticket;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let (submission, ticket) = submit_and_wait_for_plan_request(&c, &spec).await;
     let file = quern_core::InputFile {
         location: format!("{}/{}", dir.path().display(), "a-long-directory-name/".repeat(4)),
         name: "in.txt".into(),
