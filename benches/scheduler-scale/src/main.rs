@@ -95,7 +95,7 @@ fn with_store(
                     host: "sim".into(),
                     shuffle_address: format!("http://sim-{w}:1"),
                     slots: 2,
-                    apps: vec!["sim".into()],
+                    apps: vec![quern_core::AppInfo::named("sim")],
                     version: "sim".into(),
                     held_jobs: vec![],
                 })
@@ -192,9 +192,10 @@ fn decisions_only(workers: usize, tasks: usize, dir: &std::path::Path) -> Result
             host: "sim".into(),
             shuffle_address: format!("http://sim-{w}:1"),
             slots: 2,
-            apps: vec!["sim".into()],
+            apps: vec![quern_core::AppInfo::named("sim")],
             version: "sim".into(),
             state: quern_coordinator::state::WorkerState::Alive,
+            admin: quern_coordinator::state::WorkerAdmin::Enabled,
             registered_at_ms: 0,
             last_heartbeat_ms: 0,
         };

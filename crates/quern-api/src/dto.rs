@@ -149,7 +149,9 @@ pub struct NewJob {
     pub params: BTreeMap<String, String>,
     /// Input locations: paths, directories, globs, `s3://` URLs.
     pub inputs: Vec<String>,
-    /// Where the output goes (must not exist).
+    /// Where the output goes (must not exist): a path, an `s3://` URL, or
+    /// a relative name, which goes under the coordinator's file area
+    /// (`…/outputs/NAME`).
     pub output: String,
     /// Reducers (default: the app's).
     pub reducers: Option<u32>,
@@ -296,7 +298,8 @@ pub struct Worker {
     pub id: String,
     /// Its host.
     pub host: String,
-    /// `alive`, `blacklisted` or `lost`.
+    /// `alive`, `draining` (finishes its attempts, gets no new ones),
+    /// `blacklisted`, `lost` or `deregistered`.
     pub state: String,
     /// Attempts it runs at once.
     pub slots: u32,
@@ -312,13 +315,14 @@ pub struct Worker {
 
 impl From<WorkerView> for Worker {
     fn from(w: WorkerView) -> Worker {
+        let apps = w.row.app_names();
         Worker {
             id: w.row.id.to_string(),
             host: w.row.host,
             state: w.health.to_string(),
             slots: w.row.slots,
             running: w.running,
-            apps: w.row.apps,
+            apps,
             version: w.row.version,
             last_heartbeat_ms: w.row.last_heartbeat_ms,
         }
@@ -330,8 +334,39 @@ impl From<WorkerView> for Worker {
 pub struct App {
     /// Its name.
     pub name: String,
+    /// One line of help.
+    pub about: String,
+    /// The parameters a job gives it (`params` of a new job).
+    pub params: Vec<AppParam>,
     /// Alive workers that have it.
     pub workers: usize,
+}
+
+/// A parameter an app takes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppParam {
+    /// Its name.
+    pub name: String,
+    /// One line of help.
+    pub help: String,
+    /// Whether every job must give it.
+    pub required: bool,
+}
+
+impl App {
+    /// `info` as offered by `workers` alive workers.
+    pub fn new(info: quern_core::AppInfo, workers: usize) -> App {
+        App {
+            name: info.name,
+            about: info.about,
+            params: info
+                .params
+                .into_iter()
+                .map(|p| AppParam { name: p.name, help: p.help, required: p.required })
+                .collect(),
+            workers,
+        }
+    }
 }
 
 /// The service's health.
@@ -448,4 +483,50 @@ impl From<quern_coordinator::Event> for Event {
             E::Worker { id, state } => Event::Worker { worker: id.to_string(), state: state.as_str().to_owned() },
         }
     }
+}
+
+/// The form of an upload (multipart/form-data).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // described for the OpenAPI document only
+pub struct UploadForm {
+    /// One or more files, each a part named `file` with a filename.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    pub file: Vec<Vec<u8>>,
+}
+
+/// Files stored by an upload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Uploaded {
+    /// Each file, in the order sent.
+    pub files: Vec<UploadedFile>,
+}
+
+/// A stored upload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadedFile {
+    /// Its name.
+    pub name: String,
+    /// Where it is: give it as a job input.
+    pub location: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// A succeeded job's output files.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutputList {
+    /// The output's location.
+    pub location: String,
+    /// Its files (`_SUCCESS` and hidden files left out), in order.
+    pub files: Vec<OutputFile>,
+}
+
+/// An output file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutputFile {
+    /// Its name under the output (`part-r-00000`, `counts/part-r-00000`):
+    /// `GET /api/v1/jobs/{id}/output/{name}` downloads it.
+    pub name: String,
+    /// Its size.
+    pub bytes: u64,
 }

@@ -31,7 +31,9 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable code: `bad_request`, `unprocessable`, `unauthorized`,
-    /// `not_found`, `refused`, `unavailable`, `internal`.
+    /// `forbidden`, `not_found`, `refused`, `conflict`, `too_large`,
+    /// `too_many_requests`, `unsupported_media_type`, `unavailable`,
+    /// `internal`.
     pub code: String,
     /// What went wrong.
     pub message: String,
@@ -63,6 +65,16 @@ impl ApiError {
         ApiError { status: StatusCode::TOO_MANY_REQUESTS, code: "too_many_requests", message: message.into() }
     }
 
+    /// 413: the request body is over the limit.
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: message.into() }
+    }
+
+    /// 409: the request conflicts with the state of what it names.
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::CONFLICT, code: "conflict", message: message.into() }
+    }
+
     /// 500: the server failed.
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.into() }
@@ -90,7 +102,7 @@ impl From<quern_coordinator::Error> for ApiError {
             // A spec that cannot run: an unknown app, an existing output, a
             // missing input, a plan beyond the bounds.
             E::Refused(_) => ApiError { status: StatusCode::CONFLICT, code: "refused", message },
-            E::NoSuchJob(_) => ApiError::not_found(message),
+            E::NoSuchJob(_) | E::NoSuchWorker(_) => ApiError::not_found(message),
             E::Unavailable(_) => ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message },
             _ => {
                 tracing::error!("the API failed a request: {message}");
@@ -119,6 +131,27 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(r: axum::extract::rejection::QueryRejection) -> ApiError {
         ApiError::bad_request(r.body_text())
+    }
+}
+
+impl From<axum::extract::multipart::MultipartRejection> for ApiError {
+    fn from(r: axum::extract::multipart::MultipartRejection) -> ApiError {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            message: format!("{}: send multipart/form-data", r.body_text()),
+        }
+    }
+}
+
+impl From<quern_storage::StorageError> for ApiError {
+    fn from(e: quern_storage::StorageError) -> ApiError {
+        let message = e.to_string();
+        if e.is_refusal() {
+            return ApiError::unprocessable(message);
+        }
+        tracing::error!("storage failed a request: {message}");
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message }
     }
 }
 

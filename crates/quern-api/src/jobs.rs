@@ -50,7 +50,8 @@ pub(crate) async fn submit(
     body: Result<Json<NewJob>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     let Json(new) = body?;
-    let mut spec = JobSpec::new(new.app, new.inputs, new.output);
+    let output = s.files.output_location(&new.output)?;
+    let mut spec = JobSpec::new(new.app, new.inputs, output);
     spec.params = new.params;
     spec.reducers = new.reducers;
     if let Some(v) = new.split_size {
@@ -75,7 +76,11 @@ fn job_id(path: Result<Path<u64>, PathRejection>) -> Result<JobId, ApiError> {
 
 /// The job, if the caller may see it: another user's job is as absent as a
 /// job that does not exist.
-async fn visible(s: &ApiState, caller: &crate::Caller, id: JobId) -> Result<quern_coordinator::JobView, ApiError> {
+pub(crate) async fn visible(
+    s: &ApiState,
+    caller: &crate::Caller,
+    id: JobId,
+) -> Result<quern_coordinator::JobView, ApiError> {
     let job = s.handle.job(id).await?;
     if !caller.may_see(&job.owner) {
         return Err(quern_coordinator::Error::NoSuchJob(id).into());

@@ -30,6 +30,7 @@ mod auth;
 pub mod dto;
 mod error;
 mod events;
+mod files;
 mod jobs;
 mod login;
 pub mod openapi;
@@ -38,12 +39,14 @@ mod workers;
 
 pub use auth::{Access, Caller, SignedToken, hash_password, new_signing_key, verify_password};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use files::FileArea;
 
 /// What every handler gets.
 #[derive(Clone)]
 pub(crate) struct ApiState {
     pub(crate) handle: CoordinatorHandle,
     pub(crate) access: std::sync::Arc<Access>,
+    pub(crate) files: std::sync::Arc<FileArea>,
 }
 
 /// The caller of a request with a token the API accepts (others are
@@ -61,8 +64,9 @@ impl axum::extract::FromRequestParts<ApiState> for Authorized {
     }
 }
 
-/// Every endpoint of the API, over `handle`, for callers `access` lets in.
-pub fn router(handle: CoordinatorHandle, access: Access) -> Router {
+/// Every endpoint of the API, over `handle`, for callers `access` lets in,
+/// with uploads and relatively named outputs in `files`.
+pub fn router(handle: CoordinatorHandle, access: Access, files: FileArea) -> Router {
     let api = Router::new()
         .route("/health", get(system::health))
         .route("/auth/login", post(login::login))
@@ -76,10 +80,17 @@ pub fn router(handle: CoordinatorHandle, access: Access) -> Router {
         .route("/jobs/{id}/tasks", get(jobs::tasks))
         .route("/jobs/{id}/counters", get(jobs::counters))
         .route("/jobs/{id}/tasks/{task}/log", get(jobs::log))
+        .route("/jobs/{id}/output", get(files::list_output))
+        .route("/jobs/{id}/output/{*name}", get(files::download))
+        // The upload handler counts bytes against its own limit (413).
+        .route("/uploads", post(files::upload).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/workers", get(workers::list))
+        .route("/workers/{id}/drain", post(workers::drain))
+        .route("/workers/{id}/enable", post(workers::enable))
+        .route("/workers/{id}/deregister", post(workers::deregister))
         .route("/events", get(events::stream))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .with_state(ApiState { handle, access: std::sync::Arc::new(access) });
+        .with_state(ApiState { handle, access: std::sync::Arc::new(access), files: std::sync::Arc::new(files) });
     Router::new().nest("/api/v1", api)
 }
 

@@ -14,11 +14,13 @@ use utoipa::{Modify, OpenApi};
         crate::login::login, crate::login::validate,
         crate::jobs::list, crate::jobs::submit, crate::jobs::get, crate::jobs::kill,
         crate::jobs::tasks, crate::jobs::counters, crate::jobs::log,
-        crate::workers::list, crate::events::stream, document,
+        crate::workers::list, crate::workers::drain, crate::workers::enable, crate::workers::deregister,
+        crate::files::upload, crate::files::list_output, crate::files::download,
+        crate::events::stream, document,
     ),
     components(schemas(crate::ErrorBody, crate::ErrorDetail)),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "jobs"), (name = "workers"), (name = "events"), (name = "system")),
+    tags((name = "auth"), (name = "jobs"), (name = "workers"), (name = "files"), (name = "events"), (name = "system")),
 )]
 pub struct ApiDoc;
 

@@ -15,7 +15,10 @@ use crate::{ApiError, ApiState, Authorized};
     responses((status = 200, body = Health), (status = 503, body = crate::ErrorBody)))]
 pub(crate) async fn health(State(s): State<ApiState>) -> Result<Json<Health>, ApiError> {
     let workers = s.handle.workers().await?;
-    let alive = workers.iter().filter(|w| w.health != WorkerHealth::Lost).count();
+    let alive = workers
+        .iter()
+        .filter(|w| matches!(w.health, WorkerHealth::Alive | WorkerHealth::Blacklisted | WorkerHealth::Draining))
+        .count();
     Ok(Json(Health { status: "ok".into(), workers: alive }))
 }
 
@@ -26,15 +29,21 @@ pub(crate) async fn version(_: Authorized) -> Json<Version> {
     Json(Version { version: env!("CARGO_PKG_VERSION").into(), api: "v1".into() })
 }
 
-/// The apps the cluster's alive workers offer.
+/// The apps the cluster's alive workers offer, with their parameters (as
+/// the newest worker that offers each describes it).
 #[utoipa::path(get, path = "/api/v1/apps", tag = "system", security(("bearer" = [])),
     responses((status = 200, body = [App]), (status = 401, body = crate::ErrorBody)))]
 pub(crate) async fn apps(_: Authorized, State(s): State<ApiState>) -> Result<Json<Vec<App>>, ApiError> {
-    let mut apps: BTreeMap<String, usize> = BTreeMap::new();
-    for w in s.handle.workers().await?.into_iter().filter(|w| w.health != WorkerHealth::Lost) {
+    let mut workers = s.handle.workers().await?;
+    workers.retain(|w| matches!(w.health, WorkerHealth::Alive | WorkerHealth::Blacklisted | WorkerHealth::Draining));
+    workers.sort_by_key(|w| w.row.registered_at_ms);
+    let mut apps: BTreeMap<String, (quern_core::AppInfo, usize)> = BTreeMap::new();
+    for w in workers {
         for app in w.row.apps {
-            *apps.entry(app).or_default() += 1;
+            let entry = apps.entry(app.name.clone()).or_insert_with(|| (app.clone(), 0));
+            entry.0 = app;
+            entry.1 += 1;
         }
     }
-    Ok(Json(apps.into_iter().map(|(name, workers)| App { name, workers }).collect()))
+    Ok(Json(apps.into_values().map(|(info, workers)| App::new(info, workers)).collect()))
 }

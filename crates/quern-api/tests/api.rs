@@ -9,12 +9,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use quern_api::{Access, hash_password, router};
+use quern_api::{Access, FileArea, hash_password, router};
 use quern_coordinator::cluster::Outcome;
 use quern_coordinator::state::Role;
 use quern_coordinator::store::StoredUser;
 use quern_coordinator::{CoordinatorHandle, PlanAnswer, Policy, Registration};
-use quern_core::{Compression, Counters, InputFile, InputSplit, JobId, JobPlan, PlannedOutput};
+use quern_core::{AppInfo, Compression, Counters, InputFile, InputSplit, JobId, JobPlan, ParamSpec, PlannedOutput};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -39,14 +39,50 @@ impl Api {
             host: "h".into(),
             shuffle_address: "http://127.0.0.1:1".into(),
             slots: 2,
-            apps: vec!["wordcount".into()],
+            apps: vec![AppInfo {
+                name: "wordcount".into(),
+                about: "counts words".into(),
+                params: vec![ParamSpec::optional("min", "the least count shown")],
+            }],
             version: "t".into(),
             held_jobs: vec![],
         };
         handle.register(registration).await.expect("register");
         let access = Access::new(TOKEN, KEY, Duration::from_secs(1800)).expect("token");
-        let router = router(handle.clone(), access);
-        Api { handle, router, dir: tempfile::tempdir().expect("tempdir") }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = FileArea::new(&dir.path().join("files").display().to_string(), dir.path().join("scratch"), 1000)
+            .expect("file area");
+        let router = router(handle.clone(), access, files);
+        Api { handle, router, dir }
+    }
+
+    /// Uploads `files` (name, bytes) as multipart/form-data parts named
+    /// `part`.
+    async fn upload(&self, token: Option<&str>, part: &str, files: &[(&str, &[u8])]) -> (StatusCode, Value) {
+        let boundary = "quern-test-boundary";
+        let mut body = Vec::new();
+        for (name, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{part}\"; filename=\"{name}\"\r\n\
+                     Content-Type: text/plain\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let mut request = Request::post("/api/v1/uploads")
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"));
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response =
+            self.router.clone().oneshot(request.body(Body::from(body)).expect("request")).await.expect("answer");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
@@ -145,7 +181,9 @@ async fn tokens_are_required_except_for_health() {
     let (status, version) = api.get("/api/v1/version").await;
     assert_eq!((status, version["api"].as_str()), (StatusCode::OK, Some("v1")));
     let (status, apps) = api.get("/api/v1/apps").await;
-    assert_eq!((status, apps), (StatusCode::OK, json!([{"name": "wordcount", "workers": 1}])));
+    let wordcount = json!({"name": "wordcount", "about": "counts words", "workers": 1,
+        "params": [{"name": "min", "help": "the least count shown", "required": false}]});
+    assert_eq!((status, apps), (StatusCode::OK, json!([wordcount])));
     let (status, body) = api.get("/api/v1/nothing-here").await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
 }
@@ -297,6 +335,12 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/api/v1/jobs/{id}/counters",
         "/api/v1/jobs/{id}/tasks/{task}/log",
         "/api/v1/workers",
+        "/api/v1/workers/{id}/drain",
+        "/api/v1/workers/{id}/enable",
+        "/api/v1/workers/{id}/deregister",
+        "/api/v1/uploads",
+        "/api/v1/jobs/{id}/output",
+        "/api/v1/jobs/{id}/output/{name}",
         "/api/v1/events",
         "/api/v1/openapi.json",
     ] {
@@ -391,4 +435,87 @@ async fn users_log_in_and_see_and_kill_only_their_own_jobs() {
     let (status, body) = api.login("bob", "bob's password").await;
     assert_eq!((status, error_code(&body)), (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"), "{body}");
     assert_eq!(api.login("ann", "ann's password").await.0, StatusCode::OK, "other names are not locked out");
+}
+
+#[tokio::test]
+async fn admins_drain_enable_and_deregister_workers_and_users_may_not() {
+    let api = Api::start().await;
+    api.add_user("ann", Role::User, "ann's password").await;
+    let (_, login) = api.login("ann", "ann's password").await;
+    let ann = login["token"].as_str().expect("token");
+    let (status, body) = api.call("POST", "/api/v1/workers/w1/drain", Some(ann), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "forbidden"), "{body}");
+    let (status, worker) = api.call("POST", "/api/v1/workers/w1/drain", Some(TOKEN), None).await;
+    assert_eq!((status, worker["state"].as_str()), (StatusCode::OK, Some("draining")), "{worker}");
+    let (_, workers) = api.get("/api/v1/workers").await;
+    assert_eq!(workers[0]["state"], "draining", "the list agrees: {workers}");
+    let (status, worker) = api.call("POST", "/api/v1/workers/w1/enable", Some(TOKEN), None).await;
+    assert_eq!((status, worker["state"].as_str()), (StatusCode::OK, Some("alive")), "{worker}");
+    let (status, worker) = api.call("POST", "/api/v1/workers/w1/deregister", Some(TOKEN), None).await;
+    assert_eq!((status, worker["state"].as_str()), (StatusCode::OK, Some("deregistered")), "{worker}");
+    let (status, health) = api.call("GET", "/api/v1/health", None, None).await;
+    assert_eq!((status, health["workers"].as_u64()), (StatusCode::OK, Some(0)), "a deregistered worker is not alive");
+    let (status, body) = api.call("POST", "/api/v1/workers/nobody/drain", Some(TOKEN), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{body}");
+}
+
+#[tokio::test]
+async fn uploads_are_stored_whole_under_the_callers_name_or_refused() {
+    let api = Api::start().await;
+    let (status, body) = api.upload(None, "file", &[("a.txt", b"x")]).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{body}");
+
+    api.add_user("ann", Role::User, "ann's password").await;
+    let (_, login) = api.login("ann", "ann's password").await;
+    let ann = login["token"].as_str().expect("token");
+    let (status, uploaded) =
+        api.upload(Some(ann), "file", &[("books/a.txt", b"one two\n"), ("b.txt", b"three\n")]).await;
+    assert_eq!(status, StatusCode::CREATED, "{uploaded}");
+    let files = uploaded["files"].as_array().expect("files");
+    assert_eq!(files.len(), 2);
+    for (file, (name, bytes)) in files.iter().zip([("a.txt", &b"one two\n"[..]), ("b.txt", b"three\n")]) {
+        assert_eq!((file["name"].as_str(), file["bytes"].as_u64()), (Some(name), Some(bytes.len() as u64)));
+        let location = file["location"].as_str().expect("location");
+        assert!(location.contains("/files/uploads/ann/"), "under the user's name: {location}");
+        assert_eq!(std::fs::read(location).expect("stored"), bytes);
+    }
+
+    // Over the limit (1,000 bytes in this area): 413, and nothing kept.
+    let big = vec![b'x'; 1500];
+    let (status, body) = api.upload(Some(TOKEN), "file", &[("big.txt", &big)]).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"), "{body}");
+    let (status, body) = api.upload(Some(TOKEN), "file", &[("small.txt", b"ok"), ("big.txt", &big)]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(!api.dir.path().join("files/uploads/_cluster").exists(), "a refused upload keeps no file");
+    let scratch: Vec<_> = std::fs::read_dir(api.dir.path().join("scratch")).expect("scratch").collect();
+    assert!(scratch.is_empty(), "no scratch file is left: {scratch:?}");
+
+    let (status, body) = api.upload(Some(TOKEN), "data", &[("a.txt", b"x")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("\"data\"")), "names the part: {body}");
+    let (status, body) = api.upload(Some(TOKEN), "file", &[("_SUCCESS", b"x")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = api.upload(Some(TOKEN), "file", &[("a.txt", b"x"), ("a.txt", b"y")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = api.call("POST", "/api/v1/uploads", Some(TOKEN), Some("{}")).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"), "{body}");
+}
+
+#[tokio::test]
+async fn a_relative_output_goes_under_the_file_area_and_only_a_succeeded_output_is_listed() {
+    let api = Api::start().await;
+    let spec = json!({"app": "wordcount", "inputs": ["in"], "output": "counts"});
+    let (status, job) = api.submit(spec, 1).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let expected = api.dir.path().join("files/outputs/counts");
+    assert_eq!(job["output"].as_str(), Some(expected.to_str().expect("utf-8")));
+    let id = job["id"].as_u64().expect("id");
+    let (status, body) = api.get(&format!("/api/v1/jobs/{id}/output")).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "conflict"), "{body}");
+    let (status, body) = api.get(&format!("/api/v1/jobs/{id}/output/part-r-00000")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let bad = json!({"app": "wordcount", "inputs": ["in"], "output": "../escape"});
+    let (status, body) = api.call("POST", "/api/v1/jobs", Some(TOKEN), Some(&bad.to_string())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.starts_with("output:")), "{body}");
 }

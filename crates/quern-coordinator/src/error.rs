@@ -73,6 +73,9 @@ pub enum Error {
     /// No such job.
     #[error("no job {0}")]
     NoSuchJob(quern_core::JobId),
+    /// No such worker.
+    #[error("no worker {0}")]
+    NoSuchWorker(String),
     /// The cluster token is unusable.
     #[error(transparent)]
     Token(#[from] quern_proto::TokenError),
@@ -87,7 +90,7 @@ impl From<Error> for tonic::Status {
         match &e {
             Error::BadRequest(_) => tonic::Status::invalid_argument(e.to_string()),
             Error::Refused(_) => tonic::Status::failed_precondition(e.to_string()),
-            Error::NoSuchJob(_) => tonic::Status::not_found(e.to_string()),
+            Error::NoSuchJob(_) | Error::NoSuchWorker(_) => tonic::Status::not_found(e.to_string()),
             Error::Unavailable(_) => tonic::Status::unavailable(e.to_string()),
             _ => tonic::Status::internal(e.to_string()),
         }

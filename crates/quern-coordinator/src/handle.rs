@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, MutexGuard, broadcast, oneshot};
 pub use crate::cluster::HeartbeatAnswer;
 use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, Worker};
 use crate::error::Error;
-use crate::state::{AttemptEnd, JobPhase, WorkerState};
+use crate::state::{AttemptEnd, JobPhase, WorkerAdmin, WorkerState};
 use crate::storage_work::{self, StorageWork};
 use crate::store::{Store, StoredAttempt, StoredJob, StoredWorker};
 
@@ -200,7 +200,7 @@ pub struct Registration {
     /// Attempts it runs at once (at least 1).
     pub slots: u32,
     /// The apps it has.
-    pub apps: Vec<String>,
+    pub apps: Vec<quern_core::AppInfo>,
     /// Its build version.
     pub version: String,
     /// Jobs whose data its work directory holds.
@@ -325,10 +325,15 @@ pub struct AttemptView {
 pub enum WorkerHealth {
     /// It heartbeats and gets work.
     Alive,
+    /// It heartbeats and finishes its attempts, but gets no new ones (an
+    /// admin drained it).
+    Draining,
     /// It heartbeats, but every job leaves it out for now.
     Blacklisted,
     /// It was silent past the worker timeout.
     Lost,
+    /// An admin removed it from the cluster.
+    Deregistered,
 }
 
 /// A worker, as shown.
@@ -393,6 +398,12 @@ impl CoordinatorHandle {
         let handle = CoordinatorHandle { shared };
         handle.run_storage_work(work);
         Ok(handle)
+    }
+
+    /// The storage job outputs are committed through (and the REST API
+    /// reads and writes files through).
+    pub fn storage(&self) -> &Storage {
+        &self.shared.storage
     }
 
     /// Every change from now on, in order, each once it is stored. A
@@ -596,12 +607,14 @@ impl CoordinatorHandle {
             apps: r.apps,
             version: r.version,
             state: WorkerState::Alive,
+            admin: crate::state::WorkerAdmin::Enabled,
             registered_at_ms: now,
             last_heartbeat_ms: now,
         };
         tracing::info!(worker = %row.id, host = %row.host, slots = row.slots, "worker registered");
         let interval = self.shared.heartbeat_interval_ms;
         self.decide(|c| {
+            c.check_registration(&row.id)?;
             let effects = c.register(row, now);
             Ok((Registered { heartbeat_interval_ms: interval, forget_jobs: c.ended_jobs(&r.held_jobs, now) }, effects))
         })
@@ -841,6 +854,39 @@ impl CoordinatorHandle {
         Ok(memory.cluster.workers().map(|w| worker_view(&memory.cluster, w, now)).collect())
     }
 
+    /// Drains a worker (admins): it finishes the attempts it runs and gets
+    /// no new ones. Answers it as it now stands.
+    pub async fn drain_worker(&self, worker_id: &str) -> Result<WorkerView, Error> {
+        self.decide_about_worker(worker_id, |c, _| c.drain(worker_id)).await
+    }
+
+    /// Enables a drained or deregistered worker again and lifts its
+    /// blacklist (admins).
+    pub async fn enable_worker(&self, worker_id: &str) -> Result<WorkerView, Error> {
+        self.decide_about_worker(worker_id, |c, _| c.enable(worker_id)).await
+    }
+
+    /// Removes a worker from the cluster now (admins): its attempts run
+    /// again elsewhere, and it may not register again until enabled.
+    pub async fn deregister_worker(&self, worker_id: &str) -> Result<WorkerView, Error> {
+        self.decide_about_worker(worker_id, |c, now| c.deregister(worker_id, now)).await
+    }
+
+    async fn decide_about_worker(
+        &self,
+        worker_id: &str,
+        decision: impl FnOnce(&mut Cluster, i64) -> Result<Vec<Effect>, Error>,
+    ) -> Result<WorkerView, Error> {
+        let now = now_ms();
+        self.decide(|c| {
+            let effects = decision(c, now)?;
+            let worker = c.workers().find(|w| w.row.id == worker_id);
+            let view = worker.map(|w| worker_view(c, w, now)).ok_or_else(|| Error::NoSuchWorker(worker_id.into()))?;
+            Ok((view, effects))
+        })
+        .await
+    }
+
     /// A job's attempts (of one task, if given), with their logs.
     pub async fn logs(&self, job: JobId, task: Option<TaskId>) -> Result<Vec<StoredAttempt>, Error> {
         if self.memory().await?.cluster.job(job).is_none() {
@@ -955,10 +1001,12 @@ fn worker_view(cluster: &Cluster, w: &Worker, now: i64) -> WorkerView {
     WorkerView {
         row: w.row.clone(),
         running: w.running.len() as u32,
-        health: match (w.alive, blacklisted) {
-            (false, _) => WorkerHealth::Lost,
-            (true, true) => WorkerHealth::Blacklisted,
-            (true, false) => WorkerHealth::Alive,
+        health: match (w.row.admin, w.alive, blacklisted) {
+            (WorkerAdmin::Deregistered, _, _) => WorkerHealth::Deregistered,
+            (_, false, _) => WorkerHealth::Lost,
+            (WorkerAdmin::Draining, true, _) => WorkerHealth::Draining,
+            (WorkerAdmin::Enabled, true, true) => WorkerHealth::Blacklisted,
+            (WorkerAdmin::Enabled, true, false) => WorkerHealth::Alive,
         },
         blacklisted_until_ms: if blacklisted { w.blacklisted_until_ms } else { 0 },
         excluded_by_jobs: cluster.excluding_jobs(&w.row.id, now),

@@ -98,6 +98,31 @@ impl WorkerState {
     }
 }
 
+/// What an admin decided about a worker, beside whether it is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum WorkerAdmin {
+    /// It gets work (the default).
+    Enabled,
+    /// It finishes the attempts it runs and gets no new ones.
+    Draining,
+    /// It was removed from the cluster: its attempts ran again elsewhere,
+    /// and it may not register again until an admin enables it.
+    Deregistered,
+}
+
+impl WorkerAdmin {
+    /// The stored (and shown) name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Result<WorkerAdmin, Error> {
+        parse(s, "worker admin state")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +138,10 @@ mod tests {
             assert_eq!(AttemptEnd::parse(name).map(AttemptEnd::as_str).ok(), Some(name));
         }
         assert_eq!(WorkerState::parse("lost").ok(), Some(WorkerState::Lost));
+        for a in [WorkerAdmin::Enabled, WorkerAdmin::Draining, WorkerAdmin::Deregistered] {
+            assert_eq!(WorkerAdmin::parse(a.as_str()).ok(), Some(a));
+        }
+        assert!(WorkerAdmin::parse("paused").is_err());
         assert_eq!(JobPhase::Killed.to_string(), "killed");
         let err = AttemptEnd::parse("exploded").expect_err("unknown");
         assert!(err.to_string().contains("unknown attempt outcome \"exploded\""), "{err}");

@@ -91,7 +91,7 @@ impl Fixture {
                 host: "h".into(),
                 shuffle_address: "http://127.0.0.1:1".into(),
                 slots: 2,
-                apps: vec!["wordcount".into()],
+                apps: vec![quern_core::AppInfo::named("wordcount")],
                 version: "t".into(),
                 held_jobs: vec![],
             })

@@ -95,6 +95,8 @@ fn worker(id: &str) -> pb::RegisterWorkerRequest {
         apps: vec!["wordcount".into()],
         version: "test".into(),
         held_jobs: Vec::new(),
+        // Names only, as workers before app descriptions send them.
+        app_descriptions: Vec::new(),
     }
 }
 
@@ -165,6 +167,7 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
         apps: vec!["wordcount".into()],
         version: "t".into(),
         held_jobs: vec![],
+        app_descriptions: vec![],
     };
     c.register_worker(registration).await.expect("register");
     let input = dir.path().join("in.txt");
@@ -264,7 +267,7 @@ async fn the_handle_runs_a_job_without_grpc() {
             host: "h".into(),
             shuffle_address: "http://127.0.0.1:1".into(),
             slots: 2,
-            apps: vec!["wordcount".into()],
+            apps: vec![quern_core::AppInfo::named("wordcount")],
             version: "t".into(),
             held_jobs: vec![JobId(7)],
         })

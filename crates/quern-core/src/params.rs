@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::error::SpecError;
 
 /// A parameter an app takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParamSpec {
     /// Its name, as in `--param NAME=value`.
     pub name: String,

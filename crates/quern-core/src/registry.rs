@@ -11,8 +11,9 @@ use crate::app::App;
 use crate::error::SpecError;
 use crate::params::{ParamSpec, Params};
 
-/// What a registry says about one app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a registry says about one app (and what a worker tells the
+/// coordinator it offers).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppInfo {
     /// The name jobs use (`--app NAME`).
     pub name: String,
@@ -20,6 +21,13 @@ pub struct AppInfo {
     pub about: String,
     /// The parameters it takes.
     pub params: Vec<ParamSpec>,
+}
+
+impl AppInfo {
+    /// An app known by its name alone (no help, no declared parameters).
+    pub fn named(name: impl Into<String>) -> AppInfo {
+        AppInfo { name: name.into(), about: String::new(), params: Vec::new() }
+    }
 }
 
 type BuildFn = dyn Fn(&Params) -> Result<Arc<dyn App>, SpecError> + Send + Sync;

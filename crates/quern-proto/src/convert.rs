@@ -3,7 +3,7 @@
 //! malformed message is refused with a [`DecodeError`] naming the field,
 //! never a panic and never a silent default.
 
-use quern_core::{AttemptId, JobId, Segment, TaskId, TaskKind};
+use quern_core::{AppInfo, AttemptId, JobId, ParamSpec, Segment, TaskId, TaskKind};
 
 use crate::generated as pb;
 
@@ -77,6 +77,34 @@ impl From<Segment> for pb::Segment {
 impl From<pb::Segment> for Segment {
     fn from(s: pb::Segment) -> Segment {
         Segment { offset: s.offset, len: s.len, records: s.records, raw_len: s.raw_len }
+    }
+}
+
+impl From<pb::AppDescription> for AppInfo {
+    fn from(a: pb::AppDescription) -> AppInfo {
+        AppInfo {
+            name: a.name,
+            about: a.about,
+            params: a
+                .params
+                .into_iter()
+                .map(|p| ParamSpec { name: p.name, help: p.help, required: p.required })
+                .collect(),
+        }
+    }
+}
+
+impl From<&AppInfo> for pb::AppDescription {
+    fn from(a: &AppInfo) -> pb::AppDescription {
+        pb::AppDescription {
+            name: a.name.clone(),
+            about: a.about.clone(),
+            params: a
+                .params
+                .iter()
+                .map(|p| pb::AppParameter { name: p.name.clone(), help: p.help.clone(), required: p.required })
+                .collect(),
+        }
     }
 }
 

@@ -11,27 +11,90 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::{BIN, TOKEN, TestCluster, embedded, gutenberg, parts};
 
-/// One HTTP/1.1 request (`Connection: close`); returns the status and the
-/// body as JSON.
-fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+/// One HTTP/1.1 request (`Connection: close`) with a body of
+/// `content_type`; returns the status, the head and the body's bytes.
+fn request(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &[u8])>,
+) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
-    if !body.is_empty() {
-        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    if let Some((content_type, bytes)) = body {
+        head.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", bytes.len()));
     }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send");
+    if let Some((_, bytes)) = body {
+        stream.write_all(bytes).expect("send");
+    }
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read");
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let mut body = answer[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = unchunk(&body);
+    }
+    (status, head, body)
+}
+
+/// The payload of a chunked body.
+fn unchunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line = body.windows(2).position(|w| w == b"\r\n").expect("a chunk size");
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..line]).expect("hex").trim(), 16).expect("hex");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[line + 2..line + 2 + size]);
+        body = &body[line + 2 + size + 2..];
+    }
+}
+
+/// One JSON request; returns the status and the body as JSON.
+fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    let body = body.map(Value::to_string);
+    let body = body.as_deref().map(|b| ("application/json", b.as_bytes()));
+    let (status, _, bytes) = request(address, method, path, token, body);
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// `files` as multipart/form-data parts named `file`: (content type, body).
+fn multipart(files: &[&std::path::Path]) -> (String, Vec<u8>) {
+    let boundary = "----quern-rest-test";
+    let mut body = Vec::new();
+    for path in files {
+        let name = path.file_name().and_then(|n| n.to_str()).expect("a file name");
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(&std::fs::read(path).expect("a book"));
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn wait_for_state(api: &str, id: u64, c: &TestCluster, done: &[&str]) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, job) = http(api, "GET", &format!("/api/v1/jobs/{id}"), Some(TOKEN), None);
+        if job["state"].as_str().is_some_and(|s| done.contains(&s)) {
+            return job;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{job}\n{}", c.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn wait_for_file(path: &std::path::Path) -> String {
@@ -133,4 +196,77 @@ fn a_job_submitted_over_rest_runs_on_the_cluster() {
     assert!(removed.status.success());
     let login = json!({"username": "ann", "password": "battery staple"});
     assert_eq!(http(&api, "POST", "/api/v1/auth/login", None, Some(&login)).0, 401, "a removed user cannot log in");
+}
+
+#[test]
+fn uploaded_books_become_a_job_whose_output_downloads_and_a_deregistered_worker_leaves() {
+    let files = tempfile::tempdir().expect("tempdir");
+    let address_file = files.path().join("http.address");
+    let address_arg = address_file.to_str().expect("utf-8");
+    let c = TestCluster::start(2, &["--http", "127.0.0.1:0", "--http-address-file", address_arg]);
+    let api = wait_for_file(&address_file);
+
+    // Two books, uploaded in one request; the embedded run over the same
+    // two is the expected output.
+    let books: Vec<std::path::PathBuf> = {
+        let mut all: Vec<_> =
+            std::fs::read_dir(gutenberg()).expect("books").map(|e| e.expect("entry").path()).collect();
+        all.sort();
+        all.into_iter().take(2).collect()
+    };
+    let local = c.path("local");
+    let both = c.path("both");
+    std::fs::create_dir_all(&both).expect("dir");
+    for book in &books {
+        std::fs::copy(book, both.join(book.file_name().expect("name"))).expect("copy");
+    }
+    embedded("wordcount", &both, &local, &["--reducers", "2"]);
+    let (content_type, body) = multipart(&books.iter().map(|b| b.as_path()).collect::<Vec<_>>());
+    let (status, _, uploaded) = request(&api, "POST", "/api/v1/uploads", Some(TOKEN), Some((&content_type, &body)));
+    let uploaded: Value = serde_json::from_slice(&uploaded).expect("JSON");
+    assert_eq!(status, 201, "{uploaded}");
+    let inputs: Vec<&str> =
+        uploaded["files"].as_array().expect("files").iter().filter_map(|f| f["location"].as_str()).collect();
+    assert_eq!(inputs.len(), 2, "{uploaded}");
+
+    let spec = json!({"app": "wordcount", "inputs": inputs, "output": "counts", "reducers": 2});
+    let (status, job) = http(&api, "POST", "/api/v1/jobs", Some(TOKEN), Some(&spec));
+    assert_eq!(status, 201, "{job}\n{}", c.logs());
+    let id = job["id"].as_u64().expect("id");
+    let job = wait_for_state(&api, id, &c, &["succeeded", "failed", "killed"]);
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", c.logs());
+
+    let (status, listed) = http(&api, "GET", &format!("/api/v1/jobs/{id}/output"), Some(TOKEN), None);
+    assert_eq!(status, 200, "{listed}");
+    let mut downloaded = Vec::new();
+    for file in listed["files"].as_array().expect("files") {
+        let name = file["name"].as_str().expect("name");
+        let (status, head, bytes) =
+            request(&api, "GET", &format!("/api/v1/jobs/{id}/output/{name}"), Some(TOKEN), None);
+        assert_eq!(status, 200, "{head}");
+        assert!(head.contains(&format!("filename=\"{name}\"")), "{head}");
+        assert_eq!(bytes.len() as u64, file["bytes"].as_u64().expect("bytes"));
+        downloaded.push((name.to_owned(), bytes));
+    }
+    assert_eq!(downloaded, parts(&local), "the downloaded output differs from the embedded run");
+    let (status, missing) = http(&api, "GET", &format!("/api/v1/jobs/{id}/output/_SUCCESS"), Some(TOKEN), None);
+    assert_eq!(status, 404, "only listed files download: {missing}");
+
+    // A deregistered worker is refused at its next contact and exits.
+    let (_, workers) = http(&api, "GET", "/api/v1/workers", Some(TOKEN), None);
+    let victim = workers[0]["id"].as_str().expect("id").to_owned();
+    let (status, worker) = http(&api, "POST", &format!("/api/v1/workers/{victim}/deregister"), Some(TOKEN), None);
+    assert_eq!((status, worker["state"].as_str()), (200, Some("deregistered")), "{worker}");
+    let mut c = c;
+    let started = Instant::now();
+    let exited = loop {
+        let statuses: Vec<_> = c.workers.iter_mut().filter_map(|w| w.try_wait().expect("wait")).collect();
+        if let Some(status) = statuses.first() {
+            break *status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no worker exited\n{}", c.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!exited.success(), "a deregistered worker exits with an error");
+    assert!(c.logs().contains("deregistered by an admin"), "{}", c.logs());
 }

@@ -73,9 +73,17 @@ async fn round_trip(store: Store, reopen: impl AsyncFnOnce(Store) -> Store) {
         host: "h1".into(),
         shuffle_address: "http://127.0.0.1:9".into(),
         slots: 4,
-        apps: vec!["wordcount".into(), "grep".into()],
+        apps: vec![
+            quern_core::AppInfo::named("wordcount"),
+            quern_core::AppInfo {
+                name: "grep".into(),
+                about: "lines matching a pattern".into(),
+                params: vec![quern_core::ParamSpec::required("pattern", "a regex")],
+            },
+        ],
         version: "0.1.0".into(),
         state: WorkerState::Alive,
+        admin: quern_coordinator::state::WorkerAdmin::Draining,
         registered_at_ms: 5,
         last_heartbeat_ms: 6,
     };

@@ -60,8 +60,8 @@ pub struct WorkerConfig {
     pub advertise_host: Option<String>,
     /// This worker's id (default: host, process id and start time).
     pub worker_id: Option<String>,
-    /// The apps this worker can run.
-    pub apps: Vec<String>,
+    /// The apps this worker can run, with their help and parameters.
+    pub apps: Vec<quern_core::AppInfo>,
     /// The build version, reported at registration.
     pub version: String,
     /// Give up (and exit) when the coordinator has been unreachable this long.
@@ -184,9 +184,10 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         host: host.clone(),
         shuffle_address: shuffle_address.clone(),
         slots: config.slots,
-        apps: config.apps.clone(),
+        apps: config.apps.iter().map(|a| a.name.clone()).collect(),
         version: config.version.clone(),
         held_jobs: Vec::new(),
+        app_descriptions: config.apps.iter().map(pb::AppDescription::from).collect(),
     };
     let mut last_contact = Instant::now();
     let interval = register(&mut client, &registration, &root, &mut last_contact, config.coordinator_timeout).await?;
@@ -385,7 +386,14 @@ async fn register(
                 let ms = resp.heartbeat_interval_ms.max(100);
                 return Ok(Duration::from_millis(u64::from(ms)));
             }
-            Err(s) if matches!(s.code(), tonic::Code::Unauthenticated | tonic::Code::InvalidArgument) => {
+            // A bad token, a malformed registration, or a worker an admin
+            // deregistered: retrying cannot help.
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::Unauthenticated | tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+                ) =>
+            {
                 return Err(Error::Refused(s.message().to_owned()));
             }
             Err(s) => {

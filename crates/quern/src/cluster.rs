@@ -125,6 +125,14 @@ pub(crate) struct CoordinatorArgs {
     /// DATA_DIR/api-signing.key, created with a random key if missing.
     #[arg(long, value_name = "PATH")]
     signing_key: Option<PathBuf>,
+    /// Where the REST API keeps uploaded files (FILES/uploads/USER/…) and
+    /// the outputs a job names relatively (FILES/outputs/NAME): a directory
+    /// the workers share, or an s3:// prefix. Default: DATA_DIR/files.
+    #[arg(long, value_name = "LOCATION")]
+    files: Option<String>,
+    /// The most bytes one upload request may carry (413 beyond).
+    #[arg(long, default_value = "1GiB", value_parser = crate::cli::parse_size)]
+    max_upload: u64,
 }
 
 /// `coordinator`'s arguments in a build without it: anything, so that the
@@ -462,6 +470,11 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let key_path = args.signing_key.clone().unwrap_or_else(|| args.data_dir.join("api-signing.key"));
     let key = if args.http.is_some() { crate::users::signing_key(&key_path)? } else { Vec::new() };
     let access = quern_api::Access::new(&config.token, &key, args.token_lifetime)?;
+    let data_dir = std::path::absolute(&args.data_dir)
+        .with_context(|| format!("resolving --data-dir {}", args.data_dir.display()))?;
+    let files_root = args.files.clone().unwrap_or_else(|| data_dir.join("files").display().to_string());
+    let files = quern_api::FileArea::new(&files_root, data_dir.join("tmp").join("uploads"), args.max_upload)
+        .with_context(|| format!("--files {files_root}"))?;
     runtime()?.block_on(async move {
         let coordinator =
             quern_coordinator::Coordinator::open(config).await.with_context(|| format!("opening {shown}"))?;
@@ -490,7 +503,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                     write_address_file("--http-address-file", path, http_bound)?;
                 }
                 tracing::info!(http = %http_bound, "REST API listening");
-                let router = quern_api::router(coordinator.handle(), access);
+                let router = quern_api::router(coordinator.handle(), access, files.clone());
                 Some(tokio::spawn(quern_api::serve(http, router, until_stopped(stopped.clone()))))
             }
         };
@@ -534,7 +547,7 @@ pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()>
         listen: args.listen,
         advertise_host: args.advertise,
         worker_id: args.id,
-        apps: apps.apps().map(|a| a.name.clone()).collect(),
+        apps: apps.apps().cloned().collect(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         coordinator_timeout: args.coordinator_timeout,
         drain_timeout: args.drain_timeout,

@@ -20,13 +20,15 @@ impl Cluster {
         let mut row = row;
         row.state = WorkerState::Alive;
         row.last_heartbeat_ms = now_ms;
-        effects.push(Effect::Worker(row.clone()));
         let mut worker = Worker::new(row, true);
         if let Some(old) = self.workers.get(&id) {
-            // A restart does not clear a worker's record of failures.
+            // A restart clears neither a worker's record of failures nor
+            // an admin's drain.
             worker.excluded_by = old.excluded_by.clone();
             worker.blacklisted_until_ms = old.blacklisted_until_ms;
+            worker.row.admin = old.row.admin;
         }
+        effects.push(Effect::Worker(worker.row.clone()));
         self.workers.insert(id, worker);
         effects
     }
@@ -110,7 +112,7 @@ impl Cluster {
             .map(|w| w.row.id.clone())
             .collect();
         for id in lost {
-            self.lose_worker(&id, now_ms, &mut effects);
+            self.lose_worker(&id, "no heartbeat", now_ms, &mut effects);
         }
         let mut hung = Vec::new();
         for job in self.jobs.values() {
@@ -156,9 +158,9 @@ impl Cluster {
 
     /// Declares a worker lost: its attempts run again elsewhere, and the map
     /// outputs it held are made again where a reduce still needs them.
-    pub(super) fn lose_worker(&mut self, id: &str, now_ms: i64, effects: &mut Vec<Effect>) {
+    pub(super) fn lose_worker(&mut self, id: &str, why: &str, now_ms: i64, effects: &mut Vec<Effect>) {
         let Some(worker) = self.workers.get_mut(id) else { return };
-        tracing::warn!(worker = %id, "worker lost: no heartbeat");
+        tracing::warn!(worker = %id, "worker lost: {why}");
         worker.alive = false;
         worker.row.state = WorkerState::Lost;
         self.replan_from(id);
@@ -167,7 +169,8 @@ impl Cluster {
         let running: Vec<(JobId, AttemptId)> = worker.running.drain().collect();
         effects.push(Effect::Worker(worker.row.clone()));
         for (job, attempt) in running {
-            self.lose_attempt(job, attempt, AttemptEnd::Lost, "its worker was lost", now_ms, effects);
+            let why = format!("its worker was lost ({why})");
+            self.lose_attempt(job, attempt, AttemptEnd::Lost, &why, now_ms, effects);
         }
         let job_ids: Vec<JobId> = self.jobs.keys().copied().collect();
         for job_id in job_ids {

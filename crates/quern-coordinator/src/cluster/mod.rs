@@ -14,6 +14,7 @@
 //!   backup attempts;
 //! - `report`: what an attempt's end means;
 //! - `liveness`: registration, heartbeats, lost workers, hung attempts;
+//! - `admin`: workers drained, deregistered and enabled by an admin;
 //! - `planning`: submitted specs handed to workers that have the app, to
 //!   be planned there (the coordinator never runs user code).
 //!
@@ -29,10 +30,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 pub use crate::state::JobPhase;
-use crate::state::{AttemptEnd, WorkerState};
+use crate::state::{AttemptEnd, WorkerAdmin, WorkerState};
 use crate::storage_work::{StorageOutcome, StorageWork};
 use crate::store::{JobUpdate, SavedState, StoredTask, StoredWorker};
 
+mod admin;
 mod job;
 mod liveness;
 mod placement;
@@ -433,7 +435,7 @@ impl Cluster {
     pub fn check_submission(&mut self, spec: &JobSpec) -> Result<(), Error> {
         spec.validate().map_err(|e| Error::Refused(e.to_string()))?;
         let alive: Vec<&Worker> = self.workers.values().filter(|w| w.alive).collect();
-        if !alive.is_empty() && !alive.iter().any(|w| w.row.apps.contains(&spec.app)) {
+        if !alive.is_empty() && !alive.iter().any(|w| w.row.offers(&spec.app)) {
             return Err(Error::Refused(format!("unknown app '{}': no worker offers it", spec.app)));
         }
         let output = output_key(&spec.output);

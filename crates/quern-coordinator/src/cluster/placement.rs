@@ -12,7 +12,11 @@ impl Cluster {
         let Some(worker) = self.workers.get(worker_id).filter(|w| w.alive) else {
             return Err(Error::BadRequest(format!("unknown worker {worker_id}: register first")));
         };
-        let apps = worker.row.apps.clone();
+        // A draining worker finishes what it runs and gets nothing new.
+        if worker.row.admin != WorkerAdmin::Enabled {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let apps = worker.row.app_names();
         let mut out = Vec::new();
         let mut effects = Vec::new();
         for _ in 0..free {
@@ -64,7 +68,13 @@ impl Cluster {
         let healthy: Vec<&str> = self
             .workers
             .values()
-            .filter(|w| w.alive && w.row.id != worker_id && w.row.apps.contains(&job.spec.app) && !shunned(w))
+            .filter(|w| {
+                w.alive
+                    && w.row.id != worker_id
+                    && w.row.admin == WorkerAdmin::Enabled
+                    && w.row.offers(&job.spec.app)
+                    && !shunned(w)
+            })
             .map(|w| w.row.id.as_str())
             .collect();
         if healthy.is_empty() {

@@ -38,10 +38,13 @@ impl Cluster {
     /// The specs `worker_id` is to plan now: those of its apps that no
     /// worker is planning.
     pub(super) fn plans_for(&mut self, worker_id: &str) -> Vec<PlanRequest> {
-        let Some(worker) = self.workers.get(worker_id).filter(|w| w.alive) else { return Vec::new() };
+        let Some(worker) = self.workers.get(worker_id).filter(|w| w.alive && w.row.admin == WorkerAdmin::Enabled)
+        else {
+            return Vec::new();
+        };
         let mut handed = Vec::new();
         for (&ticket, pending) in &mut self.plans {
-            if pending.handed_to.is_none() && worker.row.apps.contains(&pending.app) {
+            if pending.handed_to.is_none() && worker.row.offers(&pending.app) {
                 pending.handed_to = Some(worker_id.into());
                 handed.push(PlanRequest { ticket, spec_json: pending.spec_json.clone() });
             }

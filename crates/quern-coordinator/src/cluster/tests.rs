@@ -17,9 +17,10 @@ fn worker(id: &str, apps: &[&str]) -> StoredWorker {
         host: "h".into(),
         shuffle_address: format!("http://{id}:1"),
         slots: 2,
-        apps: apps.iter().map(|a| a.to_string()).collect(),
+        apps: apps.iter().map(|&a| quern_core::AppInfo::named(a)).collect(),
         version: "t".into(),
         state: WorkerState::Alive,
+        admin: crate::state::WorkerAdmin::Enabled,
         registered_at_ms: 0,
         last_heartbeat_ms: 0,
     }
@@ -414,4 +415,49 @@ fn shuffled_map_outputs_outlive_their_worker_and_go_after_the_retention() {
     run_in_order(&Storage::default(), work);
     assert!(!shuffle.exists(), "deleted after the retention");
     assert!(dir.path().join("shuffle").exists(), "only the job's own prefix");
+}
+
+#[test]
+fn a_drained_worker_finishes_its_attempt_and_gets_no_new_one_until_enabled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, m0, _m1) = two_maps_on_a_and_b(dir.path());
+    c.add_job(job(2, "wc", 2, 0, &dir.path().join("second")), 0);
+    let effects = c.drain("a").expect("drain");
+    assert!(
+        matches!(&effects[..], [Effect::Worker(row)] if row.admin == WorkerAdmin::Draining),
+        "the drain is stored: {effects:?}"
+    );
+    assert!(poll_one(&mut c, "a", 1).is_none(), "a draining worker gets nothing new");
+    let (committed, _) = c.report("a", JobId(1), m0.attempt, succeeded(index("/a/m0")), vec![], 2).expect("report");
+    assert!(committed, "the attempt it ran when drained still commits");
+    // A restart of its process does not undo the drain.
+    c.register(worker("a", &["wc"]), 3);
+    assert!(poll_one(&mut c, "a", 4).is_none(), "still draining after registering again");
+    assert!(poll_one(&mut c, "b", 4).is_some(), "the other worker gets the work");
+    c.enable("a").expect("enable");
+    assert!(poll_one(&mut c, "a", 5).is_some(), "an enabled worker gets work again");
+    assert!(matches!(c.drain("nobody"), Err(Error::NoSuchWorker(_))));
+}
+
+#[test]
+fn a_deregistered_worker_loses_its_attempts_and_may_not_register_until_enabled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, m0, _m1) = two_maps_on_a_and_b(dir.path());
+    let effects = c.deregister("a", 10).expect("deregister");
+    let lost = effects.iter().any(|e| {
+        matches!(e, Effect::AttemptEnded { attempt, outcome: AttemptEnd::Lost, error, .. }
+            if *attempt == m0.attempt && error.contains("deregistered by an admin"))
+    });
+    assert!(lost, "its attempt is lost, saying why: {effects:?}");
+    let again = poll_one(&mut c, "b", 11).expect("m0 runs again elsewhere");
+    assert_eq!((again.attempt.task, again.attempt.attempt), (m0.attempt.task, 2));
+    let err = c.check_registration("a").expect_err("refused");
+    assert!(err.to_string().contains("deregistered by an admin"), "{err}");
+    let (answer, _) = c.heartbeat("a", &[], 12);
+    assert!(answer.reregister, "its next heartbeat sends it to registration, which refuses it");
+    c.enable("a").expect("enable");
+    c.check_registration("a").expect("enabled: it may register");
+    c.register(worker("a", &["wc"]), 13);
+    c.add_job(job(2, "wc", 1, 0, &dir.path().join("second")), 13);
+    assert!(poll_one(&mut c, "a", 14).is_some());
 }

@@ -3,7 +3,7 @@
 //! malformed message with INVALID_ARGUMENT) for requests. Conversions of
 //! `quern-core` ids are `quern_proto`'s.
 
-use quern_core::{AttemptId, Counters, Failure, JobId, TaskId};
+use quern_core::{AppInfo, AttemptId, Counters, Failure, JobId, TaskId};
 use quern_proto as pb;
 use tonic::Status;
 
@@ -31,12 +31,19 @@ fn attempt_to(job: JobId, a: AttemptId) -> pb::AttemptRef {
 
 impl From<pb::RegisterWorkerRequest> for Registration {
     fn from(r: pb::RegisterWorkerRequest) -> Registration {
+        // A worker that describes its apps is believed; an older one that
+        // names them only gets bare descriptions.
+        let apps = if r.app_descriptions.is_empty() {
+            r.apps.into_iter().map(AppInfo::named).collect()
+        } else {
+            r.app_descriptions.into_iter().map(AppInfo::from).collect()
+        };
         Registration {
             worker_id: r.worker_id.into(),
             host: r.host,
             shuffle_address: r.shuffle_address,
             slots: r.slots,
-            apps: r.apps,
+            apps,
             version: r.version,
             held_jobs: r.held_jobs.into_iter().map(JobId).collect(),
         }
@@ -175,13 +182,14 @@ impl From<JobView> for pb::JobStatus {
 
 impl From<WorkerView> for pb::WorkerStatus {
     fn from(w: WorkerView) -> pb::WorkerStatus {
+        let apps = w.row.app_names();
         pb::WorkerStatus {
             worker_id: w.row.id.to_string(),
             host: w.row.host,
             shuffle_address: w.row.shuffle_address,
             slots: w.row.slots,
             running: w.running,
-            apps: w.row.apps,
+            apps,
             version: w.row.version,
             state: w.health.to_string(),
             last_heartbeat_ms: w.row.last_heartbeat_ms,

@@ -109,16 +109,30 @@ pub struct StoredWorker {
     pub shuffle_address: String,
     /// Attempts it runs at once.
     pub slots: u32,
-    /// The apps it has.
-    pub apps: Vec<String>,
+    /// The apps it has, with their help and parameters.
+    pub apps: Vec<quern_core::AppInfo>,
     /// Its build version.
     pub version: String,
     /// Whether it is alive.
     pub state: WorkerState,
+    /// Whether an admin drained or deregistered it.
+    pub admin: crate::state::WorkerAdmin,
     /// When it registered.
     pub registered_at_ms: i64,
     /// Its last heartbeat.
     pub last_heartbeat_ms: i64,
+}
+
+impl StoredWorker {
+    /// Whether it has the app called `name`.
+    pub fn offers(&self, name: &str) -> bool {
+        self.apps.iter().any(|a| a.name == name)
+    }
+
+    /// The names of its apps.
+    pub fn app_names(&self) -> Vec<String> {
+        self.apps.iter().map(|a| a.name.clone()).collect()
+    }
 }
 
 /// An attempt's history, as `quern logs` shows it.

@@ -57,6 +57,27 @@ pub(super) fn json_of<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{} field {field}: {e}", whose())))
 }
 
+/// A worker's app as stored: its name, help and parameters since migration
+/// 0004, its bare name in rows written before.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredApp {
+    Named(String),
+    Described(quern_core::AppInfo),
+}
+
+/// Reads a worker's stored apps (either form).
+pub(super) fn apps_of(text: &str, whose: &dyn Fn() -> String) -> Result<Vec<quern_core::AppInfo>, Error> {
+    let apps: Vec<StoredApp> = json_of(text, "apps_json", whose)?;
+    Ok(apps
+        .into_iter()
+        .map(|a| match a {
+            StoredApp::Named(name) => quern_core::AppInfo::named(name),
+            StoredApp::Described(info) => info,
+        })
+        .collect())
+}
+
 /// Names the record and field of a corrupt stored state name.
 pub(super) fn named<T>(parsed: Result<T, Error>, field: &str, whose: &dyn Fn() -> String) -> Result<T, Error> {
     parsed.map_err(|e| match e {
@@ -286,7 +307,7 @@ macro_rules! impl_sql_store {
                 for chunk in workers.chunks(BATCH_ROWS) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO workers (id, host, shuffle_address, slots, apps_json, version, state, \
-                         registered_at_ms, last_heartbeat_ms) ",
+                         registered_at_ms, last_heartbeat_ms, admin) ",
                     );
                     q.push_values(chunk, |mut b, (w, apps)| {
                         b.push_bind(w.id.as_str().to_owned())
@@ -297,13 +318,15 @@ macro_rules! impl_sql_store {
                             .push_bind(w.version.clone())
                             .push_bind(w.state.as_str())
                             .push_bind(w.registered_at_ms)
-                            .push_bind(w.last_heartbeat_ms);
+                            .push_bind(w.last_heartbeat_ms)
+                            .push_bind(w.admin.as_str());
                     });
                     q.push(
                         " ON CONFLICT (id) DO UPDATE SET host = excluded.host, \
                          shuffle_address = excluded.shuffle_address, slots = excluded.slots, \
                          apps_json = excluded.apps_json, version = excluded.version, state = excluded.state, \
-                         registered_at_ms = excluded.registered_at_ms, last_heartbeat_ms = excluded.last_heartbeat_ms",
+                         registered_at_ms = excluded.registered_at_ms, last_heartbeat_ms = excluded.last_heartbeat_ms, \
+                         admin = excluded.admin",
                     );
                     q.build().execute(&mut *tx).await.map_err(db("saving workers"))?;
                 }
@@ -427,11 +450,11 @@ macro_rules! impl_sql_store {
             }
 
             async fn workers(&self) -> Result<Vec<$crate::store::StoredWorker>, $crate::error::Error> {
-                use $crate::store::sql::{db, json_of, named, u32_of};
+                use $crate::store::sql::{apps_of, db, named, u32_of};
                 use sqlx::Row;
                 let rows = sqlx::query(
                     "SELECT id, host, shuffle_address, slots, apps_json, version, state, registered_at_ms, \
-                     last_heartbeat_ms FROM workers ORDER BY id",
+                     last_heartbeat_ms, admin FROM workers ORDER BY id",
                 )
                 .fetch_all(&self.pool)
                 .await
@@ -444,13 +467,15 @@ macro_rules! impl_sql_store {
                     let whose = || format!("worker {id}");
                     let apps: String = r.try_get("apps_json").map_err(e())?;
                     let state: String = r.try_get("state").map_err(e())?;
+                    let admin: String = r.try_get("admin").map_err(e())?;
                     workers.push($crate::store::StoredWorker {
                         host: r.try_get("host").map_err(e())?,
                         shuffle_address: r.try_get("shuffle_address").map_err(e())?,
                         slots: u32_of(r.try_get("slots").map_err(e())?, "slots", &whose)?,
-                        apps: json_of(&apps, "apps_json", &whose)?,
+                        apps: apps_of(&apps, &whose)?,
                         version: r.try_get("version").map_err(e())?,
                         state: named($crate::state::WorkerState::parse(&state), "state", &whose)?,
+                        admin: named($crate::state::WorkerAdmin::parse(&admin), "admin", &whose)?,
                         registered_at_ms: r.try_get("registered_at_ms").map_err(e())?,
                         last_heartbeat_ms: r.try_get("last_heartbeat_ms").map_err(e())?,
                         id,
@@ -551,4 +576,24 @@ macro_rules! impl_sql_store {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_apps_read_as_bare_names_or_described() {
+        let whose = || "worker w1".to_owned();
+        let old = apps_of(r#"["wordcount","grep"]"#, &whose).expect("rows before 0004");
+        assert_eq!(old, vec![quern_core::AppInfo::named("wordcount"), quern_core::AppInfo::named("grep")]);
+        let new = apps_of(
+            r#"[{"name":"grep","about":"matching lines","params":[{"name":"pattern","help":"a regex","required":true}]}]"#,
+            &whose,
+        )
+        .expect("rows since 0004");
+        assert_eq!(new[0].params[0].name, "pattern");
+        let err = apps_of(r#"[{"nom":"grep"}]"#, &whose).expect_err("neither form");
+        assert!(err.to_string().contains("worker w1 field apps_json"), "{err}");
+    }
 }
