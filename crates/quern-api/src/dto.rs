@@ -530,3 +530,68 @@ pub struct OutputFile {
     /// Its size.
     pub bytes: u64,
 }
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    /// Sees and steers everything: every job, users and workers.
+    Admin,
+    /// Sees and kills their own jobs.
+    User,
+}
+
+impl From<UserRole> for quern_coordinator::state::Role {
+    fn from(r: UserRole) -> quern_coordinator::state::Role {
+        match r {
+            UserRole::Admin => quern_coordinator::state::Role::Admin,
+            UserRole::User => quern_coordinator::state::Role::User,
+        }
+    }
+}
+
+impl From<quern_coordinator::state::Role> for UserRole {
+    fn from(r: quern_coordinator::state::Role) -> UserRole {
+        match r {
+            quern_coordinator::state::Role::Admin => UserRole::Admin,
+            quern_coordinator::state::Role::User => UserRole::User,
+        }
+    }
+}
+
+/// A user (never their password).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    /// Their name.
+    pub name: String,
+    /// Their role.
+    pub role: UserRole,
+    /// When they were added (ms since the epoch).
+    pub created_ms: i64,
+}
+
+impl From<quern_coordinator::store::StoredUser> for User {
+    fn from(u: quern_coordinator::store::StoredUser) -> User {
+        User { name: u.name, role: u.role.into(), created_ms: u.created_at_ms }
+    }
+}
+
+/// A user to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// 1 to 64 letters, digits, '.', '_' or '-'.
+    pub name: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// Their role.
+    pub role: UserRole,
+}
+
+/// A new password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    /// At least 8 characters.
+    pub password: String,
+}

@@ -22,6 +22,8 @@
 //!   user's signed token ([`Access`]; a user sees and kills only their own
 //!   jobs, another's is 404) or the cluster token (an admin).
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::routing::{get, post};
 use quern_coordinator::CoordinatorHandle;
@@ -35,17 +37,18 @@ mod jobs;
 mod login;
 pub mod openapi;
 mod system;
+mod users;
 mod workers;
 
-pub use auth::{Access, Caller, SignedToken, hash_password, new_signing_key, verify_password};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use files::FileArea;
+pub use quern_coordinator::access::{Access, Caller};
 
 /// What every handler gets.
 #[derive(Clone)]
 pub(crate) struct ApiState {
     pub(crate) handle: CoordinatorHandle,
-    pub(crate) access: std::sync::Arc<Access>,
+    pub(crate) access: Arc<Access>,
     pub(crate) files: std::sync::Arc<FileArea>,
 }
 
@@ -60,13 +63,15 @@ impl axum::extract::FromRequestParts<ApiState> for Authorized {
         parts: &mut axum::http::request::Parts,
         state: &ApiState,
     ) -> Result<Authorized, ApiError> {
-        state.access.caller(&parts.headers).map(|(caller, expires)| Authorized(caller, expires))
+        auth::caller(&state.access, &state.handle, &parts.headers)
+            .await
+            .map(|(caller, expires)| Authorized(caller, expires))
     }
 }
 
 /// Every endpoint of the API, over `handle`, for callers `access` lets in,
 /// with uploads and relatively named outputs in `files`.
-pub fn router(handle: CoordinatorHandle, access: Access, files: FileArea) -> Router {
+pub fn router(handle: CoordinatorHandle, access: Arc<Access>, files: FileArea) -> Router {
     let api = Router::new()
         .route("/health", get(system::health))
         .route("/auth/login", post(login::login))
@@ -88,9 +93,12 @@ pub fn router(handle: CoordinatorHandle, access: Access, files: FileArea) -> Rou
         .route("/workers/{id}/drain", post(workers::drain))
         .route("/workers/{id}/enable", post(workers::enable))
         .route("/workers/{id}/deregister", post(workers::deregister))
+        .route("/users", get(users::list).post(users::add))
+        .route("/users/{name}", axum::routing::delete(users::remove))
+        .route("/users/{name}/password", post(users::password))
         .route("/events", get(events::stream))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .with_state(ApiState { handle, access: std::sync::Arc::new(access), files: std::sync::Arc::new(files) });
+        .with_state(ApiState { handle, access, files: Arc::new(files) });
     Router::new().nest("/api/v1", api)
 }
 

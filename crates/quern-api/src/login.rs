@@ -6,7 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{ApiError, ApiState, Authorized, Caller, verify_password};
+use crate::{ApiError, ApiState, Authorized, Caller};
 
 /// A login.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -50,20 +50,7 @@ pub(crate) async fn login(
     body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Json<Token>, ApiError> {
     let Json(login) = body?;
-    s.access.check_lockout(&login.username)?;
-    let user = s.handle.user(&login.username).await?;
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let password = login.password;
-    // Hashing takes tens of milliseconds of CPU: off the async threads.
-    // An unknown name is checked against no hash, so it fails the same way.
-    let matches = tokio::task::spawn_blocking(move || hash.is_some_and(|h| verify_password(&password, &h)))
-        .await
-        .map_err(|e| ApiError::internal(format!("checking the password: {e}")))?;
-    s.access.record_login(&login.username, matches);
-    let (true, Some(user)) = (matches, user) else {
-        return Err(ApiError::unauthorized("wrong username or password"));
-    };
-    let signed = s.access.sign(&user.name, user.role)?;
+    let signed = s.access.login(&s.handle, &login.username, &login.password).await?;
     Ok(Json(Token { token: signed.token, expires_at: signed.expires_at_ms }))
 }
 

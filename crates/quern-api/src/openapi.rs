@@ -16,11 +16,12 @@ use utoipa::{Modify, OpenApi};
         crate::jobs::tasks, crate::jobs::counters, crate::jobs::log,
         crate::workers::list, crate::workers::drain, crate::workers::enable, crate::workers::deregister,
         crate::files::upload, crate::files::list_output, crate::files::download,
+        crate::users::list, crate::users::add, crate::users::remove, crate::users::password,
         crate::events::stream, document,
     ),
     components(schemas(crate::ErrorBody, crate::ErrorDetail)),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "jobs"), (name = "workers"), (name = "files"), (name = "events"), (name = "system")),
+    tags((name = "auth"), (name = "jobs"), (name = "workers"), (name = "files"), (name = "users"), (name = "events"), (name = "system")),
 )]
 pub struct ApiDoc;
 

@@ -9,7 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use quern_api::{Access, FileArea, hash_password, router};
+use quern_api::{Access, FileArea, router};
+use quern_coordinator::access::hash_password;
 use quern_coordinator::cluster::Outcome;
 use quern_coordinator::state::Role;
 use quern_coordinator::store::StoredUser;
@@ -52,7 +53,7 @@ impl Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = FileArea::new(&dir.path().join("files").display().to_string(), dir.path().join("scratch"), 1000)
             .expect("file area");
-        let router = router(handle.clone(), access, files);
+        let router = router(handle.clone(), std::sync::Arc::new(access), files);
         Api { handle, router, dir }
     }
 
@@ -341,6 +342,9 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/api/v1/uploads",
         "/api/v1/jobs/{id}/output",
         "/api/v1/jobs/{id}/output/{name}",
+        "/api/v1/users",
+        "/api/v1/users/{name}",
+        "/api/v1/users/{name}/password",
         "/api/v1/events",
         "/api/v1/openapi.json",
     ] {
@@ -518,4 +522,62 @@ async fn a_relative_output_goes_under_the_file_area_and_only_a_succeeded_output_
     let (status, body) = api.call("POST", "/api/v1/jobs", Some(TOKEN), Some(&bad.to_string())).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.starts_with("output:")), "{body}");
+}
+
+#[tokio::test]
+async fn admins_manage_users_over_http_and_a_removed_user_s_token_stops_working() {
+    let api = Api::start().await;
+    api.add_user("root", Role::Admin, "root's password").await;
+    let (_, login) = api.login("root", "root's password").await;
+    let root = login["token"].as_str().expect("token").to_owned();
+    let add =
+        |name: &str, password: &str, role: &str| json!({"name": name, "password": password, "role": role}).to_string();
+
+    let (status, user) =
+        api.call("POST", "/api/v1/users", Some(&root), Some(&add("ann", "ann's password", "user"))).await;
+    assert_eq!(
+        (status, user["name"].as_str(), user["role"].as_str()),
+        (StatusCode::CREATED, Some("ann"), Some("user"))
+    );
+    assert!(user.get("password_hash").is_none() && user.get("password").is_none(), "{user}");
+    let (status, body) = api.call("POST", "/api/v1/users", Some(&root), Some(&add("ann", "another one", "user"))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "conflict"), "{body}");
+    let (status, body) = api.call("POST", "/api/v1/users", Some(&root), Some(&add("bob", "short", "user"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.starts_with("password:")), "{body}");
+    let (status, body) = api.call("POST", "/api/v1/users", Some(&root), Some(&add("b b", "long enough", "user"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = api.call("POST", "/api/v1/users", Some(&root), Some(&add("bob", "long enough", "boss"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown role: {body}");
+
+    let (_, login) = api.login("ann", "ann's password").await;
+    let ann = login["token"].as_str().expect("token").to_owned();
+    let (status, body) = api.call("GET", "/api/v1/users", Some(&ann), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (status, body) =
+        api.call("POST", "/api/v1/users", Some(&ann), Some(&add("eve", "eve's password", "admin"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Ann changes her own password, and not root's.
+    let new = json!({"password": "ann's new password"}).to_string();
+    let (status, _) = api.call("POST", "/api/v1/users/ann/password", Some(&ann), Some(&new)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api.call("POST", "/api/v1/users/root/password", Some(&ann), Some(&new)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(api.login("ann", "ann's password").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.login("ann", "ann's new password").await.0, StatusCode::OK);
+
+    let (status, users) = api.call("GET", "/api/v1/users", Some(&root), None).await;
+    let names: Vec<&str> = users.as_array().expect("users").iter().filter_map(|u| u["name"].as_str()).collect();
+    assert_eq!((status, names), (StatusCode::OK, vec!["ann", "root"]));
+    let (status, body) = api.call("DELETE", "/api/v1/users/root", Some(&root), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "conflict"), "the last admin stays: {body}");
+    let (status, _) = api.call("DELETE", "/api/v1/users/ann", Some(&root), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = api.call("GET", "/api/v1/jobs", Some(&ann), None).await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("user ann no longer exists"))
+    );
+    let (status, _) = api.call("DELETE", "/api/v1/users/ann", Some(&root), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -16,6 +16,8 @@
 //!   simulations can drive it.
 //! - [`state`]: stored states as typed enums; [`store`]: the [`StateStore`]
 //!   trait and its SQLite and PostgreSQL implementations.
+//! - [`access`]: who calls (a user's signed token, or the cluster token)
+//!   and what they may do, for gRPC and REST alike; users' passwords.
 //! - [`storage_work`]: the commits and clean-ups of job outputs (local
 //!   directories or S3 prefixes) that decisions queue, run once the
 //!   decisions are stored, outside the lock.
@@ -27,9 +29,13 @@
 //!   decision is written to the store before the coordinator answers, and a
 //!   late report from an attempt the coordinator gave up on is discarded.
 //! - Every state change is durable before the RPC that caused it returns.
+//! - Worker RPCs take the cluster token only; a user's token reaches the
+//!   client RPCs, which show and kill only the user's own jobs (admins:
+//!   every job).
 //! - No storage I/O under the lock: decisions queue output work, which runs
 //!   after they are stored, each job's in decision order.
 
+pub mod access;
 pub mod cluster;
 mod error;
 mod handle;
@@ -56,8 +62,12 @@ use service::CoordinatorService;
 pub struct CoordinatorConfig {
     /// The state database: `sqlite://PATH` or `postgres://…`.
     pub state_url: String,
-    /// The cluster token every caller must present.
+    /// The cluster token workers (and admins) present.
     pub token: String,
+    /// The key that signs users' tokens (at least 32 bytes).
+    pub signing_key: Vec<u8>,
+    /// How long a login's token is valid.
+    pub token_lifetime: Duration,
     /// Timeouts and speculation.
     pub policy: Policy,
     /// How often workers heartbeat.
@@ -70,7 +80,7 @@ pub struct CoordinatorConfig {
 /// A coordinator, restored from its state and ready to serve.
 pub struct Coordinator {
     handle: CoordinatorHandle,
-    token: quern_proto::TokenCheck,
+    access: std::sync::Arc<access::Access>,
 }
 
 impl Coordinator {
@@ -78,10 +88,16 @@ impl Coordinator {
     /// restores every job that was running. Refuses an empty token before
     /// touching the state.
     pub async fn open(config: CoordinatorConfig) -> Result<Coordinator, Error> {
-        let token = quern_proto::TokenCheck::new(&config.token)?;
+        let access = access::Access::new(&config.token, &config.signing_key, config.token_lifetime)?;
         let interval = config.heartbeat_interval.as_millis() as u32;
         let handle = CoordinatorHandle::open(&config.state_url, config.storage, config.policy, interval).await?;
-        Ok(Coordinator { handle, token })
+        Ok(Coordinator { handle, access: std::sync::Arc::new(access) })
+    }
+
+    /// Who may call, and the tokens logins get: for another front end (a
+    /// REST API) served beside the gRPC one.
+    pub fn access(&self) -> std::sync::Arc<access::Access> {
+        self.access.clone()
     }
 
     /// The application layer, for another front end (a REST API) served
@@ -108,11 +124,13 @@ impl Coordinator {
                 }
             })
         };
-        let service =
-            quern_proto::coordinator_server::CoordinatorServer::new(CoordinatorService { handle: self.handle })
-                .max_decoding_message_size(quern_proto::MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(quern_proto::MAX_MESSAGE_BYTES);
-        let service = tonic::service::interceptor::InterceptedService::new(service, self.token);
+        let service = quern_proto::coordinator_server::CoordinatorServer::new(CoordinatorService {
+            handle: self.handle,
+            access: self.access.clone(),
+        })
+        .max_decoding_message_size(quern_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(quern_proto::MAX_MESSAGE_BYTES);
+        let service = tonic::service::interceptor::InterceptedService::new(service, service::CallerCheck(self.access));
         let result = tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use prost::Message;
 
+use quern_coordinator::state::Role;
 use quern_coordinator::{Coordinator, CoordinatorConfig, Policy};
 use quern_proto as pb;
 use tonic::transport::Channel;
@@ -29,14 +30,27 @@ impl Running {
 }
 
 async fn start(state: &str) -> Running {
+    start_with_users(state, &[]).await
+}
+
+/// A coordinator whose store holds `users` (name, role, password).
+async fn start_with_users(state: &str, users: &[(&str, Role, &str)]) -> Running {
     let config = CoordinatorConfig {
         state_url: state.to_owned(),
         token: "t0ken".into(),
         policy: Policy::with_timeouts(10_000, 60_000, false),
         heartbeat_interval: Duration::from_millis(200),
         storage: quern_storage::Storage::default(),
+        signing_key: b"a test signing key of 32 bytes..".to_vec(),
+        token_lifetime: Duration::from_secs(60),
     };
     let coordinator = Coordinator::open(config).await.expect("open");
+    for &(name, role, password) in users {
+        let hash = quern_coordinator::access::hash_password(password).expect("hash");
+        let user =
+            quern_coordinator::store::StoredUser { name: name.into(), role, password_hash: hash, created_at_ms: 0 };
+        coordinator.handle().put_user(&user).await.expect("user");
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -258,6 +272,8 @@ async fn the_handle_runs_a_job_without_grpc() {
         policy: Policy::with_timeouts(10_000, 60_000, false),
         heartbeat_interval: Duration::from_millis(200),
         storage: quern_storage::Storage::default(),
+        signing_key: b"a test signing key of 32 bytes..".to_vec(),
+        token_lifetime: Duration::from_secs(60),
     };
     let handle = Coordinator::open(config).await.expect("open").handle();
     let mut events = handle.events();
@@ -345,4 +361,67 @@ async fn the_handle_runs_a_job_without_grpc() {
     for w in &wanted {
         assert!(rest.any(|e| e == w), "{w:?} missing or out of order in {seen:?}");
     }
+}
+
+#[tokio::test]
+async fn a_user_s_token_reaches_client_calls_for_their_own_jobs_only_and_never_worker_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = [("ann", Role::User, "ann's password"), ("root", Role::Admin, "root's password")];
+    let running = start_with_users(&format!("sqlite://{}", dir.path().join("q.db").display()), &users).await;
+    let mut anonymous = pb::coordinator_client::CoordinatorClient::connect(running.url.clone()).await.expect("connect");
+    let wrong = pb::LoginRequest { username: "ann".into(), password: "guess".into() };
+    let err = anonymous.login(wrong).await.expect_err("wrong password");
+    assert_eq!((err.code(), err.message()), (tonic::Code::Unauthenticated, "wrong username or password"));
+    let login = |name: &str, password: &str| pb::LoginRequest { username: name.into(), password: password.into() };
+    let ann = anonymous.login(login("ann", "ann's password")).await.expect("login").into_inner();
+    assert_eq!(ann.role, "user");
+    let root = anonymous.login(login("root", "root's password")).await.expect("login").into_inner();
+    assert_eq!(root.role, "admin");
+
+    // The cluster token's holder registers a worker and submits a job.
+    let mut cluster = client(&running.url, "t0ken").await;
+    cluster.register_worker(worker("w1")).await.expect("register");
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a b\n").expect("write");
+    let out = dir.path().join("out");
+    let spec = quern_core::JobSpec::new("wordcount", vec![input.display().to_string()], out.display().to_string());
+    let (submission, ticket) = submit_and_wait_for_plan_request(&cluster, &spec).await;
+    let plan = quern_core::JobPlan {
+        splits: Vec::new(),
+        outputs: vec![quern_core::PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+        partitions: 1,
+        shuffle: None,
+    };
+    let result = pb::report_plan_request::Result::PlanJson(serde_json::to_string(&plan).expect("plan"));
+    cluster
+        .report_plan(pb::ReportPlanRequest { worker_id: "w1".into(), ticket, result: Some(result) })
+        .await
+        .expect("plan");
+    let job_id = submission.await.expect("join").expect("submitted").into_inner().job_id;
+
+    // Ann sees none of it, and cannot act as a worker.
+    let mut as_ann = client(&running.url, &ann.token).await;
+    assert!(as_ann.list_jobs(pb::ListJobsRequest {}).await.expect("jobs").into_inner().jobs.is_empty());
+    let err = as_ann.get_job(pb::GetJobRequest { job_id }).await.expect_err("not hers");
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    let err = as_ann.kill_job(pb::KillJobRequest { job_id }).await.expect_err("not hers");
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    let err = as_ann.get_logs(pb::GetLogsRequest { job_id, task: String::new() }).await.expect_err("not hers");
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    let err = as_ann.register_worker(worker("w2")).await.expect_err("not a worker");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    let beat = pb::HeartbeatRequest { worker_id: "w1".into(), running: vec![] };
+    assert_eq!(as_ann.heartbeat(beat).await.expect_err("not a worker").code(), tonic::Code::PermissionDenied);
+
+    // An admin sees and kills it; its owner is the cluster token's ("").
+    let mut as_root = client(&running.url, &root.token).await;
+    let jobs = as_root.list_jobs(pb::ListJobsRequest {}).await.expect("jobs").into_inner().jobs;
+    assert_eq!(jobs.iter().map(|j| (j.job_id, j.owner.as_str())).collect::<Vec<_>>(), [(job_id, "")]);
+    assert!(as_root.kill_job(pb::KillJobRequest { job_id }).await.expect("kill").into_inner().killed);
+
+    // A forged token is refused, as a wrong cluster token is.
+    let mut forged = client(&running.url, &format!("{}x", ann.token)).await;
+    let err = forged.list_jobs(pb::ListJobsRequest {}).await.expect_err("forged");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    running.stop().await;
 }

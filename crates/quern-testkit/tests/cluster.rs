@@ -236,7 +236,9 @@ fn bad_submissions_and_missing_tokens_are_refused() {
     let no_token =
         Command::new(BIN).args(["jobs", "--token", "wrong"]).env("QUERN_COORDINATOR", c.url()).output().expect("jobs");
     assert!(!no_token.status.success());
-    assert!(String::from_utf8_lossy(&no_token.stderr).contains("wrong cluster token"));
+    assert!(
+        String::from_utf8_lossy(&no_token.stderr).contains("wrong token: neither the cluster token nor a valid login")
+    );
 }
 
 #[test]

@@ -270,3 +270,95 @@ fn uploaded_books_become_a_job_whose_output_downloads_and_a_deregistered_worker_
     assert!(!exited.success(), "a deregistered worker exits with an error");
     assert!(c.logs().contains("deregistered by an admin"), "{}", c.logs());
 }
+
+#[test]
+fn quern_login_gives_the_cli_a_user_s_token_and_rights() {
+    let mut c = TestCluster::start(1, &[]);
+    let config = c.path("config");
+    let data_dir = c.path("coordinator");
+    let quern_in = |c: &TestCluster, args: &[&str], stdin: &str| {
+        let mut child = c
+            .cli()
+            .args(args)
+            .env_remove("QUERN_TOKEN")
+            .env("XDG_CONFIG_HOME", &config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("quern");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin");
+        child.wait_with_output().expect("quern")
+    };
+    macro_rules! quern {
+        ($args:expr, $stdin:expr) => {
+            quern_in(&c, $args, $stdin)
+        };
+    }
+    let text = |out: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let data = data_dir.to_str().expect("utf-8");
+    let added =
+        quern!(&["user", "add", "ann", "--role", "user", "--password-stdin", "--data-dir", data], "ann's secret\n");
+    assert!(added.status.success(), "{}", text(&added));
+
+    // Without a token or a login, a client command says what to do.
+    let refused = quern!(&["jobs"], "");
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("run quern login"), "{}", text(&refused));
+    let wrong = quern!(&["login", "--user", "ann", "--password-stdin"], "not it\n");
+    assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong));
+    assert!(text(&wrong).contains("wrong username or password"), "{}", text(&wrong));
+    let login = quern!(&["login", "--user", "ann", "--password-stdin"], "ann's secret\n");
+    assert!(login.status.success(), "{}", text(&login));
+    let saved = config.join("quern/login.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&saved).expect("saved login").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the token is readable by its owner only");
+    }
+
+    // The cluster token's job is not ann's to see or kill; hers is.
+    let input = c.path("in.txt");
+    std::fs::write(&input, "a b a\n").expect("input");
+    let theirs = c.submit_job("wordcount", &input, &c.path("theirs"), &[]);
+    assert_eq!(c.wait_job(theirs, Duration::from_secs(60))["state"], "succeeded");
+    let (input_arg, hers) = (input.to_str().expect("utf-8"), c.path("hers"));
+    let hers = hers.to_str().expect("utf-8");
+    let submitted = quern!(&["submit", "--app", "wordcount", "--input", input_arg, "--output", hers, "--wait"], "");
+    assert!(submitted.status.success(), "{}\n{}", text(&submitted), c.logs());
+    let listed = quern!(&["jobs", "--json"], "");
+    let jobs: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let jobs = jobs.as_array().expect("jobs");
+    assert_eq!(jobs.len(), 1, "ann sees her job only: {jobs:?}");
+    assert_eq!((jobs[0]["owner"].as_str(), jobs[0]["state"].as_str()), (Some("ann"), Some("succeeded")));
+    let kill = quern!(&["kill", &theirs.to_string()], "");
+    assert_ne!(kill.status.code(), Some(0), "{}", text(&kill));
+    assert!(text(&kill).contains(&format!("no job {theirs}")), "{}", text(&kill));
+    let elsewhere = quern!(&["jobs", "--coordinator", "http://127.0.0.1:1"], "");
+    assert_eq!(elsewhere.status.code(), Some(2), "{}", text(&elsewhere));
+    assert!(text(&elsewhere).contains("you are logged in to"), "{}", text(&elsewhere));
+
+    // A worker cannot run on a user's token.
+    let token = serde_json::from_str::<Value>(&std::fs::read_to_string(&saved).expect("login")).expect("JSON")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let worker = c.add_worker(&["--token", &token]);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = c.workers[worker].try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the worker kept running\n{}", c.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "{}", c.logs());
+    assert!(c.logs().contains("worker calls take the cluster token"), "{}", c.logs());
+
+    let logout = quern!(&["logout"], "");
+    assert!(logout.status.success() && !saved.exists(), "{}", text(&logout));
+    assert_eq!(quern!(&["jobs"], "").status.code(), Some(2));
+}

@@ -391,7 +391,10 @@ async fn register(
             Err(s)
                 if matches!(
                     s.code(),
-                    tonic::Code::Unauthenticated | tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+                    tonic::Code::Unauthenticated
+                        | tonic::Code::PermissionDenied
+                        | tonic::Code::InvalidArgument
+                        | tonic::Code::FailedPrecondition
                 ) =>
             {
                 return Err(Error::Refused(s.message().to_owned()));

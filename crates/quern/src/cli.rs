@@ -105,6 +105,11 @@ enum Command {
     Kill(crate::cluster::JobRefArgs),
     /// List a cluster's workers.
     Workers(crate::cluster::ListArgs),
+    /// Log in to a coordinator as a user: the client commands then use
+    /// that user's token (kept in ~/.config/quern/login.json).
+    Login(crate::login::LoginArgs),
+    /// Forget the saved login.
+    Logout,
     /// Show the logs of a job's attempts.
     Logs(crate::cluster::LogsArgs),
     /// Run one attempt (what a worker starts; reads the attempt on stdin).
@@ -131,6 +136,8 @@ impl Command {
             | Command::Status(_)
             | Command::Kill(_)
             | Command::Workers(_)
+            | Command::Login(_)
+            | Command::Logout
             | Command::Logs(_) => true,
             #[cfg(feature = "coordinator")]
             Command::User(_) => true,
@@ -400,6 +407,8 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
         Command::Kill(args) => crate::cluster::kill(args),
         Command::Workers(args) => crate::cluster::workers(args),
         Command::Logs(args) => crate::cluster::logs(args),
+        Command::Login(args) => crate::login::login(args),
+        Command::Logout => crate::login::logout(),
         Command::Apps => {
             init_logging(false);
             print_apps(&apps);

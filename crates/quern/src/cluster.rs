@@ -35,7 +35,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(Args)]
 pub(crate) struct ConnectArgs {
     /// The coordinator, as http://host:port.
-    #[arg(long, env = "QUERN_COORDINATOR", default_value = "http://127.0.0.1:7070")]
+    #[arg(long, env = "QUERN_COORDINATOR", default_value = crate::login::DEFAULT_COORDINATOR)]
     coordinator: String,
     /// The cluster token (not empty).
     #[arg(long, env = "QUERN_TOKEN", hide_env_values = true, value_parser = crate::cli::parse_token)]
@@ -43,11 +43,17 @@ pub(crate) struct ConnectArgs {
 }
 
 /// What a client command (`submit`, `jobs`, …) needs to reach the
-/// coordinator: where it is, and how long to wait for it.
+/// coordinator: where it is, the token, and how long to wait for it.
 #[derive(Args)]
 pub(crate) struct ClientArgs {
-    #[command(flatten)]
-    connect: ConnectArgs,
+    /// The coordinator, as http://host:port. Default: the one `quern
+    /// login` saved, or http://127.0.0.1:7070.
+    #[arg(long, env = "QUERN_COORDINATOR")]
+    coordinator: Option<String>,
+    /// The cluster token (an admin's rights). Default: the user's token
+    /// `quern login` saved.
+    #[arg(long, env = "QUERN_TOKEN", hide_env_values = true, value_parser = crate::cli::parse_token)]
+    token: Option<String>,
     /// How long to wait for the coordinator to connect and answer, per call.
     #[arg(long, env = "QUERN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
@@ -347,8 +353,9 @@ struct CoordinatorConnection {
 
 impl CoordinatorConnection {
     fn new(args: &ClientArgs) -> anyhow::Result<CoordinatorConnection> {
-        let address = args.connect.coordinator.clone();
-        let token = pb::TokenAttach::new(&args.connect.token).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        let credentials = crate::login::Credentials::resolve(args.coordinator.clone(), args.token.clone())?;
+        let address = credentials.coordinator;
+        let token = pb::TokenAttach::new(&credentials.token).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
         let endpoint = tonic::transport::Endpoint::from_shared(address.clone())
             .with_context(|| format!("coordinator address {address}"))?;
         Ok(CoordinatorConnection { address, endpoint, token, timeout: args.timeout, client: None })
@@ -452,6 +459,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let state = args.state.unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("quern.db").display()));
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     let shown = quern_coordinator::store::redact(&state);
+    let key_path = args.signing_key.clone().unwrap_or_else(|| args.data_dir.join("api-signing.key"));
     let config = quern_coordinator::CoordinatorConfig {
         state_url: state,
         token: args.token,
@@ -466,10 +474,9 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         },
         heartbeat_interval: args.heartbeat,
         storage: args.s3.storage(),
+        signing_key: crate::users::signing_key(&key_path)?,
+        token_lifetime: args.token_lifetime,
     };
-    let key_path = args.signing_key.clone().unwrap_or_else(|| args.data_dir.join("api-signing.key"));
-    let key = if args.http.is_some() { crate::users::signing_key(&key_path)? } else { Vec::new() };
-    let access = quern_api::Access::new(&config.token, &key, args.token_lifetime)?;
     let data_dir = std::path::absolute(&args.data_dir)
         .with_context(|| format!("resolving --data-dir {}", args.data_dir.display()))?;
     let files_root = args.files.clone().unwrap_or_else(|| data_dir.join("files").display().to_string());
@@ -503,7 +510,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                     write_address_file("--http-address-file", path, http_bound)?;
                 }
                 tracing::info!(http = %http_bound, "REST API listening");
-                let router = quern_api::router(coordinator.handle(), access, files.clone());
+                let router = quern_api::router(coordinator.handle(), coordinator.access(), files.clone());
                 Some(tokio::spawn(quern_api::serve(http, router, until_stopped(stopped.clone()))))
             }
         };
@@ -751,6 +758,7 @@ fn job_json(job: &pb::JobStatus) -> serde_json::Value {
     json!({
         "id": job.job_id,
         "app": job.app,
+        "owner": job.owner,
         "output": job.output,
         "state": job.state,
         "phase": job.phase,
@@ -787,6 +795,9 @@ fn print_status(job: &pb::JobStatus) {
         );
     };
     println!("job {}: {} ({}), app {}, priority {}", job.job_id, job.state, job.phase, job.app, job.priority);
+    if !job.owner.is_empty() {
+        println!("  owner    {}", job.owner);
+    }
     println!("  output   {}", job.output);
     if !job.error.is_empty() {
         println!("  error    {}", job.error);
@@ -829,8 +840,8 @@ pub(crate) fn jobs(args: ListArgs) -> anyhow::Result<()> {
             return print_json(&serde_json::Value::Array(jobs.iter().map(job_json).collect()));
         }
         println!(
-            "{:>5}  {:<9}  {:<6}  {:<14}  {:>11}  {:>11}  {:>8}  OUTPUT",
-            "ID", "STATE", "PHASE", "APP", "MAPS", "REDUCES", "ELAPSED"
+            "{:>5}  {:<9}  {:<6}  {:<14}  {:<10}  {:>11}  {:>11}  {:>8}  OUTPUT",
+            "ID", "STATE", "PHASE", "APP", "OWNER", "MAPS", "REDUCES", "ELAPSED"
         );
         for j in &jobs {
             let c = |p: Option<pb::PhaseCounts>| {
@@ -838,11 +849,12 @@ pub(crate) fn jobs(args: ListArgs) -> anyhow::Result<()> {
                 format!("{}/{}", p.succeeded, p.total)
             };
             println!(
-                "{:>5}  {:<9}  {:<6}  {:<14}  {:>11}  {:>11}  {:>8}  {}",
+                "{:>5}  {:<9}  {:<6}  {:<14}  {:<10}  {:>11}  {:>11}  {:>8}  {}",
                 j.job_id,
                 j.state,
                 j.phase,
                 j.app,
+                if j.owner.is_empty() { "-" } else { &j.owner },
                 c(j.maps),
                 c(j.reduces),
                 elapsed(j),

@@ -90,6 +90,7 @@
 pub mod cli;
 mod cluster;
 mod demo;
+mod login;
 mod progress;
 #[cfg(feature = "coordinator")]
 mod users;

@@ -92,9 +92,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         }
         first
     };
-    if password.chars().count() < 8 {
-        bail!(crate::cli::Refused("a password needs at least 8 characters".into()));
-    }
+    quern_coordinator::access::check_password(&password).map_err(crate::cli::Refused)?;
     Ok(password)
 }
 
@@ -103,12 +101,7 @@ pub(crate) fn user(args: UserArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         match args.command {
             UserCommand::Add { name, role, password_stdin, state } => {
-                if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_alphanumeric() || "._-".contains(c))
-                {
-                    bail!(crate::cli::Refused(format!(
-                        "user name {name:?}: use 1 to 64 letters, digits, '.', '_' or '-'"
-                    )));
-                }
+                quern_coordinator::access::check_user_name(&name).map_err(crate::cli::Refused)?;
                 let store = open(&state).await?;
                 if store.users().await?.iter().any(|u| u.name == name) {
                     bail!(crate::cli::Refused(format!(
@@ -116,7 +109,7 @@ pub(crate) fn user(args: UserArgs) -> anyhow::Result<()> {
                     )));
                 }
                 let password = read_password(password_stdin)?;
-                let hash = quern_api::hash_password(&password).map_err(anyhow::Error::msg)?;
+                let hash = quern_coordinator::access::hash_password(&password).map_err(anyhow::Error::msg)?;
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
                 store
                     .put_user(&StoredUser { name: name.clone(), role, password_hash: hash, created_at_ms: now })
@@ -140,7 +133,7 @@ pub(crate) fn user(args: UserArgs) -> anyhow::Result<()> {
                     bail!(crate::cli::Refused(format!("no user {name}")));
                 };
                 let password = read_password(password_stdin)?;
-                let hash = quern_api::hash_password(&password).map_err(anyhow::Error::msg)?;
+                let hash = quern_coordinator::access::hash_password(&password).map_err(anyhow::Error::msg)?;
                 store.put_user(&StoredUser { password_hash: hash, ..user }).await?;
                 println!("changed {name}'s password");
             }
@@ -164,7 +157,7 @@ pub(crate) fn signing_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
-            let key = quern_api::new_signing_key();
+            let key = quern_coordinator::access::new_signing_key();
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

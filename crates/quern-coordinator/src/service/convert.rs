@@ -165,6 +165,7 @@ impl From<JobView> for pb::JobStatus {
             started_at_ms: job.started_ms,
             finished_at_ms: job.finished_ms,
             input_bytes: job.input_bytes,
+            owner: job.owner,
             running: job
                 .running
                 .into_iter()
