@@ -115,7 +115,6 @@ async function submitJob(page, { app, params = {}, files = null, useUploads = []
   for (const [name, value] of Object.entries(params)) {
     const input = page.getByLabel(name, { exact: true });
     if (!(await input.count())) fail(`the submit form shows no input labelled "${name}" for app ${app}`);
-    if ((await input.getAttribute('required')) === null) fail(`the "${name}" input of app ${app} is not marked required`);
     await input.fill(value);
   }
   let locations = [];
@@ -174,8 +173,13 @@ async function main() {
       await until(async () => (await page.getByRole('alert').textContent())?.trim(), 'the wrong-password alert');
       await page.getByLabel('Password').fill(PASSWORD);
       await shot(page, '01-login.png');
+      const before = (await page.getByRole('alert').textContent()).trim();
       await page.getByRole('button', { name: 'Log in' }).click();
-      await page.waitForURL(/#\/jobs$/);
+      // The alert empties on submit and fills again if the login fails.
+      await until(async () => /#\/jobs$/.test(page.url())
+        || ((await page.getByRole('alert').count()) && (await page.getByRole('alert').textContent()).trim()),
+      'the jobs page (or a login error)');
+      if (!/#\/jobs$/.test(page.url())) fail(`logging in as ${USER} failed: ${(await page.getByRole('alert').textContent()).trim() || before}`);
       await page.getByRole('heading', { level: 1, name: 'Jobs' }).waitFor();
       const who = await page.getByRole('banner').textContent();
       if (!who.includes(USER)) fail(`the top bar does not show the signed-in user ${USER}`);
@@ -186,6 +190,8 @@ async function main() {
       await until(async () => (await page.getByRole('status').allTextContents()).some((t) => /\d+ jobs?/.test(t)), 'the job count');
       await shot(page, '02-jobs.png');
       await page.setViewportSize(PHONE);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      if (overflow > 0) fail(`on a phone the page is ${overflow} px wider than the screen (tables should scroll inside)`);
       await shot(page, '02-jobs-phone.png');
       await page.setViewportSize(LAPTOP);
     });

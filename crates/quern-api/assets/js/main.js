@@ -40,6 +40,7 @@ onUnauthorized(() => {
 
 document.getElementById('logout').addEventListener('click', () => {
   token.clear();
+  sessionStorage.clear(); // the uploads list and return route too
   me = null;
   navigate('login');
 });

@@ -65,7 +65,7 @@ export default async function job(ctx) {
     h('section', { class: 'panel', 'aria-label': 'Summary' }, stateRegion, facts, errorBox),
     h('section', { class: 'panel', 'aria-labelledby': 'progress-title' }, h('h2', { id: 'progress-title' }, 'Progress'), progress),
     h('section', { class: 'panel', 'aria-labelledby': 'tasks-title' },
-      h('div', { class: 'panel-head' }, h('h2', { id: 'tasks-title' }, 'Tasks'), h('span', { class: 'small muted' }, 'Select a task for its attempts and logs.')),
+      h('div', { class: 'panel-head' }, h('h2', { id: 'tasks-title' }, 'Tasks'), h('span', { class: 'small muted' }, 'Select a task for its attempts and logs; arrow keys move between tasks.')),
       grid.el),
     outputPanel,
     h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' }, h('h2', { id: 'timeline-title' }, 'Timeline'), timelineBox, timelineLegend()),
@@ -190,10 +190,12 @@ export default async function job(ctx) {
       onStatus: (st) => { if (stopEvents) setLive(live, st); },
     });
     ctx.onCleanup(() => stopEvents && stopEvents());
-    ctx.onCleanup(every(2000, refresh.trigger, () => ACTIVE.has(current.state)));
   } else {
     finished();
   }
+  // Progress is not an event: poll while it runs (and until the output of a
+  // succeeded job has been listed).
+  ctx.onCleanup(every(2000, refresh.trigger, () => ACTIVE.has(current.state) || (current.state === 'succeeded' && !output)));
   const onResize = () => drawTimeline();
   window.addEventListener('resize', onResize);
   ctx.onCleanup(() => window.removeEventListener('resize', onResize));

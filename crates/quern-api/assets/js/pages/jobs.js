@@ -54,7 +54,7 @@ export default async function jobs(ctx) {
   let loaded = false;
 
   ctx.main.append(
-    pageHead({ title: 'Jobs', sub: 'Every job on the cluster, newest first.', actions: [live, h('a', { href: '#/submit', class: 'btn' }, 'Submit a job')] }),
+    pageHead({ title: 'Jobs', sub: isAdmin ? 'Every job on the cluster, newest first.' : 'Your jobs, newest first.', actions: [live, h('a', { href: '#/submit', class: 'btn' }, 'Submit a job')] }),
     alert,
     h('section', { class: 'panel panel-flush', 'aria-label': 'Job list' },
       h('div', { class: 'panel-head' },
