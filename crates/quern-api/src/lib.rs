@@ -1,7 +1,7 @@
-//! quern's REST API: the coordinator's application layer
-//! ([`quern_coordinator::CoordinatorHandle`]) as JSON over HTTP under
+//! quern's web side: the REST API (the coordinator's application layer,
+//! [`quern_coordinator::CoordinatorHandle`], as JSON over HTTP under
 //! `/api/v1`, described by an OpenAPI 3 document served at
-//! `/api/v1/openapi.json`.
+//! `/api/v1/openapi.json`), and the dashboard at `/` that uses it.
 //!
 //! # Overview
 //! - [`router`]: the axum [`Router`] of every endpoint, over a
@@ -9,6 +9,12 @@
 //!   --http ADDR` serves it beside gRPC, and tests call it without a socket.
 //! - [`dto`]: the API's own JSON types (never the coordinator's), each
 //!   described for the OpenAPI document ([`openapi`]).
+//! - [`FileArea`]: where uploads (`POST /api/v1/uploads`) and relatively
+//!   named outputs go, in the coordinator's storage; a succeeded job's
+//!   output files are listed and streamed from wherever they are.
+//! - The dashboard: static files built into the binary (`assets/`), served
+//!   with a strict Content-Security-Policy; live pages follow
+//!   `GET /api/v1/events`.
 //! - [`ApiError`]: every error is `{"error":{"code","message"}}` with a
 //!   stable code; malformed JSON is 400, a value out of range or an unknown
 //!   field 422 naming it, a refused job 409, never a 500 for the caller's
@@ -20,7 +26,8 @@
 //! - Every endpoint but `GET /api/v1/health`, `POST /api/v1/auth/login`
 //!   and the OpenAPI document needs `Authorization: Bearer <token>`: a
 //!   user's signed token ([`Access`]; a user sees and kills only their own
-//!   jobs, another's is 404) or the cluster token (an admin).
+//!   jobs, another's is 404) or the cluster token (an admin). Who may do
+//!   what is `quern_coordinator::access`'s to say, for gRPC and REST alike.
 
 use std::sync::Arc;
 
@@ -29,6 +36,7 @@ use axum::routing::{get, post};
 use quern_coordinator::CoordinatorHandle;
 
 mod auth;
+mod dashboard;
 pub mod dto;
 mod error;
 mod events;
@@ -99,7 +107,7 @@ pub fn router(handle: CoordinatorHandle, access: Arc<Access>, files: FileArea) -
         .route("/events", get(events::stream))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(ApiState { handle, access, files: Arc::new(files) });
-    Router::new().nest("/api/v1", api)
+    Router::new().route("/", get(dashboard::index)).route("/assets/{*path}", get(dashboard::asset)).nest("/api/v1", api)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves (then finishes

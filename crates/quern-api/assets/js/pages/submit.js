@@ -70,7 +70,11 @@ export default async function submit(ctx) {
 
   function chooseApp() {
     const app = apps.find((a) => a.name === appSelect.value);
-    about.textContent = app ? (app.about || '') + (app.workers ? ` Offered by ${app.workers} ${app.workers === 1 ? 'worker' : 'workers'}.` : ' No alive worker offers it now.') : '';
+    const offered = app && app.workers
+      ? `Offered by ${app.workers} ${app.workers === 1 ? 'worker' : 'workers'}.`
+      : 'No alive worker offers it now.';
+    const help = app && app.about ? app.about.replace(/\.?$/, '.') : '';
+    about.textContent = app ? [help, offered].filter(Boolean).join(' ') : '';
     paramInputs = (app && app.params ? app.params : []).map((p) => {
       const input = h('input', { type: 'text', name: p.name, required: !!p.required, spellcheck: 'false' });
       return { p, input, el: field(`param-${p.name}`, p.name, input, p.help, p.required) };
@@ -165,7 +169,7 @@ export default async function submit(ctx) {
     h('section', { class: 'panel form', 'aria-labelledby': 'output-title' },
       h('h2', { id: 'output-title' }, 'Output and options'),
       h('div', { class: 'form-grid' },
-        field('submit-output', 'Output', output, 'Must not exist yet. Relative names are resolved by the coordinator.', true),
+        field('submit-output', 'Output', output, 'Must not exist yet. A plain name goes in the coordinator\'s output area; a path or an s3:// URL is used as given.', true),
         field('submit-reducers', 'Reducers', reducers, 'Empty: the app’s default.')),
       h('details', { class: 'advanced' },
         h('summary', {}, 'Advanced options'),
