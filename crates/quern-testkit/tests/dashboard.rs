@@ -12,9 +12,8 @@ mod support;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use support::{BIN, TestCluster, embedded, gutenberg};
+use support::http::start_with_http;
+use support::{BIN, embedded, gutenberg};
 
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
@@ -41,20 +40,7 @@ fn browser() -> PathBuf {
 #[test]
 fn an_admin_uploads_submits_watches_downloads_and_kills_in_a_real_browser() {
     let chromium = browser();
-    let files = tempfile::tempdir().expect("tempdir");
-    let address_file = files.path().join("http.address");
-    let address_arg = address_file.to_str().expect("utf-8");
-    let c = TestCluster::start(2, &["--http", "127.0.0.1:0", "--http-address-file", address_arg]);
-    let started = Instant::now();
-    let api = loop {
-        if let Some(a) =
-            std::fs::read_to_string(&address_file).ok().and_then(|t| t.strip_suffix('\n').map(str::to_owned))
-        {
-            break a;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "no REST API address\n{}", c.logs());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (c, api, files) = start_with_http(2, &[], Vec::new());
 
     // The first admin, added on the coordinator's host.
     let password = "a long admin password";

@@ -7,9 +7,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-use support::{TOKEN, TestCluster};
+use support::TOKEN;
+use support::http::start_with_http;
 
 fn schemathesis() -> PathBuf {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/venv/bin/schemathesis");
@@ -24,21 +23,8 @@ fn schemathesis() -> PathBuf {
 #[test]
 fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
     let schemathesis = schemathesis();
-    let files = tempfile::tempdir().expect("tempdir");
-    let address_file = files.path().join("http.address");
-    let address_arg = address_file.to_str().expect("utf-8");
     // A worker is alive, so a submitted spec is planned (or refused) at once.
-    let c = TestCluster::start(1, &["--http", "127.0.0.1:0", "--http-address-file", address_arg]);
-    let started = Instant::now();
-    let api = loop {
-        if let Some(a) =
-            std::fs::read_to_string(&address_file).ok().and_then(|t| t.strip_suffix('\n').map(str::to_owned))
-        {
-            break a;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "no REST API address");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (c, api, files) = start_with_http(1, &[], Vec::new());
     let out = Command::new(schemathesis)
         .args(["run", &format!("http://{api}/api/v1/openapi.json"), "--url", &format!("http://{api}")])
         .args(["-H", &format!("Authorization: Bearer {TOKEN}")])

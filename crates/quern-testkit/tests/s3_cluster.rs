@@ -3,7 +3,8 @@
 //! the bytes of the local run, one large object cut into several maps; of
 //! two submissions to one prefix exactly one is accepted; a killed job
 //! leaves nothing visible; a store that fails a share of its requests and
-//! drops connections does not fail the job.
+//! drops connections does not fail the job; files uploaded over REST to
+//! an S3 file area are a job's input, and its S3 output downloads.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use quern_testkit::fault_proxy::{FaultProxy, Faults};
 use quern_testkit::s3_server::S3Server;
-use support::{TestCluster, embedded, gutenberg, numbered, parts, s3_parts};
+use support::{TOKEN, TestCluster, embedded, gutenberg, http, numbered, parts, s3_parts};
 
 fn cluster_on(endpoint: &str, server: &S3Server, workers: usize) -> TestCluster {
     let mut env: Vec<(String, String)> = server.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
@@ -142,4 +143,55 @@ fn a_cluster_job_survives_a_store_that_fails_a_share_of_its_requests() {
     assert_eq!(status["state"], "succeeded", "{counts:?}\n{status}\n{}", c.logs());
     assert_eq!(s3_parts(&bucket, "flaky"), parts(&local), "{counts:?}");
     assert!(counts.faults() > 0 && counts.lost_answer > 0, "the faults happened: {counts:?}");
+}
+
+#[test]
+fn uploads_to_an_s3_file_area_become_inputs_and_the_output_downloads_from_s3() {
+    let server = S3Server::start();
+    let bucket = server.bucket();
+    let env = server.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let area = bucket.url("area");
+    let (c, api, _files) = http::start_with_http(2, &["--files", &area], env);
+
+    let mut books: Vec<std::path::PathBuf> =
+        std::fs::read_dir(gutenberg()).expect("books").map(|e| e.expect("entry").path()).collect();
+    books.sort();
+    books.truncate(2);
+    let both = c.path("both");
+    std::fs::create_dir_all(&both).expect("dir");
+    for book in &books {
+        std::fs::copy(book, both.join(book.file_name().expect("name"))).expect("copy");
+    }
+    let local = c.path("local");
+    embedded("wordcount", &both, &local, &["--reducers", "2"]);
+
+    let (content_type, body) = http::multipart(&books.iter().map(|b| b.as_path()).collect::<Vec<_>>());
+    let (status, _, uploaded) =
+        http::request(&api, "POST", "/api/v1/uploads", Some(TOKEN), Some((&content_type, &body)));
+    let uploaded: serde_json::Value = serde_json::from_slice(&uploaded).expect("JSON");
+    assert_eq!(status, 201, "{uploaded}\n{}", c.logs());
+    let inputs: Vec<&str> =
+        uploaded["files"].as_array().expect("files").iter().filter_map(|f| f["location"].as_str()).collect();
+    assert!(inputs.iter().all(|l| l.starts_with(&format!("{area}/uploads/_cluster/"))), "{uploaded}");
+    assert_eq!(bucket.keys("area/uploads").len(), 2, "the uploads are objects in the area");
+
+    let spec = serde_json::json!({"app": "wordcount", "inputs": inputs, "output": "counts", "reducers": 2});
+    let (status, job) = http::http(&api, "POST", "/api/v1/jobs", Some(TOKEN), Some(&spec));
+    assert_eq!(status, 201, "{job}\n{}", c.logs());
+    assert_eq!(job["output"].as_str(), Some(format!("{area}/outputs/counts").as_str()));
+    let id = job["id"].as_u64().expect("id");
+    let job = http::wait_for_state(&api, id, &c, &["succeeded", "failed", "killed"]);
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", c.logs());
+    assert_eq!(s3_parts(&bucket, "area/outputs/counts"), parts(&local), "the S3 output differs from the local run");
+
+    let (_, listed) = http::http(&api, "GET", &format!("/api/v1/jobs/{id}/output"), Some(TOKEN), None);
+    let mut downloaded = Vec::new();
+    for file in listed["files"].as_array().expect("files") {
+        let name = file["name"].as_str().expect("name");
+        let (status, head, bytes) =
+            http::request(&api, "GET", &format!("/api/v1/jobs/{id}/output/{name}"), Some(TOKEN), None);
+        assert_eq!(status, 200, "{head}");
+        downloaded.push((name.to_owned(), bytes));
+    }
+    assert_eq!(downloaded, parts(&local), "the files downloaded from S3 differ from the local run");
 }

@@ -1,7 +1,8 @@
 //! The cluster commands: `coordinator`, `worker`, `submit`, `jobs`,
 //! `status`, `kill`, `workers`, `logs`. Each builds its own tokio runtime;
 //! `--coordinator` and `--token` also come from `QUERN_COORDINATOR` and
-//! `QUERN_TOKEN`.
+//! `QUERN_TOKEN`, and for the client commands from the login `quern login`
+//! saved (`crate::login`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
