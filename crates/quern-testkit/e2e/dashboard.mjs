@@ -11,8 +11,15 @@
 // saves failure.png, and exits 1.
 
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+
+// axe-core checks each page against WCAG 2.1 A and AA (labels, names,
+// roles, contrast, …). It is evaluated through the DevTools protocol,
+// which the page's Content-Security-Policy does not govern.
+const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const accessibility = [];
 
 const LAPTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -67,6 +74,23 @@ async function shot(page, name, { fullPage = false } = {}) {
   const file = path.join(SHOTS, name);
   await page.screenshot({ path: file, fullPage });
   log(`  screenshot ${file}`);
+  await audit(page, name);
+}
+
+/** Records the serious and critical WCAG 2.1 A/AA problems axe finds on
+ *  the page as it is now. */
+async function audit(page, name) {
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+    const result = await window.axe.run(document, { runOnly: { type: 'tag', values: tags } });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')} ${n.html}`).join(', ')}`);
+  });
+  for (const problem of found) accessibility.push(`${name}: ${problem}`);
+  for (const problem of found) log(`  accessibility problem: ${problem}`);
+  log(`  accessibility: ${found.length ? `${found.length} problem(s)` : 'no serious or critical WCAG 2.1 AA problem'}`);
 }
 
 /** Polls `probe` (async, returns a value or null/undefined) until it returns
@@ -91,9 +115,9 @@ async function jobState(page) {
 }
 
 /** Every task cell's accessible name (the cells are the buttons whose name
- *  starts with a task name). */
+ *  starts with "Map task N (m-0000N)" or "Reduce task N (r-0000N)"). */
 async function cellNames(page) {
-  return page.getByRole('button', { name: /^[mr]-\d{5} / }).evaluateAll((els) => els.map((e) => e.getAttribute('aria-label')));
+  return page.getByRole('button', { name: /^(Map|Reduce) task \d+ \([mr]-\d{5}\)/ }).evaluateAll((els) => els.map((e) => e.getAttribute('aria-label')));
 }
 
 /** Calls the API from the page with the dashboard's token. */
@@ -153,7 +177,9 @@ async function main() {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run'],
   });
-  const context = await browser.newContext({ viewport: LAPTOP, acceptDownloads: true });
+  // Reduced motion: no transition or pulse is caught half-way by a
+  // screenshot or by axe's contrast check.
+  const context = await browser.newContext({ viewport: LAPTOP, acceptDownloads: true, reducedMotion: 'reduce' });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   const pageErrors = [];
@@ -252,7 +278,7 @@ async function main() {
     });
 
     await run('open a task: its attempts and log', async () => {
-      const cell = page.getByRole('button', { name: /^m-00000 / });
+      const cell = page.getByRole('button', { name: /^Map task 0 \(m-00000\)/ });
       await cell.focus();
       await page.keyboard.press('Enter');
       await page.waitForURL(/#\/jobs\/\d+\/tasks\/m-00000$/);
@@ -304,7 +330,17 @@ async function main() {
       await shot(page, '08-jobs-after.png');
     });
 
+    await run('the dark scheme passes the same checks', async () => {
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await shot(page, '09-jobs-dark.png');
+      await page.getByRole('link', { name: `#${first}`, exact: true }).click();
+      await page.getByRole('heading', { level: 1, name: `Job #${first}` }).waitFor();
+      await shot(page, '10-job-dark.png', { fullPage: true });
+      await page.emulateMedia({ colorScheme: 'light' });
+    });
+
     if (pageErrors.length) fail(`uncaught errors in the page:\n  ${pageErrors.join('\n  ')}`);
+    if (accessibility.length) fail(`accessibility problems (axe-core, WCAG 2.1 AA):\n  ${accessibility.join('\n  ')}`);
     const csp = consoleErrors.filter((e) => /Content Security Policy/i.test(e));
     if (csp.length) fail(`Content-Security-Policy violations:\n  ${csp.join('\n  ')}`);
     if (consoleErrors.length) log(`console errors (not fatal):\n  ${consoleErrors.join('\n  ')}`);

@@ -4,8 +4,10 @@
 //! workers, an admin logs in, uploads two books and submits a wordcount,
 //! watches the task grid reach "succeeded" without reloading, opens a
 //! task's log, downloads an output file (compared here with the embedded
-//! run's), sees the workers, and kills a second job. A screenshot of each
-//! page is kept under the target directory's `tmp/dashboard-e2e/`.
+//! run's), sees the workers, and kills a second job. Every page, in the
+//! light and the dark scheme, is checked by axe-core against WCAG 2.1 A and
+//! AA (a serious or critical problem fails the test), and a screenshot of
+//! each is kept under the target directory's `tmp/dashboard-e2e/`.
 
 mod support;
 
@@ -19,7 +21,7 @@ fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
 }
 
-/// Chromium and the script's one package, or how to get them.
+/// Chromium and the script's two packages, or how to get them.
 fn browser() -> PathBuf {
     let chromium = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     assert!(
@@ -28,10 +30,12 @@ fn browser() -> PathBuf {
          installs it",
         chromium.display()
     );
-    let package = e2e_dir().join("node_modules/playwright-core/package.json");
+    let installed = ["playwright-core", "axe-core"]
+        .iter()
+        .all(|p| e2e_dir().join("node_modules").join(p).join("package.json").is_file());
     assert!(
-        package.is_file(),
-        "the dashboard test needs playwright-core: run `npm ci` in {} (`.ci/run` does)",
+        installed,
+        "the dashboard test needs playwright-core and axe-core: run `npm ci` in {} (`.ci/run` does)",
         e2e_dir().display()
     );
     chromium

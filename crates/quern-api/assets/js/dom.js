@@ -68,14 +68,15 @@ export function replace(el, ...children) {
   return el;
 }
 
-/** A table inside a horizontally scrolling wrapper. `cols` are
+/** A table inside a horizontally scrolling wrapper (a named region that
+ *  takes focus, so the keyboard can scroll it on a narrow screen). `cols` are
  *  {label, class?}; `rows` are arrays of cells (nodes or text) or
  *  {cells, key?}. */
 export function table(cols, rows, { caption, empty = 'Nothing here yet.' } = {}) {
   const head = h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col', class: c.class }, c.label))));
   const body = h('tbody');
   fillRows(body, cols, rows, empty);
-  return h('div', { class: 'table-wrap' },
+  return h('div', { class: 'table-wrap', role: 'region', tabindex: '0', 'aria-label': caption || 'Table' },
     h('table', {}, caption ? h('caption', { class: 'visually-hidden' }, caption) : null, head, body));
 }
 

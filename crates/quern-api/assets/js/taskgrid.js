@@ -14,7 +14,11 @@ function latest(task) {
 export function describe(task) {
   const last = latest(task);
   const running = task.state === 'running' && last && !last.outcome;
-  const parts = [`${task.task} ${task.state}${running ? ` ${percent(last.progress || 0)}` : ''}`];
+  // The cell shows the task's number: its name starts with it (WCAG's
+  // label in name), then the task's id.
+  const kind = task.task.startsWith('m-') ? 'Map' : 'Reduce';
+  const number = Number(task.task.split('-')[1]);
+  const parts = [`${kind} task ${number} (${task.task}): ${task.state}${running ? ` ${percent(last.progress || 0)}` : ''}`];
   parts.push(plural(task.attempts.length, 'attempt'));
   if (task.failures) parts.push(plural(task.failures, 'failure'));
   parts.push(last && last.worker ? `worker ${last.worker}` : 'no worker yet');
