@@ -1,6 +1,6 @@
 //! `wordcount`: word → occurrences, with a summing combiner.
 
-use quern_core::{App, AppError, CombineOutput, Combiner, MapContext, Record, ReduceContext, Values};
+use quern_core::{Aggregation, App, AppError, CombineOutput, Combiner, MapContext, Record, ReduceContext, Values};
 
 use crate::words::for_each_word;
 
@@ -36,5 +36,31 @@ impl Combiner for WordCount {
     ) -> Result<(), AppError> {
         out.emit(itoa::Buffer::new().format(values.sum_decimal()?).as_bytes());
         Ok(())
+    }
+
+    fn aggregation(&self, _: usize) -> Option<Aggregation> {
+        Some(Aggregation::SumDecimal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quern_core::SliceValues;
+
+    proptest::proptest! {
+        /// The engine runs the declared aggregation instead of `combine`:
+        /// the two give the same value, and fail on the same values.
+        #[test]
+        fn the_native_aggregation_is_the_combiner(values in proptest::collection::vec("[0-9]{1,20}|x", 1..20)) {
+            let bytes: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+            let mut combined = Vec::new();
+            let by_combiner = WordCount
+                .combine(0, b"k", &mut Values::new(&mut SliceValues::new(&bytes)), &mut CombineOutput::new(&mut |v| combined = v.to_vec()))
+                .map(|()| combined);
+            let aggregation = WordCount.aggregation(0).expect("wordcount declares one");
+            let natively = aggregation.combine(&mut Values::new(&mut SliceValues::new(&bytes)));
+            proptest::prop_assert_eq!(by_combiner.ok(), natively.ok());
+        }
     }
 }

@@ -123,6 +123,82 @@ pub trait Combiner: Send + Sync {
         values: &mut Values<'_>,
         out: &mut CombineOutput<'_>,
     ) -> Result<(), AppError>;
+
+    /// Whether combining `output`'s values is an [`Aggregation`] the engine
+    /// can run itself: it then keeps one native number per key (no value
+    /// bytes, each value parsed once, the result formatted once per spill)
+    /// and never calls [`Combiner::combine`] for that output. The two must
+    /// agree: `combine` stays the definition, and a combiner that says
+    /// [`Aggregation::SumDecimal`] must emit exactly
+    /// [`Aggregation::combine`]'s value. The default: none.
+    fn aggregation(&self, output: usize) -> Option<Aggregation> {
+        let _ = output;
+        None
+    }
+}
+
+/// A combine the engine runs natively (see [`Combiner::aggregation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Aggregation {
+    /// The values are decimal counts (as [`Values::sum_decimal`] reads
+    /// them); the combined value is their sum, saturating, in decimal.
+    SumDecimal,
+}
+
+impl Aggregation {
+    /// Folds one value into `state` (which starts at 0).
+    ///
+    /// ```
+    /// use quern_core::Aggregation;
+    /// let mut total = 0;
+    /// for v in [b"40".as_slice(), b"2"] {
+    ///     Aggregation::SumDecimal.fold(&mut total, v).unwrap();
+    /// }
+    /// assert_eq!(Aggregation::SumDecimal.format(total, &mut Vec::new()), b"42");
+    /// assert!(Aggregation::SumDecimal.fold(&mut total, b"x").is_err());
+    /// ```
+    #[inline]
+    pub fn fold(self, state: &mut u64, value: &[u8]) -> Result<(), AppError> {
+        match self {
+            Aggregation::SumDecimal => {
+                *state = state.saturating_add(decimal_count(value)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// The combined value of `state`, written into `buf` (cleared first).
+    pub fn format(self, state: u64, buf: &mut Vec<u8>) -> &[u8] {
+        buf.clear();
+        match self {
+            Aggregation::SumDecimal => buf.extend_from_slice(itoa::Buffer::new().format(state).as_bytes()),
+        }
+        buf
+    }
+
+    /// The combined value of `values`, as the engine computes it: what a
+    /// combiner declaring this aggregation must emit.
+    pub fn combine(self, values: &mut Values<'_>) -> Result<Vec<u8>, AppError> {
+        let mut state = 0;
+        while let Some(v) = values.next() {
+            self.fold(&mut state, v)?;
+        }
+        Ok(self.format(state, &mut Vec::new()).to_vec())
+    }
+}
+
+/// A decimal count, as [`Values::sum_decimal`] reads one (a single digit
+/// without parsing).
+#[inline]
+fn decimal_count(v: &[u8]) -> Result<u64, AppError> {
+    if let [d @ b'0'..=b'9'] = v {
+        return Ok(u64::from(d - b'0'));
+    }
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| AppError::permanent(format!("not a decimal count: {:?}", String::from_utf8_lossy(v))))
 }
 
 /// Where a [`Combiner`] writes its values.
@@ -250,11 +326,7 @@ impl<'a> Values<'a> {
     pub fn sum_decimal(&mut self) -> Result<u64, AppError> {
         let mut total = 0u64;
         while let Some(v) = self.next() {
-            let n: u64 = std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| AppError::permanent(format!("not a decimal count: {:?}", String::from_utf8_lossy(v))))?;
-            total = total.saturating_add(n);
+            total = total.saturating_add(decimal_count(v)?);
         }
         Ok(total)
     }

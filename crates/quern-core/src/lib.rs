@@ -53,8 +53,8 @@ mod schedule;
 mod spec;
 
 pub use app::{
-    App, CombineOutput, Combiner, MapContext, MapSink, OutputDecl, Record, ReduceContext, ReduceSink, SliceValues,
-    ValueSource, Values,
+    Aggregation, App, CombineOutput, Combiner, MapContext, MapSink, OutputDecl, Record, ReduceContext, ReduceSink,
+    SliceValues, ValueSource, Values,
 };
 pub use counters::{Counters, EngineCounters};
 pub use error::{AppError, InputError, SpecError};

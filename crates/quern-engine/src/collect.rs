@@ -6,7 +6,10 @@
 //! `kvmeta`), sorted by (partition, key) when the buffer is full and spilled.
 //! With a combiner, pairs go into a [`CombineTable`] first (Spark's map-side
 //! combine): values of a key are combined eagerly as they arrive, and only
-//! when the table fills is it sorted and spilled. Either way, each spill is
+//! when the table fills is it sorted and spilled. A combiner that is a native
+//! [`quern_core::Aggregation`] (for every reduced output) gets an
+//! [`AggregateTable`] instead: one number per key, no value bytes. Either
+//! way, each spill is
 //! one [`RunWriter`] file with a segment per partition, and the memory used is
 //! bounded by the job's `sort_buffer`.
 
@@ -20,6 +23,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use crate::aggregate::AggregateTable;
 use crate::run::{RunIndex, RunWriter};
 
 /// Per-entry bookkeeping bytes charged against the buffer, besides the key and
@@ -42,7 +46,7 @@ struct Entry {
     prefix: u64,
 }
 
-fn key_prefix(key: &[u8]) -> u64 {
+pub(crate) fn key_prefix(key: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     let n = key.len().min(8);
     b[..n].copy_from_slice(&key[..n]);
@@ -60,7 +64,7 @@ pub struct SpillTarget {
 }
 
 impl SpillTarget {
-    fn next_writer(&self) -> io::Result<RunWriter> {
+    pub(crate) fn next_writer(&self) -> io::Result<RunWriter> {
         RunWriter::create(self.dir.join(format!("spill-{:05}.run", self.runs.len())), self.partitions)
     }
 }
@@ -375,14 +379,22 @@ pub enum Collector<'a> {
     Sorting(SortBuffer),
     /// A combiner: combine eagerly, spill when the table fills.
     Combining(CombineTable, &'a dyn Combiner),
+    /// A combiner the engine runs natively: one state per key.
+    Aggregating(AggregateTable),
 }
 
 impl<'a> Collector<'a> {
-    /// The collector for an app with or without a combiner.
-    pub fn new(combiner: Option<&'a dyn Combiner>, limit: usize) -> Self {
-        match combiner {
-            Some(c) => Collector::Combining(CombineTable::new(limit), c),
-            None => Collector::Sorting(SortBuffer::new(limit)),
+    /// The collector for an app with or without a combiner, whose reduced
+    /// outputs are `outputs`: a native aggregation when the combiner
+    /// declares the same one for each of them.
+    pub fn new(combiner: Option<&'a dyn Combiner>, outputs: &[usize], limit: usize) -> Self {
+        let Some(c) = combiner else { return Collector::Sorting(SortBuffer::new(limit)) };
+        let mut declared = outputs.iter().map(|&o| c.aggregation(o));
+        match declared.next() {
+            Some(Some(first)) if declared.all(|a| a == Some(first)) => {
+                Collector::Aggregating(AggregateTable::new(first, limit))
+            }
+            _ => Collector::Combining(CombineTable::new(limit), c),
         }
     }
 
@@ -406,6 +418,12 @@ impl<'a> Collector<'a> {
                     table.spill(target, *c, counters)?;
                 }
             }
+            Collector::Aggregating(table) => {
+                if table.is_full(key.len()) {
+                    table.spill(target, counters)?;
+                }
+                table.insert(output, key, value, partition)?;
+            }
             Collector::Sorting(buf) => {
                 let p = partition().map_err(CollectError::Partitioner)?;
                 if buf.would_overflow(key.len() + value.len()) {
@@ -422,6 +440,7 @@ impl<'a> Collector<'a> {
         match self {
             Collector::Sorting(buf) if !buf.is_empty() => buf.spill(target, counters),
             Collector::Combining(table, c) if !table.is_empty() => table.spill(target, *c, counters),
+            Collector::Aggregating(table) if !table.is_empty() => table.spill(target, counters),
             _ => Ok(()),
         }
     }

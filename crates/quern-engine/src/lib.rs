@@ -44,6 +44,7 @@
 //!   written last and only when every task committed.
 //! - This crate knows nothing of RPC, HTTP or Kubernetes.
 
+pub mod aggregate;
 pub mod attempt;
 pub mod collect;
 mod error;

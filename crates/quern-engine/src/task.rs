@@ -318,9 +318,10 @@ impl MapTask<'_> {
         fs::create_dir_all(&self.work_dir).map_err(TaskError::io("creating map scratch directory"))?;
         let split_name = self.split.to_string();
         let combiner = env.app.combiner();
+        let reduced: Vec<usize> = (0..env.plan.outputs.len()).filter(|&o| env.plan.outputs[o].reducers > 0).collect();
         let mut sink = PairSink {
             env,
-            collector: Collector::new(combiner, env.sort_buffer),
+            collector: Collector::new(combiner, &reduced, env.sort_buffer),
             spills: SpillTarget {
                 dir: self.work_dir.clone(),
                 partitions: env.plan.partitions as usize,

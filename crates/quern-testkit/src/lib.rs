@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use quern::{
-    App, AppError, AppRegistry, CombineOutput, Combiner, MapContext, OutputDecl, ParamSpec, Record, ReduceContext,
-    SpecError, Values,
+    Aggregation, App, AppError, AppRegistry, CombineOutput, Combiner, MapContext, OutputDecl, ParamSpec, Record,
+    ReduceContext, SpecError, Values,
 };
 
 /// Splits lines on spaces. Output 0 counts tokens (summing combiner when
@@ -40,6 +40,9 @@ pub struct Tokens {
     pub combine: bool,
     /// Whether the app declares a second, named output.
     pub two_outputs: bool,
+    /// Whether the combiner declares its sum (output 0) a native
+    /// aggregation.
+    pub aggregate: bool,
 }
 
 impl App for Tokens {
@@ -97,6 +100,10 @@ impl Combiner for Tokens {
             }
         }
         Ok(())
+    }
+
+    fn aggregation(&self, output: usize) -> Option<Aggregation> {
+        (self.aggregate && output == 0).then_some(Aggregation::SumDecimal)
     }
 }
 
@@ -258,10 +265,10 @@ fn number(params: &quern::Params, name: &str) -> Result<u64, SpecError> {
 pub fn registry() -> AppRegistry {
     let mut r = quern::builtin_registry();
     r.register("tokens", "test: token counts (space-separated)", vec![], |_| {
-        Ok(Arc::new(Tokens { combine: true, two_outputs: false }))
+        Ok(Arc::new(Tokens { combine: true, two_outputs: false, aggregate: true }))
     });
     r.register("tokens-two-outputs", "test: token counts to counts/, tokens by length to by_length/", vec![], |_| {
-        Ok(Arc::new(Tokens { combine: true, two_outputs: true }))
+        Ok(Arc::new(Tokens { combine: true, two_outputs: true, aggregate: true }))
     });
     r.register(
         "flaky",

@@ -57,6 +57,7 @@ proptest! {
         merge_factor in 2usize..5,
         combine in any::<bool>(),
         two_outputs in any::<bool>(),
+        aggregate in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut named = Vec::new();
@@ -65,7 +66,7 @@ proptest! {
             fs::write(&path, data).expect("write input");
             named.push((path.display().to_string(), data.clone()));
         }
-        let app = Tokens { combine, two_outputs };
+        let app = Tokens { combine, two_outputs, aggregate };
         let out = dir.path().join("out");
         let mut spec = JobSpec::new("tokens", named.iter().map(|(n, _)| n.clone()).collect(), out.display().to_string());
         spec.reducers = Some(reducers);

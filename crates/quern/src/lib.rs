@@ -26,8 +26,9 @@
 //! Writing an app:
 //! - [`App`]: `map` over [`Record`]s, `reduce` over a key and its streaming
 //!   [`Values`], with [`MapContext`] and [`ReduceContext`] to emit pairs and
-//!   count; optionally a [`Combiner`] (emitting through [`CombineOutput`]),
-//!   a partitioner (the default is [`partition`]) and named outputs
+//!   count; optionally a [`Combiner`] (emitting through [`CombineOutput`];
+//!   one that is a sum of counts says so with an [`Aggregation`], which
+//!   the engine then runs natively), a partitioner (the default is [`partition`]) and named outputs
 //!   ([`OutputDecl`]).
 //! - Formats: [`InputFormat`] (reads a [`SplitInput`] into a
 //!   [`RecordSink`]) and [`OutputFormat`] (a [`RecordWriter`] per part
@@ -97,10 +98,10 @@ mod users;
 
 pub use quern_apps::{Grep, Indexer, Sort, WordCount, builtin_registry, corpus, for_each_word};
 pub use quern_core::{
-    App, AppError, AppInfo, AppRegistry, CombineOutput, Combiner, Counters, EngineCounters, InputError, InputFormat,
-    JobSpec, LineStart, MapContext, MapSink, OutputDecl, OutputFormat, ParamSpec, Params, Record, RecordSink,
-    RecordWriter, ReduceContext, ReduceSink, SliceValues, SpecError, SplitInput, TextLines, TextOutput, ValueSource,
-    Values, WholeFile, partition,
+    Aggregation, App, AppError, AppInfo, AppRegistry, CombineOutput, Combiner, Counters, EngineCounters, InputError,
+    InputFormat, JobSpec, LineStart, MapContext, MapSink, OutputDecl, OutputFormat, ParamSpec, Params, Record,
+    RecordSink, RecordWriter, ReduceContext, ReduceSink, SliceValues, SpecError, SplitInput, TextLines, TextOutput,
+    ValueSource, Values, WholeFile, partition,
 };
 /// Why a job run by [`run_job`] did not succeed (refused before it started,
 /// failed, or cancelled).
