@@ -138,9 +138,10 @@ impl Api {
         let file = InputFile { location: "in".into(), name: "in".into(), len: maps, compression: Compression::None };
         let plan = JobPlan {
             splits: (0..maps).map(|i| InputSplit { file: file.clone(), start: i, end: Some(i + 1) }).collect(),
-            outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+            outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0, cut_points: None }],
             partitions: 1,
             shuffle: None,
+            partitioner: Default::default(),
         };
         let mut plan = Some(plan);
         while !submission.is_finished() {
