@@ -381,8 +381,10 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             if code == ExitCode::SUCCESS { Ok(()) } else { anyhow::bail!("the attempt request was unusable") }
         }
         Command::Plan(s3) => {
-            // The planning process: stdout carries its one answer.
+            // The planning process: stdout carries its one answer. Sampling
+            // for a total order runs `map`, whose panics leave a record out.
             init_logging(false);
+            quiet_task_panics();
             crate::cluster::plan_process(&apps, &s3.storage())
         }
         #[cfg(feature = "coordinator")]
@@ -502,7 +504,9 @@ pub(crate) fn run_with_progress(
 fn quiet_task_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let in_slot = std::thread::current().name().is_some_and(|n| n.starts_with("quern-slot"));
+        // Slots run tasks; samplers run `map` while a total order is planned.
+        let in_slot =
+            std::thread::current().name().is_some_and(|n| n.starts_with("quern-slot") || n.starts_with("quern-sample"));
         if in_slot {
             tracing::debug!("task panicked: {info}");
         } else {
