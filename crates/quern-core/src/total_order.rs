@@ -324,7 +324,7 @@ mod tests {
             keys.push(format!("{:012x}", x >> 16).into_bytes());
         }
         let sample = sorted(&keys);
-        for reducers in [2u32, 3, 5, 8] {
+        for reducers in [2u32, 3, 5, 8, 10, 14] {
             let cuts = CutPoints::choose(&sample, reducers);
             let n = sizes(&sample, &cuts, reducers);
             let share = sample.len() / reducers as usize;

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
-use quern_core::{AppRegistry, JobSpec};
+use quern_core::{AppRegistry, JobSpec, Partitioner};
 use quern_engine::{Error as EngineError, JobReport, RunOptions};
 
 use crate::progress::ProgressDisplay;
@@ -255,6 +255,30 @@ pub(crate) struct JobArgs {
     /// and reduces fetch them worker to worker.
     #[arg(long, value_name = "URL", value_parser = parse_shuffle)]
     shuffle: Option<String>,
+    /// How keys are split among each output's reducers. Default: the
+    /// app's choice (sort: total-order; the others: hash).
+    #[arg(long, value_enum)]
+    partitioner: Option<PartitionerArg>,
+}
+
+/// `--partitioner`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PartitionerArg {
+    /// The FNV-1a hash of the key (or the app's own partition): each part
+    /// file is sorted, their concatenation is not.
+    Hash,
+    /// Ranges of keys, cut where a sample of the input's keys says: the part
+    /// files concatenated in order are sorted.
+    TotalOrder,
+}
+
+impl From<PartitionerArg> for Partitioner {
+    fn from(p: PartitionerArg) -> Partitioner {
+        match p {
+            PartitionerArg::Hash => Partitioner::Hash,
+            PartitionerArg::TotalOrder => Partitioner::TotalOrder,
+        }
+    }
 }
 
 fn parse_shuffle(s: &str) -> Result<String, String> {
@@ -272,6 +296,7 @@ impl JobArgs {
         spec.max_attempts = self.max_attempts;
         spec.skip_bad_records = self.skip_bad_records;
         spec.shuffle = self.shuffle;
+        spec.partitioner = self.partitioner.map(Partitioner::from);
         spec
     }
 }
