@@ -64,9 +64,15 @@ fn sim_job(tasks: usize, dir: &std::path::Path) -> Result<(JobSpec, JobPlan), Bo
     };
     let plan = JobPlan {
         splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(1 << 20) }).collect(),
-        outputs: vec![PlannedOutput { name: String::new(), reducers: reducers as u32, first_partition: 0 }],
+        outputs: vec![PlannedOutput {
+            name: String::new(),
+            reducers: reducers as u32,
+            first_partition: 0,
+            cut_points: None,
+        }],
         partitions: reducers as u32,
         shuffle: None,
+        partitioner: Default::default(),
     };
     Ok((spec, plan))
 }

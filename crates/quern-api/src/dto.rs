@@ -39,6 +39,36 @@ impl From<JobPhase> for JobState {
     }
 }
 
+/// How a job's keys are split among each output's reducers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioner {
+    /// A hash of the key (FNV-1a, or the app's own): each part file is
+    /// sorted.
+    Hash,
+    /// Ranges of keys cut where a sample of the input says: the part files
+    /// concatenated in order are sorted.
+    TotalOrder,
+}
+
+impl From<quern_core::Partitioner> for Partitioner {
+    fn from(p: quern_core::Partitioner) -> Partitioner {
+        match p {
+            quern_core::Partitioner::Hash => Partitioner::Hash,
+            quern_core::Partitioner::TotalOrder => Partitioner::TotalOrder,
+        }
+    }
+}
+
+impl From<Partitioner> for quern_core::Partitioner {
+    fn from(p: Partitioner) -> quern_core::Partitioner {
+        match p {
+            Partitioner::Hash => quern_core::Partitioner::Hash,
+            Partitioner::TotalOrder => quern_core::Partitioner::TotalOrder,
+        }
+    }
+}
+
 /// Tasks of one phase, by state.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Progress {
@@ -83,6 +113,8 @@ pub struct Job {
     pub priority: i32,
     /// Bytes of input.
     pub input_bytes: u64,
+    /// How its keys are partitioned, as planned.
+    pub partitioner: Partitioner,
     /// When it was submitted.
     pub submitted_ms: i64,
     /// When its first attempt started.
@@ -106,6 +138,7 @@ impl From<JobView> for Job {
             reduces: j.reduces.into(),
             priority: j.priority,
             input_bytes: j.input_bytes,
+            partitioner: j.partitioner.into(),
             submitted_ms: j.submitted_ms,
             started_ms: j.started_ms,
             finished_ms: j.finished_ms,
@@ -166,6 +199,9 @@ pub struct NewJob {
     pub skip_bad_records: bool,
     /// Shuffle map outputs through this location (an `s3://` prefix).
     pub shuffle: Option<String>,
+    /// How keys are split among each output's reducers (default: the
+    /// app's choice; `sort` prefers `total_order`, the others `hash`).
+    pub partitioner: Option<Partitioner>,
     /// Higher goes first (default 0).
     #[serde(default)]
     pub priority: i32,

@@ -65,6 +65,7 @@ pub(crate) async fn submit(
     }
     spec.skip_bad_records = new.skip_bad_records;
     spec.shuffle = new.shuffle;
+    spec.partitioner = new.partitioner.map(Into::into);
     spec.validate().map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let id = s.handle.submit_as(spec, new.priority, caller.name()).await?;
     Ok((StatusCode::CREATED, Json(s.handle.job(id).await?.into())))

@@ -15,7 +15,10 @@ use quern_coordinator::cluster::Outcome;
 use quern_coordinator::state::Role;
 use quern_coordinator::store::StoredUser;
 use quern_coordinator::{CoordinatorHandle, PlanAnswer, Policy, Registration};
-use quern_core::{AppInfo, Compression, Counters, InputFile, InputSplit, JobId, JobPlan, ParamSpec, PlannedOutput};
+use quern_core::{
+    AppInfo, Compression, Counters, CutPoints, InputFile, InputSplit, JobId, JobPlan, JobSpec, ParamSpec, Partitioner,
+    PlannedOutput,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -118,7 +121,8 @@ impl Api {
     }
 
     /// Submits `body` over HTTP while playing worker w1, which plans it
-    /// with `maps` one-byte splits and one reducer.
+    /// with `maps` one-byte splits and one reducer, partitioned as the spec
+    /// asks (hash when it does not say).
     async fn submit(&self, body: Value, maps: u64) -> (StatusCode, Value) {
         self.submit_as(TOKEN, body, maps).await
     }
@@ -138,14 +142,20 @@ impl Api {
         let file = InputFile { location: "in".into(), name: "in".into(), len: maps, compression: Compression::None };
         let plan = JobPlan {
             splits: (0..maps).map(|i| InputSplit { file: file.clone(), start: i, end: Some(i + 1) }).collect(),
-            outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+            outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0, cut_points: None }],
             partitions: 1,
             shuffle: None,
+            partitioner: Default::default(),
         };
         let mut plan = Some(plan);
         while !submission.is_finished() {
             for request in self.handle.heartbeat("w1", &[]).await.expect("heartbeat").plans {
-                if let Some(plan) = plan.take() {
+                if let Some(mut plan) = plan.take() {
+                    let spec: JobSpec = serde_json::from_str(&request.spec_json).expect("the spec to plan");
+                    plan.partitioner = spec.partitioner.unwrap_or_default();
+                    if plan.partitioner == Partitioner::TotalOrder {
+                        plan.outputs[0].cut_points = Some(CutPoints::default());
+                    }
                     self.handle.report_plan("w1", request.ticket, PlanAnswer::Planned(plan)).await;
                 }
             }
@@ -201,6 +211,7 @@ async fn a_job_is_submitted_followed_and_killed_over_http() {
     );
     assert_eq!(job["maps"]["total"], 2);
     assert_eq!(job["reduces"]["pending"], 1);
+    assert_eq!(job["partitioner"], "hash", "the app's choice when the spec makes none");
 
     // A worker runs the first map, which logs and succeeds.
     let assigned = api.handle.poll("w1", 1).await.expect("poll").expect("registered");
@@ -289,6 +300,32 @@ async fn bad_requests_get_json_errors_naming_what_is_wrong() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = api.get("/api/v1/jobs/abc").await;
     assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"), "{body}");
+    let (status, body) = post(r#"{"app":"wordcount","inputs":["in"],"output":"o","partitioner":"range"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("partitioner")), "{body}");
+}
+
+#[tokio::test]
+async fn a_job_asks_for_total_order_and_shows_how_it_is_partitioned() {
+    let api = Api::start().await;
+    let mut spec = api.spec("sorted");
+    spec["partitioner"] = json!("total_order");
+    let (status, job) = api.submit(spec, 1).await;
+    assert_eq!((status, job["partitioner"].as_str()), (StatusCode::CREATED, Some("total_order")), "{job}");
+    let id = job["id"].as_u64().expect("id");
+    let (_, job) = api.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(job["partitioner"], "total_order");
+    let mut spec = api.spec("hashed");
+    spec["partitioner"] = json!("hash");
+    let (status, job) = api.submit(spec, 1).await;
+    assert_eq!((status, job["partitioner"].as_str()), (StatusCode::CREATED, Some("hash")), "{job}");
+
+    let (_, doc) = api.get("/api/v1/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Partitioner"]["enum"], json!(["hash", "total_order"]), "{}", schemas["Partitioner"]);
+    for schema in ["Job", "NewJob"] {
+        assert!(schemas[schema]["properties"]["partitioner"].is_object(), "{schema}: {}", schemas[schema]);
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,8 @@
 //!   containing it.
 //! - [`Grep`]: map-only; every line matching a regex, as
 //!   `FILE:LINE<TAB>line`.
-//! - [`Sort`]: every input line, sorted by bytes (identity map and reduce).
+//! - [`Sort`]: every input line, sorted by bytes (identity map and reduce),
+//!   in total order: its part files concatenated in order are sorted.
 //! - [`builtin_registry`]: all of the above, by name, with their parameters.
 //! - [`corpus`]: a deterministic Zipf-distributed text generator for demos
 //!   and benchmarks.
@@ -66,6 +67,11 @@ pub fn builtin_registry() -> AppRegistry {
         vec![ParamSpec::required("pattern", "the regular expression to search for (Rust regex syntax)")],
         |params| Ok(Arc::new(Grep::new(params.require("pattern")?)?)),
     );
-    r.register("sort", "sorts input lines by bytes (identity map and reduce)", vec![], |_| Ok(Arc::new(Sort)));
+    r.register(
+        "sort",
+        "sorts input lines by bytes, in total order: the part files concatenated in order are sorted",
+        vec![],
+        |_| Ok(Arc::new(Sort)),
+    );
     r
 }

@@ -264,6 +264,8 @@ pub struct JobView {
     pub finished_ms: i64,
     /// Bytes of input.
     pub input_bytes: u64,
+    /// How its keys are partitioned, as planned.
+    pub partitioner: quern_core::Partitioner,
     /// Attempts running now.
     pub running: Vec<RunningAttemptView>,
 }
@@ -982,6 +984,7 @@ fn job_view(job: &Job) -> JobView {
         started_ms: job.started_ms,
         finished_ms: job.finished_ms,
         input_bytes: job.input_bytes(),
+        partitioner: job.plan.partitioner,
         running: job
             .running_attempts()
             .into_iter()

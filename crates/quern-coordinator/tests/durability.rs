@@ -110,9 +110,10 @@ impl Fixture {
                 InputSplit { file: file.clone(), start: 0, end: Some(4) },
                 InputSplit { file, start: 4, end: Some(8) },
             ],
-            outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+            outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0, cut_points: None }],
             partitions: 1,
             shuffle: None,
+            partitioner: Default::default(),
         };
         common::submit_planned(handle, "w1", spec, plan).await.expect("submit")
     }

@@ -193,9 +193,15 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
     // A worker whose plan is beyond the bounds: 20,000 reducers.
     let plan = quern_core::JobPlan {
         splits: Vec::new(),
-        outputs: vec![quern_core::PlannedOutput { name: String::new(), reducers: 20_000, first_partition: 0 }],
+        outputs: vec![quern_core::PlannedOutput {
+            name: String::new(),
+            reducers: 20_000,
+            first_partition: 0,
+            cut_points: None,
+        }],
         partitions: 20_000,
         shuffle: None,
+        partitioner: Default::default(),
     };
     let result = pb::report_plan_request::Result::PlanJson(serde_json::to_string(&plan).expect("plan"));
     c.report_plan(pb::ReportPlanRequest { worker_id: "w1".into(), ticket, result: Some(result) })
@@ -232,9 +238,15 @@ async fn a_spec_is_planned_by_a_worker_over_grpc_and_a_plan_beyond_the_bounds_is
         splits: (0..60_000)
             .map(|i| quern_core::InputSplit { file: file.clone(), start: i, end: Some(i + 1) })
             .collect(),
-        outputs: vec![quern_core::PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+        outputs: vec![quern_core::PlannedOutput {
+            name: String::new(),
+            reducers: 1,
+            first_partition: 0,
+            cut_points: None,
+        }],
         partitions: 1,
         shuffle: None,
+        partitioner: Default::default(),
     };
     let big_json = serde_json::to_string(&big).expect("plan");
     assert!(big_json.len() > 4 << 20, "{} bytes: not past tonic's default limit", big_json.len());
@@ -301,9 +313,10 @@ async fn the_handle_runs_a_job_without_grpc() {
     };
     let plan = JobPlan {
         splits: vec![InputSplit { file, start: 0, end: Some(4) }],
-        outputs: vec![PlannedOutput { name: String::new(), reducers: 0, first_partition: 0 }],
+        outputs: vec![PlannedOutput { name: String::new(), reducers: 0, first_partition: 0, cut_points: None }],
         partitions: 0,
         shuffle: None,
+        partitioner: Default::default(),
     };
     let id = common::submit_planned(&handle, "w1", spec, plan).await.expect("submit");
     assert_eq!(handle.job(id).await.expect("job").state.as_str(), "pending");
@@ -388,9 +401,15 @@ async fn a_user_s_token_reaches_client_calls_for_their_own_jobs_only_and_never_w
     let (submission, ticket) = submit_and_wait_for_plan_request(&cluster, &spec).await;
     let plan = quern_core::JobPlan {
         splits: Vec::new(),
-        outputs: vec![quern_core::PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+        outputs: vec![quern_core::PlannedOutput {
+            name: String::new(),
+            reducers: 1,
+            first_partition: 0,
+            cut_points: None,
+        }],
         partitions: 1,
         shuffle: None,
+        partitioner: Default::default(),
     };
     let result = pb::report_plan_request::Result::PlanJson(serde_json::to_string(&plan).expect("plan"));
     cluster

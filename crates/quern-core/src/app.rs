@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::counters::Counters;
 use crate::error::AppError;
 use crate::format::{InputFormat, OutputFormat, TextLines, TextOutput};
-use crate::partition::partition;
+use crate::partition::{AppPartitioner, partition};
 
 /// One input record, as an [`InputFormat`] produced it.
 #[derive(Debug, Clone, Copy)]
@@ -85,11 +85,24 @@ pub trait App: Send + Sync {
         None
     }
 
-    /// The partition of `key` among `partitions` for `output`. The default is
-    /// [`partition`] (FNV-1a), which keeps placement predictable.
+    /// The partition of `key` among `partitions` for `output`, when the job
+    /// partitions by hash ([`crate::Partitioner::Hash`]). The default is
+    /// [`partition`] (FNV-1a), which keeps placement predictable. An app that
+    /// overrides it because its meaning depends on it (a group's keys on one
+    /// reducer) should also say [`AppPartitioner::Own`] in
+    /// [`App::partitioner`], so that no job replaces it by total order.
     fn partition(&self, output: usize, key: &[u8], partitions: u32) -> u32 {
         let _ = output;
         partition(key, partitions)
+    }
+
+    /// How the app wants its keys partitioned: the partitioner a job gets
+    /// when it does not choose one (`--partitioner`), or the app's own
+    /// [`App::partition`] always. The default is
+    /// `AppPartitioner::Preferred(Partitioner::Hash)`; the `sort` app prefers
+    /// [`crate::Partitioner::TotalOrder`].
+    fn partitioner(&self) -> AppPartitioner {
+        AppPartitioner::default()
     }
 
     /// The app's outputs. The default is one unnamed output.

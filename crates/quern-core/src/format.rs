@@ -89,6 +89,16 @@ impl<'a> SplitInput<'a> {
     /// when the split has no more lines. A line that starts before the split's
     /// end is read to its end even past the split.
     pub fn next_line(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<(u64, Option<u64>)>> {
+        self.read_line(buf, true)
+    }
+
+    /// Like [`SplitInput::next_line`], but takes off the `\n` only: a `\r`
+    /// before it stays, so the line is its bytes exactly.
+    pub fn next_raw_line(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<(u64, Option<u64>)>> {
+        self.read_line(buf, false)
+    }
+
+    fn read_line(&mut self, buf: &mut Vec<u8>, strip_cr: bool) -> io::Result<Option<(u64, Option<u64>)>> {
         if self.skip_partial {
             self.skip_partial = false;
             buf.clear();
@@ -112,7 +122,7 @@ impl<'a> SplitInput<'a> {
         self.next_line = self.next_line.map(|l| l + 1);
         if buf.last() == Some(&b'\n') {
             buf.pop();
-            if buf.last() == Some(&b'\r') {
+            if strip_cr && buf.last() == Some(&b'\r') {
                 buf.pop();
             }
         }
@@ -132,17 +142,26 @@ impl<'a> SplitInput<'a> {
     }
 }
 
-/// Text input: one record per line (without its terminator), carrying the
-/// file name and byte offset, and the line number when asked for.
+/// Text input: one record per line (without its terminator, `\n` or
+/// `\r\n`), carrying the file name and byte offset, and the line number when
+/// asked for.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TextLines {
     line_numbers: bool,
+    keep_cr: bool,
 }
 
 impl TextLines {
     /// Text lines whose records carry 1-based line numbers.
     pub fn with_line_numbers() -> Self {
-        TextLines { line_numbers: true }
+        TextLines { line_numbers: true, keep_cr: false }
+    }
+
+    /// Text lines exactly as they are: only the `\n` is taken off, and a
+    /// `\r` before it stays part of the record (what `sort` needs to write
+    /// the input's lines back byte for byte).
+    pub fn keeping_cr() -> Self {
+        TextLines { line_numbers: false, keep_cr: true }
     }
 }
 
@@ -153,7 +172,8 @@ impl InputFormat for TextLines {
 
     fn read(&self, input: &mut SplitInput<'_>, sink: &mut dyn RecordSink) -> Result<(), InputError> {
         let mut buf = Vec::with_capacity(256);
-        while let Some((offset, line)) = input.next_line(&mut buf)? {
+        let strip_cr = !self.keep_cr;
+        while let Some((offset, line)) = input.read_line(&mut buf, strip_cr)? {
             let record = Record { source: input.path(), offset, line, data: &buf };
             if sink.record(record).is_break() {
                 break;
@@ -285,6 +305,29 @@ mod tests {
         ) {
             proptest::prop_assert_eq!(read_all(&data, split_size), reference(&data));
         }
+    }
+
+    #[test]
+    fn lines_kept_exactly_keep_their_carriage_returns() {
+        struct All(Vec<Vec<u8>>);
+        impl RecordSink for All {
+            fn record(&mut self, r: Record<'_>) -> ControlFlow<()> {
+                self.0.push(r.data.to_vec());
+                ControlFlow::Continue(())
+            }
+        }
+        let read = |format: TextLines| {
+            let data = b"a\r\nb\r\r\n\r\nc\r";
+            let mut reader = &data[..];
+            let mut input = SplitInput::new(&mut reader, "f", 0, None, LineStart::AtLineStart, None);
+            let mut all = All(Vec::new());
+            format.read(&mut input, &mut all).expect("read");
+            all.0
+        };
+        let exact: Vec<&[u8]> = vec![b"a\r", b"b\r\r", b"\r", b"c\r"];
+        assert_eq!(read(TextLines::keeping_cr()), exact);
+        let stripped: Vec<&[u8]> = vec![b"a", b"b\r", b"", b"c\r"];
+        assert_eq!(read(TextLines::default()), stripped);
     }
 
     #[test]

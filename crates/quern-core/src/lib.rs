@@ -9,6 +9,8 @@
 //! # Overview
 //! - [`App`]: map, reduce, optional [`Combiner`], optional partitioner, named
 //!   outputs. Keys and values are bytes, ordered by byte comparison.
+//! - [`Partitioner`]: hash ([`partition`], the default) or total order
+//!   ([`CutPoints`] chosen from a sample of the keys when a job is planned).
 //! - [`AppRegistry`]: the apps a binary knows, each built from its [`Params`].
 //! - [`InputFormat`] / [`OutputFormat`]: how records come in and go out.
 //!   [`TextLines`], [`WholeFile`] and [`TextOutput`] are built in.
@@ -38,7 +40,8 @@
 //! - No file system, no threads, no async, no network: everything here is
 //!   pure logic over `std::io` traits, so every runtime can share it.
 //! - Keys compare as raw bytes; partitioning is a fixed, documented hash
-//!   ([`partition`]), never a per-process random one.
+//!   ([`partition`]), never a per-process random one, or a binary search
+//!   over cut points the plan carries: a pure function of the plan.
 
 mod app;
 mod counters;
@@ -51,6 +54,7 @@ mod plan;
 mod registry;
 mod schedule;
 mod spec;
+mod total_order;
 
 pub use app::{
     Aggregation, App, CombineOutput, Combiner, MapContext, MapSink, OutputDecl, Record, ReduceContext, ReduceSink,
@@ -63,7 +67,7 @@ pub use format::{
 };
 pub use ids::{JobId, WorkerId};
 pub use params::{ParamSpec, Params};
-pub use partition::{fnv1a_32, partition};
+pub use partition::{AppPartitioner, Partitioner, fnv1a_32, partition};
 pub use plan::{Compression, InputFile, InputSplit, JobPlan, PlannedOutput, Segment, check_map_tasks};
 pub use registry::{AppInfo, AppRegistry};
 pub use schedule::{
@@ -73,3 +77,4 @@ pub use schedule::{
 pub use spec::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec, MAX_ATTEMPTS, MAX_MAP_TASKS, MAX_REDUCERS,
 };
+pub use total_order::CutPoints;

@@ -1,6 +1,8 @@
 //! A job's plan: its input splits (one map task each), its outputs with
-//! their reducer counts, and the partition space they share. Plain data
-//! (serde), so a client can plan a job and a coordinator can ship it.
+//! their reducer counts, the partition space they share, and how keys are
+//! partitioned (with total order, each output's cut points). Plain data
+//! (serde), so a client can plan a job and a coordinator can ship it: every
+//! attempt partitions keys by the plan alone, the same way in every process.
 //!
 //! All outputs' partitions are numbered in one space, so a map task sorts and
 //! spills once for every output: output `o`'s partition `p` is global
@@ -11,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::SpecError;
+use crate::partition::{AppPartitioner, Partitioner};
 use crate::spec::{JobSpec, MAX_MAP_TASKS, MAX_REDUCERS, check_reducers};
+use crate::total_order::CutPoints;
 
 /// Refuses a job of more than [`MAX_MAP_TASKS`] map tasks, naming the count
 /// and the split size that made it. Planners call it with the count before
@@ -119,6 +123,19 @@ pub struct PlannedOutput {
     pub reducers: u32,
     /// Its first global partition.
     pub first_partition: u32,
+    /// With total order ([`JobPlan::partitioner`]), the cut points its keys
+    /// are partitioned by; `None` with hash partitioning and for a map-only
+    /// output. (Plans stored before total order existed have none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_points: Option<CutPoints>,
+}
+
+impl PlannedOutput {
+    /// The partition (below `reducers`) of `key` by the output's cut points,
+    /// or `None` when the app's [`App::partition`] decides (hash).
+    pub fn cut_partition(&self, key: &[u8]) -> Option<u32> {
+        self.cut_points.as_ref().map(|c| c.partition(key))
+    }
 }
 
 /// What the job will run.
@@ -138,14 +155,27 @@ pub struct JobPlan {
     /// they were written. (Plans stored before it existed have none.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shuffle: Option<String>,
+    /// How keys are partitioned: the spec's choice, else the app's. With
+    /// [`Partitioner::TotalOrder`] every output with reducers has its
+    /// [`PlannedOutput::cut_points`]. (Plans stored before it existed
+    /// partition by hash.)
+    #[serde(default)]
+    pub partitioner: Partitioner,
 }
 
 impl JobPlan {
     /// Plans `spec` for `app` over `splits`: resolves each output's reducer
     /// count (the spec's per-output count, else the spec's count, else the
-    /// app's default, else 1), and checks the plan is within bounds (see
-    /// [`JobPlan::check`]).
+    /// app's default, else 1) and the partitioner (see
+    /// [`JobPlan::partitioner_of`]), and checks the plan is within bounds
+    /// (see [`JobPlan::check`]).
+    ///
+    /// With total order, every output with reducers gets empty cut points
+    /// (all its keys in its first partition): whoever plans the job then
+    /// replaces them with points chosen from a sample of the keys
+    /// (`quern_engine::plan_job` does).
     pub fn new(spec: &JobSpec, app: &dyn App, splits: Vec<InputSplit>) -> Result<JobPlan, SpecError> {
+        let partitioner = JobPlan::partitioner_of(spec, app)?;
         let decls = app.outputs();
         if decls.is_empty() {
             return Err(SpecError::BadField { field: "app", message: "declares no outputs".into() });
@@ -176,12 +206,28 @@ impl JobPlan {
             let reducers =
                 spec.output_reducers.get(&d.name).copied().or(spec.reducers).or(d.default_reducers).unwrap_or(1);
             check_reducers("--reducers", reducers)?;
-            outputs.push(PlannedOutput { name: d.name.clone(), reducers, first_partition: next });
+            let cut_points = (partitioner == Partitioner::TotalOrder && reducers > 0).then(CutPoints::default);
+            outputs.push(PlannedOutput { name: d.name.clone(), reducers, first_partition: next, cut_points });
             next = next.saturating_add(reducers);
         }
-        let plan = JobPlan { splits, outputs, partitions: next, shuffle: None };
+        let plan = JobPlan { splits, outputs, partitions: next, shuffle: None, partitioner };
         plan.check(spec)?;
         Ok(plan)
+    }
+
+    /// The partitioner of `spec` run by `app`: the spec's, else the app's
+    /// preference. An app that partitions by its own
+    /// [`App::partition`] ([`AppPartitioner::Own`]) refuses total order.
+    pub fn partitioner_of(spec: &JobSpec, app: &dyn App) -> Result<Partitioner, SpecError> {
+        match (app.partitioner(), spec.partitioner) {
+            (AppPartitioner::Own, Some(Partitioner::TotalOrder)) => Err(SpecError::BadField {
+                field: "--partitioner",
+                message: format!("app '{}' partitions its keys itself, so it cannot be run with total order", spec.app),
+            }),
+            (AppPartitioner::Own, _) => Ok(Partitioner::Hash),
+            (_, Some(chosen)) => Ok(chosen),
+            (AppPartitioner::Preferred(preferred), None) => Ok(preferred),
+        }
     }
 
     /// Checks the plan's sizes: at most [`MAX_MAP_TASKS`] map tasks, at most
@@ -206,6 +252,19 @@ impl JobPlan {
                 field: "plan",
                 message: format!("{} partitions, but the outputs have {total} reducers", self.partitions),
             });
+        }
+        for o in &self.outputs {
+            let bad = |message: String| SpecError::BadField {
+                field: "plan",
+                message: format!("output '{}': {message}", o.name),
+            };
+            let wanted = self.partitioner == Partitioner::TotalOrder && o.reducers > 0;
+            match (&o.cut_points, wanted) {
+                (Some(cuts), true) => cuts.check(o.reducers).map_err(bad)?,
+                (None, false) => {}
+                (Some(_), false) => return Err(bad("cut points, but it is not partitioned in total order".into())),
+                (None, true) => return Err(bad("no cut points for its total order".into())),
+            }
         }
         Ok(())
     }
@@ -289,5 +348,80 @@ mod tests {
         let mut forged = ok.clone();
         forged.partitions = 7;
         assert!(forged.check(&spec).is_err(), "partitions that do not add up");
+    }
+
+    struct Own;
+    impl App for Own {
+        fn map(&self, _: &Record<'_>, _: &mut MapContext<'_>) -> Result<(), AppError> {
+            Ok(())
+        }
+        fn partitioner(&self) -> AppPartitioner {
+            AppPartitioner::Own
+        }
+    }
+
+    struct PrefersTotalOrder;
+    impl App for PrefersTotalOrder {
+        fn map(&self, _: &Record<'_>, _: &mut MapContext<'_>) -> Result<(), AppError> {
+            Ok(())
+        }
+        fn partitioner(&self) -> AppPartitioner {
+            AppPartitioner::Preferred(Partitioner::TotalOrder)
+        }
+    }
+
+    #[test]
+    fn the_partitioner_is_the_spec_s_else_the_app_s_and_an_app_s_own_is_kept() {
+        let mut spec = JobSpec::new("x", vec!["in".into()], "out");
+        let of = |spec: &JobSpec, app: &dyn App| JobPlan::new(spec, app, vec![]).map(|p| p.partitioner);
+        assert_eq!(of(&spec, &Two), Ok(Partitioner::Hash));
+        assert_eq!(of(&spec, &PrefersTotalOrder), Ok(Partitioner::TotalOrder));
+        assert_eq!(of(&spec, &Own), Ok(Partitioner::Hash));
+        spec.partitioner = Some(Partitioner::Hash);
+        assert_eq!(of(&spec, &PrefersTotalOrder), Ok(Partitioner::Hash));
+        assert_eq!(of(&spec, &Own), Ok(Partitioner::Hash));
+        spec.partitioner = Some(Partitioner::TotalOrder);
+        assert_eq!(of(&spec, &Two), Ok(Partitioner::TotalOrder));
+        assert_eq!(
+            of(&spec, &Own).map_err(|e| e.to_string()),
+            Err("--partitioner: app 'x' partitions its keys itself, so it cannot be run with total order".into())
+        );
+    }
+
+    #[test]
+    fn a_total_order_plan_has_cut_points_for_each_reduced_output_and_checks_them() {
+        let mut spec = JobSpec::new("two", vec!["x".into()], "out");
+        spec.partitioner = Some(Partitioner::TotalOrder);
+        spec.output_reducers.insert("b".into(), 3);
+        let plan = JobPlan::new(&spec, &Two, vec![]).expect("plan");
+        let cuts: Vec<Option<usize>> = plan.outputs.iter().map(|o| o.cut_points.as_ref().map(CutPoints::len)).collect();
+        assert_eq!(cuts, [None, Some(0), Some(0)], "map-only output 'a' has none");
+        assert_eq!(plan.outputs[1].cut_partition(b"anything"), Some(0));
+
+        let json = serde_json::to_string(&plan).expect("serialise");
+        assert_eq!(serde_json::from_str::<JobPlan>(&json).expect("parse"), plan);
+
+        let mut sampled = plan.clone();
+        sampled.outputs[1].cut_points = Some(CutPoints::new(vec![b"f".to_vec(), b"m".to_vec()]).expect("cuts"));
+        assert_eq!(sampled.check(&spec), Ok(()));
+        assert_eq!(sampled.outputs[1].cut_partition(b"g"), Some(1));
+        sampled.outputs[2].cut_points =
+            Some(CutPoints::new(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]).expect("cuts"));
+        assert!(sampled.check(&spec).is_err(), "3 cut points for 3 reducers");
+        let mut missing = plan.clone();
+        missing.outputs[2].cut_points = None;
+        assert!(missing.check(&spec).is_err(), "total order without cut points");
+        let mut hashed = plan.clone();
+        hashed.partitioner = Partitioner::Hash;
+        assert!(hashed.check(&spec).is_err(), "cut points in a hash plan");
+    }
+
+    #[test]
+    fn a_plan_stored_before_total_order_existed_partitions_by_hash() {
+        let old = r#"{"splits":[],"outputs":[{"name":"","reducers":2,"first_partition":0}],"partitions":2}"#;
+        let plan: JobPlan = serde_json::from_str(old).expect("an old plan");
+        assert_eq!(plan.partitioner, Partitioner::Hash);
+        assert_eq!(plan.outputs[0].cut_points, None);
+        assert_eq!(plan.check(&JobSpec::new("x", vec!["in".into()], "out")), Ok(()));
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SpecError;
+use crate::partition::Partitioner;
 
 /// Default input split size: 64 MiB.
 pub const DEFAULT_SPLIT_SIZE: u64 = 64 << 20;
@@ -64,6 +65,11 @@ pub struct JobSpec {
     /// have none.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shuffle: Option<String>,
+    /// How keys are split among each output's reducers: `None` takes the
+    /// app's preference ([`crate::App::partitioner`]; hash unless the app
+    /// says otherwise). (Specs stored before it existed have none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioner: Option<Partitioner>,
 }
 
 impl JobSpec {
@@ -81,6 +87,7 @@ impl JobSpec {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             skip_bad_records: false,
             shuffle: None,
+            partitioner: None,
         }
     }
 
@@ -154,7 +161,9 @@ mod tests {
         let back: JobSpec = serde_json::from_str(&json).expect("deserialise");
         assert_eq!(back, spec);
         spec.shuffle = Some("s3://bucket/shuffle".into());
+        spec.partitioner = Some(Partitioner::TotalOrder);
         let json = serde_json::to_string(&spec).expect("serialise");
+        assert!(json.contains(r#""partitioner":"total_order""#), "{json}");
         assert_eq!(serde_json::from_str::<JobSpec>(&json).expect("deserialise"), spec);
     }
 
@@ -164,6 +173,7 @@ mod tests {
             r#"{"app":"wordcount","inputs":["in"],"output":"out","split_size":1,"sort_buffer":1024,"max_attempts":1}"#;
         let spec: JobSpec = serde_json::from_str(old).expect("an old spec");
         assert_eq!(spec.shuffle, None);
+        assert_eq!(spec.partitioner, None);
         let empty = JobSpec { shuffle: Some(String::new()), ..spec };
         assert_eq!(empty.validate().err().map(|e| e.to_string()).as_deref(), Some("--shuffle: must not be empty"));
     }

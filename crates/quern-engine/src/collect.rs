@@ -208,6 +208,10 @@ struct Slot {
     partition: u32,
     key_len: u32,
     count: u32,
+    /// Combine when `count` reaches this: [`COMBINE_EVERY`], or twice what
+    /// the last combine left, so a combiner that does not shrink its values
+    /// runs O(log n) times for n values, not once per value.
+    combine_at: u32,
     buf: Vec<u8>,
 }
 
@@ -285,7 +289,7 @@ impl CombineTable {
                 let before = slot.buf.capacity();
                 pack(&mut slot.buf, value);
                 slot.count += 1;
-                if slot.count >= COMBINE_EVERY {
+                if slot.count >= slot.combine_at {
                     let scratch = &mut self.scratch;
                     scratch.clear();
                     let mut combined = 0u32;
@@ -307,6 +311,7 @@ impl CombineTable {
                     slot.buf.truncate(slot.key_len as usize);
                     slot.buf.extend_from_slice(scratch);
                     slot.count = combined;
+                    slot.combine_at = combined.saturating_mul(2).max(COMBINE_EVERY);
                 }
                 self.used = (self.used + slot.buf.capacity()).saturating_sub(before);
             }
@@ -316,7 +321,15 @@ impl CombineTable {
                 buf.extend_from_slice(key);
                 pack(&mut buf, value);
                 self.used += buf.capacity() + TABLE_OVERHEAD;
-                let slot = Slot { hash, output, partition, key_len: key.len() as u32, count: 1, buf };
+                let slot = Slot {
+                    hash,
+                    output,
+                    partition,
+                    key_len: key.len() as u32,
+                    count: 1,
+                    combine_at: COMBINE_EVERY,
+                    buf,
+                };
                 self.table.insert_unique(hash, slot, |s| s.hash);
             }
         }
@@ -443,5 +456,44 @@ impl<'a> Collector<'a> {
             Collector::Aggregating(table) if !table.is_empty() => table.spill(target, counters),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Emits every value back: a combiner that never shrinks a key's values.
+    struct Identity(AtomicU32);
+
+    impl Combiner for Identity {
+        fn combine(
+            &self,
+            _: usize,
+            _: &[u8],
+            values: &mut Values<'_>,
+            out: &mut CombineOutput<'_>,
+        ) -> Result<(), AppError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            while let Some(v) = values.next() {
+                out.emit(v);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_combiner_that_does_not_shrink_runs_a_logarithmic_number_of_times() {
+        let identity = Identity(AtomicU32::new(0));
+        let mut table = CombineTable::new(1 << 30);
+        let mut counters = EngineCounters::default();
+        for _ in 0..10_000 {
+            table.insert(&identity, 0, b"key", b"v", &|| Ok(0), &mut counters).expect("insert");
+        }
+        let calls = identity.0.load(Ordering::Relaxed);
+        // 64, 128, 256, … up to 10,000 values: 8 combines, not one per value.
+        assert!((1..=10).contains(&calls), "{calls} combines for 10,000 values of one key");
+        assert_eq!(counters.combine_output_records, counters.combine_input_records, "nothing was lost");
     }
 }

@@ -5,8 +5,10 @@
 //!   with [`RunOptions`] (parallelism, scratch directory, cancellation,
 //!   live [`JobProgress`]), returning a [`JobReport`] of counters and files.
 //! - [`plan_job`]: a spec and its app to a `JobPlan` (inputs resolved,
-//!   splits cut), as the runner and a cluster worker planning a submitted
-//!   spec do it; [`PlanOutcome`] is a planning process's answer.
+//!   splits cut, and for a total order the cut points chosen from a bounded
+//!   sample of the input's keys), as the runner and a cluster worker
+//!   planning a submitted spec do it; [`PlanOutcome`] is a planning
+//!   process's answer.
 //! - The pieces, in data-path order: [`task`] (map and reduce attempts),
 //!   [`collect`] (sort buffer, combine table, spills), [`run`] (the on-disk
 //!   run format), [`merge`] (k-way merge, grouping), [`runner`] (slots
@@ -52,6 +54,7 @@ pub mod merge;
 mod plan;
 pub mod run;
 pub mod runner;
+mod sample;
 pub mod shuffle;
 pub mod task;
 

@@ -2,13 +2,13 @@
 //! resolved, splits cut, outputs numbered). The embedded runner plans this
 //! way, and so does a cluster worker asked by the coordinator to plan a
 //! submitted spec (the coordinator never runs user code: building the app
-//! from its parameters and asking its input format whether files split are
-//! user code). [`PlanOutcome`] is what such a planning process answers.
+//! from its parameters, asking its input format whether files split and
+//! sampling its keys for a total order are user code). [`PlanOutcome`] is what such a planning process answers.
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use quern_core::{App, JobPlan, JobSpec};
+use quern_core::{App, JobPlan, JobSpec, Partitioner};
 use quern_storage::{Location, Storage, StorageError, plan_splits};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,12 @@ use crate::Error;
 /// Plans `spec` for `app`: checks the spec, resolves every input (each must
 /// exist and be readable) and cuts the splits. Does not look at the output,
 /// whose owner (the runner, the coordinator) claims it.
+///
+/// A job partitioned in total order ([`JobPlan::partitioner`]) gets each
+/// output's cut points here, from a bounded sample of its input's keys read
+/// through the app's own input format and `map` (at most 4 MiB from 64
+/// evenly spaced places, 100,000 keys): the plan carries them to every
+/// attempt, so partitioning is the same in every process.
 ///
 /// A spec with a `shuffle` location gets its job's own prefix under it
 /// ([`JobPlan::shuffle`], a URL): `LOCATION/job-TIME-PID-RANDOM`, so that
@@ -29,6 +35,10 @@ pub fn plan_job(spec: &JobSpec, app: &dyn App, storage: &Storage) -> Result<JobP
     let splits = plan_splits(&files, spec.split_size, app.input_format().splittable())?;
     let mut plan = JobPlan::new(spec, app, splits)?;
     plan.shuffle = shuffle;
+    if plan.partitioner == Partitioner::TotalOrder {
+        crate::sample::choose_cut_points(&mut plan, app, storage, crate::sample::Budget::DEFAULT);
+        plan.check(spec)?;
+    }
     Ok(plan)
 }
 

@@ -152,7 +152,14 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
     progress.reduce_tasks.store(reduce_tasks, Ordering::Relaxed);
     progress.input_bytes.store(plan.splits.iter().map(|s| s.len()).sum(), Ordering::Relaxed);
     progress.planned.store(true, Ordering::Release);
-    tracing::info!(app = %spec.app, map_tasks, reduce_tasks, shuffle = plan.shuffle.as_deref(), "job planned");
+    tracing::info!(
+        app = %spec.app,
+        map_tasks,
+        reduce_tasks,
+        partitioner = %plan.partitioner,
+        shuffle = plan.shuffle.as_deref(),
+        "job planned"
+    );
 
     let shared = Mutex::new(Shared {
         sched: Scheduler::new(map_tasks, reduce_tasks, spec.max_attempts),

@@ -183,6 +183,10 @@ impl MapSink for PairSink<'_, '_> {
         } else {
             let app = self.env.app;
             let partition = || {
+                // Total order: the plan's cut points; hash: the app's.
+                if let Some(p) = out.cut_partition(key) {
+                    return Ok(out.first_partition + p);
+                }
                 let p = app.partition(output, key, out.reducers);
                 if p < out.reducers {
                     Ok(out.first_partition + p)

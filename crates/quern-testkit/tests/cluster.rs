@@ -30,6 +30,70 @@ fn wordcount_and_indexer_equal_the_embedded_run_with_one_attempt_per_task() {
     }
 }
 
+#[test]
+fn a_total_order_sort_and_a_two_output_app_in_total_order_equal_the_embedded_run() {
+    let c = TestCluster::start(2, &["--no-speculation"]);
+    // Over 4 MiB, so the plan samples places: the worker that plans and
+    // `quern run` must choose the same cut points.
+    let input = c.path("lines.txt");
+    let mut text = String::new();
+    let mut x = 3u64;
+    for i in 0..75_000u64 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let hot = if i % 10 == 0 { "hot".to_owned() } else { format!("{:010x}", x >> 24) };
+        text.push_str(&format!("{hot} w{} {:048x}\n", (x >> 8) % 97, x >> 20));
+    }
+    fs::write(&input, &text).expect("write input");
+    let flags = ["--reducers", "3", "--split-size", "512KiB"];
+
+    let out = c.path("sort-cluster");
+    let id = c.submit_job("sort", &input, &out, &flags);
+    let status = c.wait_job(id, Duration::from_secs(180));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    let local = c.path("sort-embedded");
+    embedded("sort", &input, &local, &flags);
+    let cluster_parts = parts(&out);
+    assert_eq!(cluster_parts, parts(&local), "sort: cluster and embedded outputs differ");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    let all: Vec<u8> = cluster_parts.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+    assert!(all == format!("{}\n", lines.join("\n")).into_bytes(), "the part files in order are the sorted input");
+    assert!(cluster_parts.iter().all(|(_, b)| b.len() > 1 << 20), "every reducer has its share");
+
+    // Every output of an app with two is sampled for its own cut points.
+    // (A smaller input: this app's by_length combiner gathers values.)
+    let input = c.path("few-lines.txt");
+    fs::write(&input, text.lines().take(6_000).map(|l| format!("{l}\n")).collect::<String>()).expect("write input");
+    let two = ["--reducers", "3", "--split-size", "64KiB", "--partitioner", "total-order"];
+    let out = c.path("tokens-cluster");
+    let id = c.submit_job("tokens-two-outputs", &input, &out, &two);
+    let status = c.wait_job(id, Duration::from_secs(180));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    let local = c.path("tokens-embedded");
+    embedded("tokens-two-outputs", &input, &local, &two);
+    assert!(out.join("_SUCCESS").exists() && local.join("_SUCCESS").exists());
+    let named_parts = |dir: &std::path::Path| {
+        let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+            .expect("output dir")
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).expect("read")))
+            .collect();
+        v.sort();
+        v
+    };
+    for output in ["counts", "by_length"] {
+        let cluster_parts = named_parts(&out.join(output));
+        assert_eq!(cluster_parts.len(), 3, "{output}: {cluster_parts:?}");
+        assert_eq!(cluster_parts, named_parts(&local.join(output)), "{output}: cluster and embedded outputs differ");
+        let keys: Vec<&[u8]> = cluster_parts
+            .iter()
+            .flat_map(|(_, b)| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()))
+            .map(|l| l.split(|&c| c == b'\t').next().unwrap_or(l))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{output}: the part files in order are not sorted");
+    }
+}
+
 /// Whether two [start, end) intervals overlap.
 fn overlap(a: &Value, b: &Value) -> bool {
     let (s1, e1) = (a["started_at_ms"].as_i64().unwrap_or(0), a["finished_at_ms"].as_i64().unwrap_or(0));

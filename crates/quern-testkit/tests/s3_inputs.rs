@@ -15,10 +15,15 @@ use quern_testkit::s3_server::S3Server;
 use serde_json::Value;
 use support::{BIN, ClosedPort, gutenberg, parts};
 
-/// `quern-testkit run` pointed at `server`; `extra` ends the arguments.
+/// `quern-testkit run` of wordcount pointed at `server`; `extra` ends the
+/// arguments.
 fn run(server: &S3Server, input: &str, output: &Path, extra: &[&str]) -> Output {
+    run_app(server, "wordcount", input, output, extra)
+}
+
+fn run_app(server: &S3Server, app: &str, input: &str, output: &Path, extra: &[&str]) -> Output {
     Command::new(BIN)
-        .args(["run", "--app", "wordcount", "--quiet", "--input", input, "--output"])
+        .args(["run", "--app", app, "--quiet", "--input", input, "--output"])
         .arg(output)
         .args(extra)
         .envs(server.env())
@@ -123,6 +128,55 @@ fn an_object_bigger_than_the_split_size_becomes_several_map_tasks_with_the_same_
         assert_eq!(s3["counters"]["input_bytes"], big.len() as u64, "every byte counted once");
         assert_eq!(s3["counters"], local["counters"], "{split_size}");
         assert_eq!(parts(&s3_out), parts(&local_out), "{split_size}");
+    }
+}
+
+#[test]
+fn a_total_order_sort_samples_objects_as_it_samples_files() {
+    let server = S3Server::start();
+    let bucket = server.bucket();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The books three times (~9.5 MiB: the plan samples places, each a
+    // small ranged GET) and one book gzipped (sampled from its start).
+    let mut books: Vec<_> = fs::read_dir(gutenberg()).expect("gutenberg").map(|e| e.expect("entry").path()).collect();
+    books.sort();
+    let mut big = Vec::new();
+    for _ in 0..3 {
+        for book in &books {
+            big.extend(fs::read(book).expect("book"));
+        }
+    }
+    let small = fs::read(&books[0]).expect("book");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&small).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let local_in = tmp.path().join("in");
+    fs::create_dir(&local_in).expect("mkdir");
+    fs::write(local_in.join("big.txt"), &big).expect("write");
+    fs::write(local_in.join("small.txt.gz"), &gz).expect("write");
+    bucket.put("in/big.txt", big.clone());
+    bucket.put("in/small.txt.gz", gz);
+
+    let args = ["--reducers", "3", "--split-size", "2MiB"];
+    let local_out = tmp.path().join("local");
+    let out = run_app(&server, "sort", local_in.to_str().expect("utf-8"), &local_out, &args);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let s3_out = tmp.path().join("s3");
+    let out = run_app(&server, "sort", &bucket.url("in/"), &s3_out, &args);
+    assert!(out.status.success(), "{}\n--- server log:\n{}", stderr_of(&out), server.log());
+    let s3_parts = parts(&s3_out);
+    assert_eq!(s3_parts, parts(&local_out), "the same cut points from objects as from files");
+
+    let mut lines: Vec<&[u8]> = [&big[..], &small[..]]
+        .iter()
+        .flat_map(|data| data.split_inclusive(|&b| b == b'\n').map(|l| l.strip_suffix(b"\n").unwrap_or(l)))
+        .collect();
+    lines.sort();
+    let expected: Vec<u8> = lines.iter().flat_map(|l| l.iter().chain(b"\n")).copied().collect();
+    let got: Vec<u8> = s3_parts.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+    assert!(got == expected, "the part files in order are the input's lines, sorted");
+    for (name, part) in &s3_parts {
+        assert!(part.len() * 3 <= got.len() * 2, "{name} has {} of {} bytes", part.len(), got.len());
     }
 }
 

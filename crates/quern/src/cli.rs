@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
-use quern_core::{AppRegistry, JobSpec};
+use quern_core::{AppRegistry, JobSpec, Partitioner};
 use quern_engine::{Error as EngineError, JobReport, RunOptions};
 
 use crate::progress::ProgressDisplay;
@@ -255,6 +255,30 @@ pub(crate) struct JobArgs {
     /// and reduces fetch them worker to worker.
     #[arg(long, value_name = "URL", value_parser = parse_shuffle)]
     shuffle: Option<String>,
+    /// How keys are split among each output's reducers. Default: the
+    /// app's choice (sort: total-order; the others: hash).
+    #[arg(long, value_enum)]
+    partitioner: Option<PartitionerArg>,
+}
+
+/// `--partitioner`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PartitionerArg {
+    /// The FNV-1a hash of the key (or the app's own partition): each part
+    /// file is sorted, their concatenation is not.
+    Hash,
+    /// Ranges of keys, cut where a sample of the input's keys says: the part
+    /// files concatenated in order are sorted.
+    TotalOrder,
+}
+
+impl From<PartitionerArg> for Partitioner {
+    fn from(p: PartitionerArg) -> Partitioner {
+        match p {
+            PartitionerArg::Hash => Partitioner::Hash,
+            PartitionerArg::TotalOrder => Partitioner::TotalOrder,
+        }
+    }
 }
 
 fn parse_shuffle(s: &str) -> Result<String, String> {
@@ -272,6 +296,7 @@ impl JobArgs {
         spec.max_attempts = self.max_attempts;
         spec.skip_bad_records = self.skip_bad_records;
         spec.shuffle = self.shuffle;
+        spec.partitioner = self.partitioner.map(Partitioner::from);
         spec
     }
 }
@@ -381,8 +406,10 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             if code == ExitCode::SUCCESS { Ok(()) } else { anyhow::bail!("the attempt request was unusable") }
         }
         Command::Plan(s3) => {
-            // The planning process: stdout carries its one answer.
+            // The planning process: stdout carries its one answer. Sampling
+            // for a total order runs `map`, whose panics leave a record out.
             init_logging(false);
+            quiet_task_panics();
             crate::cluster::plan_process(&apps, &s3.storage())
         }
         #[cfg(feature = "coordinator")]
@@ -502,7 +529,9 @@ pub(crate) fn run_with_progress(
 fn quiet_task_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let in_slot = std::thread::current().name().is_some_and(|n| n.starts_with("quern-slot"));
+        // Slots run tasks; samplers run `map` while a total order is planned.
+        let in_slot =
+            std::thread::current().name().is_some_and(|n| n.starts_with("quern-slot") || n.starts_with("quern-sample"));
         if in_slot {
             tracing::debug!("task panicked: {info}");
         } else {

@@ -28,7 +28,9 @@
 //!   [`Values`], with [`MapContext`] and [`ReduceContext`] to emit pairs and
 //!   count; optionally a [`Combiner`] (emitting through [`CombineOutput`];
 //!   one that is a sum of counts says so with an [`Aggregation`], which
-//!   the engine then runs natively), a partitioner (the default is [`partition`]) and named outputs
+//!   the engine then runs natively), a partitioner (the default is
+//!   [`partition`], a hash; an app may prefer total order or insist on its
+//!   own: [`AppPartitioner`], [`Partitioner`]) and named outputs
 //!   ([`OutputDecl`]).
 //! - Formats: [`InputFormat`] (reads a [`SplitInput`] into a
 //!   [`RecordSink`]) and [`OutputFormat`] (a [`RecordWriter`] per part
@@ -98,10 +100,10 @@ mod users;
 
 pub use quern_apps::{Grep, Indexer, Sort, WordCount, builtin_registry, corpus, for_each_word};
 pub use quern_core::{
-    Aggregation, App, AppError, AppInfo, AppRegistry, CombineOutput, Combiner, Counters, EngineCounters, InputError,
-    InputFormat, JobSpec, LineStart, MapContext, MapSink, OutputDecl, OutputFormat, ParamSpec, Params, Record,
-    RecordSink, RecordWriter, ReduceContext, ReduceSink, SliceValues, SpecError, SplitInput, TextLines, TextOutput,
-    ValueSource, Values, WholeFile, partition,
+    Aggregation, App, AppError, AppInfo, AppPartitioner, AppRegistry, CombineOutput, Combiner, Counters,
+    EngineCounters, InputError, InputFormat, JobSpec, LineStart, MapContext, MapSink, OutputDecl, OutputFormat,
+    ParamSpec, Params, Partitioner, Record, RecordSink, RecordWriter, ReduceContext, ReduceSink, SliceValues,
+    SpecError, SplitInput, TextLines, TextOutput, ValueSource, Values, WholeFile, partition,
 };
 /// Why a job run by [`run_job`] did not succeed (refused before it started,
 /// failed, or cancelled).

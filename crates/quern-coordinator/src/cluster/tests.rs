@@ -33,9 +33,10 @@ fn job(id: u64, app: &str, maps: usize, priority: i32, out: &Path) -> NewJob {
     let file = InputFile { location: "in".into(), name: "in".into(), len: 10, compression: Compression::None };
     let plan = JobPlan {
         splits: (0..maps).map(|_| InputSplit { file: file.clone(), start: 0, end: Some(10) }).collect(),
-        outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0 }],
+        outputs: vec![PlannedOutput { name: String::new(), reducers: 1, first_partition: 0, cut_points: None }],
         partitions: 1,
         shuffle: None,
+        partitioner: Default::default(),
     };
     NewJob { id: JobId(id), spec, plan, spec_json: "{}".into(), plan_json: "{}".into(), priority, owner: String::new() }
 }
