@@ -117,5 +117,13 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Event streams and small JSON answers: without TCP_NODELAY a short
+    // write can wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("setting TCP_NODELAY on a connection: {e}");
+        }
+    });
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }

@@ -133,7 +133,12 @@ impl Coordinator {
         let service = tonic::service::interceptor::InterceptedService::new(service, service::CallerCheck(self.access));
         let result = tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(
+                // Every RPC is a small message: without TCP_NODELAY an answer
+                // can wait for the caller's delayed ACK.
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await;
         ticker.abort();
         // Wait for the ticker to be dropped: it holds the store, and with it

@@ -167,7 +167,9 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(shuffle)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            // Segments and their acknowledgements are small messages: without
+            // TCP_NODELAY each waits for the peer's delayed ACK.
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))),
     );
 
     let token = pb::TokenAttach::new(&config.token).map_err(|s| Error::Refused(s.message().to_owned()))?;
