@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, MutexGuard, broadcast, oneshot};
 pub use crate::cluster::HeartbeatAnswer;
 use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, Worker};
 use crate::error::Error;
+use crate::nudge::{Nudge, Nudges};
 use crate::state::{AttemptEnd, JobPhase, WorkerAdmin, WorkerState};
 use crate::storage_work::{self, StorageWork};
 use crate::store::{Store, StoredAttempt, StoredJob, StoredWorker};
@@ -52,6 +53,8 @@ struct Shared {
     storage_work: std::sync::Mutex<StorageQueue>,
     /// How many items of output work have run (see [`StorageQueue::queued`]).
     storage_done: tokio::sync::watch::Sender<u64>,
+    /// The nudges given so far, which workers watch.
+    nudges: tokio::sync::watch::Sender<Nudges>,
 }
 
 /// Output work ready to run (its decisions are stored), in decision order.
@@ -105,6 +108,8 @@ struct PendingWrites {
     /// The output work of the same decisions, which runs once they are stored.
     work: Vec<StorageWork>,
     events: Vec<Event>,
+    /// What to nudge workers to ask for once the batch is stored.
+    nudge: Nudge,
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
     /// A writer task is running; it takes batches until none is left.
     writing: bool,
@@ -396,6 +401,7 @@ impl CoordinatorHandle {
             storage,
             storage_work: std::sync::Mutex::new(StorageQueue::default()),
             storage_done: tokio::sync::watch::Sender::new(0),
+            nudges: tokio::sync::watch::Sender::new(Nudges::default()),
         });
         let handle = CoordinatorHandle { shared };
         handle.run_storage_work(work);
@@ -413,6 +419,17 @@ impl CoordinatorHandle {
     /// it missed (`RecvError::Lagged`) and should read the state afresh.
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
+    }
+
+    /// The nudges given so far, changing each time workers should ask for
+    /// work or heartbeat at once (see [`crate::nudge`]).
+    pub fn nudges(&self) -> tokio::sync::watch::Receiver<Nudges> {
+        self.shared.nudges.subscribe()
+    }
+
+    /// Nudges the workers (watchers wake only if `nudge` asks for something).
+    fn nudge(&self, nudge: Nudge) {
+        self.shared.nudges.send_if_modified(|counts| counts.add(nudge));
     }
 
     /// The working state, rebuilt from the store first if a write failed
@@ -445,6 +462,7 @@ impl CoordinatorHandle {
         if self.shared.events.receiver_count() > 0 {
             w.events.extend(effects.iter().map(Event::of));
         }
+        w.nudge = w.nudge.and(Nudge::after(&effects));
         w.effects.extend(effects);
         w.work.extend(work);
         let (tx, rx) = oneshot::channel();
@@ -464,7 +482,7 @@ impl CoordinatorHandle {
     /// share transactions (group commit).
     async fn write_batches(self) {
         loop {
-            let (effects, work, events, waiters) = {
+            let (effects, work, events, nudge, waiters) = {
                 let mut w = self.shared.writes.lock().unwrap_or_else(PoisonError::into_inner);
                 if w.waiters.is_empty() {
                     w.writing = false;
@@ -474,6 +492,7 @@ impl CoordinatorHandle {
                     std::mem::take(&mut w.effects),
                     std::mem::take(&mut w.work),
                     std::mem::take(&mut w.events),
+                    std::mem::take(&mut w.nudge),
                     std::mem::take(&mut w.waiters),
                 )
             };
@@ -484,6 +503,7 @@ impl CoordinatorHandle {
                         // No subscriber left is no error.
                         let _ = self.shared.events.send(event);
                     }
+                    self.nudge(nudge);
                     for waiter in waiters {
                         let _ = waiter.send(Ok(()));
                     }
@@ -499,6 +519,7 @@ impl CoordinatorHandle {
                         w.effects.clear();
                         w.work.clear();
                         w.events.clear();
+                        w.nudge = Nudge::default();
                         w.writing = false;
                         std::mem::take(&mut w.waiters)
                     };
@@ -728,6 +749,8 @@ impl CoordinatorHandle {
             let ticket = memory.cluster.request_plan(&spec, spec_json.clone());
             let (tx, rx) = oneshot::channel();
             self.shared.plans.lock().unwrap_or_else(PoisonError::into_inner).insert(ticket, tx);
+            // A heartbeat answer hands the spec to a worker: ask for one now.
+            self.nudge(Nudge::HEARTBEAT);
             (ticket, rx)
         };
         let planned = match tokio::time::timeout(self.shared.plan_timeout, answer).await {
@@ -785,7 +808,11 @@ impl CoordinatorHandle {
         let waiting = self.queue(effects, work);
         drop(memory);
         match Self::stored(waiting).await {
-            Ok(()) => Created::Job(id),
+            Ok(()) => {
+                // Its tasks wait for workers.
+                self.nudge(Nudge::POLL);
+                Created::Job(id)
+            }
             Err(e) => Created::Stored(e),
         }
     }

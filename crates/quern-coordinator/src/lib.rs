@@ -18,6 +18,9 @@
 //!   trait and its SQLite and PostgreSQL implementations.
 //! - [`access`]: who calls (a user's signed token, or the cluster token)
 //!   and what they may do, for gRPC and REST alike; users' passwords.
+//! - [`nudge`]: the counts workers watch (`WatchWork`) to poll or
+//!   heartbeat as soon as something may wait for them, not at their next
+//!   tick.
 //! - [`storage_work`]: the commits and clean-ups of job outputs (local
 //!   directories or S3 prefixes) that decisions queue, run once the
 //!   decisions are stored, outside the lock.
@@ -39,6 +42,7 @@ pub mod access;
 pub mod cluster;
 mod error;
 mod handle;
+pub mod nudge;
 mod service;
 pub mod state;
 pub mod storage_work;
@@ -124,9 +128,16 @@ impl Coordinator {
                 }
             })
         };
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            // Open streams end, so that the graceful shutdown can finish.
+            let _ = stop.send(true);
+        };
         let service = quern_proto::coordinator_server::CoordinatorServer::new(CoordinatorService {
             handle: self.handle,
             access: self.access.clone(),
+            stopping,
         })
         .max_decoding_message_size(quern_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(quern_proto::MAX_MESSAGE_BYTES);

@@ -444,3 +444,111 @@ async fn a_user_s_token_reaches_client_calls_for_their_own_jobs_only_and_never_w
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     running.stop().await;
 }
+
+/// The next message of a stream, failing the test after 10 s: nudges and
+/// job changes come at once, never at a worker's or client's next tick.
+async fn next<T>(stream: &mut tonic::Streaming<T>) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("a message within 10 s")
+        .expect("the stream works")
+}
+
+#[tokio::test]
+async fn a_watching_worker_is_nudged_for_plans_and_tasks_and_a_job_s_watch_ends_with_its_final_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = start(&format!("sqlite://{}", dir.path().join("q.db").display())).await;
+    let mut c = client(&running.url, "t0ken").await;
+    c.register_worker(worker("w1")).await.expect("register");
+    let mut nudges = c.watch_work(pb::WatchWorkRequest { worker_id: "w1".into() }).await.expect("watch").into_inner();
+    // The first nudge asks for everything: nudges given before were missed.
+    assert_eq!(next(&mut nudges).await, Some(pb::WorkNudge { poll: true, heartbeat: true }));
+
+    // A submission waits for a plan, which a heartbeat hands out: the
+    // worker is nudged to heartbeat.
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a b\n").expect("write");
+    let out = dir.path().join("out");
+    let spec = quern_core::JobSpec::new("wordcount", vec![input.display().to_string()], out.display().to_string());
+    let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec).expect("spec"), priority: 0 };
+    let submission = tokio::spawn({
+        let mut c = c.clone();
+        async move { c.submit_job(request).await }
+    });
+    let nudge = next(&mut nudges).await.expect("a nudge");
+    assert!(nudge.heartbeat, "{nudge:?}");
+    let beat = c.heartbeat(pb::HeartbeatRequest { worker_id: "w1".into(), running: vec![] }).await.expect("beat");
+    let ticket = beat.into_inner().plans.first().expect("the spec to plan").ticket;
+    let file = quern_core::InputFile {
+        location: input.display().to_string(),
+        name: "in.txt".into(),
+        len: 4,
+        compression: quern_core::Compression::None,
+    };
+    let plan = quern_core::JobPlan {
+        splits: vec![quern_core::InputSplit { file, start: 0, end: Some(4) }],
+        outputs: vec![quern_core::PlannedOutput {
+            name: String::new(),
+            reducers: 0,
+            first_partition: 0,
+            cut_points: None,
+        }],
+        partitions: 0,
+        shuffle: None,
+        partitioner: Default::default(),
+    };
+    let result = pb::report_plan_request::Result::PlanJson(serde_json::to_string(&plan).expect("plan"));
+    c.report_plan(pb::ReportPlanRequest { worker_id: "w1".into(), ticket, result: Some(result) })
+        .await
+        .expect("report the plan");
+    let id = submission.await.expect("join").expect("submitted").into_inner().job_id;
+    // The job's task waits: the worker is nudged to poll.
+    let nudge = next(&mut nudges).await.expect("a nudge");
+    assert!(nudge.poll, "{nudge:?}");
+
+    let mut watch = c.watch_job(pb::GetJobRequest { job_id: id }).await.expect("watch the job").into_inner();
+    let first = next(&mut watch).await.expect("the status now");
+    assert_eq!((first.job_id, first.state.as_str()), (id, "pending"));
+    let tasks = c.poll_task(pb::PollTaskRequest { worker_id: "w1".into(), free_slots: 2 }).await.expect("poll");
+    let attempt = tasks.into_inner().tasks.first().and_then(|t| t.attempt).expect("the map");
+    let succeeded = pb::AttemptSucceeded {
+        counters_json: serde_json::to_string(&quern_core::Counters::default()).expect("counters"),
+        map_output_json: String::new(),
+    };
+    let report = pb::ReportAttemptRequest {
+        worker_id: "w1".into(),
+        attempt: Some(attempt),
+        outcome: Some(pb::report_attempt_request::Outcome::Succeeded(succeeded)),
+        log: Vec::new(),
+    };
+    assert!(c.report_attempt(report).await.expect("report").into_inner().committed);
+
+    // The watch follows the job to its end, then ends.
+    let mut states = vec![first.state];
+    while let Some(status) = next(&mut watch).await {
+        if states.last() != Some(&status.state) {
+            states.push(status.state);
+        }
+    }
+    assert_eq!(states.last().map(String::as_str), Some("succeeded"), "{states:?}");
+    assert!(out.join("_SUCCESS").exists());
+    // An ended job leaves something for heartbeats (its data to forget).
+    loop {
+        let nudge = next(&mut nudges).await.expect("a nudge");
+        if nudge.heartbeat {
+            break;
+        }
+    }
+    // Another worker's call is refused a watch it has no right to.
+    let mut user = client(&running.url, "not the token").await;
+    let refused = user.watch_work(pb::WatchWorkRequest { worker_id: "w1".into() }).await.expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let refused = user.watch_job(pb::GetJobRequest { job_id: id }).await.expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let missing = c.watch_job(pb::GetJobRequest { job_id: id + 1 }).await.expect_err("no such job");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // A graceful stop ends the open streams instead of waiting for them.
+    tokio::time::timeout(Duration::from_secs(10), running.stop()).await.expect("the server stops with streams open");
+    assert_eq!(nudges.message().await.ok().flatten(), None, "the nudge stream ended");
+}

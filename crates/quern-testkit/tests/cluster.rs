@@ -127,6 +127,26 @@ fn maps_and_reduces_run_in_parallel_on_different_workers() {
 }
 
 #[test]
+fn workers_that_never_poll_on_their_own_run_a_whole_job_on_the_coordinator_s_nudges() {
+    // Their poll timer is an hour: the attempts they start, they asked for
+    // because the coordinator nudged them when the job came and when its
+    // maps ended (besides asking again when a slot of theirs frees).
+    let mut c = TestCluster::start(0, &["--no-speculation"]);
+    c.add_worker(&["--poll-interval", "1h"]);
+    c.add_worker(&["--poll-interval", "1h"]);
+    c.wait_for_workers(2);
+    for round in 0..2 {
+        let out = c.path(&format!("out-{round}"));
+        let id = c.submit_job("wordcount", &gutenberg(), &out, &["--reducers", "3"]);
+        let status = c.wait_job(id, Duration::from_secs(60));
+        assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+        let local = c.path(&format!("embedded-{round}"));
+        embedded("wordcount", &gutenberg(), &local, &["--reducers", "3"]);
+        assert_eq!(parts(&out), parts(&local), "cluster and embedded outputs differ");
+    }
+}
+
+#[test]
 fn crashing_and_hanging_attempts_still_produce_the_right_output() {
     let c = TestCluster::start(3, &["--task-timeout", "3s"]);
     let out = c.path("out");

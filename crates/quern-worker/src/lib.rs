@@ -68,6 +68,9 @@ pub struct WorkerConfig {
     pub coordinator_timeout: Duration,
     /// On shutdown, how long running attempts may take to finish.
     pub drain_timeout: Duration,
+    /// With a free slot, how often to poll when no nudge came (the
+    /// fallback while the coordinator's nudge stream is down).
+    pub poll_interval: Duration,
     /// How to start an attempt process (program and arguments); it gets an
     /// `AttemptRequest` on stdin and must follow [`protocol`].
     pub task_command: Vec<OsString>,
@@ -210,7 +213,11 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
     let (done_tx, mut done_rx) = mpsc::channel::<((JobId, AttemptId), Report, Vec<u8>)>(64);
     let mut heartbeat = tokio::time::interval(interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    // Nudges ask for work as soon as it may exist; the timer is the
+    // fallback for a worker whose nudge stream is down.
+    let (nudge_tx, mut nudges) = mpsc::channel::<pb::WorkNudge>(8);
+    let watcher = tokio::spawn(watch_work(client.clone(), worker_id.clone(), nudge_tx));
+    let mut poll = tokio::time::interval(config.poll_interval.max(Duration::from_millis(10)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut drain_deadline: Option<Instant> = None;
@@ -327,6 +334,14 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                     }
                 }
             }
+            Some(nudge) = nudges.recv() => {
+                if nudge.poll {
+                    poll.reset_immediately();
+                }
+                if nudge.heartbeat {
+                    heartbeat.reset_immediately();
+                }
+            }
             Some((key, report, log)) = done_rx.recv() => {
                 running.remove(&key);
                 if let Ok(mut p) = ctx.progress.lock() {
@@ -347,7 +362,44 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         let _ = r.cancel.send(true);
     }
     server.abort();
+    watcher.abort();
     result
+}
+
+/// Follows the coordinator's nudges (`WatchWork`) while the worker runs,
+/// passing each to the worker's loop; a broken stream is opened again,
+/// after a pause that grows to 5 s while it keeps failing.
+async fn watch_work(mut client: CoordinatorClient, worker_id: String, nudges: mpsc::Sender<pb::WorkNudge>) {
+    let first_pause = Duration::from_millis(100);
+    let mut pause = first_pause;
+    loop {
+        match client.watch_work(pb::WatchWorkRequest { worker_id: worker_id.clone() }).await {
+            Ok(stream) => {
+                pause = first_pause;
+                let mut stream = stream.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(nudge)) => {
+                            if nudges.send(nudge).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::debug!("the nudge stream broke: {}", status.message());
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => tracing::debug!("watching for nudges: {}", status.message()),
+        }
+        if nudges.is_closed() {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// The jobs whose data is in `root/jobs` (left from before a restart, or

@@ -196,6 +196,11 @@ pub(crate) struct WorkerArgs {
     /// On SIGTERM, how long running attempts may take to finish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// With a free slot, how often to ask for work anyway. The coordinator
+    /// nudges workers the moment work may be waiting; this is the fallback
+    /// while the nudge stream is down.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    poll_interval: Duration,
     /// How attempts and planning reach S3 for `s3://` inputs and outputs:
     /// the `AWS_*` variables, and this.
     #[command(flatten)]
@@ -298,6 +303,20 @@ enum CallError {
 }
 
 impl CallError {
+    /// A failed call or stream as the coordinator's error, or as the
+    /// transport's when no answer came.
+    fn from_status(s: tonic::Status) -> CallError {
+        if !from_transport(&s) {
+            return CallError::Answered(s);
+        }
+        // The channel reconnects by itself after a broken connection, and
+        // that can fail like a first connection.
+        if source_chain(&s).any(|e| e.is::<tonic::ConnectError>()) {
+            return CallError::Connect(Some(causes(&s)));
+        }
+        CallError::Broken(causes(&s))
+    }
+
     /// The coordinator did not answer (it is down, frozen, restarting or
     /// unreachable); trying again later may work.
     fn no_answer(&self) -> bool {
@@ -388,18 +407,19 @@ impl CoordinatorConnection {
         let result = match tokio::time::timeout_at(deadline, f(client)).await {
             Err(_elapsed) => Err(CallError::TimedOut),
             Ok(Ok(response)) => return Ok(response.into_inner()),
-            Ok(Err(s)) if !from_transport(&s) => return Err(CallError::Answered(s)),
-            // The channel reconnects by itself after a broken connection,
-            // and that can fail like a first connection.
-            Ok(Err(s)) if source_chain(&s).any(|e| e.is::<tonic::ConnectError>()) => {
-                Err(CallError::Connect(Some(causes(&s))))
-            }
-            Ok(Err(s)) => Err(CallError::Broken(causes(&s))),
+            Ok(Err(s)) => match CallError::from_status(s) {
+                e @ CallError::Answered(_) => return Err(e),
+                e => Err(e),
+            },
         };
-        // Start afresh next time rather than wait on a connection that
-        // may be dead.
-        self.client = None;
+        self.forget_connection();
         result
+    }
+
+    /// Starts afresh at the next call rather than wait on a connection
+    /// that may be dead.
+    fn forget_connection(&mut self) {
+        self.client = None;
     }
 
     /// Like `try_call`, with the failure explained for `call` (the
@@ -559,6 +579,7 @@ pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()>
         version: env!("CARGO_PKG_VERSION").to_owned(),
         coordinator_timeout: args.coordinator_timeout,
         drain_timeout: args.drain_timeout,
+        poll_interval: args.poll_interval,
         task_command: [vec![exe.clone().into_os_string(), "task".into()], args.s3.to_args()].concat(),
         plan_command: [vec![exe.into_os_string(), "plan".into()], args.s3.to_args()].concat(),
         storage: args.s3.storage(),
@@ -664,13 +685,38 @@ async fn follow(coordinator: &mut CoordinatorConnection, id: u64, retry_for: Dur
     let mut last_line = String::new();
     // Since when the coordinator has not answered, and the next wait.
     let mut outage: Option<(std::time::Instant, Duration)> = None;
+    // The job's status as it changes (`WatchJob`), open while it works.
+    let mut watch: Option<tonic::Streaming<pb::JobStatus>> = None;
+    // The coordinator sends the status at least every 5 s: longer silence
+    // is a connection that died without closing.
+    let silence = coordinator.timeout + Duration::from_secs(5);
     loop {
-        let job = match coordinator
-            .try_call(|mut c| async move { c.get_job(pb::GetJobRequest { job_id: id }).await })
-            .await
-        {
+        let next = match watch.as_mut() {
+            None => {
+                match coordinator
+                    .try_call(|mut c| async move { c.watch_job(pb::GetJobRequest { job_id: id }).await })
+                    .await
+                {
+                    Ok(stream) => {
+                        watch = Some(stream);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Some(stream) => match tokio::time::timeout(silence, stream.message()).await {
+                Ok(Ok(Some(job))) => Ok(job),
+                // It ends a watch before the job ends only when it stops.
+                Ok(Ok(None)) => Err(CallError::Broken("the coordinator is stopping".into())),
+                Ok(Err(s)) => Err(CallError::from_status(s)),
+                Err(_elapsed) => Err(CallError::TimedOut),
+            },
+        };
+        let job = match next {
             Ok(job) => job,
             Err(e) if e.no_answer() => {
+                watch = None;
+                coordinator.forget_connection();
                 let (since, wait) = outage.get_or_insert_with(|| {
                     say(format!(
                         "{}; retrying for up to {} (--wait-retry)",
@@ -727,7 +773,6 @@ async fn follow(coordinator: &mut CoordinatorConnection, id: u64, retry_for: Dur
             }
             return Err(anyhow::Error::new(ExitStatus(1)).context(format!("job {id} {}: {}", job.state, job.error)));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -8,15 +8,20 @@
 //! caller's rights (a user sees and kills only their own jobs; another's
 //! is NOT_FOUND, as on the REST API).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use quern_core::{JobId, JobSpec};
 use quern_proto as pb;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::access::{Access, AuthError, Caller};
 use crate::cluster::Outcome;
-use crate::handle::{CoordinatorHandle, JobView, PlanAnswer};
+use crate::handle::{CoordinatorHandle, Event, JobView, PlanAnswer};
+use crate::nudge::Nudges;
 
 mod convert;
 
@@ -26,6 +31,29 @@ use convert::{attempt_from, bad, parse_task};
 pub(crate) struct CoordinatorService {
     pub(crate) handle: CoordinatorHandle,
     pub(crate) access: Arc<Access>,
+    /// Becomes true when the server shuts down: streams end then (a
+    /// graceful shutdown waits for every open one).
+    pub(crate) stopping: watch::Receiver<bool>,
+}
+
+/// A server stream of `T`s.
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// How often a job's watcher reads its status even without a change (the
+/// progress of running attempts changes without events), and at least
+/// sends it (so a client can tell a quiet job from a dead connection).
+const WATCH_REFRESH: Duration = Duration::from_secs(1);
+const WATCH_KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// Whether `event` is about job `id`.
+fn concerns(event: &Event, id: JobId) -> bool {
+    match event {
+        Event::Job { id: job, .. }
+        | Event::Task { job, .. }
+        | Event::AttemptStarted { job, .. }
+        | Event::AttemptEnded { job, .. } => *job == id,
+        Event::Worker { .. } => false,
+    }
 }
 
 /// Who called, as [`CallerCheck`] found it: the caller, or why the token
@@ -94,6 +122,9 @@ impl CoordinatorService {
 
 #[tonic::async_trait]
 impl pb::coordinator_server::Coordinator for CoordinatorService {
+    type WatchWorkStream = Streamed<pb::WorkNudge>;
+    type WatchJobStream = Streamed<pb::JobStatus>;
+
     async fn register_worker(
         &self,
         request: Request<pb::RegisterWorkerRequest>,
@@ -135,6 +166,41 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         worker(&request)?;
         let (spec, plan) = self.handle.spec_and_plan(JobId(request.into_inner().job_id)).await?;
         Ok(Response::new(pb::GetJobPlanResponse { spec_json: spec.to_string(), plan_json: plan.to_string() }))
+    }
+
+    async fn watch_work(
+        &self,
+        request: Request<pb::WatchWorkRequest>,
+    ) -> Result<Response<Self::WatchWorkStream>, Status> {
+        worker(&request)?;
+        let mut nudges = self.handle.nudges();
+        let mut stopping = self.stopping.clone();
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            // The first nudge asks for everything: the worker may have
+            // missed nudges while it was not watching.
+            let mut seen: Option<Nudges> = None;
+            loop {
+                let now = *nudges.borrow_and_update();
+                let nudge = match seen {
+                    None => pb::WorkNudge { poll: true, heartbeat: true },
+                    Some(before) => {
+                        let moved = now.since(&before);
+                        pb::WorkNudge { poll: moved.poll, heartbeat: moved.heartbeat }
+                    }
+                };
+                seen = Some(now);
+                if (nudge.poll || nudge.heartbeat) && tx.send(Ok(nudge)).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    changed = nudges.changed() => if changed.is_err() { return },
+                    _ = stopping.wait_for(|&s| s) => return,
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn poll_task(&self, request: Request<pb::PollTaskRequest>) -> Result<Response<pb::PollTaskResponse>, Status> {
@@ -197,6 +263,59 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let caller = self.caller(&request).await?;
         let id = JobId(request.into_inner().job_id);
         Ok(Response::new(self.visible(&caller, id).await?.into()))
+    }
+
+    async fn watch_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = self.caller(&request).await?;
+        let id = JobId(request.into_inner().job_id);
+        // Subscribed before the first read: no change after it is missed.
+        let mut events = self.handle.events();
+        let first: pb::JobStatus = self.visible(&caller, id).await?.into();
+        let handle = self.handle.clone();
+        let mut stopping = self.stopping.clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut refresh = tokio::time::interval(WATCH_REFRESH);
+            refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            refresh.reset();
+            let mut last = first;
+            let mut sent_at = tokio::time::Instant::now();
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            loop {
+                if matches!(last.state.as_str(), "succeeded" | "failed" | "killed") {
+                    return;
+                }
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(event) if !concerns(&event, id) => continue,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = refresh.tick() => {}
+                    _ = stopping.wait_for(|&s| s) => return,
+                    () = tx.closed() => return,
+                }
+                // Changes that came together make one message.
+                while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = events.try_recv() {}
+                let status: pb::JobStatus = match handle.job(id).await {
+                    Ok(job) => job.into(),
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                if status != last || sent_at.elapsed() >= WATCH_KEEPALIVE {
+                    if tx.send(Ok(status.clone())).await.is_err() {
+                        return;
+                    }
+                    sent_at = tokio::time::Instant::now();
+                    last = status;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn kill_job(&self, request: Request<pb::KillJobRequest>) -> Result<Response<pb::KillJobResponse>, Status> {
