@@ -305,6 +305,10 @@ start_cluster() {
 cluster_pair() {
   local pair=$1
   rm -rf "$OUT/cl-embedded" "$OUT/cl-cluster"
+  # When the client starts (this machine's clock, as the coordinator's):
+  # planning happens before the coordinator records the job as submitted.
+  local started_ms
+  started_ms=$(date +%s%3N)
   measure cluster "$pair" cluster "$QUERN" submit --wait --app wordcount --input "$CLUSTER_INPUT" \
     --output "$OUT/cl-cluster" --reducers "$CLUSTER_REDUCERS"
   local id
@@ -317,15 +321,15 @@ cluster_pair() {
   done
   "$QUERN" status "$id" --json >"$LOGS/cluster-status.json"
   "$QUERN" logs "$id" --json >"$LOGS/cluster-attempts.json"
-  # The coordinator's own times: submitted -> finished, submitted -> the
-  # first attempt's start.
+  # The client's start -> the job's end as the coordinator recorded it, and
+  # -> the first attempt's start.
   local times
-  times=$(python3 - "$LOGS/cluster-status.json" "$LOGS/cluster-attempts.json" <<'PY'
+  times=$(python3 - "$LOGS/cluster-status.json" "$LOGS/cluster-attempts.json" "$started_ms" <<'PY'
 import json, sys
 job = json.load(open(sys.argv[1]))
 attempts = json.load(open(sys.argv[2]))
-submitted = job["submitted_at_ms"]
-print(job["finished_at_ms"] - submitted, min(a["started_at_ms"] for a in attempts) - submitted)
+started = int(sys.argv[3])
+print(job["finished_at_ms"] - started, min(a["started_at_ms"] for a in attempts) - started)
 PY
   )
   local finish first
