@@ -26,9 +26,12 @@ pub struct RunSegment {
     pub segment: Segment,
 }
 
+/// A run in the merge heap. Its reader is boxed: the heap moves its
+/// entries on every record, and a reader with its buffers and decoder is
+/// hundreds of bytes.
 struct HeapEntry {
     run: usize,
-    cursor: SegmentReader,
+    cursor: Box<SegmentReader>,
 }
 
 impl PartialEq for HeapEntry {
@@ -66,7 +69,7 @@ impl RunMerger {
             }
             let mut cursor = SegmentReader::open(&r.path, r.segment)?;
             if cursor.advance()? {
-                heap.push(HeapEntry { run, cursor });
+                heap.push(HeapEntry { run, cursor: Box::new(cursor) });
             }
         }
         Ok(RunMerger { heap, key: Vec::new(), value: Vec::new() })
