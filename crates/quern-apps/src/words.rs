@@ -16,6 +16,9 @@ thread_local! {
 /// assert_eq!(words, ["it", "s", "zoe", "s", "café", "na", "ive"]);
 /// ```
 pub fn for_each_word(data: &[u8], mut f: impl FnMut(&str)) {
+    if data.is_ascii() {
+        return for_each_ascii_word(data, &mut f);
+    }
     let text = String::from_utf8_lossy(data);
     let mut emit = |word: &str| {
         if word.is_ascii() {
@@ -57,6 +60,39 @@ pub fn for_each_word(data: &[u8], mut f: impl FnMut(&str)) {
     }
 }
 
+/// Words this long or shorter are lowercased on the stack.
+const SHORT_WORD: usize = 32;
+
+/// [`for_each_word`] of ASCII text: the letters are `a-z` and `A-Z`, and
+/// lowercasing a letter sets one bit, so a word is found with a byte test
+/// per byte and lowercased without a lookup or an allocation.
+fn for_each_ascii_word(data: &[u8], f: &mut impl FnMut(&str)) {
+    let mut short = [0u8; SHORT_WORD];
+    let mut i = 0;
+    while i < data.len() {
+        let Some(start) = data[i..].iter().position(u8::is_ascii_alphabetic).map(|p| i + p) else { return };
+        let end = data[start..].iter().position(|b| !b.is_ascii_alphabetic()).map_or(data.len(), |p| start + p);
+        let word = &data[start..end];
+        if word.len() <= SHORT_WORD {
+            let lower = &mut short[..word.len()];
+            for (to, from) in lower.iter_mut().zip(word) {
+                *to = from | 0x20;
+            }
+            // Letters only: always UTF-8.
+            if let Ok(lower) = std::str::from_utf8(lower) {
+                f(lower);
+            }
+        } else {
+            LOWER.with_borrow_mut(|buf| {
+                buf.clear();
+                buf.extend(word.iter().map(|&b| char::from(b | 0x20)));
+                f(buf);
+            });
+        }
+        i = end;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +100,20 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn matches_the_definition(s in "\\PC{0,40}") {
+            let mut got = Vec::new();
+            for_each_word(s.as_bytes(), |w| got.push(w.to_owned()));
+            let expected: Vec<String> = s
+                .split(|c: char| !c.is_alphabetic())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            proptest::prop_assert_eq!(got, expected);
+        }
+
+        #[test]
+        fn ascii_text_matches_the_definition(s in "[ -~\t\n]{0,80}", long in "[a-zA-Z]{30,70}") {
+            // Mostly short words, and one around the stack buffer's length.
+            let s = format!("{s} {long} {s}");
             let mut got = Vec::new();
             for_each_word(s.as_bytes(), |w| got.push(w.to_owned()));
             let expected: Vec<String> = s
