@@ -181,6 +181,23 @@ impl Aggregation {
         }
     }
 
+    /// Merges `other`, a state folded apart, into `state`.
+    ///
+    /// ```
+    /// use quern_core::Aggregation;
+    /// let (mut a, mut b) = (0, 0);
+    /// Aggregation::SumDecimal.fold(&mut a, b"40").unwrap();
+    /// Aggregation::SumDecimal.fold(&mut b, b"2").unwrap();
+    /// Aggregation::SumDecimal.merge(&mut a, b);
+    /// assert_eq!(Aggregation::SumDecimal.format(a, &mut Vec::new()), b"42");
+    /// ```
+    #[inline]
+    pub fn merge(self, state: &mut u64, other: u64) {
+        match self {
+            Aggregation::SumDecimal => *state = state.saturating_add(other),
+        }
+    }
+
     /// The combined value of `state`, written into `buf` (cleared first).
     pub fn format(self, state: u64, buf: &mut Vec<u8>) -> &[u8] {
         buf.clear();

@@ -171,13 +171,17 @@ fn target(dir: &Path) -> SpillTarget {
     SpillTarget { dir: dir.to_owned(), partitions: 2, runs: Vec::new() }
 }
 
+/// Partitions by hash, over 2 reducers.
+fn by_hash(_: usize, key: &[u8]) -> Result<u32, quern_core::AppError> {
+    Ok(quern_core::partition(key, 2))
+}
+
 /// Collects each word with the value `1`, partitioned by hash as
 /// wordcount's map output is.
 fn collect_words(collector: &mut Collector<'_>, words: &[&[u8]], target: &mut SpillTarget) {
     let mut counters = EngineCounters::default();
     for &word in words {
-        let partition = || Ok(quern_core::partition(word, 2));
-        collector.collect(0, word, b"1", &partition, target, &mut counters).expect("collect");
+        collector.collect(0, word, b"1", &by_hash, target, &mut counters).expect("collect");
     }
 }
 
@@ -211,7 +215,7 @@ fn bench_table(c: &mut Criterion, name: &str, combiner: &dyn Combiner) {
                 (collector, target)
             },
             |(mut collector, mut target)| {
-                collector.flush(&mut target, &mut EngineCounters::default()).expect("flush");
+                collector.flush(&mut target, &mut EngineCounters::default(), &by_hash).expect("flush");
                 (collector, target)
             },
             BatchSize::LargeInput,
@@ -249,11 +253,11 @@ fn sort_buffer(c: &mut Criterion) {
                     let mut collector = Collector::Sorting(SortBuffer::new(limit));
                     let mut target = target(dir.path());
                     let mut counters = EngineCounters::default();
+                    let partition = |_: usize, key: &[u8]| Ok(cuts.partition(key));
                     for line in &lines {
-                        let partition = || Ok(cuts.partition(line));
                         collector.collect(0, line, b"", &partition, &mut target, &mut counters).expect("collect");
                     }
-                    collector.flush(&mut target, &mut counters).expect("flush");
+                    collector.flush(&mut target, &mut counters, &partition).expect("flush");
                     assert!(counters.spills >= spills as u64, "{} spills", counters.spills);
                     target.runs.len()
                 });

@@ -5,28 +5,41 @@
 //! bytes or less: a lookup then touches the slot alone, and compares 16
 //! bytes without a call); longer keys live in one arena. Nothing is
 //! allocated per record; only the slot array and the arena grow per key.
+//!
+//! The table is open-addressed (linear probing, at most 3/4 full), and
+//! short keys are looked up in batches: a batch first loads each key's home
+//! slot, loads that do not depend on one another and so are in flight
+//! together, then does the lookups, which find those slots in the cache. On
+//! a table larger than the cache (a map task's vocabulary) this hides most
+//! of the memory latency that one lookup at a time waits for in full. A
+//! key's partition is asked when the table is spilled, once per key.
 
 use foldhash::fast::FixedState;
-use hashbrown::HashTable;
-use quern_core::{Aggregation, AppError, EngineCounters};
+use quern_core::{Aggregation, EngineCounters};
 use std::hash::BuildHasher;
 
-use crate::collect::{CollectError, SpillTarget, key_prefix};
+use crate::collect::{CollectError, KeyPartition, SpillTarget, key_prefix};
 
 /// Keys up to this long are stored in their slot.
 const INLINE: usize = 16;
 
-/// One key: its full hash, compared before any key byte; its bytes inline
-/// (zero-padded) when short, which is most keys of text, so that finding a
-/// key touches its slot only; otherwise the arena offset of its bytes.
-#[derive(Debug, Clone, Copy)]
+/// Short keys looked up together.
+const BATCH: usize = 32;
+
+/// Slots of a new table.
+const FIRST_CAPACITY: usize = 1024;
+
+/// One key: its full hash (never 0: 0 marks an empty slot), compared before
+/// any key byte; its bytes inline (zero-padded) when short, which is most
+/// keys of text, so that finding a key touches its slot only; otherwise the
+/// arena offset of its bytes.
+#[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     hash: u64,
     state: u64,
     key: [u8; INLINE],
     key_len: u32,
     output: u32,
-    partition: u32,
 }
 
 impl Slot {
@@ -42,14 +55,20 @@ impl Slot {
     }
 }
 
-/// Bytes a key costs besides its long bytes: its slot, and the table's
-/// control byte and spare capacity.
-const SLOT_COST: usize = std::mem::size_of::<Slot>() * 2;
+/// Bytes a key costs besides its long bytes: its slot, and the spare
+/// slots (a table between 3/8 and 3/4 full), and its place in a spill's
+/// sort order.
+const SLOT_COST: usize = std::mem::size_of::<Slot>() * 8 / 3 + std::mem::size_of::<(u32, u64, u32)>();
 
 /// The aggregation table, bounded by the job's sort buffer.
 pub struct AggregateTable {
     aggregation: Aggregation,
-    table: HashTable<Slot>,
+    /// A power of two of slots (or none yet).
+    slots: Vec<Slot>,
+    /// Keys in `slots`.
+    len: usize,
+    /// Short keys folded but not yet looked up, each with its own state.
+    pending: Vec<Slot>,
     keys: Vec<u8>,
     hasher: FixedState,
     limit: usize,
@@ -64,7 +83,9 @@ impl AggregateTable {
     pub fn new(aggregation: Aggregation, limit: usize) -> Self {
         AggregateTable {
             aggregation,
-            table: HashTable::new(),
+            slots: Vec::new(),
+            len: 0,
+            pending: Vec::with_capacity(BATCH),
             keys: Vec::new(),
             hasher: FixedState::default(),
             limit,
@@ -73,74 +94,103 @@ impl AggregateTable {
         }
     }
 
-    /// Folds `value` into `key`'s state; `partition` is asked once per new
-    /// key.
+    /// Folds `value` into `key`'s state. A value the aggregation cannot
+    /// read fails here, with the pair that carried it.
     #[inline]
-    pub fn insert(
-        &mut self,
-        output: usize,
-        key: &[u8],
-        value: &[u8],
-        partition: &dyn Fn() -> Result<u32, AppError>,
-    ) -> Result<(), CollectError> {
-        let output = output as u32;
-        let hash = self.hasher.hash_one((output, key));
-        let len = key.len() as u32;
+    pub fn insert(&mut self, output: usize, key: &[u8], value: &[u8]) -> Result<(), CollectError> {
+        let mut state = 0;
+        self.aggregation.fold(&mut state, value).map_err(CollectError::Combiner)?;
         self.folded += 1;
+        let output = output as u32;
+        let hash = self.hasher.hash_one((output, key)) | 1;
+        let mut slot = Slot { hash, state, key: [0; INLINE], key_len: key.len() as u32, output };
         if key.len() > INLINE {
-            return self.insert_long(hash, output, key, value, partition);
+            self.look_up_pending();
+            slot.key[..4].copy_from_slice(&(self.keys.len() as u32).to_le_bytes());
+            self.keys.extend_from_slice(key);
+            self.add(slot);
+            return Ok(());
         }
-        let mut inline = [0u8; INLINE];
-        inline[..key.len()].copy_from_slice(key);
-        let found =
-            self.table.find_mut(hash, |s| s.hash == hash && s.key == inline && s.key_len == len && s.output == output);
-        match found {
-            Some(slot) => self.aggregation.fold(&mut slot.state, value).map_err(CollectError::Combiner),
-            None => {
-                let mut state = 0;
-                self.aggregation.fold(&mut state, value).map_err(CollectError::Combiner)?;
-                let partition = partition().map_err(CollectError::Partitioner)?;
-                let slot = Slot { hash, state, key: inline, key_len: len, output, partition };
-                self.table.insert_unique(hash, slot, |s| s.hash);
-                Ok(())
+        slot.key[..key.len()].copy_from_slice(key);
+        self.pending.push(slot);
+        if self.pending.len() == BATCH {
+            self.look_up_pending();
+        }
+        Ok(())
+    }
+
+    /// Adds the pending keys to the table, loading their home slots first.
+    fn look_up_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.reserve(self.pending.len());
+        let mask = self.slots.len() - 1;
+        let mut touched = 0u64;
+        for p in &self.pending {
+            touched ^= self.slots[p.hash as usize & mask].hash;
+        }
+        std::hint::black_box(touched);
+        let pending = std::mem::take(&mut self.pending);
+        for &p in &pending {
+            self.add(p);
+        }
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    /// Merges `new` into its key's slot, or gives it a slot; the table has
+    /// room for it.
+    fn add(&mut self, new: Slot) {
+        self.reserve(1);
+        let mask = self.slots.len() - 1;
+        let mut i = new.hash as usize & mask;
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.hash == 0 {
+                *slot = new;
+                self.len += 1;
+                return;
             }
+            if slot.hash == new.hash
+                && slot.key_len == new.key_len
+                && slot.output == new.output
+                && (new.key_len as usize <= INLINE && slot.key == new.key
+                    || new.key_len as usize > INLINE && slot.key(&self.keys) == new.key(&self.keys))
+            {
+                self.aggregation.merge(&mut slot.state, new.state);
+                if new.key_len as usize > INLINE {
+                    // The new key's bytes went to the arena's end: take them back.
+                    self.keys.truncate(self.keys.len() - new.key_len as usize);
+                }
+                return;
+            }
+            i = (i + 1) & mask;
         }
     }
 
-    /// [`AggregateTable::insert`] of a key too long to keep in a slot.
-    fn insert_long(
-        &mut self,
-        hash: u64,
-        output: u32,
-        key: &[u8],
-        value: &[u8],
-        partition: &dyn Fn() -> Result<u32, AppError>,
-    ) -> Result<(), CollectError> {
-        let len = key.len() as u32;
-        let keys = &self.keys;
-        let found = self
-            .table
-            .find_mut(hash, |s| s.hash == hash && s.key_len == len && s.output == output && s.key(keys) == key);
-        match found {
-            Some(slot) => self.aggregation.fold(&mut slot.state, value).map_err(CollectError::Combiner)?,
-            None => {
-                let mut state = 0;
-                self.aggregation.fold(&mut state, value).map_err(CollectError::Combiner)?;
-                let partition = partition().map_err(CollectError::Partitioner)?;
-                let mut inline = [0u8; INLINE];
-                inline[..4].copy_from_slice(&(self.keys.len() as u32).to_le_bytes());
-                self.keys.extend_from_slice(key);
-                let slot = Slot { hash, state, key: inline, key_len: len, output, partition };
-                self.table.insert_unique(hash, slot, |s| s.hash);
-            }
+    /// Makes room for `more` keys, keeping the table at most 3/4 full.
+    fn reserve(&mut self, more: usize) {
+        if (self.len + more) * 4 <= self.slots.len() * 3 {
+            return;
         }
-        Ok(())
+        let capacity = ((self.len + more) * 4 / 3 + 1).next_power_of_two().max(FIRST_CAPACITY);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
+        let mask = capacity - 1;
+        for slot in old.into_iter().filter(|s| s.hash != 0) {
+            let mut i = slot.hash as usize & mask;
+            while self.slots[i].hash != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = slot;
+        }
     }
 
     /// Whether the table is over its budget, or its arena could not take a
     /// key of `next` bytes more (offsets are 32-bit).
     pub fn is_full(&self, next: usize) -> bool {
-        self.keys.len() + self.table.len() * SLOT_COST > self.limit || self.keys.len() + next > u32::MAX as usize
+        self.keys.len() + (self.len + self.pending.len()) * SLOT_COST > self.limit
+            || self.keys.len() + next > u32::MAX as usize
     }
 
     /// Whether the table holds nothing.
@@ -148,28 +198,41 @@ impl AggregateTable {
         self.folded == 0
     }
 
-    /// Sorts the keys by (partition, key) and writes one run of each key
-    /// with its combined value; empties the table.
-    pub fn spill(&mut self, target: &mut SpillTarget, counters: &mut EngineCounters) -> Result<(), CollectError> {
-        let mut slots: Vec<Slot> = self.table.drain().collect();
-        let keys = &self.keys[..];
-        slots.sort_unstable_by(|a, b| {
-            let key = |s| Slot::key(s, keys);
-            a.partition
-                .cmp(&b.partition)
-                .then_with(|| key_prefix(key(a)).cmp(&key_prefix(key(b))))
-                .then_with(|| key(a).cmp(key(b)))
+    /// Sorts the keys by (partition, key), asking `partition` for each
+    /// key's, and writes one run of each key with its combined value;
+    /// empties the table.
+    pub fn spill(
+        &mut self,
+        target: &mut SpillTarget,
+        counters: &mut EngineCounters,
+        partition: &KeyPartition<'_>,
+    ) -> Result<(), CollectError> {
+        self.look_up_pending();
+        let (keys, slots) = (&self.keys[..], &self.slots[..]);
+        // (partition, first 8 key bytes, slot): most comparisons are
+        // decided without reading a slot.
+        let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(self.len);
+        for (i, slot) in slots.iter().enumerate().filter(|(_, s)| s.hash != 0) {
+            let key = slot.key(keys);
+            let p = partition(slot.output as usize, key).map_err(CollectError::Partitioner)?;
+            order.push((p, key_prefix(key), i as u32));
+        }
+        order.sort_unstable_by(|a, b| {
+            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| slots[a.2 as usize].key(keys).cmp(slots[b.2 as usize].key(keys)))
         });
         let mut writer = target.next_writer()?;
-        for slot in &slots {
+        for &(p, _, i) in &order {
+            let slot = &slots[i as usize];
             let value = self.aggregation.format(slot.state, &mut self.scratch);
-            writer.write(slot.partition as usize, slot.key(keys), value)?;
+            writer.write(p as usize, slot.key(keys), value)?;
         }
         counters.combine_input_records += self.folded;
-        counters.combine_output_records += slots.len() as u64;
-        counters.spilled_records += slots.len() as u64;
+        counters.combine_output_records += order.len() as u64;
+        counters.spilled_records += order.len() as u64;
         target.runs.push(writer.finish()?);
         counters.spills += 1;
+        self.slots.fill(Slot::default());
+        self.len = 0;
         self.keys.clear();
         self.folded = 0;
         Ok(())
@@ -179,6 +242,7 @@ impl AggregateTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quern_core::AppError;
     use crate::run::RecordCursor;
     use std::collections::BTreeMap;
 
@@ -222,11 +286,13 @@ mod tests {
         ];
         for (output, key, value) in pairs {
             // Output 1 is partition 2; output 0 keys go by their first byte.
-            let p = if output == 1 { 2 } else { u32::from(key.first().copied().unwrap_or(0) % 2) };
-            table.insert(output, key, value, &|| Ok(p)).expect("insert");
+            table.insert(output, key, value).expect("insert");
         }
+        let partition = |output: usize, key: &[u8]| -> Result<u32, AppError> {
+            Ok(if output == 1 { 2 } else { u32::from(key.first().copied().unwrap_or(0) % 2) })
+        };
         let mut counters = EngineCounters::default();
-        table.spill(&mut target, &mut counters).expect("spill");
+        table.spill(&mut target, &mut counters, &partition).expect("spill");
         assert!(table.is_empty());
         let got = spilled(&target);
         let expected = vec![
@@ -243,8 +309,8 @@ mod tests {
     #[test]
     fn a_value_that_is_not_a_count_fails_naming_it() {
         let mut table = AggregateTable::new(Aggregation::SumDecimal, 1 << 20);
-        table.insert(0, b"k", b"1", &|| Ok(0)).expect("a count");
-        let err = table.insert(0, b"k", b"one", &|| Ok(0)).expect_err("not a count");
+        table.insert(0, b"k", b"1").expect("a count");
+        let err = table.insert(0, b"k", b"one").expect_err("not a count");
         assert!(err.to_string().contains("not a decimal count: \"one\""), "{err}");
     }
 
@@ -263,12 +329,12 @@ mod tests {
             let mut expected: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
             for (key, n) in &pairs {
                 if table.is_full(key.len()) {
-                    table.spill(&mut target, &mut counters).expect("spill");
+                    table.spill(&mut target, &mut counters, &|_, _| Ok(0)).expect("spill");
                 }
-                table.insert(0, key, n.to_string().as_bytes(), &|| Ok(0)).expect("insert");
+                table.insert(0, key, n.to_string().as_bytes()).expect("insert");
                 *expected.entry(key.clone()).or_default() += n;
             }
-            table.spill(&mut target, &mut counters).expect("spill");
+            table.spill(&mut target, &mut counters, &|_, _| Ok(0)).expect("spill");
             let mut totals: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
             for run in spilled(&target) {
                 let keys: Vec<&Vec<u8>> = run.iter().map(|(_, k, _)| k).collect();

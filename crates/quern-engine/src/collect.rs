@@ -53,6 +53,10 @@ pub(crate) fn key_prefix(key: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// The global partition of an output's key (the plan's cut points, or the
+/// app's partitioner), asked by the collector when it needs it.
+pub type KeyPartition<'a> = dyn Fn(usize, &[u8]) -> Result<u32, AppError> + 'a;
+
 /// Where spills go.
 pub struct SpillTarget {
     /// Directory for spill files.
@@ -413,32 +417,32 @@ impl<'a> Collector<'a> {
 
     /// Adds one pair, spilling first (or after) if the memory budget says so.
     ///
-    /// `partition` gives the key's global partition; it is called only when
-    /// needed (the combine table asks once per distinct key).
+    /// `partition` gives an output's key's global partition; it is called
+    /// only when needed (the tables ask once per distinct key).
     pub fn collect(
         &mut self,
         output: usize,
         key: &[u8],
         value: &[u8],
-        partition: &dyn Fn() -> Result<u32, AppError>,
+        partition: &KeyPartition<'_>,
         target: &mut SpillTarget,
         counters: &mut EngineCounters,
     ) -> Result<(), CollectError> {
         match self {
             Collector::Combining(table, c) => {
-                table.insert(*c, output, key, value, partition, counters)?;
+                table.insert(*c, output, key, value, &|| partition(output, key), counters)?;
                 if table.is_full() {
                     table.spill(target, *c, counters)?;
                 }
             }
             Collector::Aggregating(table) => {
                 if table.is_full(key.len()) {
-                    table.spill(target, counters)?;
+                    table.spill(target, counters, partition)?;
                 }
-                table.insert(output, key, value, partition)?;
+                table.insert(output, key, value)?;
             }
             Collector::Sorting(buf) => {
-                let p = partition().map_err(CollectError::Partitioner)?;
+                let p = partition(output, key).map_err(CollectError::Partitioner)?;
                 if buf.would_overflow(key.len() + value.len()) {
                     buf.spill(target, counters)?;
                 }
@@ -448,12 +452,18 @@ impl<'a> Collector<'a> {
         Ok(())
     }
 
-    /// Spills whatever is still in memory (if anything).
-    pub fn flush(&mut self, target: &mut SpillTarget, counters: &mut EngineCounters) -> Result<(), CollectError> {
+    /// Spills whatever is still in memory (if anything); `partition` as
+    /// for [`Collector::collect`].
+    pub fn flush(
+        &mut self,
+        target: &mut SpillTarget,
+        counters: &mut EngineCounters,
+        partition: &KeyPartition<'_>,
+    ) -> Result<(), CollectError> {
         match self {
             Collector::Sorting(buf) if !buf.is_empty() => buf.spill(target, counters),
             Collector::Combining(table, c) if !table.is_empty() => table.spill(target, *c, counters),
-            Collector::Aggregating(table) if !table.is_empty() => table.spill(target, counters),
+            Collector::Aggregating(table) if !table.is_empty() => table.spill(target, counters, partition),
             _ => Ok(()),
         }
     }

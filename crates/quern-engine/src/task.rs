@@ -181,29 +181,34 @@ impl MapSink for PairSink<'_, '_> {
             self.counters.output_bytes += (key.len() + value.len()) as u64;
             self.direct.write(output, key, value).map_err(TaskError::io("writing map-only output"))
         } else {
-            let app = self.env.app;
-            let partition = || {
-                // Total order: the plan's cut points; hash: the app's.
-                if let Some(p) = out.cut_partition(key) {
-                    return Ok(out.first_partition + p);
-                }
-                let p = app.partition(output, key, out.reducers);
-                if p < out.reducers {
-                    Ok(out.first_partition + p)
-                } else {
-                    Err(quern_core::AppError::permanent(format!(
-                        "returned partition {p} for {} reducers",
-                        out.reducers
-                    )))
-                }
-            };
+            let env = self.env;
             self.collector
-                .collect(output, key, value, &partition, &mut self.spills, &mut self.counters)
+                .collect(output, key, value, &|o, k| partition_of(env, o, k), &mut self.spills, &mut self.counters)
                 .map_err(collect_error)
         };
         if let Err(e) = result {
             self.error = Some(e);
         }
+    }
+}
+
+/// The global partition of an output's key. Total order: the plan's cut
+/// points; hash: the app's partitioner.
+fn partition_of(env: &TaskEnv<'_>, output: usize, key: &[u8]) -> Result<u32, quern_core::AppError> {
+    let Some(out) = env.plan.outputs.get(output) else {
+        return Err(quern_core::AppError::permanent(format!("no output #{output}")));
+    };
+    if let Some(p) = out.cut_partition(key) {
+        return Ok(out.first_partition + p);
+    }
+    // Asked when a table spills, outside any record's map call: a panic
+    // here is the partitioner's failure, not a record's.
+    let p = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| env.app.partition(output, key, out.reducers)))
+        .map_err(|_| quern_core::AppError::permanent("the partitioner panicked"))?;
+    if p < out.reducers {
+        Ok(out.first_partition + p)
+    } else {
+        Err(quern_core::AppError::permanent(format!("returned partition {p} for {} reducers", out.reducers)))
     }
 }
 
@@ -379,7 +384,7 @@ impl MapTask<'_> {
 
         let PairSink { mut collector, mut spills, direct, counters: engine, .. } = sink;
         counters.engine = engine;
-        collector.flush(&mut spills, &mut counters.engine).map_err(collect_error)?;
+        collector.flush(&mut spills, &mut counters.engine, &|o, k| partition_of(env, o, k)).map_err(collect_error)?;
         direct.finish().map_err(TaskError::io("finishing map-only output"))?;
         let mut index = self.merge_spills(env, combiner, spills.runs, &mut counters)?;
         if let (Some(index), Some(prefix)) = (index.as_mut(), env.plan.shuffle.as_deref()) {
