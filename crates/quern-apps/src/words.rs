@@ -60,36 +60,29 @@ pub fn for_each_word(data: &[u8], mut f: impl FnMut(&str)) {
     }
 }
 
-/// Words this long or shorter are lowercased on the stack.
-const SHORT_WORD: usize = 32;
-
-/// [`for_each_word`] of ASCII text: the letters are `a-z` and `A-Z`, and
-/// lowercasing a letter sets one bit, so a word is found with a byte test
-/// per byte and lowercased without a lookup or an allocation.
+/// [`for_each_word`] of ASCII text: the letters are `a-z` and `A-Z`, so a
+/// word is found with a byte test per byte and lowercased in place in a
+/// reused buffer, without decoding or checking it again.
 fn for_each_ascii_word(data: &[u8], f: &mut impl FnMut(&str)) {
-    let mut short = [0u8; SHORT_WORD];
-    let mut i = 0;
-    while i < data.len() {
-        let Some(start) = data[i..].iter().position(u8::is_ascii_alphabetic).map(|p| i + p) else { return };
-        let end = data[start..].iter().position(|b| !b.is_ascii_alphabetic()).map_or(data.len(), |p| start + p);
-        let word = &data[start..end];
-        if word.len() <= SHORT_WORD {
-            let lower = &mut short[..word.len()];
-            for (to, from) in lower.iter_mut().zip(word) {
-                *to = from | 0x20;
-            }
-            // Letters only: always UTF-8.
-            if let Ok(lower) = std::str::from_utf8(lower) {
-                f(lower);
-            }
-        } else {
-            LOWER.with_borrow_mut(|buf| {
-                buf.clear();
-                buf.extend(word.iter().map(|&b| char::from(b | 0x20)));
-                f(buf);
-            });
+    // ASCII, checked by the caller: this cannot fail.
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut words = |lower: &mut String| {
+        let mut i = 0;
+        while i < data.len() {
+            let Some(start) = data[i..].iter().position(u8::is_ascii_alphabetic).map(|p| i + p) else { return };
+            let end = data[start..].iter().position(|b| !b.is_ascii_alphabetic()).map_or(data.len(), |p| start + p);
+            lower.clear();
+            lower.push_str(&text[start..end]);
+            lower.make_ascii_lowercase();
+            f(lower);
+            i = end;
         }
-        i = end;
+    };
+    // A callback that splits words itself (the buffer is taken) gets a
+    // buffer of its own.
+    match LOWER.try_with(|buf| buf.try_borrow_mut().map(|mut buf| words(&mut buf)).is_ok()) {
+        Ok(true) => {}
+        _ => words(&mut String::new()),
     }
 }
 

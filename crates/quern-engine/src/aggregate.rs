@@ -108,6 +108,7 @@ impl AggregateTable {
             self.look_up_pending();
             slot.key[..4].copy_from_slice(&(self.keys.len() as u32).to_le_bytes());
             self.keys.extend_from_slice(key);
+            self.reserve(1);
             self.add(slot);
             return Ok(());
         }
@@ -139,10 +140,9 @@ impl AggregateTable {
         self.pending.clear();
     }
 
-    /// Merges `new` into its key's slot, or gives it a slot; the table has
-    /// room for it.
+    /// Merges `new` into its key's slot, or gives it a slot; the caller
+    /// made room for it ([`AggregateTable::reserve`]).
     fn add(&mut self, new: Slot) {
-        self.reserve(1);
         let mask = self.slots.len() - 1;
         let mut i = new.hash as usize & mask;
         loop {
@@ -170,6 +170,7 @@ impl AggregateTable {
     }
 
     /// Makes room for `more` keys, keeping the table at most 3/4 full.
+    #[inline]
     fn reserve(&mut self, more: usize) {
         if (self.len + more) * 4 <= self.slots.len() * 3 {
             return;
@@ -242,8 +243,8 @@ impl AggregateTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quern_core::AppError;
     use crate::run::RecordCursor;
+    use quern_core::AppError;
     use std::collections::BTreeMap;
 
     /// A spilled record: (partition, key, value).
