@@ -15,7 +15,7 @@
 //! key's partition is asked when the table is spilled, once per key.
 
 use foldhash::fast::FixedState;
-use quern_core::{Aggregation, EngineCounters};
+use quern_core::{Aggregation, AppError, EngineCounters};
 use std::hash::BuildHasher;
 
 use crate::collect::{CollectError, KeyPartition, SpillTarget, key_prefix};
@@ -29,29 +29,49 @@ const BATCH: usize = 32;
 /// Slots of a new table.
 const FIRST_CAPACITY: usize = 1024;
 
-/// One key: its full hash (never 0: 0 marks an empty slot), compared before
-/// any key byte; its bytes inline (zero-padded) when short, which is most
-/// keys of text, so that finding a key touches its slot only; otherwise the
-/// arena offset of its bytes.
+/// A key's length in its slot when it lives in the arena.
+const LONG: u32 = 0xff;
+
+/// The most outputs a table tells apart (an output's index has 24 bits).
+const OUTPUTS: usize = 1 << 24;
+
+/// One key, in 32 bytes (two slots per cache line, none across two): its
+/// hash (never 0: 0 marks an empty slot), compared before any key byte; its
+/// bytes inline (zero-padded) when short, which is most keys of text, so
+/// that finding a key touches its slot only; otherwise the arena offset and
+/// length of its bytes; its output and inline length in `meta`.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(32))]
 struct Slot {
-    hash: u64,
-    state: u64,
     key: [u8; INLINE],
-    key_len: u32,
-    output: u32,
+    state: u64,
+    hash: u32,
+    /// The output's index << 8 | the key's length, or [`LONG`].
+    meta: u32,
 }
 
 impl Slot {
     /// Its key's bytes.
     fn key<'a>(&'a self, arena: &'a [u8]) -> &'a [u8] {
-        let len = self.key_len as usize;
-        if len <= INLINE {
-            &self.key[..len]
+        let len = self.meta & 0xff;
+        if len != LONG {
+            &self.key[..len as usize]
         } else {
-            let start = u32::from_le_bytes([self.key[0], self.key[1], self.key[2], self.key[3]]) as usize;
-            &arena[start..start + len]
+            let word = |at: usize| {
+                u32::from_le_bytes([self.key[at], self.key[at + 1], self.key[at + 2], self.key[at + 3]]) as usize
+            };
+            &arena[word(0)..word(0) + word(4)]
         }
+    }
+
+    /// Its key's output.
+    fn output(&self) -> usize {
+        (self.meta >> 8) as usize
+    }
+
+    /// Whether its key is in the arena.
+    fn is_long(&self) -> bool {
+        self.meta & 0xff == LONG
     }
 }
 
@@ -100,13 +120,20 @@ impl AggregateTable {
     pub fn insert(&mut self, output: usize, key: &[u8], value: &[u8]) -> Result<(), CollectError> {
         let mut state = 0;
         self.aggregation.fold(&mut state, value).map_err(CollectError::Combiner)?;
+        if output >= OUTPUTS {
+            return Err(CollectError::Combiner(AppError::permanent(format!(
+                "output #{output}: a native aggregation tells at most {OUTPUTS} outputs apart"
+            ))));
+        }
         self.folded += 1;
-        let output = output as u32;
-        let hash = self.hasher.hash_one((output, key)) | 1;
-        let mut slot = Slot { hash, state, key: [0; INLINE], key_len: key.len() as u32, output };
+        let full = self.hasher.hash_one((output as u32, key));
+        let hash = (full ^ (full >> 32)) as u32 | 1;
+        let len = if key.len() > INLINE { LONG } else { key.len() as u32 };
+        let mut slot = Slot { hash, state, key: [0; INLINE], meta: (output as u32) << 8 | len };
         if key.len() > INLINE {
             self.look_up_pending();
             slot.key[..4].copy_from_slice(&(self.keys.len() as u32).to_le_bytes());
+            slot.key[4..8].copy_from_slice(&(key.len() as u32).to_le_bytes());
             self.keys.extend_from_slice(key);
             self.reserve(1);
             self.add(slot);
@@ -127,7 +154,7 @@ impl AggregateTable {
         }
         self.reserve(self.pending.len());
         let mask = self.slots.len() - 1;
-        let mut touched = 0u64;
+        let mut touched = 0u32;
         for p in &self.pending {
             touched ^= self.slots[p.hash as usize & mask].hash;
         }
@@ -153,15 +180,15 @@ impl AggregateTable {
                 return;
             }
             if slot.hash == new.hash
-                && slot.key_len == new.key_len
-                && slot.output == new.output
-                && (new.key_len as usize <= INLINE && slot.key == new.key
-                    || new.key_len as usize > INLINE && slot.key(&self.keys) == new.key(&self.keys))
+                && slot.meta == new.meta
+                && (!new.is_long() && slot.key == new.key
+                    || new.is_long() && slot.key(&self.keys) == new.key(&self.keys))
             {
                 self.aggregation.merge(&mut slot.state, new.state);
-                if new.key_len as usize > INLINE {
+                if new.is_long() {
                     // The new key's bytes went to the arena's end: take them back.
-                    self.keys.truncate(self.keys.len() - new.key_len as usize);
+                    let len = new.key(&self.keys).len();
+                    self.keys.truncate(self.keys.len() - len);
                 }
                 return;
             }
@@ -215,7 +242,7 @@ impl AggregateTable {
         let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(self.len);
         for (i, slot) in slots.iter().enumerate().filter(|(_, s)| s.hash != 0) {
             let key = slot.key(keys);
-            let p = partition(slot.output as usize, key).map_err(CollectError::Partitioner)?;
+            let p = partition(slot.output(), key).map_err(CollectError::Partitioner)?;
             order.push((p, key_prefix(key), i as u32));
         }
         order.sort_unstable_by(|a, b| {
@@ -244,7 +271,6 @@ impl AggregateTable {
 mod tests {
     use super::*;
     use crate::run::RecordCursor;
-    use quern_core::AppError;
     use std::collections::BTreeMap;
 
     /// A spilled record: (partition, key, value).
@@ -313,6 +339,15 @@ mod tests {
         table.insert(0, b"k", b"1").expect("a count");
         let err = table.insert(0, b"k", b"one").expect_err("not a count");
         assert!(err.to_string().contains("not a decimal count: \"one\""), "{err}");
+    }
+
+    #[test]
+    fn an_output_beyond_what_a_slot_holds_is_refused_naming_it() {
+        let mut table = AggregateTable::new(Aggregation::SumDecimal, 1 << 20);
+        table.insert(OUTPUTS - 1, b"k", b"1").expect("the last output a slot holds");
+        let err = table.insert(OUTPUTS, b"k", b"1").expect_err("one too many");
+        assert!(err.to_string().contains("output #16777216"), "{err}");
+        assert_eq!(std::mem::size_of::<Slot>(), 32, "two slots per cache line");
     }
 
     proptest::proptest! {
