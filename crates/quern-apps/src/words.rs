@@ -91,31 +91,29 @@ fn for_each_ascii_word(data: &[u8], f: &mut impl FnMut(&str)) {
 mod tests {
     use super::*;
 
+    /// The words of `s` as `for_each_word` finds them.
+    fn found(s: &str) -> Vec<String> {
+        let mut got = Vec::new();
+        for_each_word(s.as_bytes(), |w| got.push(w.to_owned()));
+        got
+    }
+
+    /// The words of `s` by the definition.
+    fn defined(s: &str) -> Vec<String> {
+        s.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    }
+
     proptest::proptest! {
         #[test]
         fn matches_the_definition(s in "\\PC{0,40}") {
-            let mut got = Vec::new();
-            for_each_word(s.as_bytes(), |w| got.push(w.to_owned()));
-            let expected: Vec<String> = s
-                .split(|c: char| !c.is_alphabetic())
-                .filter(|w| !w.is_empty())
-                .map(str::to_lowercase)
-                .collect();
-            proptest::prop_assert_eq!(got, expected);
+            proptest::prop_assert_eq!(found(&s), defined(&s));
         }
 
         #[test]
         fn ascii_text_matches_the_definition(s in "[ -~\t\n]{0,80}", long in "[a-zA-Z]{30,70}") {
-            // Mostly short words, and one around the stack buffer's length.
+            // Mostly short words, and one longer than most buffers' start.
             let s = format!("{s} {long} {s}");
-            let mut got = Vec::new();
-            for_each_word(s.as_bytes(), |w| got.push(w.to_owned()));
-            let expected: Vec<String> = s
-                .split(|c: char| !c.is_alphabetic())
-                .filter(|w| !w.is_empty())
-                .map(str::to_lowercase)
-                .collect();
-            proptest::prop_assert_eq!(got, expected);
+            proptest::prop_assert_eq!(found(&s), defined(&s));
         }
     }
 }
