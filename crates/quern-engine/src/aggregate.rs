@@ -18,7 +18,7 @@ use foldhash::fast::FixedState;
 use quern_core::{Aggregation, AppError, EngineCounters};
 use std::hash::BuildHasher;
 
-use crate::collect::{CollectError, KeyPartition, SpillTarget, key_prefix};
+use crate::collect::{CollectError, KeyPartition, SpillTarget};
 
 /// Keys up to this long are stored in their slot.
 const INLINE: usize = 16;
@@ -75,10 +75,35 @@ impl Slot {
     }
 }
 
+/// `key` (at most [`INLINE`] bytes) zero-padded to [`INLINE`] bytes, put
+/// together in two registers from loads that may overlap, rather than
+/// copied byte by byte or by a call to `memcpy`.
+#[inline]
+fn inline_key(key: &[u8]) -> [u8; INLINE] {
+    let len = key.len();
+    // The 8 or 4 bytes at `at`, as an integer.
+    let u64_at = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().unwrap_or_default());
+    let u32_at = |at: usize| u64::from(u32::from_le_bytes(key[at..at + 4].try_into().unwrap_or_default()));
+    let (low, high) = match len {
+        // The last 8 bytes end with bytes 8.., which a shift moves down.
+        8..=INLINE => (u64_at(0), u64_at(len - 8).checked_shr(8 * (INLINE - len) as u32).unwrap_or(0)),
+        4..=7 => (u32_at(0) | (u32_at(len - 4) >> (8 * (8 - len))) << 32, 0),
+        _ => (key.iter().rev().fold(0, |word, &b| word << 8 | u64::from(b)), 0),
+    };
+    (u128::from(high) << 64 | u128::from(low)).to_le_bytes()
+}
+
+/// A slot's 32-bit hash of a 64-bit one: never 0, which marks an empty
+/// slot.
+#[inline]
+fn fold_hash(full: u64) -> u32 {
+    (full ^ (full >> 32)) as u32 | 1
+}
+
 /// Bytes a key costs besides its long bytes: its slot, and the spare
-/// slots (a table between 3/8 and 3/4 full), and its place in a spill's
-/// sort order.
-const SLOT_COST: usize = std::mem::size_of::<Slot>() * 8 / 3 + std::mem::size_of::<(u32, u64, u32)>();
+/// slots (a table between 3/8 and 3/4 full). A spill sorts the slots where
+/// they are.
+const SLOT_COST: usize = std::mem::size_of::<Slot>() * 8 / 3;
 
 /// The aggregation table, bounded by the job's sort buffer.
 pub struct AggregateTable {
@@ -126,12 +151,11 @@ impl AggregateTable {
             ))));
         }
         self.folded += 1;
-        let full = self.hasher.hash_one((output as u32, key));
-        let hash = (full ^ (full >> 32)) as u32 | 1;
-        let len = if key.len() > INLINE { LONG } else { key.len() as u32 };
-        let mut slot = Slot { hash, state, key: [0; INLINE], meta: (output as u32) << 8 | len };
+        let hash = fold_hash(self.hasher.hash_one((output as u32, key)));
+        let meta = (output as u32) << 8;
         if key.len() > INLINE {
             self.look_up_pending();
+            let mut slot = Slot { hash, state, key: [0; INLINE], meta: meta | LONG };
             slot.key[..4].copy_from_slice(&(self.keys.len() as u32).to_le_bytes());
             slot.key[4..8].copy_from_slice(&(key.len() as u32).to_le_bytes());
             self.keys.extend_from_slice(key);
@@ -139,8 +163,8 @@ impl AggregateTable {
             self.add(slot);
             return Ok(());
         }
-        slot.key[..key.len()].copy_from_slice(key);
-        self.pending.push(slot);
+        let meta = meta | key.len() as u32;
+        self.pending.push(Slot { hash, state, key: inline_key(key), meta });
         if self.pending.len() == BATCH {
             self.look_up_pending();
         }
@@ -228,7 +252,7 @@ impl AggregateTable {
 
     /// Sorts the keys by (partition, key), asking `partition` for each
     /// key's, and writes one run of each key with its combined value;
-    /// empties the table.
+    /// empties the table, whether or not the run could be written.
     pub fn spill(
         &mut self,
         target: &mut SpillTarget,
@@ -236,33 +260,60 @@ impl AggregateTable {
         partition: &KeyPartition<'_>,
     ) -> Result<(), CollectError> {
         self.look_up_pending();
-        let (keys, slots) = (&self.keys[..], &self.slots[..]);
-        // (partition, first 8 key bytes, slot): most comparisons are
-        // decided without reading a slot.
-        let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(self.len);
-        for (i, slot) in slots.iter().enumerate().filter(|(_, s)| s.hash != 0) {
-            let key = slot.key(keys);
-            let p = partition(slot.output(), key).map_err(CollectError::Partitioner)?;
-            order.push((p, key_prefix(key), i as u32));
-        }
-        order.sort_unstable_by(|a, b| {
-            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| slots[a.2 as usize].key(keys).cmp(slots[b.2 as usize].key(keys)))
-        });
-        let mut writer = target.next_writer()?;
-        for &(p, _, i) in &order {
-            let slot = &slots[i as usize];
-            let value = self.aggregation.format(slot.state, &mut self.scratch);
-            writer.write(p as usize, slot.key(keys), value)?;
-        }
-        counters.combine_input_records += self.folded;
-        counters.combine_output_records += order.len() as u64;
-        counters.spilled_records += order.len() as u64;
-        target.runs.push(writer.finish()?);
-        counters.spills += 1;
+        let written = self.write_run(target, counters, partition);
         self.slots.fill(Slot::default());
         self.len = 0;
         self.keys.clear();
         self.folded = 0;
+        written
+    }
+
+    /// [`AggregateTable::spill`] but for emptying the table, which this
+    /// leaves out of order: the keys are moved to the front of the slot
+    /// array, each slot's hash replaced by its key's partition, and sorted
+    /// there, so that the run is written from slots read in order (reading
+    /// them in key order through an index missed the cache once a key).
+    fn write_run(
+        &mut self,
+        target: &mut SpillTarget,
+        counters: &mut EngineCounters,
+        partition: &KeyPartition<'_>,
+    ) -> Result<(), CollectError> {
+        let keys = &self.keys[..];
+        let mut live = 0;
+        for i in 0..self.slots.len() {
+            let mut slot = self.slots[i];
+            if slot.hash != 0 {
+                slot.hash = partition(slot.output(), slot.key(keys)).map_err(CollectError::Partitioner)?;
+                self.slots[live] = slot;
+                live += 1;
+            }
+        }
+        let sorted = &mut self.slots[..live];
+        sorted.sort_unstable_by(|a, b| {
+            a.hash.cmp(&b.hash).then_with(|| {
+                if a.is_long() || b.is_long() {
+                    a.key(keys).cmp(b.key(keys))
+                } else {
+                    // Zero-padded keys compare as big-endian integers, and
+                    // equal ones only differ in trailing zeros: the shorter
+                    // comes first.
+                    u128::from_be_bytes(a.key)
+                        .cmp(&u128::from_be_bytes(b.key))
+                        .then((a.meta & 0xff).cmp(&(b.meta & 0xff)))
+                }
+            })
+        });
+        let mut writer = target.next_writer()?;
+        for slot in &*sorted {
+            let value = self.aggregation.format(slot.state, &mut self.scratch);
+            writer.write(slot.hash as usize, slot.key(keys), value)?;
+        }
+        counters.combine_input_records += self.folded;
+        counters.combine_output_records += live as u64;
+        counters.spilled_records += live as u64;
+        target.runs.push(writer.finish()?);
+        counters.spills += 1;
         Ok(())
     }
 }
@@ -348,6 +399,36 @@ mod tests {
         let err = table.insert(OUTPUTS, b"k", b"1").expect_err("one too many");
         assert!(err.to_string().contains("output #16777216"), "{err}");
         assert_eq!(std::mem::size_of::<Slot>(), 32, "two slots per cache line");
+    }
+
+    #[test]
+    fn a_failing_partitioner_fails_the_spill_and_leaves_the_table_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut target = target(dir.path());
+        let mut table = AggregateTable::new(Aggregation::SumDecimal, 1 << 20);
+        for key in [b"a".as_slice(), b"b", b"c"] {
+            table.insert(0, key, b"1").expect("insert");
+        }
+        let refuse_b = |_: usize, key: &[u8]| -> Result<u32, AppError> {
+            if key == b"b" { Err(AppError::permanent("no partition for b")) } else { Ok(0) }
+        };
+        let err = table.spill(&mut target, &mut EngineCounters::default(), &refuse_b).expect_err("b has none");
+        assert!(err.to_string().contains("no partition for b"), "{err}");
+        assert!(table.is_empty() && target.runs.is_empty());
+        // The emptied table takes keys again.
+        table.insert(0, b"d", b"2").expect("insert");
+        table.spill(&mut target, &mut EngineCounters::default(), &|_, _| Ok(1)).expect("spill");
+        assert_eq!(spilled(&target), vec![vec![(1, b"d".to_vec(), b"2".to_vec())]]);
+    }
+
+    #[test]
+    fn an_inline_key_is_the_key_zero_padded_for_every_length() {
+        let bytes: Vec<u8> = (1..=INLINE as u8).collect();
+        for len in 0..=INLINE {
+            let mut expected = [0u8; INLINE];
+            expected[..len].copy_from_slice(&bytes[..len]);
+            assert_eq!(inline_key(&bytes[..len]), expected, "{len} bytes");
+        }
     }
 
     proptest::proptest! {
