@@ -15,6 +15,7 @@ use std::path::Path;
 
 use quern_core::ValueSource;
 
+use crate::collect::key_prefix;
 use crate::run::{RecordCursor, RunIndex, RunWriter, Segment, SegmentReader};
 
 /// A run to merge: one segment of one run file.
@@ -30,8 +31,24 @@ pub struct RunSegment {
 /// entries on every record, and a reader with its buffers and decoder is
 /// hundreds of bytes.
 struct HeapEntry {
+    /// The first 8 bytes of the cursor's key, big-endian: most comparisons
+    /// end here, without a call to compare slices.
+    prefix: u64,
     run: usize,
     cursor: Box<SegmentReader>,
+}
+
+impl HeapEntry {
+    fn new(run: usize, cursor: Box<SegmentReader>) -> Self {
+        HeapEntry { prefix: key_prefix(cursor.key()), run, cursor }
+    }
+
+    /// Moves the cursor to its next record; `false` at its end.
+    fn advance(&mut self) -> io::Result<bool> {
+        let more = self.cursor.advance()?;
+        self.prefix = key_prefix(self.cursor.key());
+        Ok(more)
+    }
 }
 
 impl PartialEq for HeapEntry {
@@ -48,7 +65,11 @@ impl PartialOrd for HeapEntry {
 impl Ord for HeapEntry {
     // Reversed: BinaryHeap is a max-heap and we want the smallest key first.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.cursor.key().cmp(self.cursor.key()).then_with(|| other.run.cmp(&self.run))
+        other
+            .prefix
+            .cmp(&self.prefix)
+            .then_with(|| other.cursor.key().cmp(self.cursor.key()))
+            .then_with(|| other.run.cmp(&self.run))
     }
 }
 
@@ -69,7 +90,7 @@ impl RunMerger {
             }
             let mut cursor = SegmentReader::open(&r.path, r.segment)?;
             if cursor.advance()? {
-                heap.push(HeapEntry { run, cursor: Box::new(cursor) });
+                heap.push(HeapEntry::new(run, Box::new(cursor)));
             }
         }
         Ok(RunMerger { heap, key: Vec::new(), value: Vec::new() })
@@ -85,7 +106,7 @@ impl RecordCursor for RunMerger {
         self.key.extend_from_slice(top.cursor.key());
         self.value.clear();
         self.value.extend_from_slice(top.cursor.value());
-        if !top.cursor.advance()? {
+        if !top.advance()? {
             PeekMut::pop(top);
         }
         Ok(true)

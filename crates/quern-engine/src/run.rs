@@ -62,6 +62,21 @@ pub fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Reads a LEB128 varint; `Ok(None)` at a clean end of stream.
+/// The varint at the start of `buf` and its length in bytes, if all of it
+/// is in `buf` and it fits in a `u64` (a longer one is left to
+/// [`read_varint`], which reports it).
+#[inline]
+fn varint_in(buf: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &byte) in buf.iter().take(10).enumerate() {
+        v |= u64::from(byte & 0x7f).checked_shl(7 * i as u32)?;
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
 fn read_varint(r: &mut impl BufRead) -> io::Result<Option<u64>> {
     let mut v = 0u64;
     let mut shift = 0;
@@ -225,6 +240,9 @@ impl RecordCursor for SegmentReader {
             return Ok(false);
         }
         let corrupt = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("corrupt run segment: {what}"));
+        if self.advance_in_buffer(&corrupt)? {
+            return self.after_record();
+        }
         let klen = read_varint(&mut self.input)?.ok_or_else(|| corrupt("ends early"))?;
         let vlen = read_varint(&mut self.input)?.ok_or_else(|| corrupt("ends inside a record"))?;
         let klen = usize::try_from(klen).map_err(|_| corrupt("key length"))?;
@@ -240,6 +258,49 @@ impl RecordCursor for SegmentReader {
         self.input.read_exact(&mut self.key)?;
         self.value.resize(vlen, 0);
         self.input.read_exact(&mut self.value)?;
+        self.after_record()
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.value
+    }
+}
+
+impl SegmentReader {
+    /// Reads the next record straight from the decoder's buffer if all of
+    /// it is there (most records: they are small and the buffer is 32 KiB);
+    /// `false`, having read nothing, if not.
+    #[inline]
+    fn advance_in_buffer(&mut self, corrupt: &impl Fn(&str) -> io::Error) -> io::Result<bool> {
+        let buf = self.input.fill_buf()?;
+        let Some((klen, used)) = varint_in(buf) else { return Ok(false) };
+        let Some((vlen, more)) = varint_in(&buf[used..]) else { return Ok(false) };
+        let header = used + more;
+        let body = klen.saturating_add(vlen);
+        if body > self.raw_remaining {
+            return Err(corrupt("record longer than the segment"));
+        }
+        // At most the segment's length, which is in memory as `buf` or more.
+        let (klen, vlen) = (klen as usize, vlen as usize);
+        if buf.len() - header < klen + vlen {
+            return Ok(false);
+        }
+        self.raw_remaining -= body;
+        self.key.clear();
+        self.key.extend_from_slice(&buf[header..header + klen]);
+        self.value.clear();
+        self.value.extend_from_slice(&buf[header + klen..header + klen + vlen]);
+        self.input.consume(header + klen + vlen);
+        Ok(true)
+    }
+
+    /// Counts the record read; after the last, checks that the segment ends.
+    fn after_record(&mut self) -> io::Result<bool> {
+        let corrupt = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("corrupt run segment: {what}"));
         self.remaining -= 1;
         if self.remaining == 0 {
             // Reading to the end makes the decoder check the frame checksum.
@@ -250,14 +311,6 @@ impl RecordCursor for SegmentReader {
             }
         }
         Ok(true)
-    }
-
-    fn key(&self) -> &[u8] {
-        &self.key
-    }
-
-    fn value(&self) -> &[u8] {
-        &self.value
     }
 }
 
@@ -286,6 +339,36 @@ mod tests {
         assert!(r.advance().expect("advance"));
         assert_eq!((r.key(), r.value()), (&b""[..], &b"zz"[..]));
         assert!(!r.advance().expect("advance"));
+    }
+
+    #[test]
+    fn an_index_that_disagrees_with_its_segment_is_an_error_naming_the_disagreement() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = RunWriter::create(dir.path().join("r"), 1).expect("create");
+        for i in 0..100u32 {
+            w.write(0, format!("key{i:04}").as_bytes(), b"value").expect("write");
+        }
+        let index = w.finish().expect("finish");
+        let seg = index.segments[0];
+        let read_all = |seg: Segment| -> io::Result<u64> {
+            let mut r = SegmentReader::open(&index.path, seg)?;
+            let mut n = 0;
+            while r.advance()? {
+                n += 1;
+            }
+            Ok(n)
+        };
+        assert_eq!(read_all(seg).expect("as written"), 100);
+        let cases = [
+            (Segment { raw_len: 50, ..seg }, "record longer than the segment"),
+            (Segment { records: seg.records + 1, ..seg }, "ends early"),
+            (Segment { records: seg.records - 1, ..seg }, "trailing bytes"),
+        ];
+        for (seg, expected) in cases {
+            let err = read_all(seg).expect_err(expected);
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
     }
 
     #[test]
