@@ -46,6 +46,30 @@ pub enum LineStart {
     MidLine,
 }
 
+/// Appends the bytes up to and including the next `\n` (or to the end of
+/// the stream) to `buf`, as [`BufRead::read_until`] does, finding the byte
+/// with `memchr`'s vectorised search; returns the bytes read.
+fn read_line_into(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let (done, used) = match memchr::memchr(b'\n', available) {
+            Some(at) => (true, at + 1),
+            None => (available.is_empty(), available.len()),
+        };
+        buf.extend_from_slice(&available[..used]);
+        reader.consume(used);
+        read += used;
+        if done {
+            return Ok(read);
+        }
+    }
+}
+
 /// One split of one file, positioned at its start, as a format reads it.
 pub struct SplitInput<'a> {
     reader: &'a mut dyn BufRead,
@@ -102,7 +126,7 @@ impl<'a> SplitInput<'a> {
         if self.skip_partial {
             self.skip_partial = false;
             buf.clear();
-            let n = self.reader.read_until(b'\n', buf)?;
+            let n = read_line_into(self.reader, buf)?;
             self.pos += n as u64;
             if buf.last() == Some(&b'\n') {
                 self.next_line = self.next_line.map(|l| l + 1);
@@ -112,7 +136,7 @@ impl<'a> SplitInput<'a> {
             return Ok(None);
         }
         buf.clear();
-        let n = self.reader.read_until(b'\n', buf)?;
+        let n = read_line_into(self.reader, buf)?;
         if n == 0 {
             return Ok(None);
         }
