@@ -75,6 +75,14 @@ impl Slot {
     }
 }
 
+/// The error for an output past [`OUTPUTS`].
+#[cold]
+fn too_many_outputs(output: usize) -> CollectError {
+    CollectError::Combiner(AppError::permanent(format!(
+        "output #{output}: a native aggregation tells at most {OUTPUTS} outputs apart"
+    )))
+}
+
 /// `key` (at most [`INLINE`] bytes) zero-padded to [`INLINE`] bytes, put
 /// together in two registers from loads that may overlap, rather than
 /// copied byte by byte or by a call to `memcpy`.
@@ -146,9 +154,7 @@ impl AggregateTable {
         let mut state = 0;
         self.aggregation.fold(&mut state, value).map_err(CollectError::Combiner)?;
         if output >= OUTPUTS {
-            return Err(CollectError::Combiner(AppError::permanent(format!(
-                "output #{output}: a native aggregation tells at most {OUTPUTS} outputs apart"
-            ))));
+            return Err(too_many_outputs(output));
         }
         self.folded += 1;
         let hash = fold_hash(self.hasher.hash_one((output as u32, key)));

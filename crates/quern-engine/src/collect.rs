@@ -419,6 +419,7 @@ impl<'a> Collector<'a> {
     ///
     /// `partition` gives an output's key's global partition; it is called
     /// only when needed (the tables ask once per distinct key).
+    #[inline]
     pub fn collect(
         &mut self,
         output: usize,
@@ -428,12 +429,11 @@ impl<'a> Collector<'a> {
         target: &mut SpillTarget,
         counters: &mut EngineCounters,
     ) -> Result<(), CollectError> {
+        // Inlined into the caller for the two short paths; the generic
+        // table's, with its closures, stays a call.
         match self {
             Collector::Combining(table, c) => {
-                table.insert(*c, output, key, value, &|| partition(output, key), counters)?;
-                if table.is_full() {
-                    table.spill(target, *c, counters)?;
-                }
+                Self::combine(table, *c, output, key, value, partition, target, counters)?
             }
             Collector::Aggregating(table) => {
                 if table.is_full(key.len()) {
@@ -448,6 +448,26 @@ impl<'a> Collector<'a> {
                 }
                 buf.push(p, key, value);
             }
+        }
+        Ok(())
+    }
+
+    /// [`Collector::collect`] into a [`CombineTable`].
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn combine(
+        table: &mut CombineTable,
+        combiner: &dyn Combiner,
+        output: usize,
+        key: &[u8],
+        value: &[u8],
+        partition: &KeyPartition<'_>,
+        target: &mut SpillTarget,
+        counters: &mut EngineCounters,
+    ) -> Result<(), CollectError> {
+        table.insert(combiner, output, key, value, &|| partition(output, key), counters)?;
+        if table.is_full() {
+            table.spill(target, combiner, counters)?;
         }
         Ok(())
     }
