@@ -73,11 +73,15 @@ impl Ord for HeapEntry {
     }
 }
 
-/// Merges sorted runs into one sorted stream.
+/// Merges sorted runs into one sorted stream. The current record is the
+/// heap's top cursor's, read in place: that cursor moves on (and the heap
+/// is reordered) at the next [`RecordCursor::advance`], so no record is
+/// copied.
 pub struct RunMerger {
     heap: BinaryHeap<HeapEntry>,
-    key: Vec<u8>,
-    value: Vec<u8>,
+    /// Whether the top cursor holds the record last returned, to be moved
+    /// past at the next advance.
+    top_returned: bool,
 }
 
 impl RunMerger {
@@ -93,31 +97,28 @@ impl RunMerger {
                 heap.push(HeapEntry::new(run, Box::new(cursor)));
             }
         }
-        Ok(RunMerger { heap, key: Vec::new(), value: Vec::new() })
+        Ok(RunMerger { heap, top_returned: false })
     }
 }
 
 impl RecordCursor for RunMerger {
     fn advance(&mut self) -> io::Result<bool> {
-        let Some(mut top) = self.heap.peek_mut() else {
-            return Ok(false);
-        };
-        self.key.clear();
-        self.key.extend_from_slice(top.cursor.key());
-        self.value.clear();
-        self.value.extend_from_slice(top.cursor.value());
-        if !top.advance()? {
+        if std::mem::take(&mut self.top_returned)
+            && let Some(mut top) = self.heap.peek_mut()
+            && !top.advance()?
+        {
             PeekMut::pop(top);
         }
-        Ok(true)
+        self.top_returned = !self.heap.is_empty();
+        Ok(self.top_returned)
     }
 
     fn key(&self) -> &[u8] {
-        &self.key
+        self.heap.peek().map_or(&[], |top| top.cursor.key())
     }
 
     fn value(&self) -> &[u8] {
-        &self.value
+        self.heap.peek().map_or(&[], |top| top.cursor.value())
     }
 }
 
