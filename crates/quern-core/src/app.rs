@@ -14,6 +14,7 @@ use crate::counters::Counters;
 use crate::error::AppError;
 use crate::format::{InputFormat, OutputFormat, TextLines, TextOutput};
 use crate::partition::{AppPartitioner, partition};
+use crate::session::{AttemptInfo, MapSession, ReduceSession};
 
 /// One input record, as an [`InputFormat`] produced it.
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +120,23 @@ pub trait App: Send + Sync {
     fn output_format(&self, output: usize) -> Arc<dyn OutputFormat> {
         let _ = output;
         Arc::new(TextOutput)
+    }
+
+    /// A session for one map attempt: when the app returns one, the engine
+    /// calls its [`MapSession::map`] instead of [`App::map`] for each of the
+    /// attempt's records, then its [`MapSession::finish`]. An error fails
+    /// the attempt. The default is none.
+    fn map_session(&self, attempt: &AttemptInfo<'_>) -> Result<Option<Box<dyn MapSession + '_>>, AppError> {
+        let _ = attempt;
+        Ok(None)
+    }
+
+    /// A session for one reduce attempt, used as [`App::map_session`]'s is:
+    /// instead of [`App::reduce`] for each key group, then finished. The
+    /// default is none.
+    fn reduce_session(&self, attempt: &AttemptInfo<'_>) -> Result<Option<Box<dyn ReduceSession + '_>>, AppError> {
+        let _ = attempt;
+        Ok(None)
     }
 }
 

@@ -9,6 +9,10 @@
 //! # Overview
 //! - [`App`]: map, reduce, optional [`Combiner`], optional partitioner, named
 //!   outputs. Keys and values are bytes, ordered by byte comparison.
+//! - [`MapSession`] / [`ReduceSession`]: app code that lives for a whole
+//!   attempt ([`App::map_session`], [`App::reduce_session`]), told about it
+//!   by [`AttemptInfo`], and finished after its last record or key group
+//!   (an in-mapper combiner, a top-N, an external process fed the records).
 //! - [`Partitioner`]: hash ([`partition`], the default) or total order
 //!   ([`CutPoints`] chosen from a sample of the keys when a job is planned).
 //! - [`AppRegistry`]: the apps a binary knows, each built from its [`Params`].
@@ -53,6 +57,7 @@ mod partition;
 mod plan;
 mod registry;
 mod schedule;
+mod session;
 mod spec;
 mod total_order;
 
@@ -74,6 +79,7 @@ pub use schedule::{
     AttemptId, AttemptResult, BadTaskName, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress,
     Scheduler, TaskId, TaskKind, TaskRecord, TaskState, Verdict,
 };
+pub use session::{AttemptInfo, MapSession, ReduceSession};
 pub use spec::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec, MAX_ATTEMPTS, MAX_MAP_TASKS, MAX_REDUCERS,
 };

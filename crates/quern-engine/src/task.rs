@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use quern_core::{
-    App, AttemptId, CombineOutput, Combiner, Counters, EngineCounters, MapContext, MapSink, Record, RecordSink,
-    RecordWriter, ReduceContext, ReduceSink, SplitInput, Values,
+    App, AttemptId, AttemptInfo, CombineOutput, Combiner, Counters, EngineCounters, MapContext, MapSession, MapSink,
+    Record, RecordSink, RecordWriter, ReduceContext, ReduceSession, ReduceSink, SplitInput, Values,
 };
 
 use crate::collect::{CollectError, Collector, SpillTarget};
@@ -251,6 +251,9 @@ impl Staged {
 /// Calls `map` for each record, applying the skip policy.
 struct MapCaller<'a, 'b, 'c> {
     sink: &'b mut PairSink<'a, 'c>,
+    /// The app's session for this attempt, if it opened one: it maps the
+    /// records instead of `App::map`.
+    session: Option<Box<dyn MapSession + 'a>>,
     staged: Option<Staged>,
     user: Counters,
     records: u64,
@@ -283,8 +286,10 @@ impl RecordSink for MapCaller<'_, '_, '_> {
         let result = match self.staged.as_mut() {
             Some(staged) => {
                 let mut user = Counters::default();
-                let r =
-                    catch_unwind(AssertUnwindSafe(|| env.app.map(&record, &mut MapContext::new(staged, &mut user))));
+                let session = &mut self.session;
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    map_one(env.app, session, &record, &mut MapContext::new(staged, &mut user))
+                }));
                 match r {
                     Ok(result) => {
                         staged.drain_into(self.sink);
@@ -302,7 +307,7 @@ impl RecordSink for MapCaller<'_, '_, '_> {
             }
             None => {
                 let r = catch_unwind(AssertUnwindSafe(|| {
-                    env.app.map(&record, &mut MapContext::new(self.sink, &mut self.user))
+                    map_one(env.app, &mut self.session, &record, &mut MapContext::new(self.sink, &mut self.user))
                 }));
                 match r {
                     Ok(result) => result,
@@ -318,6 +323,32 @@ impl RecordSink for MapCaller<'_, '_, '_> {
             self.sink.error = Some(TaskError::App { context: where_(), cause });
         }
         if self.sink.error.is_some() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+}
+
+/// Maps one record through the attempt's session, or the app's `map`.
+fn map_one(
+    app: &dyn App,
+    session: &mut Option<Box<dyn MapSession + '_>>,
+    record: &Record<'_>,
+    ctx: &mut MapContext<'_>,
+) -> Result<(), quern_core::AppError> {
+    match session {
+        Some(session) => session.map(record, ctx),
+        None => app.map(record, ctx),
+    }
+}
+
+/// Calls app code outside a record (a session's start or finish): an error
+/// or a panic fails the attempt, with `context`.
+fn call_app<T>(
+    context: impl Fn() -> String,
+    f: impl FnOnce() -> Result<T, quern_core::AppError>,
+) -> Result<T, TaskError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(cause)) => Err(TaskError::App { context: context(), cause }),
+        Err(payload) => Err(TaskError::Panic { context: context(), message: panic_message(&*payload) }),
     }
 }
 
@@ -346,6 +377,14 @@ impl MapTask<'_> {
             error: None,
         };
 
+        let info = AttemptInfo {
+            attempt: self.attempt,
+            split: Some(self.split),
+            output: None,
+            partition: None,
+            work_dir: &self.work_dir,
+        };
+        let session = call_app(|| format!("opening the map session of {split_name}"), || env.app.map_session(&info))?;
         let format = env.app.input_format();
         let opened = env
             .storage
@@ -362,6 +401,7 @@ impl MapTask<'_> {
         );
         let mut caller = MapCaller {
             sink: &mut sink,
+            session,
             staged: env.skip_bad_records.then(Staged::default),
             user: Counters::default(),
             records: 0,
@@ -370,6 +410,7 @@ impl MapTask<'_> {
         };
         let read = format.read(&mut input, &mut caller);
         let progress_mark = caller.progress_mark;
+        let session = caller.session.take();
         let mut counters = std::mem::take(&mut caller.user);
         let end = input.position();
         env.bytes_read.fetch_add(end.saturating_sub(progress_mark), Ordering::Relaxed);
@@ -377,6 +418,15 @@ impl MapTask<'_> {
             return Err(e);
         }
         read.map_err(|cause| TaskError::Input { split: split_name.clone(), cause })?;
+        if let Some(session) = session {
+            call_app(
+                || format!("map session of {split_name}, at its end"),
+                || session.finish(&mut MapContext::new(&mut sink, &mut counters)),
+            )?;
+            if let Some(e) = sink.error.take() {
+                return Err(e);
+            }
+        }
         // A line crossing the split's end is read whole but counted by the
         // split it belongs to; the next split's skipped prefix is not.
         let counted_end = self.split.end.map_or(end, |e| end.min(e));
@@ -555,6 +605,15 @@ impl ReduceTask<'_> {
         let PartWriter { writer, end, name: path } = part;
         let mut sink = WriterSink { writer, counters: EngineCounters::default(), error: None };
         let mut counters = Counters::default();
+        let info = AttemptInfo {
+            attempt: self.attempt,
+            split: None,
+            output: Some(self.output),
+            partition: Some(self.partition),
+            work_dir: &self.work_dir,
+        };
+        let mut session: Option<Box<dyn ReduceSession + '_>> =
+            call_app(|| format!("opening the reduce session of {path}"), || env.app.reduce_session(&info))?;
         let mut key = Vec::new();
         while groups.next_group().map_err(TaskError::io("reading map outputs"))? {
             if env.cancel.load(Ordering::Relaxed) {
@@ -566,7 +625,11 @@ impl ReduceTask<'_> {
             let context = || format!("reduce of key {:?}", String::from_utf8_lossy(&key));
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = ReduceContext::new(self.output, &mut sink, &mut counters);
-                env.app.reduce(&key, &mut Values::new(&mut groups), &mut ctx)
+                let values = &mut Values::new(&mut groups);
+                match session.as_mut() {
+                    Some(session) => session.reduce(&key, values, &mut ctx),
+                    None => env.app.reduce(&key, values, &mut ctx),
+                }
             }));
             match result {
                 Ok(Ok(())) => {}
@@ -586,6 +649,15 @@ impl ReduceTask<'_> {
             }
         }
         counters.engine.reduce_input_records = groups.records();
+        if let Some(session) = session {
+            call_app(
+                || format!("reduce session of {path}, at its end"),
+                || session.finish(&mut ReduceContext::new(self.output, &mut sink, &mut counters)),
+            )?;
+            if let Some(e) = sink.error.take() {
+                return Err(TaskError::Io { context: format!("writing {path}"), cause: e });
+            }
+        }
         let WriterSink { writer, counters: written, .. } = sink;
         PartWriter { writer, end, name: path.clone() }
             .finish()

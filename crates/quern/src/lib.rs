@@ -100,10 +100,11 @@ mod users;
 
 pub use quern_apps::{Grep, Indexer, Sort, WordCount, builtin_registry, corpus, for_each_word};
 pub use quern_core::{
-    Aggregation, App, AppError, AppInfo, AppPartitioner, AppRegistry, CombineOutput, Combiner, Counters,
-    EngineCounters, InputError, InputFormat, JobSpec, LineStart, MapContext, MapSink, OutputDecl, OutputFormat,
-    ParamSpec, Params, Partitioner, Record, RecordSink, RecordWriter, ReduceContext, ReduceSink, SliceValues,
-    SpecError, SplitInput, TextLines, TextOutput, ValueSource, Values, WholeFile, partition,
+    Aggregation, App, AppError, AppInfo, AppPartitioner, AppRegistry, AttemptId, AttemptInfo, CombineOutput, Combiner,
+    Counters, EngineCounters, InputError, InputFormat, InputSplit, JobSpec, LineStart, MapContext, MapSession, MapSink,
+    OutputDecl, OutputFormat, ParamSpec, Params, Partitioner, Record, RecordSink, RecordWriter, ReduceContext,
+    ReduceSession, ReduceSink, SliceValues, SpecError, SplitInput, TextLines, TextOutput, ValueSource, Values,
+    WholeFile, partition,
 };
 /// Why a job run by [`run_job`] did not succeed (refused before it started,
 /// failed, or cancelled).
