@@ -2,25 +2,15 @@
 //! and on the Gutenberg books in `../shared/data/gutenberg/`, compared with
 //! answers computed here independently of the engine.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use predicates::prelude::*;
-
-fn quern() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quern"));
-    cmd.env_remove("RUST_LOG");
-    cmd
-}
-
-fn gutenberg() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gutenberg");
-    assert!(dir.is_dir(), "the Gutenberg books are expected at {} (../shared beside the clone)", dir.display());
-    dir
-}
+use support::*;
 
 /// Every `key<TAB>value` line of every part file of `out` (and of its named
 /// output directories), with the file it came from.

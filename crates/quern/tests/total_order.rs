@@ -2,19 +2,15 @@
 //! default) against the real GNU `sort` with `LC_ALL=C`, the reducers'
 //! shares on even and on skewed keys, and `--partitioner` for other apps.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
-
-fn quern() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quern"));
-    cmd.env_remove("RUST_LOG");
-    cmd
-}
+use support::*;
 
 /// A deterministic stream of numbers (splitmix64).
 struct Rng(u64);
