@@ -419,3 +419,59 @@ fn a_task_out_of_attempts_fails_the_job_naming_task_worker_and_error() {
     let text = String::from_utf8_lossy(&logs.stdout);
     assert!(text.contains("m-00000#2") && text.contains("failed"), "{text}");
 }
+
+/// A script of `examples/streaming`.
+fn streaming_example(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/streaming").join(name).display().to_string()
+}
+
+#[test]
+fn a_streaming_job_runs_only_on_workers_that_allow_exec_and_equals_the_native_wordcount() {
+    let mut c = TestCluster::start(1, &["--no-speculation"]);
+    let out = c.path("streamed");
+    let (input, output) = (gutenberg().display().to_string(), out.display().to_string());
+    let (mapper, reducer) = (streaming_example("mapper.py"), streaming_example("reducer.py"));
+    let args = [
+        "--input",
+        &input,
+        "--output",
+        &output,
+        "--reducers",
+        "3",
+        "--mapper",
+        "python3 mapper.py",
+        "--reducer",
+        "python3 reducer.py",
+        "--file",
+        &mapper,
+        "--file",
+        &reducer,
+    ];
+    // The only worker runs no commands: the job is refused, saying why.
+    let refused = c.cli().arg("submit").args(args).output().expect("submit");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("no worker offers app 'streaming'") && err.contains("--allow-exec"), "{err}");
+    assert!(!out.exists());
+
+    c.add_worker(&["--allow-exec"]);
+    c.add_worker(&["--allow-exec"]);
+    c.wait_for_workers(3);
+    let id = c.submit(&args);
+    let status = c.wait_job(id, Duration::from_secs(120));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    let native = c.path("native");
+    embedded("wordcount", &gutenberg(), &native, &["--reducers", "3"]);
+    assert_eq!(parts(&out), parts(&native), "the Python wordcount on a cluster and the native one differ");
+    let workers = c.json(&["workers"]);
+    let allowed: Vec<&Value> = workers
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|w| w["apps"].as_array().is_some_and(|apps| apps.iter().any(|a| a == "streaming")))
+        .map(|w| &w["id"])
+        .collect();
+    assert_eq!(allowed.len(), 2, "{workers}");
+    let attempts = c.attempts(id);
+    assert!(attempts.iter().all(|a| allowed.contains(&&a["worker"])), "{attempts:?}");
+}

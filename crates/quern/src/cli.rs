@@ -212,8 +212,27 @@ fn parse_reducers(s: &str) -> Result<(String, u32), String> {
 #[derive(Args)]
 pub(crate) struct JobArgs {
     /// The app to run (see `quern apps`).
-    #[arg(long)]
-    app: String,
+    #[arg(long, required_unless_present = "mapper")]
+    app: Option<String>,
+    /// Hadoop streaming, instead of `--app`: the mapper's command, started
+    /// once per map attempt in the attempt's directory, reading the split's
+    /// lines on stdin and writing KEY<TAB>VALUE lines on stdout. Split into
+    /// words as a shell would (no shell is run).
+    #[arg(long, conflicts_with = "app", value_name = "COMMAND")]
+    mapper: Option<String>,
+    /// The reducer's command (with `--mapper`): reads KEY<TAB>VALUE lines
+    /// sorted by key, writes the job's output lines. Without it the job is
+    /// map-only, unless `--reducers N` asks for sorted output.
+    #[arg(long, requires = "mapper", value_name = "COMMAND")]
+    reducer: Option<String>,
+    /// An environment variable for the streaming commands, as NAME=VALUE
+    /// (repeatable; with `--mapper`).
+    #[arg(long, requires = "mapper", value_parser = parse_param, value_name = "NAME=VALUE")]
+    cmdenv: Vec<(String, String)>,
+    /// A file copied into every attempt's directory, where the commands
+    /// find it by its name (repeatable; with `--mapper`).
+    #[arg(long = "file", requires = "mapper", value_parser = Utf8Path, value_name = "PATH")]
+    files: Vec<String>,
     /// Input files, directories (read recursively) and glob patterns
     /// (UTF-8 paths).
     #[arg(long, required = true, num_args = 1.., value_parser = Utf8Path)]
@@ -286,9 +305,39 @@ fn parse_shuffle(s: &str) -> Result<String, String> {
 }
 
 impl JobArgs {
-    pub(crate) fn into_spec(self) -> JobSpec {
-        let mut spec = JobSpec::new(self.app, self.input, self.output);
-        spec.params = self.params.into_iter().collect::<BTreeMap<_, _>>();
+    /// The job's spec; a streaming job's files are made absolute, so that
+    /// attempts find them from their own directories.
+    pub(crate) fn into_spec(self) -> anyhow::Result<JobSpec> {
+        let mut params = self.params.into_iter().collect::<BTreeMap<_, _>>();
+        let app = match self.mapper {
+            Some(mapper) => {
+                params.insert(quern_streaming::MAPPER.to_owned(), mapper);
+                if let Some(reducer) = self.reducer {
+                    params.insert(quern_streaming::REDUCER.to_owned(), reducer);
+                }
+                if !self.cmdenv.is_empty() {
+                    let pairs: Vec<String> = self.cmdenv.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    params.insert(quern_streaming::CMDENV.to_owned(), pairs.join("\n"));
+                }
+                if !self.files.is_empty() {
+                    let files = self
+                        .files
+                        .iter()
+                        .map(|f| {
+                            std::fs::canonicalize(f)
+                                .with_context(|| format!("--file {f}"))
+                                .map(|p| p.display().to_string())
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    params.insert(quern_streaming::FILES.to_owned(), files.join("\n"));
+                }
+                quern_streaming::APP.to_owned()
+            }
+            // clap requires one of the two.
+            None => self.app.unwrap_or_default(),
+        };
+        let mut spec = JobSpec::new(app, self.input, self.output);
+        spec.params = params;
         spec.reducers = self.reducers;
         spec.output_reducers = self.output_reducers.into_iter().collect();
         spec.split_size = self.split_size;
@@ -297,7 +346,7 @@ impl JobArgs {
         spec.skip_bad_records = self.skip_bad_records;
         spec.shuffle = self.shuffle;
         spec.partitioner = self.partitioner.map(Partitioner::from);
-        spec
+        Ok(spec)
     }
 }
 
@@ -443,7 +492,7 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let quiet = args.quiet;
-            let (spec, opts, stats) = job_from_args(args);
+            let (spec, opts, stats) = job_from_args(args)?;
             let show_bar = !quiet && std::io::stderr().is_terminal();
             init_logging(show_bar || quiet);
             // An unwritable stats file refuses the job before it starts,
@@ -483,8 +532,8 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
     }
 }
 
-fn job_from_args(args: RunArgs) -> (JobSpec, RunOptions, Option<PathBuf>) {
-    let spec = args.job.into_spec();
+fn job_from_args(args: RunArgs) -> anyhow::Result<(JobSpec, RunOptions, Option<PathBuf>)> {
+    let spec = args.job.into_spec()?;
     let mut opts = RunOptions {
         work_dir: args.work_dir,
         merge_factor: usize::from(args.merge_factor),
@@ -494,7 +543,7 @@ fn job_from_args(args: RunArgs) -> (JobSpec, RunOptions, Option<PathBuf>) {
     if let Some(p) = args.parallelism {
         opts.parallelism = usize::from(p);
     }
-    (spec, opts, args.stats_json)
+    Ok((spec, opts, args.stats_json))
 }
 
 /// Builds the app, runs the job with Ctrl-C wired to cancellation, and shows

@@ -201,6 +201,11 @@ pub(crate) struct WorkerArgs {
     /// while the nudge stream is down.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     poll_interval: Duration,
+    /// Offer the `streaming` app, whose jobs run commands of the
+    /// submitter's choosing on this machine as this worker's user. Without
+    /// it, the coordinator sends this worker no streaming job.
+    #[arg(long)]
+    allow_exec: bool,
     /// How attempts and planning reach S3 for `s3://` inputs and outputs:
     /// the `AWS_*` variables, and this.
     #[command(flatten)]
@@ -575,7 +580,7 @@ pub(crate) fn worker(args: WorkerArgs, apps: &AppRegistry) -> anyhow::Result<()>
         listen: args.listen,
         advertise_host: args.advertise,
         worker_id: args.id,
-        apps: apps.apps().cloned().collect(),
+        apps: apps.apps().filter(|a| args.allow_exec || a.name != quern_streaming::APP).cloned().collect(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         coordinator_timeout: args.coordinator_timeout,
         drain_timeout: args.drain_timeout,
@@ -620,7 +625,7 @@ pub(crate) fn plan_process(apps: &AppRegistry, storage: &quern_storage::Storage)
 /// this client needs neither the app nor the inputs (only a spec's local
 /// paths are made absolute, since the cluster resolves them elsewhere).
 pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
-    let mut spec = args.job.into_spec();
+    let mut spec = args.job.into_spec()?;
     // Workers and the coordinator resolve paths from their own directories:
     // send absolute local paths (URLs are sent as they are).
     let output = quern_storage::Location::parse(&spec.output).map_err(quern_engine::Error::from)?;
@@ -640,8 +645,13 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         // Never retried: a SubmitJob that got no answer may have created a
         // job, and a second one would create another.
         let submitted = coordinator.try_call(|mut c| async move { c.submit_job(request).await }).await;
+        let streaming = spec.app == quern_streaming::APP;
         let id = match submitted {
             Ok(response) => response.job_id,
+            Err(CallError::Answered(s)) if streaming && s.message().contains("no worker offers") => {
+                let hint = "a worker offers streaming jobs only when started with `quern worker --allow-exec`";
+                return Err(anyhow::Error::new(ExitStatus(2)).context(format!("{}; {hint}", s.message())));
+            }
             Err(e @ CallError::Answered(_)) => return Err(coordinator.error("submit", e)),
             Err(e) => {
                 let note = if e.maybe_served() {

@@ -45,8 +45,9 @@
 //! - [`AppRegistry`]: the apps a binary knows ([`AppInfo`]), each built from
 //!   its [`Params`] as declared by its [`ParamSpec`]s.
 //! - [`builtin_registry`]: the built-in apps [`WordCount`], [`Indexer`],
-//!   [`Grep`] and [`Sort`]; [`for_each_word`] is their word rule, [`corpus`]
-//!   the demo corpus generator.
+//!   [`Grep`] and [`Sort`], and [`StreamingApp`] (`streaming`: a mapper and
+//!   reducer as commands in any language); [`for_each_word`] is the word
+//!   rule, [`corpus`] the demo corpus generator.
 //!
 //! Running jobs:
 //! - [`cli::main`]: the whole command line, with your registry.
@@ -98,7 +99,17 @@ mod progress;
 #[cfg(feature = "coordinator")]
 mod users;
 
-pub use quern_apps::{Grep, Indexer, Sort, WordCount, builtin_registry, corpus, for_each_word};
+pub use quern_apps::{Grep, Indexer, Sort, WordCount, corpus, for_each_word};
+pub use quern_streaming::{CommandLine, StreamingApp};
+
+/// The apps every quern binary knows: [`WordCount`], [`Indexer`], [`Grep`],
+/// [`Sort`], and `streaming` ([`StreamingApp`]: the mapper and reducer are
+/// commands, as in Hadoop streaming). Add your own to it.
+pub fn builtin_registry() -> AppRegistry {
+    let mut apps = quern_apps::builtin_registry();
+    quern_streaming::register(&mut apps);
+    apps
+}
 pub use quern_core::{
     Aggregation, App, AppError, AppInfo, AppPartitioner, AppRegistry, AttemptId, AttemptInfo, CombineOutput, Combiner,
     Counters, EngineCounters, InputError, InputFormat, InputSplit, JobSpec, LineStart, MapContext, MapSession, MapSink,

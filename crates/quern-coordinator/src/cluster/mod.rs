@@ -436,7 +436,13 @@ impl Cluster {
         spec.validate().map_err(|e| Error::Refused(e.to_string()))?;
         let alive: Vec<&Worker> = self.workers.values().filter(|w| w.alive).collect();
         if !alive.is_empty() && !alive.iter().any(|w| w.row.offers(&spec.app)) {
-            return Err(Error::Refused(format!("unknown app '{}': no worker offers it", spec.app)));
+            let offered: std::collections::BTreeSet<String> = alive.iter().flat_map(|w| w.row.app_names()).collect();
+            let offered: Vec<String> = offered.into_iter().collect();
+            return Err(Error::Refused(format!(
+                "no worker offers app '{}' (the live workers offer: {})",
+                spec.app,
+                offered.join(", ")
+            )));
         }
         let output = output_key(&spec.output);
         let running = self.jobs.values().find(|j| !j.phase.is_terminal() && output_key(&j.spec.output) == output);

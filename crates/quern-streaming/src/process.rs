@@ -1,0 +1,320 @@
+//! One streaming process, started for one attempt: its stdin fed by a
+//! writer thread in large chunks, its stdout read by a reader thread and
+//! handed back as complete lines, the tail of its stderr kept for the
+//! error message.
+//!
+//! Every channel is bounded, and the attempt's thread never waits on one
+//! thing while the process waits on another: it hands the writer at most
+//! [`IN_FLIGHT`] chunks, and when it has no credit left it waits for
+//! events, which are both the writer's credits and the reader's lines. So
+//! a process that writes much more than it reads, or stops reading until
+//! its output is taken, cannot deadlock the attempt, and memory stays
+//! bounded.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use quern_core::AppError;
+
+use crate::command::CommandLine;
+
+/// Bytes of input handed to the writer at once, and of output handed back.
+const CHUNK: usize = 64 << 10;
+/// Input chunks the writer may hold before the attempt waits.
+const IN_FLIGHT: usize = 4;
+/// Events (output chunks, credits) waiting for the attempt's thread.
+const EVENTS: usize = 16;
+/// Bytes of stderr kept for an error message.
+const STDERR_TAIL: usize = 2 << 10;
+/// How long a failed process may take to exit on its own before it is
+/// stopped.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
+/// What the helper threads tell the attempt's thread.
+enum Event {
+    /// Complete lines of stdout (the stream's last line may lack its `\n`).
+    Output(Vec<u8>),
+    /// The writer wrote a chunk: one more may be handed to it.
+    Written,
+    /// The writer could not write: the process stopped reading.
+    WriteFailed(io::Error),
+    /// The writer closed stdin and ended.
+    InputClosed,
+    /// stdout ended, or could not be read.
+    OutputEnded(io::Result<()>),
+}
+
+/// A running streaming process.
+pub(crate) struct Process {
+    command: CommandLine,
+    child: Child,
+    input: Option<Sender<Vec<u8>>>,
+    events: Receiver<Event>,
+    /// Chunks the writer may still be handed.
+    credits: usize,
+    /// Input not yet handed to the writer.
+    pending: Vec<u8>,
+    write_error: Option<io::Error>,
+    read_error: Option<io::Error>,
+    input_closed: bool,
+    output_ended: bool,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+impl Process {
+    /// Starts `command` in `dir`, with `env` added to quern's environment.
+    /// A program without a `/` that names a file in `dir` (one shipped with
+    /// `--file`) is that file; others are looked up in `PATH`.
+    pub(crate) fn start(command: &CommandLine, dir: &Path, env: &[(String, String)]) -> Result<Process, AppError> {
+        let program = command.program();
+        let shipped = dir.join(program);
+        let mut cmd =
+            if !program.contains('/') && shipped.is_file() { Command::new(shipped) } else { Command::new(program) };
+        cmd.args(command.args())
+            .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| AppError::new(format!("cannot start {command}: {e}")))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(AppError::new(format!("cannot start {command}: its pipes were not opened")));
+        };
+        let (events_tx, events) = mpsc::sync_channel(EVENTS);
+        let (input, input_rx) = mpsc::channel();
+        let started = spawn_writer(stdin, input_rx, events_tx.clone())
+            .and_then(|_| spawn_reader(stdout, events_tx))
+            .and_then(|_| thread::Builder::new().name("quern-stream-err".into()).spawn(move || tail_of(stderr)));
+        let stderr = match started {
+            Ok(stderr) => stderr,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(AppError::new(format!("cannot start {command}: no thread for its pipes: {e}")));
+            }
+        };
+        Ok(Process {
+            command: command.clone(),
+            child,
+            input: Some(input),
+            events,
+            credits: IN_FLIGHT,
+            pending: Vec::with_capacity(CHUNK + 1024),
+            write_error: None,
+            read_error: None,
+            input_closed: false,
+            output_ended: false,
+            stderr: Some(stderr),
+        })
+    }
+
+    /// Queues `parts` (together, a line or more) for the process's stdin,
+    /// and hands `emit` each output line's key and value that is ready.
+    pub(crate) fn write(&mut self, parts: &[&[u8]], emit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError> {
+        for part in parts {
+            self.pending.extend_from_slice(part);
+        }
+        if self.pending.len() >= CHUNK { self.hand_over(emit) } else { Ok(()) }
+    }
+
+    /// Hands the pending input to the writer, waiting for a credit (and
+    /// taking output meanwhile) if need be.
+    fn hand_over(&mut self, emit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError> {
+        while let Ok(event) = self.events.try_recv() {
+            self.handle(event, emit);
+        }
+        while self.credits == 0 && self.write_error.is_none() {
+            match self.events.recv() {
+                Ok(event) => self.handle(event, emit),
+                Err(_) => break,
+            }
+        }
+        if let Some(e) = self.write_error.take() {
+            return Err(self.failure(&format!("stopped reading its input ({e})")));
+        }
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK + 1024));
+        let sent = self.input.as_ref().is_some_and(|input| input.send(chunk).is_ok());
+        if !sent {
+            return Err(self.failure("stopped reading its input"));
+        }
+        self.credits -= 1;
+        Ok(())
+    }
+
+    /// Closes the process's stdin after the pending input, hands `emit`
+    /// the rest of its output, and waits for it to exit: an error unless
+    /// it read everything and exited with status 0.
+    pub(crate) fn finish(mut self, emit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError> {
+        if !self.pending.is_empty() {
+            self.hand_over(emit)?;
+        }
+        self.input = None;
+        while !(self.input_closed && self.output_ended) {
+            match self.events.recv() {
+                Ok(event) => self.handle(event, emit),
+                Err(_) => break,
+            }
+        }
+        if let Some(e) = self.write_error.take() {
+            return Err(self.failure(&format!("stopped reading its input ({e})")));
+        }
+        let status = self.child.wait().map_err(|e| AppError::new(format!("waiting for {}: {e}", self.command)))?;
+        if !status.success() {
+            return Err(self.failure(&format!("ended with {status}")));
+        }
+        if let Some(e) = self.read_error.take() {
+            return Err(self.failure(&format!("its output could not be read ({e})")));
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event, emit: &mut dyn FnMut(&[u8], &[u8])) {
+        match event {
+            Event::Output(lines) => emit_lines(&lines, emit),
+            Event::Written => self.credits += 1,
+            Event::WriteFailed(e) => self.write_error = Some(e),
+            Event::InputClosed => self.input_closed = true,
+            Event::OutputEnded(result) => {
+                self.output_ended = true;
+                self.read_error = result.err();
+            }
+        }
+    }
+
+    /// The error for a process that failed: what happened, how it ended
+    /// (it is stopped if it has not), and the tail of its stderr.
+    fn failure(&mut self, what: &str) -> AppError {
+        // A process that stopped reading is usually on its way out: its
+        // exit status says more than a kill would.
+        let grace = Instant::now() + EXIT_GRACE;
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < grace {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let ended = match self.child.try_wait() {
+            Ok(Some(status)) => format!("; it ended with {status}"),
+            _ => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                "; it was stopped".to_owned()
+            }
+        };
+        let what = if what.starts_with("ended with") { what.to_owned() } else { format!("{what}{ended}") };
+        // Stopped or ended, its stderr is closed: the thread ends.
+        let tail = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        let tail = String::from_utf8_lossy(&tail);
+        let tail = tail.trim_end();
+        if tail.is_empty() {
+            AppError::new(format!("{} {what}; its stderr was empty", self.command))
+        } else {
+            AppError::new(format!("{} {what}; its stderr ends:\n{tail}", self.command))
+        }
+    }
+}
+
+impl Drop for Process {
+    /// A process whose attempt ended without [`Process::finish`] (failed
+    /// or cancelled) is stopped; its threads end with its pipes.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Splits `lines` into lines, and each at its first TAB into key and value
+/// (a line without a TAB is all key).
+fn emit_lines(lines: &[u8], emit: &mut dyn FnMut(&[u8], &[u8])) {
+    let lines = lines.strip_suffix(b"\n").unwrap_or(lines);
+    for line in lines.split(|&b| b == b'\n') {
+        match line.iter().position(|&b| b == b'\t') {
+            Some(tab) => emit(&line[..tab], &line[tab + 1..]),
+            None => emit(line, b""),
+        }
+    }
+}
+
+fn spawn_writer(
+    mut stdin: impl Write + Send + 'static,
+    chunks: Receiver<Vec<u8>>,
+    events: SyncSender<Event>,
+) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new().name("quern-stream-in".into()).spawn(move || {
+        for chunk in chunks {
+            if let Err(e) = stdin.write_all(&chunk) {
+                let _ = events.send(Event::WriteFailed(e));
+                break;
+            }
+            if events.send(Event::Written).is_err() {
+                return;
+            }
+        }
+        drop(stdin);
+        let _ = events.send(Event::InputClosed);
+    })
+}
+
+fn spawn_reader(stdout: impl Read + Send + 'static, events: SyncSender<Event>) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new().name("quern-stream-out".into()).spawn(move || {
+        let mut out = BufReader::with_capacity(CHUNK, stdout);
+        let mut lines = Vec::with_capacity(2 * CHUNK);
+        loop {
+            let available = match out.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = events.send(Event::OutputEnded(Err(e)));
+                    return;
+                }
+            };
+            if available.is_empty() {
+                if !lines.is_empty() {
+                    let _ = events.send(Event::Output(lines));
+                }
+                let _ = events.send(Event::OutputEnded(Ok(())));
+                return;
+            }
+            lines.extend_from_slice(available);
+            let read = available.len();
+            out.consume(read);
+            if lines.len() >= CHUNK
+                && let Some(last) = lines.iter().rposition(|&b| b == b'\n')
+            {
+                let rest = lines.split_off(last + 1);
+                if events.send(Event::Output(std::mem::replace(&mut lines, rest))).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Reads `stderr` to its end, keeping the last [`STDERR_TAIL`] bytes.
+fn tail_of(mut stderr: impl Read) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut buf = [0u8; 8 << 10];
+    loop {
+        match stderr.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * STDERR_TAIL {
+                    tail.drain(..tail.len() - STDERR_TAIL);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if tail.len() > STDERR_TAIL {
+        tail.drain(..tail.len() - STDERR_TAIL);
+    }
+    tail
+}

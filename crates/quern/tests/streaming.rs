@@ -1,0 +1,153 @@
+//! Streaming jobs through the `quern` binary (`--mapper`, `--reducer`,
+//! `--cmdenv`, `--file`): the Python wordcount of `examples/streaming`
+//! gives the native wordcount's part files byte for byte; map-only and
+//! identity-reduce jobs; the environment Hadoop streaming's scripts read;
+//! and commands that fail, crash, cannot start or stop reading fail the
+//! job with their stderr's tail, leaving no output that looks complete.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::*;
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/streaming").join(name).display().to_string()
+}
+
+/// The part files of `out`, by name, with their bytes.
+fn parts(out: &Path) -> Vec<(String, Vec<u8>)> {
+    assert!(out.join("_SUCCESS").exists(), "{} has no _SUCCESS", out.display());
+    let mut parts: Vec<(String, Vec<u8>)> = fs::read_dir(out)
+        .expect("read output")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")))
+        .map(|p| (p.file_name().expect("name").to_string_lossy().into_owned(), fs::read(&p).expect("read part")))
+        .collect();
+    parts.sort();
+    parts
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn python_streaming_wordcount_equals_the_native_wordcount_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (native, streamed) = (dir.path().join("native"), dir.path().join("streamed"));
+    let input = gutenberg().display().to_string();
+    quern()
+        .args(["run", "--quiet", "--app", "wordcount", "--reducers", "2", "--input", &input, "--output"])
+        .arg(&native)
+        .assert()
+        .success();
+    quern()
+        .args(["run", "--quiet", "--reducers", "2", "--input", &input, "--output"])
+        .arg(&streamed)
+        .args(["--mapper", "python3 mapper.py", "--reducer", "python3 reducer.py"])
+        .args(["--file", &example("mapper.py"), "--file", &example("reducer.py")])
+        .assert()
+        .success();
+    let (native, streamed) = (parts(&native), parts(&streamed));
+    assert_eq!(streamed.len(), 2, "two reducers: part-r-00000 and part-r-00001");
+    assert!(streamed.iter().all(|(name, _)| name.starts_with("part-r-")));
+    assert_eq!(streamed, native);
+}
+
+#[test]
+fn a_mapper_alone_is_map_only_and_reducers_make_the_identity_reduce() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.txt");
+    fs::write(&input, "b 2\na 1\nc 3\n").expect("write input");
+    let run = |out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        quern()
+            .args(["run", "--quiet", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&out)
+            .args(["--mapper", "tr ' ' '\\t'"])
+            .args(extra)
+            .assert()
+            .success();
+        parts(&out)
+    };
+    let map_only = run("map-only", &[]);
+    assert_eq!(map_only, [("part-m-00000".to_owned(), b"b\t2\na\t1\nc\t3\n".to_vec())]);
+    let sorted = run("sorted", &["--reducers", "1"]);
+    assert_eq!(sorted, [("part-r-00000".to_owned(), b"a\t1\nb\t2\nc\t3\n".to_vec())]);
+}
+
+#[test]
+fn commands_see_hadoop_streamings_variables_cmdenv_and_shipped_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.txt");
+    fs::write(&input, "line\n").expect("write input");
+    let script = dir.path().join("show.sh");
+    fs::write(
+        &script,
+        "read -r line\nprintf '%s\\t%s %s %s %s %s\\n' \"$line\" \"$map_input_file\" \"$mapreduce_task_attempt_id\" \
+         \"$mapreduce_task_ismap\" \"$GREETING\" \"$(cat note.txt)\"\n",
+    )
+    .expect("write script");
+    let note = dir.path().join("note.txt");
+    fs::write(&note, "shipped").expect("write note");
+    let out = dir.path().join("out");
+    quern()
+        .args(["run", "--quiet", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .args(["--mapper", "sh show.sh", "--cmdenv", "GREETING=hello"])
+        .arg("--file")
+        .arg(&script)
+        .arg("--file")
+        .arg(&note)
+        .assert()
+        .success();
+    let got = text(&parts(&out)[0].1);
+    assert_eq!(got, format!("line\t{} m-00000#1 true hello shipped\n", input.display()));
+}
+
+/// Runs a streaming job over the Gutenberg books that must fail, with one
+/// attempt per task; returns its stderr, having checked that the output
+/// does not look complete.
+fn failing(mapper: &str, reducer: Option<&str>) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let mut cmd = quern();
+    cmd.args(["run", "--quiet", "--max-attempts", "1", "--input"])
+        .arg(gutenberg())
+        .arg("--output")
+        .arg(&out)
+        .args(["--mapper", mapper]);
+    if let Some(reducer) = reducer {
+        cmd.args(["--reducer", reducer]);
+    }
+    let output = cmd.output().expect("run quern");
+    assert!(!output.status.success(), "the job must fail: {mapper} / {reducer:?}");
+    assert!(!out.join("_SUCCESS").exists(), "no output that looks complete");
+    text(&output.stderr)
+}
+
+#[test]
+fn a_command_that_fails_crashes_cannot_start_or_stops_reading_fails_the_job_saying_so() {
+    let err = failing("sh -c 'echo no dictionary here >&2; exit 3'", None);
+    assert!(err.contains("exit status: 3") && err.contains("no dictionary here"), "{err}");
+    assert!(err.contains("`sh -c 'echo no dictionary here >&2; exit 3'`"), "names the command: {err}");
+
+    let err = failing("sh -c 'kill -SEGV $$'", None);
+    assert!(err.contains("SIGSEGV"), "{err}");
+
+    let err = failing("quern-no-such-program --flag", None);
+    assert!(err.contains("cannot start `quern-no-such-program --flag`"), "{err}");
+
+    // Reads one line of its input, then exits while the rest is written.
+    let err = failing("cat", Some("head -n 1"));
+    assert!(err.contains("`head -n 1` stopped reading its input"), "{err}");
+
+    let err = failing("cat 'unclosed", None);
+    assert!(err.contains("a quote is not closed"), "{err}");
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env python3
+"""Streaming wordcount's reducer and combiner: `word<TAB>count` lines,
+sorted by word, summed per word."""
+
+import sys
+
+
+def main():
+    out = sys.stdout.buffer
+    current, total = None, 0
+    for raw in sys.stdin.buffer:
+        key, _, value = raw.rstrip(b"\n").partition(b"\t")
+        if key != current:
+            if current is not None:
+                out.write(b"%s\t%d\n" % (current, total))
+            current, total = key, 0
+        total += int(value)
+    if current is not None:
+        out.write(b"%s\t%d\n" % (current, total))
+
+
+main()
