@@ -14,7 +14,7 @@ use crate::counters::Counters;
 use crate::error::AppError;
 use crate::format::{InputFormat, OutputFormat, TextLines, TextOutput};
 use crate::partition::{AppPartitioner, partition};
-use crate::session::{AttemptInfo, MapSession, ReduceSession};
+use crate::session::{AttemptInfo, CombineSession, MapSession, ReduceSession};
 
 /// One input record, as an [`InputFormat`] produced it.
 #[derive(Debug, Clone, Copy)]
@@ -165,6 +165,23 @@ pub trait Combiner: Send + Sync {
     fn aggregation(&self, output: usize) -> Option<Aggregation> {
         let _ = output;
         None
+    }
+
+    /// Whether the combiner runs over whole spills ([`Combiner::spill_session`],
+    /// for one that is an external process, started per spill and not per
+    /// key) instead of key by key: the engine then collects a map's pairs
+    /// unsorted, and at each spill sorts them and feeds each reduced
+    /// output's keys, in order, to a session of their own; it never calls
+    /// [`Combiner::combine`]. The default: key by key.
+    fn combines_spills(&self) -> bool {
+        false
+    }
+
+    /// A session that combines one output's pairs of one spill, for a
+    /// combiner that [`Combiner::combines_spills`]. The default refuses.
+    fn spill_session(&self, attempt: &AttemptInfo<'_>) -> Result<Box<dyn CombineSession + '_>, AppError> {
+        let _ = attempt;
+        Err(AppError::permanent("this combiner combines key by key, not in spill sessions"))
     }
 }
 

@@ -79,7 +79,7 @@ pub use schedule::{
     AttemptId, AttemptResult, BadTaskName, CommitDecision, Failure, FailureOutcome, JobState, Next, PhaseProgress,
     Scheduler, TaskId, TaskKind, TaskRecord, TaskState, Verdict,
 };
-pub use session::{AttemptInfo, MapSession, ReduceSession};
+pub use session::{AttemptInfo, CombineSession, MapSession, ReduceSession};
 pub use spec::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec, MAX_ATTEMPTS, MAX_MAP_TASKS, MAX_REDUCERS,
 };

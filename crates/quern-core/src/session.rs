@@ -57,3 +57,21 @@ pub trait ReduceSession {
     /// it); may emit.
     fn finish(self: Box<Self>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError>;
 }
+
+/// A combiner's code over one reduced output's pairs of one map spill
+/// ([`crate::Combiner::spill_session`]): every key's values in key order,
+/// then [`CombineSession::finish`]. What it emits (through `out`, as key
+/// and value: an external process writes both) goes to the partition its
+/// key belongs to, and is sorted again before it is spilled.
+pub trait CombineSession {
+    /// Combines one key's values.
+    fn combine(
+        &mut self,
+        key: &[u8],
+        values: &mut Values<'_>,
+        out: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), AppError>;
+
+    /// Called once after the last key; may emit.
+    fn finish(self: Box<Self>, out: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError>;
+}

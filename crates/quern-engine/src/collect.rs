@@ -16,7 +16,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use quern_core::{AppError, CombineOutput, Combiner, EngineCounters, ValueSource, Values};
+use quern_core::{AppError, AttemptInfo, CombineOutput, Combiner, EngineCounters, SliceValues, ValueSource, Values};
 // A fast, fixed (non-random) hasher: keys are hashed on every emit, and the
 // table's order never shows (spills sort).
 use foldhash::fast::FixedState;
@@ -124,14 +124,93 @@ impl SortBuffer {
         self.entries.is_empty()
     }
 
-    /// Sorts by (partition, key), stably, and writes one run; empties the
-    /// buffer.
-    fn spill(&mut self, target: &mut SpillTarget, counters: &mut EngineCounters) -> Result<(), CollectError> {
+    /// Sorts the entries by (partition, key), stably.
+    fn sort(&mut self) {
         let data = &self.data;
         let key = |e: &Entry| &data[e.key_start as usize..(e.key_start + e.key_len) as usize];
         self.entries.sort_by(|a, b| {
             a.partition.cmp(&b.partition).then(a.prefix.cmp(&b.prefix)).then_with(|| key(a).cmp(key(b)))
         });
+    }
+
+    /// Empties the buffer.
+    fn clear(&mut self) {
+        self.data.clear();
+        self.entries.clear();
+    }
+
+    /// Sorts, feeds each reduced output's keys with their values to a
+    /// spill session of the combiner's, and spills what the sessions
+    /// emitted (sorted again: a session may emit keys in any order); empties
+    /// the buffer, whether or not the run could be written.
+    fn spill_combined(
+        &mut self,
+        spills: &SpillCombiner<'_>,
+        partition: &KeyPartition<'_>,
+        target: &mut SpillTarget,
+        counters: &mut EngineCounters,
+    ) -> Result<(), CollectError> {
+        self.sort();
+        let result = self.combine_sorted(spills, partition);
+        let inputs = self.entries.len() as u64;
+        self.clear();
+        let mut combined = result?;
+        counters.combine_input_records += inputs;
+        counters.combine_output_records += combined.entries.len() as u64;
+        if combined.is_empty() { Ok(()) } else { combined.spill(target, counters) }
+    }
+
+    /// The sorted pairs through the combiner's spill sessions, one per
+    /// reduced output that has pairs, into a buffer of their own.
+    fn combine_sorted(
+        &self,
+        spills: &SpillCombiner<'_>,
+        partition: &KeyPartition<'_>,
+    ) -> Result<SortBuffer, CollectError> {
+        let mut combined = SortBuffer::new(usize::MAX);
+        let mut refused: Option<AppError> = None;
+        let mut i = 0;
+        while i < self.entries.len() {
+            let output = spills.output_of(self.entries[i].partition)?;
+            let mut session = spills.combiner.spill_session(&spills.attempt).map_err(CollectError::Combiner)?;
+            let mut out = |key: &[u8], value: &[u8]| match partition(output, key) {
+                _ if refused.is_some() => {}
+                Ok(p) => combined.push(p, key, value),
+                Err(e) => refused = Some(e),
+            };
+            while i < self.entries.len() && spills.output_of(self.entries[i].partition)? == output {
+                let first = &self.entries[i];
+                let group = self.entries[i..]
+                    .iter()
+                    .take_while(|e| e.partition == first.partition && self.key(e) == self.key(first))
+                    .count();
+                let values: Vec<&[u8]> = self.entries[i..i + group].iter().map(|e| self.value(e)).collect();
+                session
+                    .combine(self.key(first), &mut Values::new(&mut SliceValues::new(&values)), &mut out)
+                    .map_err(CollectError::Combiner)?;
+                i += group;
+            }
+            session.finish(&mut out).map_err(CollectError::Combiner)?;
+            if let Some(e) = refused.take() {
+                return Err(CollectError::Partitioner(e));
+            }
+            // A combiner emits at most what it was given, give or take:
+            // one that emits far more is broken, and must not exhaust memory.
+            if combined.used() > self.used().saturating_mul(2).max(1 << 20) {
+                return Err(CollectError::Combiner(AppError::permanent(format!(
+                    "the combiner emitted {} bytes for a spill of {}: a combiner must not emit more than it is given",
+                    combined.used(),
+                    self.used()
+                ))));
+            }
+        }
+        Ok(combined)
+    }
+
+    /// Sorts by (partition, key), stably, and writes one run; empties the
+    /// buffer.
+    fn spill(&mut self, target: &mut SpillTarget, counters: &mut EngineCounters) -> Result<(), CollectError> {
+        self.sort();
         let mut writer = target.next_writer()?;
         for e in &self.entries {
             writer.write(e.partition as usize, self.key(e), self.value(e))?;
@@ -139,9 +218,28 @@ impl SortBuffer {
         counters.spilled_records += self.entries.len() as u64;
         target.runs.push(writer.finish()?);
         counters.spills += 1;
-        self.data.clear();
-        self.entries.clear();
+        self.clear();
         Ok(())
+    }
+}
+
+/// What a map's spills need to run a combiner that combines whole spills
+/// ([`Combiner::combines_spills`]): the combiner, the attempt its sessions
+/// are told about, and each global partition's output.
+pub struct SpillCombiner<'a> {
+    /// The combiner.
+    pub combiner: &'a dyn Combiner,
+    /// The map attempt.
+    pub attempt: AttemptInfo<'a>,
+    /// The output of each global partition, by partition.
+    pub partition_outputs: Vec<usize>,
+}
+
+impl SpillCombiner<'_> {
+    fn output_of(&self, partition: u32) -> Result<usize, CollectError> {
+        self.partition_outputs.get(partition as usize).copied().ok_or_else(|| {
+            CollectError::Partitioner(AppError::permanent(format!("partition {partition} belongs to no output")))
+        })
     }
 }
 
@@ -398,20 +496,48 @@ pub enum Collector<'a> {
     Combining(CombineTable, &'a dyn Combiner),
     /// A combiner the engine runs natively: one state per key.
     Aggregating(AggregateTable),
+    /// A combiner that combines whole spills: pairs are collected as
+    /// without one, and each spill goes through its sessions.
+    CombiningSpills(SortBuffer, SpillCombiner<'a>),
 }
 
 impl<'a> Collector<'a> {
     /// The collector for an app with or without a combiner, whose reduced
     /// outputs are `outputs`: a native aggregation when the combiner
     /// declares the same one for each of them.
+    ///
+    /// A combiner that [`Combiner::combines_spills`] needs its attempt: it
+    /// is not run here (combiners are optional), but by
+    /// [`Collector::for_map_attempt`]'s collector.
     pub fn new(combiner: Option<&'a dyn Combiner>, outputs: &[usize], limit: usize) -> Self {
-        let Some(c) = combiner else { return Collector::Sorting(SortBuffer::new(limit)) };
+        let Some(c) = combiner.filter(|c| !c.combines_spills()) else {
+            return Collector::Sorting(SortBuffer::new(limit));
+        };
         let mut declared = outputs.iter().map(|&o| c.aggregation(o));
         match declared.next() {
             Some(Some(first)) if declared.all(|a| a == Some(first)) => {
                 Collector::Aggregating(AggregateTable::new(first, limit))
             }
             _ => Collector::Combining(CombineTable::new(limit), c),
+        }
+    }
+
+    /// [`Collector::new`]'s collector, but one that also runs a combiner
+    /// that combines whole spills, with `attempt` told to its sessions;
+    /// `partition_outputs` is the output of each global partition.
+    pub fn for_map_attempt(
+        combiner: Option<&'a dyn Combiner>,
+        outputs: &[usize],
+        limit: usize,
+        attempt: AttemptInfo<'a>,
+        partition_outputs: Vec<usize>,
+    ) -> Self {
+        match combiner {
+            Some(combiner) if combiner.combines_spills() => Collector::CombiningSpills(
+                SortBuffer::new(limit),
+                SpillCombiner { combiner, attempt, partition_outputs },
+            ),
+            _ => Collector::new(combiner, outputs, limit),
         }
     }
 
@@ -445,6 +571,13 @@ impl<'a> Collector<'a> {
                 let p = partition(output, key).map_err(CollectError::Partitioner)?;
                 if buf.would_overflow(key.len() + value.len()) {
                     buf.spill(target, counters)?;
+                }
+                buf.push(p, key, value);
+            }
+            Collector::CombiningSpills(buf, spills) => {
+                let p = partition(output, key).map_err(CollectError::Partitioner)?;
+                if buf.would_overflow(key.len() + value.len()) {
+                    buf.spill_combined(spills, partition, target, counters)?;
                 }
                 buf.push(p, key, value);
             }
@@ -484,6 +617,9 @@ impl<'a> Collector<'a> {
             Collector::Sorting(buf) if !buf.is_empty() => buf.spill(target, counters),
             Collector::Combining(table, c) if !table.is_empty() => table.spill(target, *c, counters),
             Collector::Aggregating(table) if !table.is_empty() => table.spill(target, counters, partition),
+            Collector::CombiningSpills(buf, spills) if !buf.is_empty() => {
+                buf.spill_combined(spills, partition, target, counters)
+            }
             _ => Ok(()),
         }
     }

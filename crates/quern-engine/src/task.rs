@@ -359,9 +359,17 @@ impl MapTask<'_> {
         let split_name = self.split.to_string();
         let combiner = env.app.combiner();
         let reduced: Vec<usize> = (0..env.plan.outputs.len()).filter(|&o| env.plan.outputs[o].reducers > 0).collect();
+        let info = AttemptInfo {
+            attempt: self.attempt,
+            split: Some(self.split),
+            output: None,
+            partition: None,
+            work_dir: &self.work_dir,
+        };
+        let partition_outputs = (0..env.plan.partitions).map(|p| env.plan.output_of_partition(p)).collect();
         let mut sink = PairSink {
             env,
-            collector: Collector::new(combiner, &reduced, env.sort_buffer),
+            collector: Collector::for_map_attempt(combiner, &reduced, env.sort_buffer, info, partition_outputs),
             spills: SpillTarget {
                 dir: self.work_dir.clone(),
                 partitions: env.plan.partitions as usize,
@@ -377,13 +385,6 @@ impl MapTask<'_> {
             error: None,
         };
 
-        let info = AttemptInfo {
-            attempt: self.attempt,
-            split: Some(self.split),
-            output: None,
-            partition: None,
-            work_dir: &self.work_dir,
-        };
         let session = call_app(|| format!("opening the map session of {split_name}"), || env.app.map_session(&info))?;
         let format = env.app.input_format();
         let opened = env
@@ -463,6 +464,9 @@ impl MapTask<'_> {
         mut runs: Vec<RunIndex>,
         counters: &mut Counters,
     ) -> Result<Option<RunIndex>, TaskError> {
+        // A combiner of whole spills combined each spill already; merging
+        // them again needs none (a combiner is optional).
+        let combiner = combiner.filter(|c| !c.combines_spills());
         let final_path = self.work_dir.join("map.out");
         match runs.len() {
             0 => return Ok(None),

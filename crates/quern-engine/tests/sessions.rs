@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use quern_core::{
-    App, AppError, AttemptInfo, JobSpec, MapContext, MapSession, Record, ReduceContext, ReduceSession, Values,
+    App, AppError, AttemptInfo, CombineOutput, CombineSession, Combiner, JobSpec, MapContext, MapSession, Record,
+    ReduceContext, ReduceSession, Values,
 };
 use quern_engine::{RunOptions, run_job};
 
@@ -31,6 +32,9 @@ struct Counts {
     top: Option<usize>,
     /// A word whose map makes the session fail, and at which point.
     fail_on: Option<(&'static [u8], FailAt)>,
+    /// Combine whole spills in sessions (summing), failing on this word.
+    spill_combiner: Option<Option<&'static [u8]>>,
+    spill_sessions: AtomicU64,
     opened: AtomicU64,
     finished: AtomicU64,
     dropped: Arc<AtomicU64>,
@@ -55,6 +59,10 @@ impl App for Counts {
         Ok(())
     }
 
+    fn combiner(&self) -> Option<&dyn Combiner> {
+        self.spill_combiner.map(|_| self as &dyn Combiner)
+    }
+
     fn map_session(&self, attempt: &AttemptInfo<'_>) -> Result<Option<Box<dyn MapSession + '_>>, AppError> {
         if !self.in_mapper {
             return Ok(None);
@@ -69,6 +77,54 @@ impl App for Counts {
         let Some(n) = self.top else { return Ok(None) };
         assert_eq!((attempt.output, attempt.split.is_none()), (Some(0), true), "a reduce attempt's info");
         Ok(Some(Box::new(Top { n, best: Vec::new() })))
+    }
+}
+
+impl Combiner for Counts {
+    fn combine(&self, _: usize, _: &[u8], _: &mut Values<'_>, _: &mut CombineOutput<'_>) -> Result<(), AppError> {
+        panic!("a combiner of whole spills is never called key by key");
+    }
+
+    fn combines_spills(&self) -> bool {
+        true
+    }
+
+    fn spill_session(&self, attempt: &AttemptInfo<'_>) -> Result<Box<dyn CombineSession + '_>, AppError> {
+        assert!(attempt.split.is_some(), "a map attempt's spill: {attempt:?}");
+        self.spill_sessions.fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(SpillSum { refuse: self.spill_combiner.flatten(), last: None }))
+    }
+}
+
+/// Sums each key's counts over a spill, emitting a key when the next
+/// begins (and the last at the end), as an external process would.
+struct SpillSum {
+    refuse: Option<&'static [u8]>,
+    last: Option<(Vec<u8>, u64)>,
+}
+
+impl CombineSession for SpillSum {
+    fn combine(
+        &mut self,
+        key: &[u8],
+        values: &mut Values<'_>,
+        out: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), AppError> {
+        if self.refuse == Some(key) {
+            return Err(AppError::permanent("the combiner refuses this word"));
+        }
+        if let Some((last, n)) = self.last.take() {
+            out(&last, n.to_string().as_bytes());
+        }
+        self.last = Some((key.to_vec(), values.sum_decimal()?));
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, out: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError> {
+        if let Some((last, n)) = self.last {
+            out(&last, n.to_string().as_bytes());
+        }
+        Ok(())
     }
 }
 
@@ -202,4 +258,25 @@ fn a_session_that_fails_fails_its_attempt_naming_where_and_is_dropped_unfinished
     let err = run(&spec(dir.path(), 1, "finish-fails"), Arc::clone(&app)).expect_err("cannot finish").to_string();
     assert!(err.contains("cannot finish") && err.contains("at its end"), "{err}");
     assert_eq!(app.dropped.load(Ordering::Relaxed), app.opened.load(Ordering::Relaxed), "every session dropped");
+}
+
+#[test]
+fn a_combiner_of_whole_spills_combines_each_spill_and_the_output_is_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = run(&spec(dir.path(), 2, "plain"), Arc::new(Counts::default())).expect("plain job");
+    let app = Arc::new(Counts { spill_combiner: Some(None), ..Counts::default() });
+    // A small buffer: several spills per map task.
+    let small = JobSpec { sort_buffer: 8 << 10, ..spec(dir.path(), 2, "combined") };
+    let combined = run(&small, Arc::clone(&app)).expect("combined job");
+    assert_eq!(output(&combined), output(&plain));
+    let c = &combined.counters.engine;
+    assert!(c.spills > u64::from(combined.map_tasks), "several spills per map: {c:?}");
+    assert!(app.spill_sessions.load(Ordering::Relaxed) >= c.spills, "a session per spill: {c:?}");
+    assert_eq!(c.combine_input_records, 9000, "every pair went through a session: {c:?}");
+    assert!(c.combine_output_records < c.combine_input_records / 2, "{c:?}");
+
+    let app = Arc::new(Counts { spill_combiner: Some(Some(b"w7")), ..Counts::default() });
+    let failing = JobSpec { sort_buffer: 8 << 10, ..spec(dir.path(), 2, "refused") };
+    let err = run(&failing, app).expect_err("the combiner refuses w7").to_string();
+    assert!(err.contains("combiner") && err.contains("refuses this word"), "{err}");
 }

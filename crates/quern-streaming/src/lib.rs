@@ -2,12 +2,14 @@
 //! language, speaking Hadoop streaming's protocol over pipes.
 //!
 //! The `streaming` app ([`register`]) starts its mapper once per map
-//! attempt and its reducer once per reduce attempt (an attempt session,
-//! [`quern_core::MapSession`]), in the attempt's working directory:
+//! attempt, its combiner once per map spill and its reducer once per reduce
+//! attempt (sessions: [`quern_core::MapSession`],
+//! [`quern_core::CombineSession`], [`quern_core::ReduceSession`]), in the
+//! attempt's working directory:
 //!
 //! - the mapper reads its split's lines on stdin, each followed by `\n`;
-//! - the reducer reads `key<TAB>value` lines, sorted by key bytes, so that
-//!   a key's values are adjacent;
+//! - the combiner (over a spill) and the reducer read `key<TAB>value`
+//!   lines, sorted by key bytes, so that a key's values are adjacent;
 //! - both write lines on stdout, each split at its first TAB into key and
 //!   value (a line without a TAB is all key);
 //! - without a reducer the job is map-only, unless it asks for reducers,
@@ -42,8 +44,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use quern_core::{
-    App, AppError, AppRegistry, AttemptInfo, MapContext, MapSession, OutputDecl, ParamSpec, Params, Record,
-    ReduceContext, ReduceSession, SpecError, Values,
+    App, AppError, AppRegistry, AttemptInfo, CombineOutput, CombineSession, Combiner, MapContext, MapSession,
+    OutputDecl, ParamSpec, Params, Record, ReduceContext, ReduceSession, SpecError, Values,
 };
 
 pub use command::{CommandError, CommandLine};
@@ -55,6 +57,8 @@ use crate::process::Process;
 pub const APP: &str = "streaming";
 /// The parameter holding the mapper's command.
 pub const MAPPER: &str = "mapper";
+/// The parameter holding the combiner's command.
+pub const COMBINER: &str = "combiner";
 /// The parameter holding the reducer's command.
 pub const REDUCER: &str = "reducer";
 /// The parameter holding the `NAME=VALUE` pairs added to the environment,
@@ -71,6 +75,7 @@ pub fn register(apps: &mut AppRegistry) {
         "Hadoop streaming: the mapper and reducer are commands reading and writing TAB-separated lines",
         vec![
             ParamSpec::required(MAPPER, "the mapper's command, split into words as a shell would (no shell is run)"),
+            ParamSpec::optional(COMBINER, "the combiner's command, run over each sorted map spill"),
             ParamSpec::optional(
                 REDUCER,
                 "the reducer's command; without it the job is map-only unless it asks for reducers",
@@ -87,6 +92,8 @@ pub fn register(apps: &mut AppRegistry) {
 pub struct StreamingApp {
     /// The mapper.
     pub mapper: CommandLine,
+    /// The combiner, if any.
+    pub combiner: Option<CommandLine>,
     /// The reducer, if any.
     pub reducer: Option<CommandLine>,
     /// Added to the commands' environment.
@@ -103,6 +110,7 @@ impl StreamingApp {
             CommandLine::parse(text).map_err(|e| SpecError::BadParam { param: name.to_owned(), message: e.to_string() })
         };
         let mapper = command(MAPPER, params.require(MAPPER)?)?;
+        let combiner = params.get(COMBINER).map(|text| command(COMBINER, text)).transpose()?;
         let reducer = params.get(REDUCER).map(|text| command(REDUCER, text)).transpose()?;
         let mut cmdenv = Vec::new();
         for pair in params.get(CMDENV).unwrap_or_default().lines().filter(|l| !l.is_empty()) {
@@ -116,7 +124,7 @@ impl StreamingApp {
         }
         let files =
             params.get(FILES).unwrap_or_default().lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect();
-        Ok(StreamingApp { mapper, reducer, cmdenv, files })
+        Ok(StreamingApp { mapper, combiner, reducer, cmdenv, files })
     }
 
     /// Copies the shipped files into `dir` and starts `command` there.
@@ -144,6 +152,10 @@ impl App for StreamingApp {
         Err(AppError::permanent("a streaming map runs as a session of its attempt, not record by record"))
     }
 
+    fn combiner(&self) -> Option<&dyn Combiner> {
+        self.combiner.as_ref().map(|_| self as &dyn Combiner)
+    }
+
     fn outputs(&self) -> Vec<OutputDecl> {
         let output = OutputDecl::default_output();
         vec![if self.reducer.is_some() { output } else { output.with_default_reducers(0) }]
@@ -159,6 +171,47 @@ impl App for StreamingApp {
             // The identity reduce: `App::reduce`'s default.
             None => Ok(None),
         }
+    }
+}
+
+/// The combiner runs over whole spills: one process per spill (and
+/// reduced output), fed the spill's sorted `key<TAB>value` lines.
+impl Combiner for StreamingApp {
+    /// Never called: the combiner runs over whole spills.
+    fn combine(&self, _: usize, _: &[u8], _: &mut Values<'_>, _: &mut CombineOutput<'_>) -> Result<(), AppError> {
+        Err(AppError::permanent("a streaming combiner runs over whole spills, not key by key"))
+    }
+
+    fn combines_spills(&self) -> bool {
+        true
+    }
+
+    fn spill_session(&self, attempt: &AttemptInfo<'_>) -> Result<Box<dyn CombineSession + '_>, AppError> {
+        let Some(combiner) = &self.combiner else {
+            return Err(AppError::permanent("this streaming job has no combiner"));
+        };
+        Ok(Box::new(CombineProcess(self.start(combiner, attempt)?)))
+    }
+}
+
+/// The combiner of one spill.
+struct CombineProcess(Process);
+
+impl CombineSession for CombineProcess {
+    fn combine(
+        &mut self,
+        key: &[u8],
+        values: &mut Values<'_>,
+        out: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), AppError> {
+        while let Some(value) = values.next() {
+            self.0.write(&[key, b"\t", value, b"\n"], out)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, out: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError> {
+        self.0.finish(out)
     }
 }
 

@@ -451,7 +451,7 @@ fn a_streaming_job_runs_only_on_workers_that_allow_exec_and_equals_the_native_wo
     let refused = c.cli().arg("submit").args(args).output().expect("submit");
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{err}");
-    assert!(err.contains("no worker offers app 'streaming'") && err.contains("--allow-exec"), "{err}");
+    assert!(err.contains("unknown app 'streaming': no worker offers it") && err.contains("--allow-exec"), "{err}");
     assert!(!out.exists());
 
     c.add_worker(&["--allow-exec"]);

@@ -220,6 +220,11 @@ pub(crate) struct JobArgs {
     /// words as a shell would (no shell is run).
     #[arg(long, conflicts_with = "app", value_name = "COMMAND")]
     mapper: Option<String>,
+    /// The combiner's command (with `--mapper`): run over each map spill,
+    /// reading its KEY<TAB>VALUE lines sorted by key and writing combined
+    /// ones, as the reducer does.
+    #[arg(long, requires = "mapper", value_name = "COMMAND")]
+    combiner: Option<String>,
     /// The reducer's command (with `--mapper`): reads KEY<TAB>VALUE lines
     /// sorted by key, writes the job's output lines. Without it the job is
     /// map-only, unless `--reducers N` asks for sorted output.
@@ -312,6 +317,9 @@ impl JobArgs {
         let app = match self.mapper {
             Some(mapper) => {
                 params.insert(quern_streaming::MAPPER.to_owned(), mapper);
+                if let Some(combiner) = self.combiner {
+                    params.insert(quern_streaming::COMBINER.to_owned(), combiner);
+                }
                 if let Some(reducer) = self.reducer {
                     params.insert(quern_streaming::REDUCER.to_owned(), reducer);
                 }

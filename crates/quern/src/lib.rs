@@ -111,11 +111,11 @@ pub fn builtin_registry() -> AppRegistry {
     apps
 }
 pub use quern_core::{
-    Aggregation, App, AppError, AppInfo, AppPartitioner, AppRegistry, AttemptId, AttemptInfo, CombineOutput, Combiner,
-    Counters, EngineCounters, InputError, InputFormat, InputSplit, JobSpec, LineStart, MapContext, MapSession, MapSink,
-    OutputDecl, OutputFormat, ParamSpec, Params, Partitioner, Record, RecordSink, RecordWriter, ReduceContext,
-    ReduceSession, ReduceSink, SliceValues, SpecError, SplitInput, TextLines, TextOutput, ValueSource, Values,
-    WholeFile, partition,
+    Aggregation, App, AppError, AppInfo, AppPartitioner, AppRegistry, AttemptId, AttemptInfo, CombineOutput,
+    CombineSession, Combiner, Counters, EngineCounters, InputError, InputFormat, InputSplit, JobSpec, LineStart,
+    MapContext, MapSession, MapSink, OutputDecl, OutputFormat, ParamSpec, Params, Partitioner, Record, RecordSink,
+    RecordWriter, ReduceContext, ReduceSession, ReduceSink, SliceValues, SpecError, SplitInput, TextLines, TextOutput,
+    ValueSource, Values, WholeFile, partition,
 };
 /// Why a job run by [`run_job`] did not succeed (refused before it started,
 /// failed, or cancelled).

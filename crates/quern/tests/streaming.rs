@@ -57,6 +57,38 @@ fn python_streaming_wordcount_equals_the_native_wordcount_byte_for_byte() {
 }
 
 #[test]
+fn a_python_combiner_runs_over_each_spill_and_the_output_stays_the_native_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (native, streamed, stats) = (dir.path().join("native"), dir.path().join("streamed"), dir.path().join("stats"));
+    let input = gutenberg().display().to_string();
+    quern()
+        .args(["run", "--quiet", "--app", "wordcount", "--reducers", "2", "--input", &input, "--output"])
+        .arg(&native)
+        .assert()
+        .success();
+    // A small sort buffer: several spills per map, each combined.
+    quern()
+        .args(["run", "--quiet", "--reducers", "2", "--sort-buffer", "2MiB", "--input", &input, "--output"])
+        .arg(&streamed)
+        .args(["--mapper", "python3 mapper.py", "--combiner", "python3 reducer.py", "--reducer", "python3 reducer.py"])
+        .args(["--file", &example("mapper.py"), "--file", &example("reducer.py"), "--stats-json"])
+        .arg(&stats)
+        .assert()
+        .success();
+    assert_eq!(parts(&streamed), parts(&native));
+    let stats: serde_json::Value = serde_json::from_slice(&fs::read(&stats).expect("stats")).expect("json");
+    let counters = &stats["counters"];
+    let (spills, inputs, outputs) = (
+        counters["spills"].as_u64().expect("spills"),
+        counters["combine_input_records"].as_u64().expect("combine inputs"),
+        counters["combine_output_records"].as_u64().expect("combine outputs"),
+    );
+    assert!(spills > stats["map_tasks"].as_u64().expect("maps"), "several spills per map: {counters}");
+    assert_eq!(inputs, counters["map_output_records"].as_u64().expect("map outputs"), "{counters}");
+    assert!(outputs > 0 && outputs * 3 < inputs, "the combiner combined: {counters}");
+}
+
+#[test]
 fn a_mapper_alone_is_map_only_and_reducers_make_the_identity_reduce() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.txt");

@@ -439,7 +439,7 @@ impl Cluster {
             let offered: std::collections::BTreeSet<String> = alive.iter().flat_map(|w| w.row.app_names()).collect();
             let offered: Vec<String> = offered.into_iter().collect();
             return Err(Error::Refused(format!(
-                "no worker offers app '{}' (the live workers offer: {})",
+                "unknown app '{}': no worker offers it (the live workers offer: {})",
                 spec.app,
                 offered.join(", ")
             )));
