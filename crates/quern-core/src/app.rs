@@ -126,7 +126,7 @@ pub trait App: Send + Sync {
     /// calls its [`MapSession::map`] instead of [`App::map`] for each of the
     /// attempt's records, then its [`MapSession::finish`]. An error fails
     /// the attempt. The default is none.
-    fn map_session(&self, attempt: &AttemptInfo<'_>) -> Result<Option<Box<dyn MapSession + '_>>, AppError> {
+    fn map_session<'s>(&'s self, attempt: &AttemptInfo<'s>) -> Result<Option<Box<dyn MapSession + 's>>, AppError> {
         let _ = attempt;
         Ok(None)
     }
@@ -134,7 +134,10 @@ pub trait App: Send + Sync {
     /// A session for one reduce attempt, used as [`App::map_session`]'s is:
     /// instead of [`App::reduce`] for each key group, then finished. The
     /// default is none.
-    fn reduce_session(&self, attempt: &AttemptInfo<'_>) -> Result<Option<Box<dyn ReduceSession + '_>>, AppError> {
+    fn reduce_session<'s>(
+        &'s self,
+        attempt: &AttemptInfo<'s>,
+    ) -> Result<Option<Box<dyn ReduceSession + 's>>, AppError> {
         let _ = attempt;
         Ok(None)
     }
@@ -179,7 +182,7 @@ pub trait Combiner: Send + Sync {
 
     /// A session that combines one output's pairs of one spill, for a
     /// combiner that [`Combiner::combines_spills`]. The default refuses.
-    fn spill_session(&self, attempt: &AttemptInfo<'_>) -> Result<Box<dyn CombineSession + '_>, AppError> {
+    fn spill_session<'s>(&'s self, attempt: &AttemptInfo<'s>) -> Result<Box<dyn CombineSession + 's>, AppError> {
         let _ = attempt;
         Err(AppError::permanent("this combiner combines key by key, not in spill sessions"))
     }

@@ -8,13 +8,15 @@
 //! in-mapper combiner keeps its counts until then, and a streaming process
 //! or a WebAssembly module is fed the records and drained at the end. A
 //! [`ReduceSession`] is the same over a reduce attempt's key groups (a
-//! top-N over the whole partition emits at its finish).
+//! top-N over the whole partition emits at its finish). A session may
+//! borrow from the app and from its [`AttemptInfo`].
 //!
 //! A session is opened on the attempt's thread and used there only; it is
 //! dropped unfinished when the attempt fails or is cancelled, so what it
 //! holds (a child process, a file) must be released by its `Drop`.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use crate::app::{MapContext, Record, ReduceContext, Values};
 use crate::error::AppError;
@@ -35,6 +37,10 @@ pub struct AttemptInfo<'a> {
     /// The attempt's own scratch directory: it exists, nothing else writes
     /// there, and it is removed after the attempt.
     pub work_dir: &'a Path,
+    /// Set when the attempt is cancelled (the job was, or another attempt
+    /// won): a session that waits (for a process) checks it now and then,
+    /// and gives up with an error.
+    pub cancel: &'a AtomicBool,
 }
 
 /// A map attempt's app code, over every record of its split.

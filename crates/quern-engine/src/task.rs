@@ -365,6 +365,7 @@ impl MapTask<'_> {
             output: None,
             partition: None,
             work_dir: &self.work_dir,
+            cancel: env.cancel,
         };
         let partition_outputs = (0..env.plan.partitions).map(|p| env.plan.output_of_partition(p)).collect();
         let mut sink = PairSink {
@@ -615,6 +616,7 @@ impl ReduceTask<'_> {
             output: Some(self.output),
             partition: Some(self.partition),
             work_dir: &self.work_dir,
+            cancel: env.cancel,
         };
         let mut session: Option<Box<dyn ReduceSession + '_>> =
             call_app(|| format!("opening the reduce session of {path}"), || env.app.reduce_session(&info))?;

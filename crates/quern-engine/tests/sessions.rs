@@ -63,7 +63,7 @@ impl App for Counts {
         self.spill_combiner.map(|_| self as &dyn Combiner)
     }
 
-    fn map_session(&self, attempt: &AttemptInfo<'_>) -> Result<Option<Box<dyn MapSession + '_>>, AppError> {
+    fn map_session<'s>(&'s self, attempt: &AttemptInfo<'s>) -> Result<Option<Box<dyn MapSession + 's>>, AppError> {
         if !self.in_mapper {
             return Ok(None);
         }
@@ -73,7 +73,10 @@ impl App for Counts {
         Ok(Some(Box::new(InMapper { app: self, counts: HashMap::new(), _drop: DropCount(Arc::clone(&self.dropped)) })))
     }
 
-    fn reduce_session(&self, attempt: &AttemptInfo<'_>) -> Result<Option<Box<dyn ReduceSession + '_>>, AppError> {
+    fn reduce_session<'s>(
+        &'s self,
+        attempt: &AttemptInfo<'s>,
+    ) -> Result<Option<Box<dyn ReduceSession + 's>>, AppError> {
         let Some(n) = self.top else { return Ok(None) };
         assert_eq!((attempt.output, attempt.split.is_none()), (Some(0), true), "a reduce attempt's info");
         Ok(Some(Box::new(Top { n, best: Vec::new() })))
@@ -89,7 +92,7 @@ impl Combiner for Counts {
         true
     }
 
-    fn spill_session(&self, attempt: &AttemptInfo<'_>) -> Result<Box<dyn CombineSession + '_>, AppError> {
+    fn spill_session<'s>(&'s self, attempt: &AttemptInfo<'s>) -> Result<Box<dyn CombineSession + 's>, AppError> {
         assert!(attempt.split.is_some(), "a map attempt's spill: {attempt:?}");
         self.spill_sessions.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(SpillSum { refuse: self.spill_combiner.flatten(), last: None }))

@@ -128,9 +128,9 @@ impl StreamingApp {
     }
 
     /// Copies the shipped files into `dir` and starts `command` there.
-    fn start(&self, command: &CommandLine, attempt: &AttemptInfo<'_>) -> Result<Process, AppError> {
+    fn start<'s>(&self, command: &CommandLine, attempt: &AttemptInfo<'s>) -> Result<Process<'s>, AppError> {
         ship(&self.files, attempt.work_dir)?;
-        Process::start(command, attempt.work_dir, &streaming_env(attempt, &self.cmdenv))
+        Process::start(command, attempt.work_dir, &streaming_env(attempt, &self.cmdenv), attempt.cancel)
     }
 }
 
@@ -161,11 +161,14 @@ impl App for StreamingApp {
         vec![if self.reducer.is_some() { output } else { output.with_default_reducers(0) }]
     }
 
-    fn map_session(&self, attempt: &AttemptInfo<'_>) -> Result<Option<Box<dyn MapSession + '_>>, AppError> {
+    fn map_session<'s>(&'s self, attempt: &AttemptInfo<'s>) -> Result<Option<Box<dyn MapSession + 's>>, AppError> {
         Ok(Some(Box::new(MapProcess(self.start(&self.mapper, attempt)?))))
     }
 
-    fn reduce_session(&self, attempt: &AttemptInfo<'_>) -> Result<Option<Box<dyn ReduceSession + '_>>, AppError> {
+    fn reduce_session<'s>(
+        &'s self,
+        attempt: &AttemptInfo<'s>,
+    ) -> Result<Option<Box<dyn ReduceSession + 's>>, AppError> {
         match &self.reducer {
             Some(reducer) => Ok(Some(Box::new(ReduceProcess(self.start(reducer, attempt)?)))),
             // The identity reduce: `App::reduce`'s default.
@@ -186,7 +189,7 @@ impl Combiner for StreamingApp {
         true
     }
 
-    fn spill_session(&self, attempt: &AttemptInfo<'_>) -> Result<Box<dyn CombineSession + '_>, AppError> {
+    fn spill_session<'s>(&'s self, attempt: &AttemptInfo<'s>) -> Result<Box<dyn CombineSession + 's>, AppError> {
         let Some(combiner) = &self.combiner else {
             return Err(AppError::permanent("this streaming job has no combiner"));
         };
@@ -195,9 +198,9 @@ impl Combiner for StreamingApp {
 }
 
 /// The combiner of one spill.
-struct CombineProcess(Process);
+struct CombineProcess<'s>(Process<'s>);
 
-impl CombineSession for CombineProcess {
+impl CombineSession for CombineProcess<'_> {
     fn combine(
         &mut self,
         key: &[u8],
@@ -216,9 +219,9 @@ impl CombineSession for CombineProcess {
 }
 
 /// The mapper of one attempt.
-struct MapProcess(Process);
+struct MapProcess<'s>(Process<'s>);
 
-impl MapSession for MapProcess {
+impl MapSession for MapProcess<'_> {
     fn map(&mut self, record: &Record<'_>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
         self.0.write(&[record.data, b"\n"], &mut |k, v| ctx.emit(k, v))
     }
@@ -229,9 +232,9 @@ impl MapSession for MapProcess {
 }
 
 /// The reducer of one attempt.
-struct ReduceProcess(Process);
+struct ReduceProcess<'s>(Process<'s>);
 
-impl ReduceSession for ReduceProcess {
+impl ReduceSession for ReduceProcess<'_> {
     fn reduce(&mut self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
         while let Some(value) = values.next() {
             self.0.write(&[key, b"\t", value, b"\n"], &mut |k, v| ctx.emit(k, v))?;

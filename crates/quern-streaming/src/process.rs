@@ -14,7 +14,8 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ const IN_FLIGHT: usize = 4;
 const EVENTS: usize = 16;
 /// Bytes of stderr kept for an error message.
 const STDERR_TAIL: usize = 2 << 10;
+/// How often a wait for the process looks at the attempt's cancel flag.
+const CANCEL_CHECK: Duration = Duration::from_millis(100);
 /// How long a failed process may take to exit on its own before it is
 /// stopped.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
@@ -49,8 +52,10 @@ enum Event {
 }
 
 /// A running streaming process.
-pub(crate) struct Process {
+pub(crate) struct Process<'s> {
     command: CommandLine,
+    /// The attempt's cancel flag, checked while waiting.
+    cancel: &'s AtomicBool,
     child: Child,
     input: Option<Sender<Vec<u8>>>,
     events: Receiver<Event>,
@@ -65,11 +70,17 @@ pub(crate) struct Process {
     stderr: Option<JoinHandle<Vec<u8>>>,
 }
 
-impl Process {
-    /// Starts `command` in `dir`, with `env` added to quern's environment.
-    /// A program without a `/` that names a file in `dir` (one shipped with
-    /// `--file`) is that file; others are looked up in `PATH`.
-    pub(crate) fn start(command: &CommandLine, dir: &Path, env: &[(String, String)]) -> Result<Process, AppError> {
+impl<'s> Process<'s> {
+    /// Starts `command` in `dir`, with `env` added to quern's environment;
+    /// waits give up when `cancel` is set. A program without a `/` that
+    /// names a file in `dir` (one shipped with `--file`) is that file;
+    /// others are looked up in `PATH`.
+    pub(crate) fn start(
+        command: &CommandLine,
+        dir: &Path,
+        env: &[(String, String)],
+        cancel: &'s AtomicBool,
+    ) -> Result<Process<'s>, AppError> {
         let program = command.program();
         let shipped = dir.join(program);
         let mut cmd =
@@ -102,6 +113,7 @@ impl Process {
         };
         Ok(Process {
             command: command.clone(),
+            cancel,
             child,
             input: Some(input),
             events,
@@ -131,9 +143,9 @@ impl Process {
             self.handle(event, emit);
         }
         while self.credits == 0 && self.write_error.is_none() {
-            match self.events.recv() {
-                Ok(event) => self.handle(event, emit),
-                Err(_) => break,
+            match self.next_event()? {
+                Some(event) => self.handle(event, emit),
+                None => break,
             }
         }
         if let Some(e) = self.write_error.take() {
@@ -157,9 +169,9 @@ impl Process {
         }
         self.input = None;
         while !(self.input_closed && self.output_ended) {
-            match self.events.recv() {
-                Ok(event) => self.handle(event, emit),
-                Err(_) => break,
+            match self.next_event()? {
+                Some(event) => self.handle(event, emit),
+                None => break,
             }
         }
         if let Some(e) = self.write_error.take() {
@@ -173,6 +185,21 @@ impl Process {
             return Err(self.failure(&format!("its output could not be read ({e})")));
         }
         Ok(())
+    }
+
+    /// The next event, waiting for it; `None` when the helper threads are
+    /// gone; an error when the attempt is cancelled meanwhile.
+    fn next_event(&mut self) -> Result<Option<Event>, AppError> {
+        loop {
+            match self.events.recv_timeout(CANCEL_CHECK) {
+                Ok(event) => return Ok(Some(event)),
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                Err(RecvTimeoutError::Timeout) if self.cancel.load(Ordering::Relaxed) => {
+                    return Err(AppError::new(format!("{} was stopped: the attempt was cancelled", self.command)));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
     }
 
     fn handle(&mut self, event: Event, emit: &mut dyn FnMut(&[u8], &[u8])) {
@@ -218,7 +245,7 @@ impl Process {
     }
 }
 
-impl Drop for Process {
+impl Drop for Process<'_> {
     /// A process whose attempt ended without [`Process::finish`] (failed
     /// or cancelled) is stopped; its threads end with its pipes.
     fn drop(&mut self) {
@@ -317,4 +344,57 @@ fn tail_of(mut stderr: impl Read) -> Vec<u8> {
         tail.drain(..tail.len() - STDERR_TAIL);
     }
     tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn start<'s>(command: &str, dir: &Path, cancel: &'s AtomicBool) -> Process<'s> {
+        Process::start(&CommandLine::parse(command).expect("a command"), dir, &[], cancel).expect("started")
+    }
+
+    #[test]
+    fn output_lines_split_at_the_first_tab_and_a_line_without_one_is_all_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cancel = AtomicBool::new(false);
+        let mut p = start("cat", dir.path(), &cancel);
+        let mut got = Vec::new();
+        let mut emit = |k: &[u8], v: &[u8]| got.push((k.to_vec(), v.to_vec()));
+        p.write(&[b"a\tb\tc\n", b"no tab\n", b"\t\n"], &mut emit).expect("write");
+        // More than a pipe holds, so the writer and the reader both wait
+        // on the process at some point.
+        let line = [b'x'; 1000];
+        for _ in 0..1000 {
+            p.write(&[&line, b"\n"], &mut emit).expect("write");
+        }
+        p.write(&[b"last without a newline"], &mut emit).expect("write");
+        p.finish(&mut emit).expect("cat succeeds");
+        assert_eq!(got.len(), 1004);
+        assert_eq!(got[0], (b"a".to_vec(), b"b\tc".to_vec()));
+        assert_eq!(got[1], (b"no tab".to_vec(), Vec::new()));
+        assert_eq!(got[2], (Vec::new(), Vec::new()));
+        assert_eq!(got[1003], (b"last without a newline".to_vec(), Vec::new()));
+    }
+
+    #[test]
+    fn a_wait_gives_up_when_the_attempt_is_cancelled_and_the_process_is_killed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cancel = Arc::new(AtomicBool::new(false));
+        let p = start("sleep 600", dir.path(), &cancel);
+        let pid = p.child.id();
+        let flag = Arc::clone(&cancel);
+        let setter = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(200));
+            flag.store(true, Ordering::Relaxed);
+        });
+        let started = Instant::now();
+        let err = p.finish(&mut |_, _| {}).expect_err("cancelled");
+        setter.join().expect("setter");
+        assert!(err.message().contains("`sleep 600` was stopped: the attempt was cancelled"), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        // Dropped with the error: the process is gone.
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "sleep {pid} outlived its session");
+    }
 }

@@ -475,3 +475,36 @@ fn a_streaming_job_runs_only_on_workers_that_allow_exec_and_equals_the_native_wo
     let attempts = c.attempts(id);
     assert!(attempts.iter().all(|a| allowed.contains(&&a["worker"])), "{attempts:?}");
 }
+
+/// Processes whose command line is exactly `words`.
+fn processes_running(words: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = words.iter().flat_map(|w| w.bytes().chain([0])).collect();
+    fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .collect()
+}
+
+#[test]
+fn a_hanging_streaming_mapper_is_timed_out_and_killed_with_its_attempt() {
+    let mut c = TestCluster::start(0, &["--task-timeout", "2s"]);
+    c.add_worker(&["--allow-exec"]);
+    c.wait_for_workers(1);
+    let input = c.path("in.txt");
+    fs::write(&input, "one line\n").expect("write input");
+    // A duration no other test sleeps, to find this test's processes.
+    let seconds = (7000 + std::process::id() % 1000).to_string();
+    let (input, out) = (input.display().to_string(), c.path("out").display().to_string());
+    let mapper = format!("sleep {seconds}");
+    let id = c.submit(&["--input", &input, "--output", &out, "--mapper", &mapper, "--max-attempts", "2"]);
+    let status = c.wait_job(id, Duration::from_secs(60));
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(status.to_string().contains("no progress for 2s"), "{status}");
+    let attempts = c.attempts(id);
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    // Each attempt was killed with the command it started.
+    c.wait_until("the hung commands are gone", Duration::from_secs(10), || {
+        processes_running(&["sleep", &seconds]).is_empty()
+    });
+}

@@ -218,6 +218,9 @@ pub(crate) async fn run(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own: what it starts (streaming commands) is
+        // killed with it.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     let mut child = match child {
@@ -258,7 +261,7 @@ pub(crate) async fn run(
                     _ => break,
                 },
                 _ = cancel.changed() => {
-                    let _ = child.kill().await;
+                    kill_group(&mut child).await;
                     return (Report::Cancelled, collect_log(log).await);
                 }
             }
@@ -267,7 +270,7 @@ pub(crate) async fn run(
     let status = tokio::select! {
         s = child.wait() => s,
         _ = cancel.changed() => {
-            let _ = child.kill().await;
+            kill_group(&mut child).await;
             return (Report::Cancelled, collect_log(log).await);
         }
     };
@@ -285,4 +288,15 @@ pub(crate) async fn run(
         }
     };
     (Report::Outcome(outcome), log)
+}
+
+/// Kills the attempt process, still running (so its id still names its
+/// group), and every process of its group: what it started (a streaming
+/// command) must not outlive it.
+async fn kill_group(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        // The group may be gone already (ESRCH): nothing left to kill.
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = child.kill().await;
 }
