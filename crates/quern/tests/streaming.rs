@@ -180,6 +180,11 @@ fn a_command_that_fails_crashes_cannot_start_or_stops_reading_fails_the_job_sayi
     let err = failing("cat", Some("head -n 1"));
     assert!(err.contains("`head -n 1` stopped reading its input"), "{err}");
 
+    // Output the reducer cannot read fails the reducer, with its traceback.
+    let reducer = format!("python3 {}", example("reducer.py"));
+    let err = failing("sh -c 'cat >/dev/null; printf \"word\\tnot-a-count\\n\"'", Some(&reducer));
+    assert!(err.contains("ValueError") && err.contains("not-a-count") && err.contains("reducer.py"), "{err}");
+
     let err = failing("cat 'unclosed", None);
     assert!(err.contains("a quote is not closed"), "{err}");
 }
