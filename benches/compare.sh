@@ -7,6 +7,12 @@
 #  sort       `quern run --app sort` (total order) vs GNU sort with the same
 #             memory, and vs limit-sort (everything in RAM: the limit), over
 #             gen_sortdata.py's 100-byte lines;
+#  streaming  the Python streaming wordcount of examples/streaming
+#             (mapper, combiner, reducer) vs `quern run --app wordcount`,
+#             over the corpus: what a Python job costs against a native one;
+#  pipes      a streaming `cat` mapper, map-only, vs the native identity
+#             (`--app sort --reducers 0`), over the sort lines: the cost of
+#             the pipes themselves;
 #  cluster    (--cluster) a coordinator and 3 workers on 127.0.0.1 vs
 #             `quern run`, wordcount over the Gutenberg books
 #             (../shared/data/gutenberg), with the job's submit-to-finish and
@@ -41,7 +47,7 @@ Usage: benches/compare.sh [OPTIONS]
   --sort-buffer SIZE   quern's --sort-buffer and GNU sort's -S, in MiB
                        or GiB                                          [256MiB]
   --only LIST          cases to run, comma-separated: wordcount, sort,
-                       cluster                                         [wordcount,sort]
+                       streaming, pipes, cluster                       [wordcount,sort]
   --cluster            also run the cluster case
   --cluster-input DIR  the cluster case's input, or `corpus` for the
                        wordcount corpus               [../shared/data/gutenberg]
@@ -116,7 +122,10 @@ done
 GNU_BUFFER=${SORT_BUFFER%iB} # 256MiB -> 256M: GNU sort's binary units
 has_case() { [[ ",$CASES," == *",$1,"* ]]; }
 for c in ${CASES//,/ }; do
-  case $c in wordcount | sort | cluster) ;; *) die "unknown case $c (wordcount, sort, cluster)" ;; esac
+  case $c in
+    wordcount | sort | streaming | pipes | cluster) ;;
+    *) die "unknown case $c (wordcount, sort, streaming, pipes, cluster)" ;;
+  esac
 done
 
 # What the script needs, checked before anything is built.
@@ -210,8 +219,10 @@ bytes_of() { python3 -c 'import os,sys; d=sys.argv[1]; print(sum(os.path.getsize
 CORPUS=$DATA/corpus-$CORPUS_SIZE-$FILES
 SORTDATA=$DATA/sort-$SORT_SIZE-$FILES
 if [ "$CLUSTER_INPUT" = corpus ]; then CLUSTER_INPUT=$CORPUS; fi
-if has_case wordcount || [ "$CLUSTER_INPUT" = "$CORPUS" ]; then generate gen_corpus.py "$CORPUS" "$CORPUS_SIZE"; fi
-if has_case sort; then generate gen_sortdata.py "$SORTDATA" "$SORT_SIZE"; fi
+if has_case wordcount || has_case streaming || [ "$CLUSTER_INPUT" = "$CORPUS" ]; then
+  generate gen_corpus.py "$CORPUS" "$CORPUS_SIZE"
+fi
+if has_case sort || has_case pipes; then generate gen_sortdata.py "$SORTDATA" "$SORT_SIZE"; fi
 
 # ---------------------------------------------------------------- runs
 # measure CASE PAIR ROLE CMD...: runs CMD under GNU time (its output to
@@ -267,6 +278,36 @@ sort_pair() {
     die "OUTPUTS DIFFER: sort: quern's part-r-* concatenated and GNU sort's output"
   fi
   cmp "$OUT/sort-limit.txt" "$OUT/sort-gnu.txt" >&2 || die "OUTPUTS DIFFER: sort: limit-sort's and GNU sort's outputs"
+}
+
+# same_parts DIR_A DIR_B WHAT: every part file of DIR_A is byte-identical
+# to DIR_B's of the same name, and they have the same part files.
+same_parts() {
+  [ "$(cd "$1" && ls part-*)" = "$(cd "$2" && ls part-*)" ] || die "OUTPUTS DIFFER: $3: not the same part files"
+  local f
+  for f in "$1"/part-*; do same "$f" "$2/$(basename "$f")" "$3: $(basename "$f")"; done
+}
+
+STREAMING_EXAMPLE=$PWD/examples/streaming # the script runs from the repository root
+streaming_pair() {
+  local pair=$1
+  rm -rf "$OUT/streaming-python" "$OUT/streaming-native"
+  measure streaming "$pair" python "$QUERN" run --quiet --input "$CORPUS" --output "$OUT/streaming-python" \
+    --reducers 2 --work-dir "$SCRATCH" --mapper "python3 mapper.py" --combiner "python3 reducer.py" \
+    --reducer "python3 reducer.py" --file "$STREAMING_EXAMPLE/mapper.py" --file "$STREAMING_EXAMPLE/reducer.py"
+  measure streaming "$pair" native "$QUERN" run --quiet --app wordcount --input "$CORPUS" \
+    --output "$OUT/streaming-native" --reducers 2 --work-dir "$SCRATCH"
+  same_parts "$OUT/streaming-python" "$OUT/streaming-native" "streaming: the Python and the native wordcount"
+}
+
+pipes_pair() {
+  local pair=$1
+  rm -rf "$OUT/pipes-cat" "$OUT/pipes-native"
+  measure pipes "$pair" cat "$QUERN" run --quiet --input "$SORTDATA" --output "$OUT/pipes-cat" --reducers 0 \
+    --work-dir "$SCRATCH" --mapper cat
+  measure pipes "$pair" native "$QUERN" run --quiet --app sort --input "$SORTDATA" --output "$OUT/pipes-native" \
+    --reducers 0 --work-dir "$SCRATCH"
+  same_parts "$OUT/pipes-cat" "$OUT/pipes-native" "pipes: the cat mapper's and the native identity's map-only output"
 }
 
 start_cluster() {
@@ -348,6 +389,8 @@ run_case() {
 
 if has_case wordcount; then run_case wordcount; fi
 if has_case sort; then run_case sort; fi
+if has_case streaming; then run_case streaming; fi
+if has_case pipes; then run_case pipes; fi
 if has_case cluster; then
   [ -d "$CLUSTER_INPUT" ] || die "no cluster input at $CLUSTER_INPUT (give --cluster-input DIR)"
   start_cluster
@@ -362,6 +405,8 @@ echo
 echo "quern $COMMIT, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'); $PAIRS pair(s) after $WARMUP warm-up pair(s); every run's output checked"
 if has_case wordcount; then echo "wordcount: $(basename "$CORPUS") ($(bytes_of "$CORPUS") bytes), 2 reducers"; fi
 if has_case sort; then echo "sort: $(basename "$SORTDATA") ($(bytes_of "$SORTDATA") bytes), --sort-buffer $SORT_BUFFER, 2 reducers"; fi
+if has_case streaming; then echo "streaming: $(basename "$CORPUS"), Python mapper, combiner and reducer, 2 reducers"; fi
+if has_case pipes; then echo "pipes: $(basename "$SORTDATA"), map-only"; fi
 if has_case cluster; then echo "cluster: $(basename "$CLUSTER_INPUT") ($(bytes_of "$CLUSTER_INPUT") bytes), $CLUSTER_REDUCERS reducers, $WORKERS workers x $SLOTS slot(s)"; fi
 python3 - "$RESULTS" <<'PY'
 import collections, statistics, sys
@@ -381,6 +426,8 @@ rows = [
     ("wordcount", "quern", "limit-wc", "wordcount vs limit-wc"),
     ("sort", "quern", "gnu-sort", "sort vs GNU sort"),
     ("sort", "quern", "limit-sort", "sort vs limit-sort"),
+    ("streaming", "python", "native", "Python vs native wc"),
+    ("pipes", "cat", "native", "cat mapper vs native"),
     ("cluster", "cluster", "embedded", "cluster vs quern run"),
 ]
 head = f"{'job':<22} {'quern':>8} {'ref':>8} {'ref/quern':>10} {'(range)':>13} {'quern RSS':>10} {'ref RSS':>10}"
@@ -405,6 +452,7 @@ if latency:
         v = [x[i] for x in latency]
         print(f"cluster job, {what}: median {statistics.median(v):.0f} ms ({min(v)}–{max(v)} ms over {len(v)} jobs)")
 print("\nquern and ref: median wall time; ref/quern: median of the pairs' ratios of wall times (quern's throughput relative")
-print("to the reference; for the cluster, the cluster's relative to quern run); RSS: the largest peak over the pairs.")
+print("to the reference; for the cluster, the cluster's relative to quern run; for streaming and pipes, the streaming")
+print("job's relative to the native one); RSS: the largest peak over the pairs (a streaming job's: quern's process only).")
 PY
 echo "(every run: $RESULTS; logs of the last pair: $LOGS)"

@@ -6,9 +6,10 @@ import sys
 
 
 def main():
-    out = sys.stdout.buffer
+    # Large buffers of our own, whatever PYTHONUNBUFFERED says.
+    out = open(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)
     current, total = None, 0
-    for raw in sys.stdin.buffer:
+    for raw in open(sys.stdin.fileno(), "rb", buffering=1 << 16, closefd=False):
         key, _, value = raw.rstrip(b"\n").partition(b"\t")
         if key != current:
             if current is not None:
@@ -17,6 +18,7 @@ def main():
         total += int(value)
     if current is not None:
         out.write(b"%s\t%d\n" % (current, total))
+    out.flush()
 
 
 main()
