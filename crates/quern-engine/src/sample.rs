@@ -27,11 +27,11 @@
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use quern_core::{
-    App, Compression, Counters, CutPoints, InputFile, InputFormat, InputSplit, JobPlan, MapContext, MapSink, Record,
-    RecordSink, SplitInput,
+    App, AttemptId, AttemptInfo, Compression, Counters, CutPoints, InputFile, InputFormat, InputSplit, JobPlan,
+    MapContext, MapSession, MapSink, Record, RecordSink, SplitInput, TaskId, TaskKind,
 };
 use quern_storage::Storage;
 
@@ -203,7 +203,7 @@ fn read_pieces(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(piece) = pieces.get(i) else { break };
             let limits = (share(budget.keys, piece.bytes), share(budget.key_bytes, piece.bytes));
-            let sample = read_piece(piece, app, format, storage, wanted, limits);
+            let sample = read_piece(piece, i, app, format, storage, wanted, limits);
             done.lock().unwrap_or_else(|p| p.into_inner()).push((i, sample));
         }
     };
@@ -233,9 +233,13 @@ fn read_pieces(
     all
 }
 
-/// Reads one piece, keeping at most `limits` (keys, key bytes).
+/// Reads one piece (the `index`th), keeping at most `limits` (keys, key
+/// bytes). An app that maps in sessions (a streaming command) maps the
+/// piece in one, as attempt 0 of map `index`, in a scratch directory of
+/// its own.
 fn read_piece(
     piece: &Piece,
+    index: usize,
     app: &dyn App,
     format: &dyn InputFormat,
     storage: &Storage,
@@ -251,7 +255,37 @@ fn read_piece(
         max_bytes: limits.1,
         full: false,
     };
-    let mut sampler = Sampler { app, sink, until: piece.until, records: 0, skipped: 0, counters: Counters::default() };
+    let scratch = tempfile::tempdir();
+    let cancel = AtomicBool::new(false);
+    let session = match &scratch {
+        Ok(dir) => {
+            let info = AttemptInfo {
+                attempt: AttemptId { task: TaskId { kind: TaskKind::Map, index: index as u32 }, attempt: 0 },
+                split: Some(&piece.split),
+                output: None,
+                partition: None,
+                work_dir: dir.path(),
+                cancel: &cancel,
+            };
+            match catch_unwind(AssertUnwindSafe(|| app.map_session(&info))) {
+                Ok(Ok(session)) => session,
+                Ok(Err(e)) => {
+                    tracing::warn!("sampling {} for total order: opening the map session: {e}", piece.split);
+                    return Sample { keys: sink.keys, records: 0, skipped: 0 };
+                }
+                Err(_) => {
+                    tracing::warn!("sampling {} for total order: opening the map session panicked", piece.split);
+                    return Sample { keys: sink.keys, records: 0, skipped: 0 };
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!("sampling {} for total order: no scratch directory: {e}", piece.split);
+            None
+        }
+    };
+    let mut sampler =
+        Sampler { app, session, sink, until: piece.until, records: 0, skipped: 0, counters: Counters::default() };
     // Pieces of line-numbered formats start at 0, where counting is free.
     let read = storage
         .open_split(&piece.split, format.line_numbers() && piece.split.start == 0)
@@ -271,6 +305,14 @@ fn read_piece(
         });
     if let Err(e) = read {
         tracing::warn!("sampling {} for total order: {e}; going on without the rest of it", piece.split);
+    }
+    if let Some(session) = sampler.session.take() {
+        let (sink, counters) = (&mut sampler.sink, &mut sampler.counters);
+        match catch_unwind(AssertUnwindSafe(|| session.finish(&mut MapContext::new(sink, counters)))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("sampling {} for total order: the map session: {e}", piece.split),
+            Err(_) => tracing::warn!("sampling {} for total order: the map session panicked", piece.split),
+        }
     }
     Sample { keys: sampler.sink.keys, records: sampler.records, skipped: sampler.skipped }
 }
@@ -303,9 +345,11 @@ impl MapSink for KeySink<'_> {
 }
 
 /// Calls `map` on each record of a piece, until the piece or its budget
-/// ends.
+/// ends; or hands the record to the app's map session, which emits when it
+/// will (so a record it fails on ends the piece, with what it emitted).
 struct Sampler<'a, 'k> {
     app: &'a dyn App,
+    session: Option<Box<dyn MapSession + 'a>>,
     sink: KeySink<'k>,
     until: Option<u64>,
     records: u64,
@@ -315,6 +359,21 @@ struct Sampler<'a, 'k> {
 
 impl RecordSink for Sampler<'_, '_> {
     fn record(&mut self, record: Record<'_>) -> ControlFlow<()> {
+        if let Some(session) = self.session.as_mut() {
+            let (sink, counters) = (&mut self.sink, &mut self.counters);
+            let mapped = catch_unwind(AssertUnwindSafe(|| session.map(&record, &mut MapContext::new(sink, counters))));
+            self.records += 1;
+            let end = record.offset + record.data.len() as u64;
+            return if !matches!(mapped, Ok(Ok(()))) {
+                self.session = None;
+                self.skipped += 1;
+                ControlFlow::Break(())
+            } else if self.sink.full || self.until.is_some_and(|until| end >= until) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            };
+        }
         let before: Vec<usize> = self.sink.keys.iter().map(|k| k.ends.len()).collect();
         let (count, bytes) = (self.sink.count, self.sink.bytes);
         let mapped = catch_unwind(AssertUnwindSafe(|| {

@@ -113,6 +113,42 @@ fn a_mapper_alone_is_map_only_and_reducers_make_the_identity_reduce() {
 }
 
 #[test]
+fn a_streaming_job_in_total_order_is_sampled_through_its_mapper_and_splits_evenly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("lines.txt");
+    // Keys the mapper makes: the second field of each line, so that the
+    // sample must come from the mapper's output, not from the input.
+    let mut x = 7u64;
+    let mut lines: Vec<String> = (0..40_000)
+        .map(|i| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            format!("{i} k{:016x}", x >> 8)
+        })
+        .collect();
+    fs::write(&input, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).expect("write input");
+    let out = dir.path().join("out");
+    quern()
+        .args(["run", "--quiet", "--reducers", "3", "--partitioner", "total-order", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .args(["--mapper", "awk '{ print $2 \"\\t\" $1 }'"])
+        .assert()
+        .success();
+    let parts = parts(&out);
+    assert_eq!(parts.len(), 3);
+    for (name, bytes) in &parts {
+        let n = bytes.iter().filter(|&&b| b == b'\n').count();
+        assert!(n < 2 * 40_000 / 3, "{name} has {n} of 40,000 lines: more than twice its share");
+    }
+    let all: String = parts.iter().map(|(_, bytes)| text(bytes)).collect();
+    lines.sort_by(|a, b| a.split(' ').nth(1).cmp(&b.split(' ').nth(1)));
+    let expected: String =
+        lines.iter().map(|l| l.split_once(' ').map(|(n, k)| format!("{k}\t{n}\n")).unwrap_or_default()).collect();
+    assert_eq!(all, expected, "the parts in order are the mapper's pairs sorted by key");
+}
+
+#[test]
 fn commands_see_hadoop_streamings_variables_cmdenv_and_shipped_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.txt");
