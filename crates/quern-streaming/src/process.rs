@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -67,7 +68,8 @@ pub(crate) struct Process<'s> {
     read_error: Option<io::Error>,
     input_closed: bool,
     output_ended: bool,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    /// The stderr reader, and the tail it has read so far.
+    stderr: (JoinHandle<()>, Arc<Mutex<Vec<u8>>>),
 }
 
 impl<'s> Process<'s> {
@@ -102,7 +104,13 @@ impl<'s> Process<'s> {
         let (input, input_rx) = mpsc::channel();
         let started = spawn_writer(stdin, input_rx, events_tx.clone())
             .and_then(|_| spawn_reader(stdout, events_tx))
-            .and_then(|_| thread::Builder::new().name("quern-stream-err".into()).spawn(move || tail_of(stderr)));
+            .and_then(|_| {
+                let tail = Arc::new(Mutex::new(Vec::new()));
+                let kept = Arc::clone(&tail);
+                let reader =
+                    thread::Builder::new().name("quern-stream-err".into()).spawn(move || tail_of(stderr, &kept));
+                reader.map(|reader| (reader, tail))
+            });
         let stderr = match started {
             Ok(stderr) => stderr,
             Err(e) => {
@@ -123,7 +131,7 @@ impl<'s> Process<'s> {
             read_error: None,
             input_closed: false,
             output_ended: false,
-            stderr: Some(stderr),
+            stderr,
         })
     }
 
@@ -233,8 +241,14 @@ impl<'s> Process<'s> {
             }
         };
         let what = if what.starts_with("ended with") { what.to_owned() } else { format!("{what}{ended}") };
-        // Stopped or ended, its stderr is closed: the thread ends.
-        let tail = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        // Stopped or ended, its stderr is closed and the reader ends, unless
+        // something the process started still holds it: wait a little only.
+        let (reader, tail) = &self.stderr;
+        let grace = Instant::now() + EXIT_GRACE;
+        while !reader.is_finished() && Instant::now() < grace {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let tail = tail.lock().map(|t| t.clone()).unwrap_or_default();
         let tail = String::from_utf8_lossy(&tail);
         let tail = tail.trim_end();
         if tail.is_empty() {
@@ -323,33 +337,29 @@ fn spawn_reader(stdout: impl Read + Send + 'static, events: SyncSender<Event>) -
     })
 }
 
-/// Reads `stderr` to its end, keeping the last [`STDERR_TAIL`] bytes.
-fn tail_of(mut stderr: impl Read) -> Vec<u8> {
-    let mut tail = Vec::new();
+/// Reads `stderr` to its end, keeping its last [`STDERR_TAIL`] bytes in
+/// `tail` as it goes.
+fn tail_of(mut stderr: impl Read, tail: &Mutex<Vec<u8>>) {
     let mut buf = [0u8; 8 << 10];
     loop {
-        match stderr.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+        let n = match stderr.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        let Ok(mut tail) = tail.lock() else { return };
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > STDERR_TAIL {
+            let excess = tail.len() - STDERR_TAIL;
+            tail.drain(..excess);
         }
     }
-    if tail.len() > STDERR_TAIL {
-        tail.drain(..tail.len() - STDERR_TAIL);
-    }
-    tail
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn start<'s>(command: &str, dir: &Path, cancel: &'s AtomicBool) -> Process<'s> {
         Process::start(&CommandLine::parse(command).expect("a command"), dir, &[], cancel).expect("started")
@@ -396,5 +406,16 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
         // Dropped with the error: the process is gone.
         assert!(!Path::new(&format!("/proc/{pid}")).exists(), "sleep {pid} outlived its session");
+    }
+
+    #[test]
+    fn a_failure_is_reported_promptly_when_something_it_started_holds_its_stderr() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cancel = AtomicBool::new(false);
+        let p = start("sh -c 'echo boom >&2; sleep 30 >/dev/null & exit 1'", dir.path(), &cancel);
+        let started = Instant::now();
+        let err = p.finish(&mut |_, _| {}).expect_err("exit 1");
+        assert!(err.message().contains("exit status: 1") && err.message().contains("boom"), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "waited {:?} for the background sleep", started.elapsed());
     }
 }
