@@ -51,7 +51,7 @@ use quern_core::{
 pub use command::{CommandError, CommandLine};
 
 use crate::env::streaming_env;
-use crate::process::Process;
+use crate::process::{Output, Process};
 
 /// The app's name in a registry.
 pub const APP: &str = "streaming";
@@ -208,13 +208,45 @@ impl CombineSession for CombineProcess<'_> {
         out: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<(), AppError> {
         while let Some(value) = values.next() {
-            self.0.write(&[key, b"\t", value, b"\n"], out)?;
+            self.0.write(&[key, b"\t", value, b"\n"], &mut Pairs(out))?;
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>, out: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError> {
-        self.0.finish(out)
+        self.0.finish(&mut Pairs(out))
+    }
+}
+
+/// A combiner's output: its pairs. A combiner's counter lines are not
+/// kept (a spill has no counters of its own).
+struct Pairs<'a, 'b>(&'a mut (dyn FnMut(&[u8], &[u8]) + 'b));
+
+impl Output for Pairs<'_, '_> {
+    fn pair(&mut self, key: &[u8], value: &[u8]) {
+        (self.0)(key, value);
+    }
+
+    fn count(&mut self, _: &str, _: u64) {}
+}
+
+impl Output for MapContext<'_> {
+    fn pair(&mut self, key: &[u8], value: &[u8]) {
+        self.emit(key, value);
+    }
+
+    fn count(&mut self, name: &str, n: u64) {
+        MapContext::count(self, name, n);
+    }
+}
+
+impl Output for ReduceContext<'_> {
+    fn pair(&mut self, key: &[u8], value: &[u8]) {
+        self.emit(key, value);
+    }
+
+    fn count(&mut self, name: &str, n: u64) {
+        ReduceContext::count(self, name, n);
     }
 }
 
@@ -223,11 +255,11 @@ struct MapProcess<'s>(Process<'s>);
 
 impl MapSession for MapProcess<'_> {
     fn map(&mut self, record: &Record<'_>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
-        self.0.write(&[record.data, b"\n"], &mut |k, v| ctx.emit(k, v))
+        self.0.write(&[record.data, b"\n"], ctx)
     }
 
     fn finish(self: Box<Self>, ctx: &mut MapContext<'_>) -> Result<(), AppError> {
-        self.0.finish(&mut |k, v| ctx.emit(k, v))
+        self.0.finish(ctx)
     }
 }
 
@@ -237,12 +269,12 @@ struct ReduceProcess<'s>(Process<'s>);
 impl ReduceSession for ReduceProcess<'_> {
     fn reduce(&mut self, key: &[u8], values: &mut Values<'_>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
         while let Some(value) = values.next() {
-            self.0.write(&[key, b"\t", value, b"\n"], &mut |k, v| ctx.emit(k, v))?;
+            self.0.write(&[key, b"\t", value, b"\n"], ctx)?;
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>, ctx: &mut ReduceContext<'_>) -> Result<(), AppError> {
-        self.0.finish(&mut |k, v| ctx.emit(k, v))
+        self.0.finish(ctx)
     }
 }

@@ -38,6 +38,17 @@ const CANCEL_CHECK: Duration = Duration::from_millis(100);
 /// stopped.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 
+/// Where what a process writes goes: its output pairs, and the counters it
+/// reports on stderr, as Hadoop streaming's
+/// `reporter:counter:GROUP,COUNTER,AMOUNT` lines (counted as
+/// `GROUP.COUNTER`).
+pub(crate) trait Output {
+    /// One output line's key and value.
+    fn pair(&mut self, key: &[u8], value: &[u8]);
+    /// `n` more of the counter `name`.
+    fn count(&mut self, name: &str, n: u64);
+}
+
 /// What the helper threads tell the attempt's thread.
 enum Event {
     /// Complete lines of stdout (the stream's last line may lack its `\n`).
@@ -50,6 +61,8 @@ enum Event {
     InputClosed,
     /// stdout ended, or could not be read.
     OutputEnded(io::Result<()>),
+    /// A counter line on stderr.
+    Counter(String, u64),
 }
 
 /// A running streaming process.
@@ -103,12 +116,13 @@ impl<'s> Process<'s> {
         let (events_tx, events) = mpsc::sync_channel(EVENTS);
         let (input, input_rx) = mpsc::channel();
         let started = spawn_writer(stdin, input_rx, events_tx.clone())
-            .and_then(|_| spawn_reader(stdout, events_tx))
+            .and_then(|_| spawn_reader(stdout, events_tx.clone()))
             .and_then(|_| {
                 let tail = Arc::new(Mutex::new(Vec::new()));
                 let kept = Arc::clone(&tail);
-                let reader =
-                    thread::Builder::new().name("quern-stream-err".into()).spawn(move || tail_of(stderr, &kept));
+                let reader = thread::Builder::new()
+                    .name("quern-stream-err".into())
+                    .spawn(move || read_stderr(stderr, &kept, &events_tx));
                 reader.map(|reader| (reader, tail))
             });
         let stderr = match started {
@@ -136,23 +150,23 @@ impl<'s> Process<'s> {
     }
 
     /// Queues `parts` (together, a line or more) for the process's stdin,
-    /// and hands `emit` each output line's key and value that is ready.
-    pub(crate) fn write(&mut self, parts: &[&[u8]], emit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError> {
+    /// and hands `out` each output line's key and value that is ready.
+    pub(crate) fn write(&mut self, parts: &[&[u8]], out: &mut dyn Output) -> Result<(), AppError> {
         for part in parts {
             self.pending.extend_from_slice(part);
         }
-        if self.pending.len() >= CHUNK { self.hand_over(emit) } else { Ok(()) }
+        if self.pending.len() >= CHUNK { self.hand_over(out) } else { Ok(()) }
     }
 
     /// Hands the pending input to the writer, waiting for a credit (and
     /// taking output meanwhile) if need be.
-    fn hand_over(&mut self, emit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError> {
+    fn hand_over(&mut self, out: &mut dyn Output) -> Result<(), AppError> {
         while let Ok(event) = self.events.try_recv() {
-            self.handle(event, emit);
+            self.handle(event, out);
         }
         while self.credits == 0 && self.write_error.is_none() {
             match self.next_event()? {
-                Some(event) => self.handle(event, emit),
+                Some(event) => self.handle(event, out),
                 None => break,
             }
         }
@@ -168,19 +182,29 @@ impl<'s> Process<'s> {
         Ok(())
     }
 
-    /// Closes the process's stdin after the pending input, hands `emit`
+    /// Closes the process's stdin after the pending input, hands `out`
     /// the rest of its output, and waits for it to exit: an error unless
     /// it read everything and exited with status 0.
-    pub(crate) fn finish(mut self, emit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), AppError> {
+    pub(crate) fn finish(mut self, out: &mut dyn Output) -> Result<(), AppError> {
         if !self.pending.is_empty() {
-            self.hand_over(emit)?;
+            self.hand_over(out)?;
         }
         self.input = None;
         while !(self.input_closed && self.output_ended) {
             match self.next_event()? {
-                Some(event) => self.handle(event, emit),
+                Some(event) => self.handle(event, out),
                 None => break,
             }
+        }
+        // Counter lines it wrote last, while its stderr is read to the end.
+        let grace = Instant::now() + EXIT_GRACE;
+        while !self.stderr.0.is_finished() && Instant::now() < grace {
+            if let Ok(event) = self.events.recv_timeout(Duration::from_millis(10)) {
+                self.handle(event, out);
+            }
+        }
+        while let Ok(event) = self.events.try_recv() {
+            self.handle(event, out);
         }
         if let Some(e) = self.write_error.take() {
             return Err(self.failure(&format!("stopped reading its input ({e})")));
@@ -210,9 +234,10 @@ impl<'s> Process<'s> {
         }
     }
 
-    fn handle(&mut self, event: Event, emit: &mut dyn FnMut(&[u8], &[u8])) {
+    fn handle(&mut self, event: Event, out: &mut dyn Output) {
         match event {
-            Event::Output(lines) => emit_lines(&lines, emit),
+            Event::Output(lines) => emit_lines(&lines, out),
+            Event::Counter(name, n) => out.count(&name, n),
             Event::Written => self.credits += 1,
             Event::WriteFailed(e) => self.write_error = Some(e),
             Event::InputClosed => self.input_closed = true,
@@ -272,12 +297,12 @@ impl Drop for Process<'_> {
 
 /// Splits `lines` into lines, and each at its first TAB into key and value
 /// (a line without a TAB is all key).
-fn emit_lines(lines: &[u8], emit: &mut dyn FnMut(&[u8], &[u8])) {
+fn emit_lines(lines: &[u8], out: &mut dyn Output) {
     let lines = lines.strip_suffix(b"\n").unwrap_or(lines);
     for line in lines.split(|&b| b == b'\n') {
         match line.iter().position(|&b| b == b'\t') {
-            Some(tab) => emit(&line[..tab], &line[tab + 1..]),
-            None => emit(line, b""),
+            Some(tab) => out.pair(&line[..tab], &line[tab + 1..]),
+            None => out.pair(line, b""),
         }
     }
 }
@@ -337,19 +362,31 @@ fn spawn_reader(stdout: impl Read + Send + 'static, events: SyncSender<Event>) -
     })
 }
 
-/// Reads `stderr` to its end, keeping its last [`STDERR_TAIL`] bytes in
-/// `tail` as it goes.
-fn tail_of(mut stderr: impl Read, tail: &Mutex<Vec<u8>>) {
-    let mut buf = [0u8; 8 << 10];
+/// Reads `stderr` to its end, a line at a time: counter lines become
+/// events, status lines are dropped, and the others go on to quern's own
+/// stderr (the attempt's log) and into `tail`, which keeps the last
+/// [`STDERR_TAIL`] bytes.
+fn read_stderr(stderr: impl Read, tail: &Mutex<Vec<u8>>, events: &SyncSender<Event>) {
+    let mut stderr = BufReader::new(stderr);
+    let mut line = Vec::new();
     loop {
-        let n = match stderr.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
-        };
+        line.clear();
+        match stderr.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if let Some((name, n)) = reporter_counter(&line) {
+            if events.send(Event::Counter(name, n)).is_err() {
+                return;
+            }
+            continue;
+        }
+        if line.starts_with(b"reporter:status:") {
+            continue;
+        }
+        let _ = io::stderr().lock().write_all(&line);
         let Ok(mut tail) = tail.lock() else { return };
-        tail.extend_from_slice(&buf[..n]);
+        tail.extend_from_slice(&line);
         if tail.len() > STDERR_TAIL {
             let excess = tail.len() - STDERR_TAIL;
             tail.drain(..excess);
@@ -357,9 +394,35 @@ fn tail_of(mut stderr: impl Read, tail: &Mutex<Vec<u8>>) {
     }
 }
 
+/// The counter of a `reporter:counter:GROUP,COUNTER,AMOUNT` line, as
+/// `GROUP.COUNTER` and a non-negative amount.
+fn reporter_counter(line: &[u8]) -> Option<(String, u64)> {
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches(['\n', '\r']);
+    let mut fields = line.strip_prefix("reporter:counter:")?.splitn(3, ',');
+    let (group, counter, amount) = (fields.next()?, fields.next()?, fields.next()?);
+    Some((format!("{group}.{counter}"), amount.trim().parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a process wrote: pairs and counters.
+    #[derive(Default)]
+    struct Written {
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+        counters: Vec<(String, u64)>,
+    }
+
+    impl Output for Written {
+        fn pair(&mut self, key: &[u8], value: &[u8]) {
+            self.pairs.push((key.to_vec(), value.to_vec()));
+        }
+
+        fn count(&mut self, name: &str, n: u64) {
+            self.counters.push((name.to_owned(), n));
+        }
+    }
 
     fn start<'s>(command: &str, dir: &Path, cancel: &'s AtomicBool) -> Process<'s> {
         Process::start(&CommandLine::parse(command).expect("a command"), dir, &[], cancel).expect("started")
@@ -370,17 +433,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cancel = AtomicBool::new(false);
         let mut p = start("cat", dir.path(), &cancel);
-        let mut got = Vec::new();
-        let mut emit = |k: &[u8], v: &[u8]| got.push((k.to_vec(), v.to_vec()));
-        p.write(&[b"a\tb\tc\n", b"no tab\n", b"\t\n"], &mut emit).expect("write");
+        let mut out = Written::default();
+        p.write(&[b"a\tb\tc\n", b"no tab\n", b"\t\n"], &mut out).expect("write");
         // More than a pipe holds, so the writer and the reader both wait
         // on the process at some point.
         let line = [b'x'; 1000];
         for _ in 0..1000 {
-            p.write(&[&line, b"\n"], &mut emit).expect("write");
+            p.write(&[&line, b"\n"], &mut out).expect("write");
         }
-        p.write(&[b"last without a newline"], &mut emit).expect("write");
-        p.finish(&mut emit).expect("cat succeeds");
+        p.write(&[b"last without a newline"], &mut out).expect("write");
+        p.finish(&mut out).expect("cat succeeds");
+        let got = out.pairs;
         assert_eq!(got.len(), 1004);
         assert_eq!(got[0], (b"a".to_vec(), b"b\tc".to_vec()));
         assert_eq!(got[1], (b"no tab".to_vec(), Vec::new()));
@@ -400,7 +463,7 @@ mod tests {
             flag.store(true, Ordering::Relaxed);
         });
         let started = Instant::now();
-        let err = p.finish(&mut |_, _| {}).expect_err("cancelled");
+        let err = p.finish(&mut Written::default()).expect_err("cancelled");
         setter.join().expect("setter");
         assert!(err.message().contains("`sleep 600` was stopped: the attempt was cancelled"), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
@@ -414,8 +477,26 @@ mod tests {
         let cancel = AtomicBool::new(false);
         let p = start("sh -c 'echo boom >&2; sleep 30 >/dev/null & exit 1'", dir.path(), &cancel);
         let started = Instant::now();
-        let err = p.finish(&mut |_, _| {}).expect_err("exit 1");
+        let err = p.finish(&mut Written::default()).expect_err("exit 1");
         assert!(err.message().contains("exit status: 1") && err.message().contains("boom"), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(5), "waited {:?} for the background sleep", started.elapsed());
+    }
+
+    #[test]
+    fn counter_lines_on_stderr_are_counted_and_other_lines_kept_for_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cancel = AtomicBool::new(false);
+        let mut p = start(
+            "sh -c 'cat >/dev/null; echo reporter:counter:words,seen,5 >&2; echo reporter:status:half >&2; \
+             echo reporter:counter:words,seen,2 >&2; echo reporter:counter:bad,amount,-1 >&2; exit 4'",
+            dir.path(),
+            &cancel,
+        );
+        let mut out = Written::default();
+        p.write(&[b"x\n"], &mut out).expect("write");
+        let err = p.finish(&mut out).expect_err("exit 4");
+        let tail = err.message().split_once("its stderr ends:").map(|(_, tail)| tail).unwrap_or_default();
+        assert_eq!(tail.trim(), "reporter:counter:bad,amount,-1", "not a counter, so kept; status dropped: {err:?}");
+        assert_eq!(out.counters, [("words.seen".to_owned(), 5), ("words.seen".to_owned(), 2)]);
     }
 }

@@ -89,6 +89,30 @@ fn a_python_combiner_runs_over_each_spill_and_the_output_stays_the_native_one() 
 }
 
 #[test]
+fn reporter_counter_lines_on_stderr_become_the_jobs_counters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.txt");
+    fs::write(&input, "a\nb\nc\n").expect("write input");
+    let (out, stats) = (dir.path().join("out"), dir.path().join("stats.json"));
+    // Each line counted by the mapper, and once more by the reducer.
+    let mapper = "awk '{ print $1; print \"reporter:counter:lines,mapped,1\" > \"/dev/stderr\" }'";
+    let reducer = "sh -c 'cat; echo reporter:counter:lines,reduced,10 >&2'";
+    quern()
+        .args(["run", "--quiet", "--reducers", "1", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .args(["--mapper", mapper, "--reducer", reducer, "--stats-json"])
+        .arg(&stats)
+        .assert()
+        .success();
+    let stats: serde_json::Value = serde_json::from_slice(&fs::read(&stats).expect("stats")).expect("json");
+    assert_eq!(stats["app_counters"]["lines.mapped"], 3, "{stats}");
+    assert_eq!(stats["app_counters"]["lines.reduced"], 10, "{stats}");
+    assert_eq!(text(&parts(&out)[0].1), "a\nb\nc\n", "an empty value is written as the key alone");
+}
+
+#[test]
 fn a_mapper_alone_is_map_only_and_reducers_make_the_identity_reduce() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.txt");
