@@ -555,8 +555,8 @@ impl<'a> Collector<'a> {
         target: &mut SpillTarget,
         counters: &mut EngineCounters,
     ) -> Result<(), CollectError> {
-        // Inlined into the caller for the two short paths; the generic
-        // table's, with its closures, stays a call.
+        // Inlined into the caller for the short paths (a spill is a call);
+        // the generic table's, with its closures, stays a call.
         match self {
             Collector::Combining(table, c) => {
                 Self::combine(table, *c, output, key, value, partition, target, counters)?

@@ -103,8 +103,8 @@ pub struct StreamingApp {
 }
 
 impl StreamingApp {
-    /// The app from its parameters ([`MAPPER`], [`REDUCER`], [`CMDENV`],
-    /// [`FILES`]); an error names the parameter.
+    /// The app from its parameters ([`MAPPER`], [`COMBINER`], [`REDUCER`],
+    /// [`CMDENV`], [`FILES`]); an error names the parameter.
     pub fn from_params(params: &Params) -> Result<StreamingApp, SpecError> {
         let command = |name: &str, text: &str| {
             CommandLine::parse(text).map_err(|e| SpecError::BadParam { param: name.to_owned(), message: e.to_string() })
