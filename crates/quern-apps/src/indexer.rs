@@ -7,7 +7,7 @@ use std::path::Path;
 
 use quern_core::{App, AppError, CombineOutput, Combiner, MapContext, Record, ReduceContext, Values};
 
-use crate::words::for_each_word;
+use quern_words::for_each_word;
 
 /// Builds an inverted index of words to file names. (A file name containing
 /// a comma would be split when name sets are merged.)

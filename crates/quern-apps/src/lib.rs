@@ -37,7 +37,6 @@ mod grep;
 mod indexer;
 mod sort;
 mod wordcount;
-mod words;
 
 use std::sync::Arc;
 
@@ -45,9 +44,9 @@ use quern_core::{AppRegistry, ParamSpec};
 
 pub use grep::Grep;
 pub use indexer::Indexer;
+pub use quern_words::for_each_word;
 pub use sort::Sort;
 pub use wordcount::WordCount;
-pub use words::for_each_word;
 
 /// A registry of every built-in app.
 pub fn builtin_registry() -> AppRegistry {

@@ -2,7 +2,7 @@
 
 use quern_core::{Aggregation, App, AppError, CombineOutput, Combiner, MapContext, Record, ReduceContext, Values};
 
-use crate::words::for_each_word;
+use quern_words::for_each_word;
 
 /// Counts words. Values are decimal counts, so the output reads
 /// `word<TAB>count`.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::code::{CodeHash, is_plain_file_name};
 use crate::error::SpecError;
 use crate::partition::Partitioner;
 
@@ -70,6 +71,13 @@ pub struct JobSpec {
     /// says otherwise). (Specs stored before it existed have none.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitioner: Option<Partitioner>,
+    /// Files put into every attempt's working directory before its app
+    /// code runs (streaming programs and their support files, WebAssembly
+    /// modules): the name each gets there, and the SHA-256 of its bytes, by
+    /// which whoever runs the attempt fetches it. The job's record of the
+    /// code it ran. (Specs stored before it existed have none.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub code: BTreeMap<String, CodeHash>,
 }
 
 impl JobSpec {
@@ -88,6 +96,7 @@ impl JobSpec {
             skip_bad_records: false,
             shuffle: None,
             partitioner: None,
+            code: BTreeMap::new(),
         }
     }
 
@@ -120,6 +129,12 @@ impl JobSpec {
         }
         if let Some(n) = self.reducers {
             check_reducers("--reducers", n)?;
+        }
+        if let Some(name) = self.code.keys().find(|name| !is_plain_file_name(name)) {
+            return Err(SpecError::BadField {
+                field: "--file",
+                message: format!("{name:?} is not a plain file name for the attempt's directory"),
+            });
         }
         let mut total = 0u64;
         for (name, &n) in &self.output_reducers {

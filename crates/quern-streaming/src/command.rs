@@ -50,6 +50,20 @@ impl CommandLine {
         &self.words[1..]
     }
 
+    /// The same command with another program: the words joined again,
+    /// each quoted as a shell would need.
+    ///
+    /// ```
+    /// let c = quern_streaming::CommandLine::parse("/home/me/wc.wasm map 'a b'").unwrap();
+    /// assert_eq!(c.with_program("wc.wasm").as_str(), "wc.wasm map 'a b'");
+    /// ```
+    pub fn with_program(&self, program: &str) -> CommandLine {
+        let mut words = self.words.clone();
+        words[0] = program.to_owned();
+        let text = shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "));
+        CommandLine { text, words }
+    }
+
     /// The command as written.
     pub fn as_str(&self) -> &str {
         &self.text

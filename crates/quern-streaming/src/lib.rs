@@ -29,9 +29,18 @@
 //! assert!(apps.build("streaming", &params).is_ok());
 //! ```
 //!
+//! A command whose program is a `.wasm` file runs that module (a WASI
+//! command) in quern's sandbox ([`quern_wasm`], feature `wasm`) instead of
+//! as a process: same protocol, its other words as its arguments, the
+//! streaming variables as its whole environment, no files and no network,
+//! within a memory and a CPU time limit ([`WASM_MEMORY`],
+//! [`WASM_CPU_TIME`]). The `wasm` app ([`WASM_APP`]) is the same app with
+//! every command a module: workers run it without `--allow-exec`.
+//!
 //! # Invariants
-//! - Depends on `quern-core` only: the engine runs a streaming job as it
-//!   runs any app, through the app API.
+//! - Depends on `quern-core`, and with the `wasm` feature on `quern-wasm`:
+//!   the engine runs a streaming job as it runs any app, through the app
+//!   API.
 //! - A process lives no longer than its attempt: one dropped unfinished is
 //!   killed.
 
@@ -42,6 +51,7 @@ mod process;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use quern_core::{
     App, AppError, AppRegistry, AttemptInfo, CombineOutput, CombineSession, Combiner, MapContext, MapSession,
@@ -67,24 +77,65 @@ pub const CMDENV: &str = "cmdenv";
 /// The parameter holding the files copied into each attempt's working
 /// directory, one path per line.
 pub const FILES: &str = "file";
+/// The name of the app whose commands are all WebAssembly modules, which
+/// every worker runs (no `--allow-exec`); registered with the `wasm`
+/// feature.
+pub const WASM_APP: &str = "wasm";
+/// The parameter holding a module's memory limit, in bytes.
+pub const WASM_MEMORY: &str = "wasm_memory";
+/// The parameter holding a module's CPU time limit, in seconds.
+pub const WASM_CPU_TIME: &str = "wasm_cpu_time";
+/// The default memory limit of a module: 256 MiB.
+pub const DEFAULT_WASM_MEMORY: u64 = 256 << 20;
+/// The default CPU time limit of one run of a module: 10 minutes.
+pub const DEFAULT_WASM_CPU_TIME: Duration = Duration::from_secs(600);
 
-/// Registers the `streaming` app.
+/// Registers the `streaming` app, and with the `wasm` feature the `wasm`
+/// app (the same, with every command a module).
 pub fn register(apps: &mut AppRegistry) {
     apps.register(
         APP,
         "Hadoop streaming: the mapper and reducer are commands reading and writing TAB-separated lines",
-        vec![
-            ParamSpec::required(MAPPER, "the mapper's command, split into words as a shell would (no shell is run)"),
-            ParamSpec::optional(COMBINER, "the combiner's command, run over each sorted map spill"),
-            ParamSpec::optional(
-                REDUCER,
-                "the reducer's command; without it the job is map-only unless it asks for reducers",
-            ),
-            ParamSpec::optional(CMDENV, "NAME=VALUE pairs added to the commands' environment, one per line"),
-            ParamSpec::optional(FILES, "files copied into every attempt's working directory, one path per line"),
-        ],
+        params(),
         |params| Ok(Arc::new(StreamingApp::from_params(params)?)),
     );
+    #[cfg(feature = "wasm")]
+    apps.register(
+        WASM_APP,
+        "streaming with WebAssembly modules (WASI commands) run in quern's sandbox: no files, no network",
+        params(),
+        |params| {
+            let app = StreamingApp::from_params(params)?;
+            if let Some((param, command)) = app.commands().find(|(_, c)| !is_wasm(c)) {
+                return Err(SpecError::BadParam {
+                    param: param.to_owned(),
+                    message: format!("{command} is not a .wasm module: the wasm app runs modules only"),
+                });
+            }
+            Ok(Arc::new(app))
+        },
+    );
+}
+
+fn params() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::required(MAPPER, "the mapper's command, split into words as a shell would (no shell is run)"),
+        ParamSpec::optional(COMBINER, "the combiner's command, run over each sorted map spill"),
+        ParamSpec::optional(
+            REDUCER,
+            "the reducer's command; without it the job is map-only unless it asks for reducers",
+        ),
+        ParamSpec::optional(CMDENV, "NAME=VALUE pairs added to the commands' environment, one per line"),
+        ParamSpec::optional(FILES, "files copied into every attempt's working directory, one path per line"),
+        ParamSpec::optional(WASM_MEMORY, "a WebAssembly module's memory limit, in bytes (default 256 MiB)"),
+        ParamSpec::optional(WASM_CPU_TIME, "a WebAssembly module's CPU time limit per run, in seconds (default 600)"),
+    ]
+}
+
+/// Whether `command` runs a WebAssembly module: its program is a `.wasm`
+/// file.
+pub fn is_wasm(command: &CommandLine) -> bool {
+    command.program().ends_with(".wasm")
 }
 
 /// A streaming job's code: commands, environment and shipped files.
@@ -100,6 +151,10 @@ pub struct StreamingApp {
     pub cmdenv: Vec<(String, String)>,
     /// Copied into every attempt's working directory.
     pub files: Vec<PathBuf>,
+    /// A module's memory limit, in bytes.
+    pub wasm_memory: u64,
+    /// A module's CPU time limit, per run.
+    pub wasm_cpu_time: Duration,
 }
 
 impl StreamingApp {
@@ -124,13 +179,76 @@ impl StreamingApp {
         }
         let files =
             params.get(FILES).unwrap_or_default().lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect();
-        Ok(StreamingApp { mapper, combiner, reducer, cmdenv, files })
+        let wasm_memory = match params.get(WASM_MEMORY) {
+            None => DEFAULT_WASM_MEMORY,
+            Some(text) => text.trim().parse().ok().filter(|&n| n >= 1 << 16).ok_or_else(|| SpecError::BadParam {
+                param: WASM_MEMORY.to_owned(),
+                message: format!("{text:?} is not a number of bytes of at least 64 KiB"),
+            })?,
+        };
+        let wasm_cpu_time = match params.get(WASM_CPU_TIME) {
+            None => DEFAULT_WASM_CPU_TIME,
+            Some(text) => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| SpecError::BadParam {
+                    param: WASM_CPU_TIME.to_owned(),
+                    message: format!("{text:?} is not a positive number of seconds"),
+                })?,
+        };
+        Ok(StreamingApp { mapper, combiner, reducer, cmdenv, files, wasm_memory, wasm_cpu_time })
     }
 
-    /// Copies the shipped files into `dir` and starts `command` there.
+    /// The commands, each with the parameter that holds it.
+    pub fn commands(&self) -> impl Iterator<Item = (&'static str, &CommandLine)> {
+        [(MAPPER, Some(&self.mapper)), (COMBINER, self.combiner.as_ref()), (REDUCER, self.reducer.as_ref())]
+            .into_iter()
+            .filter_map(|(param, command)| command.map(|c| (param, c)))
+    }
+
+    /// Copies the shipped files into `dir` and starts `command` there: a
+    /// `.wasm` program in the sandbox, any other as a process.
     fn start<'s>(&self, command: &CommandLine, attempt: &AttemptInfo<'s>) -> Result<Process<'s>, AppError> {
         ship(&self.files, attempt.work_dir)?;
-        Process::start(command, attempt.work_dir, &streaming_env(attempt, &self.cmdenv), attempt.cancel)
+        let env = streaming_env(attempt, &self.cmdenv);
+        if is_wasm(command) {
+            return self.start_wasm(command, attempt, &env);
+        }
+        Process::start(command, attempt.work_dir, &env, attempt.cancel)
+    }
+
+    #[cfg(feature = "wasm")]
+    fn start_wasm<'s>(
+        &self,
+        command: &CommandLine,
+        attempt: &AttemptInfo<'s>,
+        env: &[(String, String)],
+    ) -> Result<Process<'s>, AppError> {
+        let program = command.program();
+        let shipped = attempt.work_dir.join(program);
+        let path = if !program.contains('/') && shipped.is_file() { shipped } else { PathBuf::from(program) };
+        let sandbox = quern_wasm::Sandbox::global().map_err(|e| AppError::permanent(e.to_string()))?;
+        let module = sandbox.load(&path).map_err(|e| match e {
+            quern_wasm::WasmError::Read { .. } => AppError::new(format!("cannot start {command}: {e}")),
+            e => AppError::permanent(format!("cannot start {command}: {e}")),
+        })?;
+        let limits = quern_wasm::Limits { memory: self.wasm_memory, cpu_time: self.wasm_cpu_time };
+        Process::start_wasm(command, &module, env, limits, attempt.cancel)
+    }
+
+    #[cfg(not(feature = "wasm"))]
+    fn start_wasm<'s>(
+        &self,
+        command: &CommandLine,
+        _: &AttemptInfo<'s>,
+        _: &[(String, String)],
+    ) -> Result<Process<'s>, AppError> {
+        Err(AppError::permanent(format!(
+            "cannot start {command}: this quern was built without WebAssembly support (cargo feature `wasm`)"
+        )))
     }
 }
 

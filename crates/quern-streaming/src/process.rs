@@ -70,7 +70,7 @@ pub(crate) struct Process<'s> {
     command: CommandLine,
     /// The attempt's cancel flag, checked while waiting.
     cancel: &'s AtomicBool,
-    child: Child,
+    running: Running,
     input: Option<Sender<Vec<u8>>>,
     events: Receiver<Event>,
     /// Chunks the writer may still be handed.
@@ -113,6 +113,34 @@ impl<'s> Process<'s> {
             let _ = child.wait();
             return Err(AppError::new(format!("cannot start {command}: its pipes were not opened")));
         };
+        Process::with_pipes(command, Running::Os(child), (stdin, stdout, stderr), cancel)
+    }
+
+    /// Starts `module` (the program of `command`) in the sandbox, with
+    /// `command`'s other words as its arguments and `env` as its whole
+    /// environment, within `limits`.
+    #[cfg(feature = "wasm")]
+    pub(crate) fn start_wasm(
+        command: &CommandLine,
+        module: &quern_wasm::WasmModule,
+        env: &[(String, String)],
+        limits: quern_wasm::Limits,
+        cancel: &'s AtomicBool,
+    ) -> Result<Process<'s>, AppError> {
+        let sandbox = quern_wasm::Sandbox::global().map_err(|e| AppError::permanent(e.to_string()))?;
+        let (run, stdio) = sandbox
+            .start(module, command.args(), env, limits)
+            .map_err(|e| AppError::new(format!("cannot start {command}: {e}")))?;
+        Process::with_pipes(command, Running::Wasm(run), (stdio.stdin, stdio.stdout, stdio.stderr), cancel)
+    }
+
+    /// The process around what `running` is, once its pipes have threads.
+    fn with_pipes(
+        command: &CommandLine,
+        mut running: Running,
+        (stdin, stdout, stderr): (impl Write + Send + 'static, impl Read + Send + 'static, impl Read + Send + 'static),
+        cancel: &'s AtomicBool,
+    ) -> Result<Process<'s>, AppError> {
         let (events_tx, events) = mpsc::sync_channel(EVENTS);
         let (input, input_rx) = mpsc::channel();
         let started = spawn_writer(stdin, input_rx, events_tx.clone())
@@ -128,15 +156,14 @@ impl<'s> Process<'s> {
         let stderr = match started {
             Ok(stderr) => stderr,
             Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                running.stop();
                 return Err(AppError::new(format!("cannot start {command}: no thread for its pipes: {e}")));
             }
         };
         Ok(Process {
             command: command.clone(),
             cancel,
-            child,
+            running,
             input: Some(input),
             events,
             credits: IN_FLIGHT,
@@ -209,9 +236,10 @@ impl<'s> Process<'s> {
         if let Some(e) = self.write_error.take() {
             return Err(self.failure(&format!("stopped reading its input ({e})")));
         }
-        let status = self.child.wait().map_err(|e| AppError::new(format!("waiting for {}: {e}", self.command)))?;
-        if !status.success() {
-            return Err(self.failure(&format!("ended with {status}")));
+        if let Err(ended) =
+            self.running.wait().map_err(|e| AppError::new(format!("waiting for {}: {e}", self.command)))?
+        {
+            return Err(self.failure(&ended));
         }
         if let Some(e) = self.read_error.take() {
             return Err(self.failure(&format!("its output could not be read ({e})")));
@@ -254,18 +282,21 @@ impl<'s> Process<'s> {
         // A process that stopped reading is usually on its way out: its
         // exit status says more than a kill would.
         let grace = Instant::now() + EXIT_GRACE;
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < grace {
+        while self.running.try_wait().is_none() && Instant::now() < grace {
             thread::sleep(Duration::from_millis(10));
         }
-        let ended = match self.child.try_wait() {
-            Ok(Some(status)) => format!("; it ended with {status}"),
-            _ => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                "; it was stopped".to_owned()
+        let what = match self.running.try_wait() {
+            // `what` already says how it ended.
+            Some(Err(ended)) if ended == what => what.to_owned(),
+            // How it ended comes first: a limit or a crash is why it
+            // stopped reading or writing.
+            Some(Err(ended)) => format!("{ended}; so it {what}"),
+            Some(Ok(())) => format!("{what}; it ended with exit status: 0"),
+            None => {
+                self.running.stop();
+                format!("{what}; it was stopped")
             }
         };
-        let what = if what.starts_with("ended with") { what.to_owned() } else { format!("{what}{ended}") };
         // Stopped or ended, its stderr is closed and the reader ends, unless
         // something the process started still holds it: wait a little only.
         let (reader, tail) = &self.stderr;
@@ -288,10 +319,71 @@ impl Drop for Process<'_> {
     /// A process whose attempt ended without [`Process::finish`] (failed
     /// or cancelled) is stopped; its threads end with its pipes.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.running.try_wait().is_none() {
+            self.running.stop();
         }
+    }
+}
+
+/// What runs a streaming command: a child process, or a module in the
+/// sandbox.
+enum Running {
+    Os(Child),
+    #[cfg(feature = "wasm")]
+    Wasm(quern_wasm::WasmRun),
+}
+
+impl Running {
+    /// How it ended, if it has: `Err` says how, when not with status 0
+    /// ("ended with exit status: 1", "was stopped at its memory limit …").
+    fn try_wait(&mut self) -> Option<Result<(), String>> {
+        match self {
+            Running::Os(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(os_ending(status)),
+                Ok(None) => None,
+                Err(e) => Some(Err(format!("could not be waited for ({e})"))),
+            },
+            #[cfg(feature = "wasm")]
+            Running::Wasm(run) => run.try_wait().map(|ended| ended.map_err(|e| wasm_ending(&e))),
+        }
+    }
+
+    /// Waits for it to end.
+    fn wait(&mut self) -> io::Result<Result<(), String>> {
+        match self {
+            Running::Os(child) => child.wait().map(os_ending),
+            #[cfg(feature = "wasm")]
+            Running::Wasm(run) => Ok(run.wait().map_err(|e| wasm_ending(&e))),
+        }
+    }
+
+    /// Stops it: a process is killed and reaped; a module is stopped at its
+    /// next epoch check, or when its pipes close.
+    fn stop(&mut self) {
+        match self {
+            Running::Os(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            #[cfg(feature = "wasm")]
+            Running::Wasm(run) => run.kill(),
+        }
+    }
+}
+
+fn os_ending(status: std::process::ExitStatus) -> Result<(), String> {
+    if status.success() { Ok(()) } else { Err(format!("ended with {status}")) }
+}
+
+/// How a module ended, naming the flag behind a limit it reached.
+#[cfg(feature = "wasm")]
+fn wasm_ending(ended: &quern_wasm::WasmExit) -> String {
+    use quern_wasm::WasmExit;
+    match ended {
+        WasmExit::MemoryLimit { .. } => format!("{ended} (--wasm-memory)"),
+        WasmExit::CpuTimeLimit(_) => format!("{ended} (--wasm-cpu-time)"),
+        WasmExit::Status(_) => format!("{ended} (a module runs sandboxed: no files, no network)"),
+        WasmExit::Trap(_) | WasmExit::Killed => ended.to_string(),
     }
 }
 
@@ -456,7 +548,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cancel = Arc::new(AtomicBool::new(false));
         let p = start("sleep 600", dir.path(), &cancel);
-        let pid = p.child.id();
+        let Running::Os(child) = &p.running else { panic!("a process") };
+        let pid = child.id();
         let flag = Arc::clone(&cancel);
         let setter = thread::spawn(move || {
             thread::sleep(Duration::from_millis(200));

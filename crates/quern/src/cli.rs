@@ -20,6 +20,7 @@ use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
 use quern_core::{AppRegistry, JobSpec, Partitioner};
 use quern_engine::{Error as EngineError, JobReport, RunOptions};
+use quern_streaming::CommandLine;
 
 use crate::progress::ProgressDisplay;
 
@@ -238,6 +239,14 @@ pub(crate) struct JobArgs {
     /// find it by its name (repeatable; with `--mapper`).
     #[arg(long = "file", requires = "mapper", value_parser = Utf8Path, value_name = "PATH")]
     files: Vec<String>,
+    /// The memory limit of a WebAssembly module (a command whose program
+    /// is a `.wasm` file), per run; default 256MiB.
+    #[arg(long, requires = "mapper", value_parser = parse_size, value_name = "SIZE")]
+    wasm_memory: Option<u64>,
+    /// The CPU time limit of one run of a WebAssembly module (`30s`,
+    /// `10m`); default 10m.
+    #[arg(long, requires = "mapper", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    wasm_cpu_time: Option<std::time::Duration>,
     /// Input files, directories (read recursively) and glob patterns
     /// (UTF-8 paths).
     #[arg(long, required = true, num_args = 1.., value_parser = Utf8Path)]
@@ -310,36 +319,67 @@ fn parse_shuffle(s: &str) -> Result<String, String> {
 }
 
 impl JobArgs {
-    /// The job's spec; a streaming job's files are made absolute, so that
-    /// attempts find them from their own directories.
+    /// The job's spec. A streaming job's files are made absolute, so that
+    /// attempts find them from their own directories, and a `.wasm`
+    /// program is shipped as a file and named by its base name; a job
+    /// whose every command is a module is a `wasm` job, which any worker
+    /// runs.
     pub(crate) fn into_spec(self) -> anyhow::Result<JobSpec> {
         let mut params = self.params.into_iter().collect::<BTreeMap<_, _>>();
         let app = match self.mapper {
             Some(mapper) => {
-                params.insert(quern_streaming::MAPPER.to_owned(), mapper);
-                if let Some(combiner) = self.combiner {
-                    params.insert(quern_streaming::COMBINER.to_owned(), combiner);
-                }
-                if let Some(reducer) = self.reducer {
-                    params.insert(quern_streaming::REDUCER.to_owned(), reducer);
+                let mut files = self.files;
+                let mut all_wasm = true;
+                for (param, command) in [
+                    (quern_streaming::MAPPER, Some(mapper)),
+                    (quern_streaming::COMBINER, self.combiner),
+                    (quern_streaming::REDUCER, self.reducer),
+                ] {
+                    let Some(command) = command else { continue };
+                    let flag = format!("--{param}");
+                    let parsed = CommandLine::parse(&command).with_context(|| flag.clone())?;
+                    if !quern_streaming::is_wasm(&parsed) {
+                        all_wasm = false;
+                        params.insert(param.to_owned(), command);
+                        continue;
+                    }
+                    let path = Path::new(parsed.program());
+                    let name = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .with_context(|| format!("{flag}: {} names no file", parsed.program()))?;
+                    if !files.iter().any(|f| f == parsed.program()) {
+                        files.push(parsed.program().to_owned());
+                    }
+                    params.insert(param.to_owned(), parsed.with_program(name).as_str().to_owned());
                 }
                 if !self.cmdenv.is_empty() {
                     let pairs: Vec<String> = self.cmdenv.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     params.insert(quern_streaming::CMDENV.to_owned(), pairs.join("\n"));
                 }
-                if !self.files.is_empty() {
-                    let files = self
-                        .files
-                        .iter()
-                        .map(|f| {
-                            std::fs::canonicalize(f)
-                                .with_context(|| format!("--file {f}"))
-                                .map(|p| p.display().to_string())
-                        })
-                        .collect::<anyhow::Result<Vec<_>>>()?;
-                    params.insert(quern_streaming::FILES.to_owned(), files.join("\n"));
+                if !files.is_empty() {
+                    let mut names = BTreeMap::new();
+                    let mut shipped = Vec::new();
+                    for f in &files {
+                        let path = std::fs::canonicalize(f).with_context(|| format!("--file {f}"))?;
+                        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        if let Some(other) = names.insert(name.clone(), f.clone()) {
+                            anyhow::bail!(
+                                "--file {f} and --file {other} would both be {name:?} in the attempt's directory"
+                            );
+                        }
+                        shipped.push(path.display().to_string());
+                    }
+                    params.insert(quern_streaming::FILES.to_owned(), shipped.join("\n"));
                 }
-                quern_streaming::APP.to_owned()
+                if let Some(bytes) = self.wasm_memory {
+                    params.insert(quern_streaming::WASM_MEMORY.to_owned(), bytes.to_string());
+                }
+                if let Some(time) = self.wasm_cpu_time {
+                    params.insert(quern_streaming::WASM_CPU_TIME.to_owned(), time.as_secs_f64().to_string());
+                }
+                if all_wasm && cfg!(feature = "wasm") { quern_streaming::WASM_APP } else { quern_streaming::APP }
+                    .to_owned()
             }
             // clap requires one of the two.
             None => self.app.unwrap_or_default(),

@@ -16,26 +16,13 @@ fn example(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/streaming").join(name).display().to_string()
 }
 
-/// The part files of `out`, by name, with their bytes.
-fn parts(out: &Path) -> Vec<(String, Vec<u8>)> {
-    assert!(out.join("_SUCCESS").exists(), "{} has no _SUCCESS", out.display());
-    let mut parts: Vec<(String, Vec<u8>)> = fs::read_dir(out)
-        .expect("read output")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")))
-        .map(|p| (p.file_name().expect("name").to_string_lossy().into_owned(), fs::read(&p).expect("read part")))
-        .collect();
-    parts.sort();
-    parts
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The part files of the native wordcount of the Gutenberg books with 2
 /// reducers, run under `dir`.
-fn native_wordcount(dir: &Path) -> Vec<(String, Vec<u8>)> {
+fn native_wordcount(dir: &Path) -> Parts {
     let native = dir.join("native");
     quern()
         .args(["run", "--quiet", "--app", "wordcount", "--reducers", "2", "--input"])

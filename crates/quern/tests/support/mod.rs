@@ -1,5 +1,6 @@
 //! What the `quern` binary's black-box tests share.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -17,4 +18,45 @@ pub fn gutenberg() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gutenberg");
     assert!(dir.is_dir(), "the Gutenberg books are expected at {} (../shared beside the clone)", dir.display());
     dir
+}
+
+/// Builds the workspace's `package` for `wasm32-wasip1` (release; into a
+/// target directory of the tests' own, so that tests running at once wait
+/// for one build) and returns its module.
+#[allow(dead_code)] // Not every test file runs modules.
+pub fn wasm_module(package: &str) -> PathBuf {
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-guests");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--locked", "--release", "--target", "wasm32-wasip1", "-p", package])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo");
+    assert!(
+        status.success(),
+        "building {package} for wasm32-wasip1 failed (is the target installed? `rustup target add wasm32-wasip1`)"
+    );
+    let module = target_dir.join("wasm32-wasip1/release").join(format!("{package}.wasm"));
+    assert!(module.is_file(), "{} was not built", module.display());
+    module
+}
+
+/// Part files, by name, with their bytes.
+#[allow(dead_code)] // Not every test file reads outputs.
+pub type Parts = Vec<(String, Vec<u8>)>;
+
+/// The part files of `out`, sorted by name; `out` must have its `_SUCCESS`.
+#[allow(dead_code)] // Not every test file reads outputs.
+pub fn parts(out: &Path) -> Parts {
+    assert!(out.join("_SUCCESS").exists(), "{} has no _SUCCESS", out.display());
+    let mut parts: Parts = fs::read_dir(out)
+        .expect("read output")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")))
+        .map(|p| (p.file_name().expect("name").to_string_lossy().into_owned(), fs::read(&p).expect("read part")))
+        .collect();
+    parts.sort();
+    parts
 }

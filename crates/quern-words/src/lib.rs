@@ -1,4 +1,10 @@
-//! Splitting text into words, shared by the word-based apps.
+//! What a word is: the splitter that quern's word-based apps (wordcount,
+//! indexer) share, natively and in their WebAssembly twins
+//! (`examples/wasm-wordcount`, `examples/wasm-indexer`), so that both give
+//! the same output byte for byte.
+//!
+//! # Invariants
+//! - Depends on nothing but `std`, and builds for `wasm32-wasip1`.
 
 /// Calls `f` with each word of `data`, lowercased: maximal runs of
 /// characters for which `char::is_alphabetic` holds, after lossy UTF-8
@@ -6,7 +12,7 @@
 ///
 /// ```
 /// let mut words = Vec::new();
-/// quern_apps::for_each_word(b"It's Zoe's CAF\xc3\x89, na\xffive!", |w| words.push(w.to_owned()));
+/// quern_words::for_each_word(b"It's Zoe's CAF\xc3\x89, na\xffive!", |w| words.push(w.to_owned()));
 /// assert_eq!(words, ["it", "s", "zoe", "s", "café", "na", "ive"]);
 /// ```
 pub fn for_each_word(data: &[u8], mut f: impl FnMut(&str)) {
