@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, MutexGuard, broadcast, oneshot};
 
 pub use crate::cluster::HeartbeatAnswer;
 use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, Worker};
+use crate::code::CodeStore;
 use crate::error::Error;
 use crate::nudge::{Nudge, Nudges};
 use crate::state::{AttemptEnd, JobPhase, WorkerAdmin, WorkerState};
@@ -55,6 +56,9 @@ struct Shared {
     storage_done: tokio::sync::watch::Sender<u64>,
     /// The nudges given so far, which workers watch.
     nudges: tokio::sync::watch::Sender<Nudges>,
+    /// Where the code files jobs ship are stored, once set; a coordinator
+    /// without refuses jobs that ship code.
+    code: std::sync::OnceLock<CodeStore>,
 }
 
 /// Output work ready to run (its decisions are stored), in decision order.
@@ -271,6 +275,8 @@ pub struct JobView {
     pub input_bytes: u64,
     /// How its keys are partitioned, as planned.
     pub partitioner: quern_core::Partitioner,
+    /// The code files it ships, by name: what it ran.
+    pub code: std::collections::BTreeMap<String, quern_core::CodeHash>,
     /// Attempts running now.
     pub running: Vec<RunningAttemptView>,
 }
@@ -402,6 +408,7 @@ impl CoordinatorHandle {
             storage_work: std::sync::Mutex::new(StorageQueue::default()),
             storage_done: tokio::sync::watch::Sender::new(0),
             nudges: tokio::sync::watch::Sender::new(Nudges::default()),
+            code: std::sync::OnceLock::new(),
         });
         let handle = CoordinatorHandle { shared };
         handle.run_storage_work(work);
@@ -412,6 +419,32 @@ impl CoordinatorHandle {
     /// reads and writes files through).
     pub fn storage(&self) -> &Storage {
         &self.shared.storage
+    }
+
+    /// Stores the code files jobs ship in `code` from now on (the first
+    /// store set stays).
+    pub fn set_code_store(&self, code: CodeStore) {
+        let _ = self.shared.code.set(code);
+    }
+
+    /// Where the code files jobs ship are stored.
+    pub fn code_store(&self) -> Result<&CodeStore, Error> {
+        self.shared.code.get().ok_or_else(|| Error::Refused("this coordinator stores no code files".into()))
+    }
+
+    /// Refuses a spec that ships a code file the code store lacks.
+    async fn check_code(&self, spec: &JobSpec) -> Result<(), Error> {
+        if spec.code.is_empty() {
+            return Ok(());
+        }
+        let missing = self.code_store()?.missing(spec.code.values().copied().collect()).await?;
+        if let Some((name, hash)) = spec.code.iter().find(|(_, h)| missing.contains(h)) {
+            return Err(Error::Refused(format!(
+                "the job's code file {name} ({hash:?}) is not stored on the coordinator: upload it first \
+                 (quern submit does)"
+            )));
+        }
+        Ok(())
     }
 
     /// Every change from now on, in order, each once it is stored. A
@@ -696,6 +729,7 @@ impl CoordinatorHandle {
     /// submitted the job (empty: the cluster token's holder).
     pub async fn submit_as(&self, spec: JobSpec, priority: i32, owner: &str) -> Result<JobId, Error> {
         let spec_json = serde_json::to_string(&spec).map_err(|e| Error::BadRequest(format!("spec: {e}")))?;
+        self.check_code(&spec).await?;
         self.memory().await?.cluster.check_submission(&spec)?;
         let created = self.claim_plan_and_create(&spec, spec_json, priority, owner).await;
         if let Ok(mut memory) = self.memory().await {
@@ -1012,6 +1046,7 @@ fn job_view(job: &Job) -> JobView {
         finished_ms: job.finished_ms,
         input_bytes: job.input_bytes(),
         partitioner: job.plan.partitioner,
+        code: job.spec.code.clone(),
         running: job
             .running_attempts()
             .into_iter()

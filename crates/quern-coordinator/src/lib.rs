@@ -21,6 +21,8 @@
 //! - [`nudge`]: the counts workers watch (`WatchWork`) to poll or
 //!   heartbeat as soon as something may wait for them, not at their next
 //!   tick.
+//! - [`code`]: the code files jobs ship ([`CodeStore`]), stored by the
+//!   SHA-256 of their bytes, which a job's spec names them by.
 //! - [`storage_work`]: the commits and clean-ups of job outputs (local
 //!   directories or S3 prefixes) that decisions queue, run once the
 //!   decisions are stored, outside the lock.
@@ -40,6 +42,7 @@
 
 pub mod access;
 pub mod cluster;
+pub mod code;
 mod error;
 mod handle;
 pub mod nudge;
@@ -52,6 +55,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use cluster::Policy;
+pub use code::CodeStore;
 pub use error::Error;
 pub use store::{StateStore, Store};
 
@@ -79,6 +83,9 @@ pub struct CoordinatorConfig {
     /// Where job outputs are: how the coordinator reaches S3 to claim,
     /// commit and clean up `s3://` outputs (local outputs need nothing).
     pub storage: quern_storage::Storage,
+    /// Where the code files jobs ship are stored; without, jobs that ship
+    /// code are refused.
+    pub code: Option<CodeStore>,
 }
 
 /// A coordinator, restored from its state and ready to serve.
@@ -95,6 +102,9 @@ impl Coordinator {
         let access = access::Access::new(&config.token, &config.signing_key, config.token_lifetime)?;
         let interval = config.heartbeat_interval.as_millis() as u32;
         let handle = CoordinatorHandle::open(&config.state_url, config.storage, config.policy, interval).await?;
+        if let Some(code) = config.code {
+            handle.set_code_store(code);
+        }
         Ok(Coordinator { handle, access: std::sync::Arc::new(access) })
     }
 

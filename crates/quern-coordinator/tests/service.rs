@@ -41,6 +41,7 @@ async fn start_with_users(state: &str, users: &[(&str, Role, &str)]) -> Running 
         policy: Policy::with_timeouts(10_000, 60_000, false),
         heartbeat_interval: Duration::from_millis(200),
         storage: quern_storage::Storage::default(),
+        code: None,
         signing_key: b"a test signing key of 32 bytes..".to_vec(),
         token_lifetime: Duration::from_secs(60),
     };
@@ -284,6 +285,7 @@ async fn the_handle_runs_a_job_without_grpc() {
         policy: Policy::with_timeouts(10_000, 60_000, false),
         heartbeat_interval: Duration::from_millis(200),
         storage: quern_storage::Storage::default(),
+        code: None,
         signing_key: b"a test signing key of 32 bytes..".to_vec(),
         token_lifetime: Duration::from_secs(60),
     };

@@ -13,6 +13,7 @@ use quern_core::{App, AttemptId, Counters, JobPlan, JobSpec, TaskId, TaskKind};
 use quern_storage::Storage;
 use serde::{Deserialize, Serialize};
 
+use crate::code::JobCode;
 use crate::merge::RunSegment;
 use crate::run::RunIndex;
 use crate::task::{MapTask, ReduceTask, TaskEnv};
@@ -33,6 +34,10 @@ pub struct AttemptRequest {
     pub runs: Vec<RunSegment>,
     /// Maximum runs merged at once.
     pub merge_factor: usize,
+    /// The directory holding the job's code files by hash (a worker's
+    /// cache), when the job ships any.
+    #[serde(default)]
+    pub code_dir: Option<PathBuf>,
 }
 
 /// How an attempt ended.
@@ -90,7 +95,7 @@ pub fn run_attempt(
     progress: &AttemptProgress,
     cancel: &AtomicBool,
 ) -> AttemptOutcome {
-    let AttemptRequest { spec, plan, attempt, work_dir, runs, merge_factor } = request;
+    let AttemptRequest { spec, plan, attempt, work_dir, runs, merge_factor, code_dir } = request;
     let env = TaskEnv {
         app,
         plan,
@@ -101,6 +106,7 @@ pub fn run_attempt(
         bytes_read: &progress.bytes_read,
         records_done: &progress.records,
         storage,
+        code: JobCode { files: &spec.code, dir: code_dir.as_deref() },
     };
     let committer = match storage.open_output(&spec.output) {
         Ok(committer) => committer,

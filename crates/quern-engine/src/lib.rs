@@ -48,6 +48,7 @@
 
 pub mod aggregate;
 pub mod attempt;
+mod code;
 pub mod collect;
 mod error;
 pub mod merge;
@@ -58,6 +59,7 @@ mod sample;
 pub mod shuffle;
 pub mod task;
 
+pub use code::JobCode;
 pub use error::{Error, TaskError};
 pub use plan::{PlanOutcome, plan_job};
 pub use runner::{DEFAULT_MERGE_FACTOR, JobProgress, JobReport, RunOptions, run_job};

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use quern_core::{App, JobPlan, JobSpec, Partitioner};
 use quern_storage::{Location, Storage, StorageError, plan_splits};
+
+use crate::code::JobCode;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -27,8 +29,9 @@ use crate::Error;
 /// A spec with a `shuffle` location gets its job's own prefix under it
 /// ([`JobPlan::shuffle`], a URL): `LOCATION/job-TIME-PID-RANDOM`, so that
 /// jobs sharing one `--shuffle` never share a key. A shuffle location that
-/// does not parse refuses the job.
-pub fn plan_job(spec: &JobSpec, app: &dyn App, storage: &Storage) -> Result<JobPlan, Error> {
+/// does not parse refuses the job. The sample is mapped in scratch
+/// directories that hold the job's `code` files, as an attempt's does.
+pub fn plan_job(spec: &JobSpec, app: &dyn App, storage: &Storage, code: JobCode<'_>) -> Result<JobPlan, Error> {
     spec.validate()?;
     let shuffle = spec.shuffle.as_deref().map(job_shuffle_prefix).transpose()?;
     let files = storage.resolve_inputs(&spec.inputs)?;
@@ -36,7 +39,7 @@ pub fn plan_job(spec: &JobSpec, app: &dyn App, storage: &Storage) -> Result<JobP
     let mut plan = JobPlan::new(spec, app, splits)?;
     plan.shuffle = shuffle;
     if plan.partitioner == Partitioner::TotalOrder {
-        crate::sample::choose_cut_points(&mut plan, app, storage, crate::sample::Budget::DEFAULT);
+        crate::sample::choose_cut_points(&mut plan, app, storage, code, crate::sample::Budget::DEFAULT);
         plan.check(spec)?;
     }
     Ok(plan)

@@ -19,6 +19,7 @@ use quern_storage::{Location, OutputCommitter, Storage, StorageError};
 use serde::Serialize;
 
 use crate::attempt::describe_task;
+use crate::code::JobCode;
 use crate::error::{Error, TaskError};
 use crate::merge::RunSegment;
 use crate::plan::plan_job;
@@ -47,6 +48,9 @@ pub struct RunOptions {
     /// only; give it [`quern_storage::S3Options`] for `s3://` inputs and
     /// outputs).
     pub storage: Storage,
+    /// The directory holding the job's code files
+    /// ([`quern_core::JobSpec::code`]) by hash, when it ships any.
+    pub code_dir: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -58,6 +62,7 @@ impl Default for RunOptions {
             cancel: Arc::default(),
             progress: Arc::default(),
             storage: Storage::default(),
+            code_dir: None,
         }
     }
 }
@@ -135,7 +140,8 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
     {
         return Err(StorageError::OutputExists { path: spec.output.clone() }.into());
     }
-    let plan = plan_job(spec, &*app, &opts.storage)?;
+    let code = JobCode { files: &spec.code, dir: opts.code_dir.as_deref() };
+    let plan = plan_job(spec, &*app, &opts.storage, code)?;
     let map_tasks = plan.splits.len() as u32;
     let reduce_tasks = plan.partitions;
 
@@ -179,6 +185,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
         bytes_read: &progress.bytes_read,
         records_done: &progress.records_done,
         storage: &opts.storage,
+        code,
     };
     let slot = Slot { env: &env, shared: &shared, wake: &wake, committer: &committer, work: work.path(), progress };
     std::thread::scope(|scope| {

@@ -35,6 +35,8 @@ use quern_core::{
 };
 use quern_storage::Storage;
 
+use crate::code::JobCode;
+
 /// How much of the input a sample reads and keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
@@ -110,14 +112,20 @@ struct Sample {
 /// Replaces the (empty) cut points of every output of `plan` partitioned in
 /// total order by points chosen from a sample of its keys, read within
 /// `budget` (see the module's documentation).
-pub(crate) fn choose_cut_points(plan: &mut JobPlan, app: &dyn App, storage: &Storage, budget: Budget) {
+pub(crate) fn choose_cut_points(
+    plan: &mut JobPlan,
+    app: &dyn App,
+    storage: &Storage,
+    code: JobCode<'_>,
+    budget: Budget,
+) {
     let wanted: Vec<bool> = plan.outputs.iter().map(|o| o.cut_points.is_some() && o.reducers > 1).collect();
     if !wanted.contains(&true) {
         return;
     }
     let format = app.input_format();
     let pieces = lay_out(plan, format.line_numbers(), budget);
-    let sample = read_pieces(&pieces, app, &*format, storage, &wanted, budget);
+    let sample = read_pieces(&pieces, app, Source { format: &*format, storage, code }, &wanted, budget);
     for (o, keys) in plan.outputs.iter_mut().zip(&sample.keys) {
         if o.cut_points.is_none() || o.reducers <= 1 {
             continue;
@@ -186,14 +194,16 @@ fn lay_out(plan: &JobPlan, line_numbers: bool, budget: Budget) -> Vec<Piece> {
 }
 
 /// Reads `pieces` (a few at once), keeping the keys of the `wanted` outputs.
-fn read_pieces(
-    pieces: &[Piece],
-    app: &dyn App,
-    format: &dyn InputFormat,
-    storage: &Storage,
-    wanted: &[bool],
-    budget: Budget,
-) -> Sample {
+/// Where a sample's records come from: the app's input format over
+/// storage, mapped in directories that hold the job's code files.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    format: &'a dyn InputFormat,
+    storage: &'a Storage,
+    code: JobCode<'a>,
+}
+
+fn read_pieces(pieces: &[Piece], app: &dyn App, source: Source<'_>, wanted: &[bool], budget: Budget) -> Sample {
     let sampled = pieces.iter().map(|p| u128::from(p.bytes)).sum::<u128>().max(1);
     let share = |total: usize, bytes: u64| (total as u128 * u128::from(bytes)).div_ceil(sampled) as usize;
     let next = AtomicUsize::new(0);
@@ -203,7 +213,7 @@ fn read_pieces(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(piece) = pieces.get(i) else { break };
             let limits = (share(budget.keys, piece.bytes), share(budget.key_bytes, piece.bytes));
-            let sample = read_piece(piece, i, app, format, storage, wanted, limits);
+            let sample = read_piece(piece, i, app, source, wanted, limits);
             done.lock().unwrap_or_else(|p| p.into_inner()).push((i, sample));
         }
     };
@@ -241,8 +251,7 @@ fn read_piece(
     piece: &Piece,
     index: usize,
     app: &dyn App,
-    format: &dyn InputFormat,
-    storage: &Storage,
+    Source { format, storage, code }: Source<'_>,
     wanted: &[bool],
     limits: (usize, usize),
 ) -> Sample {
@@ -259,6 +268,10 @@ fn read_piece(
     let cancel = AtomicBool::new(false);
     let session = match &scratch {
         Ok(dir) => {
+            if let Err(e) = code.put_into(dir.path()) {
+                tracing::warn!("sampling {} for total order: {e}", piece.split);
+                return Sample { keys: sink.keys, records: 0, skipped: 0 };
+            }
             let info = AttemptInfo {
                 attempt: AttemptId { task: TaskId { kind: TaskKind::Map, index: index as u32 }, attempt: 0 },
                 split: Some(&piece.split),
@@ -533,7 +546,7 @@ mod tests {
         write_numbers(&input, 100_000); // 800,000 bytes, keys uniform in order
         let (spec, mut planned) = plan(&[&input], 100_000, 4);
         let budget = Budget { places: 16, bytes: 64_000, keys: 4_000, key_bytes: 1 << 20 };
-        choose_cut_points(&mut planned, &Lines { numbered: false }, &Storage::default(), budget);
+        choose_cut_points(&mut planned, &Lines { numbered: false }, &Storage::default(), JobCode::none(), budget);
         assert_eq!(planned.check(&spec), Ok(()));
         let cuts = planned.outputs[0].cut_points.clone().expect("total order");
         assert_eq!(cuts.len(), 3, "{cuts:?}");
@@ -544,7 +557,7 @@ mod tests {
         assert!(sizes.iter().all(|&n| (20_000..=30_000).contains(&n)), "{sizes:?} from {cuts:?}");
 
         let (_, mut again) = plan(&[&input], 100_000, 4);
-        choose_cut_points(&mut again, &Lines { numbered: false }, &Storage::default(), budget);
+        choose_cut_points(&mut again, &Lines { numbered: false }, &Storage::default(), JobCode::none(), budget);
         assert_eq!(again, planned, "sampling is deterministic");
     }
 
@@ -563,7 +576,13 @@ mod tests {
             let app = Lines { numbered };
             let budget = Budget { places: 4, bytes: 1 << 20, keys: 1_000, key_bytes: 1 << 20 };
             let pieces = lay_out(&plan, numbered, budget);
-            let sample = read_pieces(&pieces, &app, &*app.input_format(), &Storage::default(), &[true], budget);
+            let sample = read_pieces(
+                &pieces,
+                &app,
+                Source { format: &*app.input_format(), storage: &Storage::default(), code: JobCode::none() },
+                &[true],
+                budget,
+            );
             let keys: Vec<&[u8]> = sample.keys[0].iter().collect();
             assert!(keys.len() <= 1_000 + pieces.len(), "{} keys", keys.len());
             assert!(keys.len() >= 900, "{} keys", keys.len());
@@ -574,7 +593,13 @@ mod tests {
         let app = Lines { numbered: false };
         let budget = Budget { places: 4, bytes: 1 << 20, keys: 100_000, key_bytes: 1_000 };
         let pieces = lay_out(&plan, false, budget);
-        let sample = read_pieces(&pieces, &app, &*app.input_format(), &Storage::default(), &[true], budget);
+        let sample = read_pieces(
+            &pieces,
+            &app,
+            Source { format: &*app.input_format(), storage: &Storage::default(), code: JobCode::none() },
+            &[true],
+            budget,
+        );
         let kept = sample.keys[0].bytes.len();
         assert!((900..=1_000 + pieces.len()).contains(&kept), "{kept} key bytes");
     }

@@ -24,6 +24,7 @@ use quern_core::{
     Record, RecordSink, RecordWriter, ReduceContext, ReduceSession, ReduceSink, SplitInput, Values,
 };
 
+use crate::code::JobCode;
 use crate::collect::{CollectError, Collector, SpillTarget};
 use crate::error::{TaskError, panic_message};
 use quern_core::{InputSplit, JobPlan};
@@ -53,6 +54,8 @@ pub struct TaskEnv<'a> {
     pub records_done: &'a AtomicU64,
     /// Where the inputs are read from.
     pub storage: &'a Storage,
+    /// The job's code files, put into each attempt's directory first.
+    pub code: JobCode<'a>,
 }
 
 /// How many records between updates of `records_done`.
@@ -356,6 +359,7 @@ impl MapTask<'_> {
     /// Runs the attempt.
     pub fn run(&self, env: &TaskEnv<'_>) -> Result<MapOutput, TaskError> {
         fs::create_dir_all(&self.work_dir).map_err(TaskError::io("creating map scratch directory"))?;
+        env.code.put_into(&self.work_dir)?;
         let split_name = self.split.to_string();
         let combiner = env.app.combiner();
         let reduced: Vec<usize> = (0..env.plan.outputs.len()).filter(|&o| env.plan.outputs[o].reducers > 0).collect();
@@ -600,6 +604,7 @@ impl ReduceTask<'_> {
         let out = &env.plan.outputs[self.output];
         let runs = self.runs.clone();
         fs::create_dir_all(&self.work_dir).map_err(TaskError::io("creating reduce scratch directory"))?;
+        env.code.put_into(&self.work_dir)?;
         let (runs, _) =
             merge_to_factor(runs, env.merge_factor, &self.work_dir).map_err(TaskError::io("merging map outputs"))?;
         let merger = RunMerger::open(&runs).map_err(TaskError::io("opening map outputs"))?;

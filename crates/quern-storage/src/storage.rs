@@ -115,6 +115,12 @@ impl Storage {
         transfer::read_range(&self.s3, location, offset, len)
     }
 
+    /// The size of the object or file at `location`, or `None` when there
+    /// is none (a HEAD, or the file's metadata).
+    pub fn size_of(&self, location: &str) -> Result<Option<u64>, StorageError> {
+        transfer::size_of(&self.s3, location)
+    }
+
     /// Deletes everything under `location`: every object under an `s3://`
     /// prefix (never a whole bucket: refused), or a local directory with
     /// its contents. Nothing there is no error.

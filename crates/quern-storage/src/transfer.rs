@@ -138,6 +138,27 @@ pub(crate) fn read_range(s3: &S3Stores, location: &str, offset: u64, len: u64) -
     }
 }
 
+/// The size of the object or file at `location`; `None` when missing.
+pub(crate) fn size_of(s3: &S3Stores, location: &str) -> Result<Option<u64>, Error> {
+    match Location::parse(location)? {
+        Location::Local(path) => match fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(transfer("looking up", location, e)),
+        },
+        Location::S3 { bucket, key } => {
+            if key.is_empty() {
+                return Err(Error::BadLocation {
+                    location: location.to_owned(),
+                    message: "names a bucket, not an object".into(),
+                });
+            }
+            Ok(s3.head(&bucket, &key, location)?.map(|info| info.size))
+        }
+    }
+}
+
 /// Deletes everything under `location`: every object under the prefix, or
 /// the local directory (or file). Nothing there is no error.
 pub(crate) fn delete_prefix(s3: &S3Stores, location: &str) -> Result<(), Error> {

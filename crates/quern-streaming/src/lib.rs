@@ -16,7 +16,9 @@
 //!   which then write the sorted pairs as they are (the identity reduce);
 //! - the environment adds what Hadoop streaming's scripts read (the split's
 //!   file, the task and attempt ids, …) and the job's `cmdenv` pairs; the
-//!   job's `file`s are copied into the working directory first.
+//!   job's code files ([`quern_core::JobSpec::code`], `--file`) are in the
+//!   working directory, where a program named like one of them is that
+//!   file.
 //!
 //! A process that cannot be started, exits with a status other than 0, is
 //! killed, or stops reading its input fails the attempt, with the tail of
@@ -48,8 +50,6 @@ mod command;
 mod env;
 mod process;
 
-use std::fs;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,9 +74,6 @@ pub const REDUCER: &str = "reducer";
 /// The parameter holding the `NAME=VALUE` pairs added to the environment,
 /// one per line.
 pub const CMDENV: &str = "cmdenv";
-/// The parameter holding the files copied into each attempt's working
-/// directory, one path per line.
-pub const FILES: &str = "file";
 /// The name of the app whose commands are all WebAssembly modules, which
 /// every worker runs (no `--allow-exec`); registered with the `wasm`
 /// feature.
@@ -126,7 +123,6 @@ fn params() -> Vec<ParamSpec> {
             "the reducer's command; without it the job is map-only unless it asks for reducers",
         ),
         ParamSpec::optional(CMDENV, "NAME=VALUE pairs added to the commands' environment, one per line"),
-        ParamSpec::optional(FILES, "files copied into every attempt's working directory, one path per line"),
         ParamSpec::optional(WASM_MEMORY, "a WebAssembly module's memory limit, in bytes (default 256 MiB)"),
         ParamSpec::optional(WASM_CPU_TIME, "a WebAssembly module's CPU time limit per run, in seconds (default 600)"),
     ]
@@ -138,7 +134,7 @@ pub fn is_wasm(command: &CommandLine) -> bool {
     command.program().ends_with(".wasm")
 }
 
-/// A streaming job's code: commands, environment and shipped files.
+/// A streaming job's code: commands, environment and module limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamingApp {
     /// The mapper.
@@ -149,8 +145,6 @@ pub struct StreamingApp {
     pub reducer: Option<CommandLine>,
     /// Added to the commands' environment.
     pub cmdenv: Vec<(String, String)>,
-    /// Copied into every attempt's working directory.
-    pub files: Vec<PathBuf>,
     /// A module's memory limit, in bytes.
     pub wasm_memory: u64,
     /// A module's CPU time limit, per run.
@@ -159,7 +153,8 @@ pub struct StreamingApp {
 
 impl StreamingApp {
     /// The app from its parameters ([`MAPPER`], [`COMBINER`], [`REDUCER`],
-    /// [`CMDENV`], [`FILES`]); an error names the parameter.
+    /// [`CMDENV`], [`WASM_MEMORY`], [`WASM_CPU_TIME`]); an error names the
+    /// parameter.
     pub fn from_params(params: &Params) -> Result<StreamingApp, SpecError> {
         let command = |name: &str, text: &str| {
             CommandLine::parse(text).map_err(|e| SpecError::BadParam { param: name.to_owned(), message: e.to_string() })
@@ -177,8 +172,6 @@ impl StreamingApp {
             };
             cmdenv.push((name.to_owned(), value.to_owned()));
         }
-        let files =
-            params.get(FILES).unwrap_or_default().lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect();
         let wasm_memory = match params.get(WASM_MEMORY) {
             None => DEFAULT_WASM_MEMORY,
             Some(text) => text.trim().parse().ok().filter(|&n| n >= 1 << 16).ok_or_else(|| SpecError::BadParam {
@@ -199,7 +192,7 @@ impl StreamingApp {
                     message: format!("{text:?} is not a positive number of seconds"),
                 })?,
         };
-        Ok(StreamingApp { mapper, combiner, reducer, cmdenv, files, wasm_memory, wasm_cpu_time })
+        Ok(StreamingApp { mapper, combiner, reducer, cmdenv, wasm_memory, wasm_cpu_time })
     }
 
     /// The commands, each with the parameter that holds it.
@@ -209,10 +202,10 @@ impl StreamingApp {
             .filter_map(|(param, command)| command.map(|c| (param, c)))
     }
 
-    /// Copies the shipped files into `dir` and starts `command` there: a
-    /// `.wasm` program in the sandbox, any other as a process.
+    /// Starts `command` in the attempt's directory (where the job's code
+    /// files are): a `.wasm` program in the sandbox, any other as a
+    /// process.
     fn start<'s>(&self, command: &CommandLine, attempt: &AttemptInfo<'s>) -> Result<Process<'s>, AppError> {
-        ship(&self.files, attempt.work_dir)?;
         let env = streaming_env(attempt, &self.cmdenv);
         if is_wasm(command) {
             return self.start_wasm(command, attempt, &env);
@@ -229,7 +222,8 @@ impl StreamingApp {
     ) -> Result<Process<'s>, AppError> {
         let program = command.program();
         let shipped = attempt.work_dir.join(program);
-        let path = if !program.contains('/') && shipped.is_file() { shipped } else { PathBuf::from(program) };
+        let path =
+            if !program.contains('/') && shipped.is_file() { shipped } else { std::path::PathBuf::from(program) };
         let sandbox = quern_wasm::Sandbox::global().map_err(|e| AppError::permanent(e.to_string()))?;
         let module = sandbox.load(&path).map_err(|e| match e {
             quern_wasm::WasmError::Read { .. } => AppError::new(format!("cannot start {command}: {e}")),
@@ -250,18 +244,6 @@ impl StreamingApp {
             "cannot start {command}: this quern was built without WebAssembly support (cargo feature `wasm`)"
         )))
     }
-}
-
-/// Copies each of `files` into `dir`, under its own name.
-fn ship(files: &[PathBuf], dir: &Path) -> Result<(), AppError> {
-    for file in files {
-        let Some(name) = file.file_name() else {
-            return Err(AppError::permanent(format!("cannot ship {}: it names no file", file.display())));
-        };
-        fs::copy(file, dir.join(name))
-            .map_err(|e| AppError::new(format!("cannot ship {} into the attempt's directory: {e}", file.display())))?;
-    }
-    Ok(())
 }
 
 impl App for StreamingApp {

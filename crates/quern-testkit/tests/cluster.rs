@@ -508,3 +508,60 @@ fn a_hanging_streaming_mapper_is_timed_out_and_killed_with_its_attempt() {
         processes_running(&["sleep", &seconds]).is_empty()
     });
 }
+
+#[test]
+fn wasm_jobs_run_on_every_worker_from_code_the_coordinator_stores_by_hash() {
+    // No worker allows commands: modules run in the sandbox anywhere.
+    let c = TestCluster::start(2, &["--no-speculation"]);
+    let module = c.path("wc.wasm");
+    fs::copy(wasm_module("wasm-wordcount"), &module).expect("copy the module");
+    let hash = quern_core::CodeHash::of(&fs::read(&module).expect("read the module")).to_string();
+    let (input, out) = (gutenberg().display().to_string(), c.path("wasm"));
+    let wc = |step: &str| format!("{} {step}", module.display());
+    let job = |out: &std::path::Path, mapper: &str| {
+        let out = out.display().to_string();
+        let (map, combine, reduce) = (wc(mapper), wc("combine"), wc("reduce"));
+        let args = ["--input", &input, "--output", &out, "--reducers", "3", "--mapper", &map];
+        c.submit(&[&args[..], &["--combiner", &combine, "--reducer", &reduce, "--max-attempts", "2"]].concat())
+    };
+    let id = job(&out, "map");
+    // The workers never read the client's file: it may go once submitted.
+    fs::remove_file(&module).expect("remove the module");
+    let status = c.wait_job(id, Duration::from_secs(120));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    assert_eq!(status["app"], "wasm", "{status}");
+    assert_eq!(status["code"]["wc.wasm"], hash.as_str(), "the job records the module it ran: {status}");
+    let native = c.path("native");
+    embedded("wordcount", &gutenberg(), &native, &["--reducers", "3"]);
+    assert!(parts(&out) == parts(&native), "the WebAssembly wordcount on a cluster differs from the native one");
+    // Stored once, by hash, on the coordinator; fetched by hash by each
+    // worker that ran an attempt.
+    assert!(c.path("coordinator/files/code").join(&hash).is_file(), "the coordinator stores the module by hash");
+    let workers: std::collections::BTreeSet<String> =
+        c.attempts(id).iter().filter_map(|a| a["worker"].as_str().map(str::to_owned)).collect();
+    assert_eq!(workers.len(), 2, "both workers ran attempts: {workers:?}");
+    for w in 0..2 {
+        assert!(c.path(&format!("worker-{w}/code")).join(&hash).is_file(), "worker {w} keeps the module by hash");
+    }
+
+    // A module that never ends fails its job at the CPU time limit, and the
+    // same workers go on to run the next job.
+    let spin = c.path("spin.wasm");
+    write_module(&spin, r#"(module (func (export "_start") (loop $l (br $l))))"#);
+    let (spin_out, spin_cmd) = (c.path("spin").display().to_string(), format!("{} map", spin.display()));
+    let small = c.path("in.txt");
+    fs::write(&small, "one line\n").expect("write input");
+    let small = small.display().to_string();
+    let args = ["--input", &small, "--output", &spin_out, "--mapper", &spin_cmd, "--wasm-cpu-time", "1s"];
+    let spun = c.submit(&[&args[..], &["--max-attempts", "2"]].concat());
+    let status = c.wait_job(spun, Duration::from_secs(60));
+    assert_eq!(status["state"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(error.contains("`spin.wasm map` was stopped at its CPU time limit of 1s (--wasm-cpu-time)"), "{error}");
+    fs::copy(wasm_module("wasm-wordcount"), &module).expect("copy the module again");
+    let again = c.path("again");
+    let id = job(&again, "map");
+    let status = c.wait_job(id, Duration::from_secs(120));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    assert!(parts(&again) == parts(&native));
+}

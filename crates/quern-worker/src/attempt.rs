@@ -205,6 +205,7 @@ pub(crate) async fn run(
         work_dir: dir.clone(),
         runs,
         merge_factor: quern_engine::DEFAULT_MERGE_FACTOR,
+        code_dir: files.code_dir.clone(),
     };
     let request = match serde_json::to_vec(&request) {
         Ok(r) => r,

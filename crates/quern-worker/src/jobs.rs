@@ -11,12 +11,16 @@ use quern_proto as pb;
 use tokio::sync::OnceCell;
 
 use crate::CoordinatorClient;
+use crate::code::CodeCache;
 
-/// A job's spec and plan.
+/// A job's spec and plan, and where its code files are.
 #[derive(Debug)]
 pub(crate) struct JobFiles {
     pub(crate) spec: JobSpec,
     pub(crate) plan: JobPlan,
+    /// The directory holding the job's code files by hash, when it ships
+    /// any (they are all there).
+    pub(crate) code_dir: Option<std::path::PathBuf>,
 }
 
 /// Why a job's spec and plan could not be had.
@@ -30,12 +34,17 @@ pub(crate) struct Unavailable {
 
 /// The jobs fetched so far. Attempts of one job that start together wait
 /// for one fetch.
-#[derive(Default)]
 pub(crate) struct JobCache {
     jobs: Mutex<HashMap<JobId, Arc<OnceCell<Arc<JobFiles>>>>>,
+    code: CodeCache,
 }
 
 impl JobCache {
+    /// No job yet; code files are kept in `code`.
+    pub(crate) fn new(code: CodeCache) -> JobCache {
+        JobCache { jobs: Mutex::default(), code }
+    }
+
     /// The spec and plan of `job`, fetched with `client` the first time.
     /// A failed fetch is tried again by the next attempt that asks.
     pub(crate) async fn get(&self, job: JobId, client: &CoordinatorClient) -> Result<Arc<JobFiles>, Unavailable> {
@@ -51,9 +60,19 @@ impl JobCache {
                 message: format!("the coordinator sent a bad {what} for job {job}: {e}"),
                 retryable: false,
             };
-            let spec = serde_json::from_str(&answer.spec_json).map_err(|e| bad("spec", e))?;
+            let spec: JobSpec = serde_json::from_str(&answer.spec_json).map_err(|e| bad("spec", e))?;
             let plan = serde_json::from_str(&answer.plan_json).map_err(|e| bad("plan", e))?;
-            Ok(Arc::new(JobFiles { spec, plan }))
+            let code_dir = if spec.code.is_empty() {
+                None
+            } else {
+                let dir = self
+                    .code
+                    .ensure(&spec.code, client)
+                    .await
+                    .map_err(|message| Unavailable { message, retryable: true })?;
+                Some(dir.to_path_buf())
+            };
+            Ok(Arc::new(JobFiles { spec, plan, code_dir }))
         })
         .await
         .cloned()

@@ -17,6 +17,7 @@
 //!   ended; the shuffle service serves files under the work directory only.
 
 mod attempt;
+mod code;
 mod jobs;
 mod plan;
 pub mod protocol;
@@ -198,6 +199,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
     let interval = register(&mut client, &registration, &root, &mut last_contact, config.coordinator_timeout).await?;
     tracing::info!(worker = %worker_id, shuffle = %shuffle_address, slots = config.slots, "worker registered");
 
+    let code = code::CodeCache::new(root.join("code"));
     let ctx = Arc::new(AttemptContext {
         worker_id: worker_id.clone(),
         work_dir: root.clone(),
@@ -206,7 +208,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
         progress: ProgressMap::default(),
         channels: Channels::default(),
         coordinator: client.clone(),
-        jobs: jobs::JobCache::default(),
+        jobs: jobs::JobCache::new(code.clone()),
         storage: config.storage.clone(),
     });
     let mut running: HashMap<(JobId, AttemptId), Running> = HashMap::new();
@@ -270,8 +272,9 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> Re
                             let command = config.plan_command.clone();
                             let mut client = client.clone();
                             let worker_id = worker_id.clone();
+                            let code = code.clone();
                             tokio::spawn(async move {
-                                let outcome = plan::plan(&command, &request.spec_json).await;
+                                let outcome = plan::plan(&command, &request.spec_json, &code, &client).await;
                                 let report = plan::report(&worker_id, request.ticket, outcome);
                                 // A lost answer is no harm: the submission
                                 // waiting for it times out and creates nothing.

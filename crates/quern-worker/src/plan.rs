@@ -11,19 +11,38 @@ use quern_engine::PlanOutcome;
 use quern_proto as pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::CoordinatorClient;
 use crate::attempt::read_tail;
+use crate::code::CodeCache;
 
 /// How long a planning process may take (listing a large bucket is slow,
 /// but not this slow).
 const PLAN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Plans `spec_json` with `command` and says how it went.
-pub(crate) async fn plan(command: &[std::ffi::OsString], spec_json: &str) -> PlanOutcome {
+/// Plans `spec_json` with `command` and says how it went; the job's code
+/// files are fetched first (planning may map a sample through them), and
+/// their directory given as `--code-dir`.
+pub(crate) async fn plan(
+    command: &[std::ffi::OsString],
+    spec_json: &str,
+    code: &CodeCache,
+    client: &CoordinatorClient,
+) -> PlanOutcome {
     let Some((program, args)) = command.split_first() else {
         return PlanOutcome::Failed("this worker has no plan command".into());
     };
+    let mut code_dir = Vec::new();
+    if let Ok(spec) = serde_json::from_str::<quern_core::JobSpec>(spec_json)
+        && !spec.code.is_empty()
+    {
+        match code.ensure(&spec.code, client).await {
+            Ok(dir) => code_dir = vec!["--code-dir".into(), dir.as_os_str().to_owned()],
+            Err(e) => return PlanOutcome::Failed(e),
+        }
+    }
     let child = tokio::process::Command::new(program)
         .args(args)
+        .args(code_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -23,6 +23,7 @@ use quern_engine::{Error as EngineError, JobReport, RunOptions};
 use quern_streaming::CommandLine;
 
 use crate::progress::ProgressDisplay;
+use crate::shipped::{LocalCode, local_code};
 
 /// Runs the quern command line with `apps` registered, returning the exit
 /// code. This is the whole `quern` binary: call it from your own `main` to get
@@ -119,7 +120,18 @@ enum Command {
     /// Plan a submitted job (what a worker starts for the coordinator;
     /// reads the spec on stdin, writes the outcome on stdout).
     #[command(hide = true)]
-    Plan(S3Args),
+    Plan(PlanArgs),
+}
+
+/// `plan`'s arguments.
+#[derive(Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    s3: S3Args,
+    /// The directory holding the job's code files by hash (the worker's
+    /// cache), when it ships any.
+    #[arg(long, value_name = "DIR")]
+    code_dir: Option<PathBuf>,
 }
 
 impl Command {
@@ -319,16 +331,31 @@ fn parse_shuffle(s: &str) -> Result<String, String> {
 }
 
 impl JobArgs {
-    /// The job's spec. A streaming job's files are made absolute, so that
-    /// attempts find them from their own directories, and a `.wasm`
-    /// program is shipped as a file and named by its base name; a job
-    /// whose every command is a module is a `wasm` job, which any worker
-    /// runs.
-    pub(crate) fn into_spec(self) -> anyhow::Result<JobSpec> {
+    /// The job's spec, and the files it ships on this machine. A streaming
+    /// job's `--file`s and `.wasm` programs become its code files, named
+    /// in the spec by their hash (a program by its base name); a job whose
+    /// every command is a module is a `wasm` job, which any worker runs.
+    pub(crate) fn into_spec(self) -> anyhow::Result<(JobSpec, Vec<LocalCode>)> {
         let mut params = self.params.into_iter().collect::<BTreeMap<_, _>>();
+        let mut shipped: Vec<LocalCode> = Vec::new();
+        let mut ship = |flag: &str, given: &str| -> anyhow::Result<String> {
+            let file = local_code(flag, given)?;
+            let name = file.name.clone();
+            match shipped.iter().find(|f| f.name == name) {
+                Some(same) if same.path == file.path => {}
+                Some(other) => anyhow::bail!(
+                    "{flag} {given} and {} would both be {name:?} in the attempt's directory",
+                    other.path.display()
+                ),
+                None => shipped.push(file),
+            }
+            Ok(name)
+        };
         let app = match self.mapper {
             Some(mapper) => {
-                let mut files = self.files;
+                for given in &self.files {
+                    ship("--file", given)?;
+                }
                 let mut all_wasm = true;
                 for (param, command) in [
                     (quern_streaming::MAPPER, Some(mapper)),
@@ -343,34 +370,12 @@ impl JobArgs {
                         params.insert(param.to_owned(), command);
                         continue;
                     }
-                    let path = Path::new(parsed.program());
-                    let name = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .with_context(|| format!("{flag}: {} names no file", parsed.program()))?;
-                    if !files.iter().any(|f| f == parsed.program()) {
-                        files.push(parsed.program().to_owned());
-                    }
-                    params.insert(param.to_owned(), parsed.with_program(name).as_str().to_owned());
+                    let name = ship(&flag, parsed.program())?;
+                    params.insert(param.to_owned(), parsed.with_program(&name).as_str().to_owned());
                 }
                 if !self.cmdenv.is_empty() {
                     let pairs: Vec<String> = self.cmdenv.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     params.insert(quern_streaming::CMDENV.to_owned(), pairs.join("\n"));
-                }
-                if !files.is_empty() {
-                    let mut names = BTreeMap::new();
-                    let mut shipped = Vec::new();
-                    for f in &files {
-                        let path = std::fs::canonicalize(f).with_context(|| format!("--file {f}"))?;
-                        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                        if let Some(other) = names.insert(name.clone(), f.clone()) {
-                            anyhow::bail!(
-                                "--file {f} and --file {other} would both be {name:?} in the attempt's directory"
-                            );
-                        }
-                        shipped.push(path.display().to_string());
-                    }
-                    params.insert(quern_streaming::FILES.to_owned(), shipped.join("\n"));
                 }
                 if let Some(bytes) = self.wasm_memory {
                     params.insert(quern_streaming::WASM_MEMORY.to_owned(), bytes.to_string());
@@ -394,7 +399,8 @@ impl JobArgs {
         spec.skip_bad_records = self.skip_bad_records;
         spec.shuffle = self.shuffle;
         spec.partitioner = self.partitioner.map(Partitioner::from);
-        Ok(spec)
+        spec.code = shipped.iter().map(|f| (f.name.clone(), f.hash)).collect();
+        Ok((spec, shipped))
     }
 }
 
@@ -502,12 +508,12 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             });
             if code == ExitCode::SUCCESS { Ok(()) } else { anyhow::bail!("the attempt request was unusable") }
         }
-        Command::Plan(s3) => {
+        Command::Plan(args) => {
             // The planning process: stdout carries its one answer. Sampling
             // for a total order runs `map`, whose panics leave a record out.
             init_logging(false);
             quiet_task_panics();
-            crate::cluster::plan_process(&apps, &s3.storage())
+            crate::cluster::plan_process(&apps, &args.s3.storage(), args.code_dir.as_deref())
         }
         #[cfg(feature = "coordinator")]
         Command::Coordinator(args) => {
@@ -540,7 +546,8 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let quiet = args.quiet;
-            let (spec, opts, stats) = job_from_args(args)?;
+            // `_code` holds the job's code files until the job ends.
+            let (spec, opts, stats, _code) = job_from_args(args)?;
             let show_bar = !quiet && std::io::stderr().is_terminal();
             init_logging(show_bar || quiet);
             // An unwritable stats file refuses the job before it starts,
@@ -580,18 +587,32 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
     }
 }
 
-fn job_from_args(args: RunArgs) -> anyhow::Result<(JobSpec, RunOptions, Option<PathBuf>)> {
-    let spec = args.job.into_spec()?;
+/// The embedded job, how to run it, where its stats go, and the directory
+/// of its code files (removed when dropped).
+type EmbeddedJob = (JobSpec, RunOptions, Option<PathBuf>, Option<tempfile::TempDir>);
+
+fn job_from_args(args: RunArgs) -> anyhow::Result<EmbeddedJob> {
+    let (spec, shipped) = args.job.into_spec()?;
+    spec.validate()?;
+    let code = if shipped.is_empty() {
+        None
+    } else {
+        let dir =
+            tempfile::Builder::new().prefix("quern-code-").tempdir().context("a directory for the job's code files")?;
+        crate::shipped::put_in_dir(&shipped, dir.path())?;
+        Some(dir)
+    };
     let mut opts = RunOptions {
         work_dir: args.work_dir,
         merge_factor: usize::from(args.merge_factor),
         storage: args.s3.storage(),
+        code_dir: code.as_ref().map(|dir| dir.path().to_path_buf()),
         ..RunOptions::default()
     };
     if let Some(p) = args.parallelism {
         opts.parallelism = usize::from(p);
     }
-    Ok((spec, opts, args.stats_json))
+    Ok((spec, opts, args.stats_json, code))
 }
 
 /// Builds the app, runs the job with Ctrl-C wired to cancellation, and shows

@@ -502,12 +502,25 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         storage: args.s3.storage(),
         signing_key: crate::users::signing_key(&key_path)?,
         token_lifetime: args.token_lifetime,
+        code: None,
     };
     let data_dir = std::path::absolute(&args.data_dir)
         .with_context(|| format!("resolving --data-dir {}", args.data_dir.display()))?;
     let files_root = args.files.clone().unwrap_or_else(|| data_dir.join("files").display().to_string());
     let files = quern_api::FileArea::new(&files_root, data_dir.join("tmp").join("uploads"), args.max_upload)
         .with_context(|| format!("--files {files_root}"))?;
+    // Code files jobs ship live beside the uploads, by hash.
+    let code_root = quern_storage::Location::parse(&files_root)
+        .map(|root| root.join("code").to_string())
+        .with_context(|| format!("--files {files_root}"))?;
+    let code = quern_coordinator::CodeStore::new(
+        args.s3.storage(),
+        &code_root,
+        data_dir.join("tmp").join("code"),
+        args.max_upload,
+    )
+    .with_context(|| format!("--files {files_root}"))?;
+    let config = quern_coordinator::CoordinatorConfig { code: Some(code), ..config };
     runtime()?.block_on(async move {
         let coordinator =
             quern_coordinator::Coordinator::open(config).await.with_context(|| format!("opening {shown}"))?;
@@ -608,13 +621,20 @@ fn absolute(p: &str) -> anyhow::Result<String> {
 /// The planning process a worker starts for the coordinator: reads a
 /// `JobSpec` (JSON) on stdin, builds its app from the parameters, plans it,
 /// and writes one `PlanOutcome` (JSON) on stdout.
-pub(crate) fn plan_process(apps: &AppRegistry, storage: &quern_storage::Storage) -> anyhow::Result<()> {
+pub(crate) fn plan_process(
+    apps: &AppRegistry,
+    storage: &quern_storage::Storage,
+    code_dir: Option<&Path>,
+) -> anyhow::Result<()> {
     use std::io::Read;
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input).context("reading the spec on stdin")?;
     let spec: quern_core::JobSpec = serde_json::from_str(&input).context("the spec on stdin")?;
     let outcome = match apps.build(&spec.app, &spec.params) {
-        Ok(app) => quern_engine::PlanOutcome::of(quern_engine::plan_job(&spec, &*app, storage)),
+        Ok(app) => {
+            let code = quern_engine::JobCode { files: &spec.code, dir: code_dir };
+            quern_engine::PlanOutcome::of(quern_engine::plan_job(&spec, &*app, storage, code))
+        }
         Err(e) => quern_engine::PlanOutcome::Refused(e.to_string()),
     };
     println!("{}", serde_json::to_string(&outcome)?);
@@ -625,7 +645,7 @@ pub(crate) fn plan_process(apps: &AppRegistry, storage: &quern_storage::Storage)
 /// this client needs neither the app nor the inputs (only a spec's local
 /// paths are made absolute, since the cluster resolves them elsewhere).
 pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
-    let mut spec = args.job.into_spec()?;
+    let (mut spec, shipped) = args.job.into_spec()?;
     // Workers and the coordinator resolve paths from their own directories:
     // send absolute local paths (URLs are sent as they are).
     let output = quern_storage::Location::parse(&spec.output).map_err(quern_engine::Error::from)?;
@@ -642,6 +662,7 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec)?, priority: args.priority };
     let mut coordinator = CoordinatorConnection::new(&args.client)?;
     runtime()?.block_on(async move {
+        upload_code(&mut coordinator, &shipped).await?;
         // Never retried: a SubmitJob that got no answer may have created a
         // job, and a second one would create another.
         let submitted = coordinator.try_call(|mut c| async move { c.submit_job(request).await }).await;
@@ -668,6 +689,29 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         }
         follow(&mut coordinator, id, args.wait_retry).await
     })
+}
+
+/// Uploads the job's code files the coordinator does not have yet.
+async fn upload_code(
+    coordinator: &mut CoordinatorConnection,
+    files: &[crate::shipped::LocalCode],
+) -> anyhow::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let sha256 = files.iter().map(|f| f.hash.to_string()).collect();
+    let missing = coordinator
+        .call("submit", |mut c| async move { c.missing_code(pb::MissingCodeRequest { sha256 }).await })
+        .await?;
+    for file in files.iter().filter(|f| missing.sha256.contains(&f.hash.to_string())) {
+        let chunks = crate::shipped::upload_chunks(file)?;
+        let stored = coordinator
+            .call("submit", |mut c| async move { c.put_code(tokio_stream::iter(chunks)).await })
+            .await
+            .with_context(|| format!("uploading {}", file.path.display()))?;
+        tracing::info!(file = %file.path.display(), sha256 = stored.sha256, bytes = stored.size, "code file uploaded");
+    }
+    Ok(())
 }
 
 /// Waits before the next try while the coordinator does not answer:
@@ -824,6 +868,7 @@ fn job_json(job: &pb::JobStatus) -> serde_json::Value {
         "reduces": counts_json(job.reduces),
         "counters": serde_json::from_str::<serde_json::Value>(&job.counters_json).unwrap_or_default(),
         "input_bytes": job.input_bytes,
+        "code": job.code,
         "submitted_at_ms": job.submitted_at_ms,
         "started_at_ms": job.started_at_ms,
         "finished_at_ms": job.finished_at_ms,

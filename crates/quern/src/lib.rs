@@ -96,6 +96,7 @@ mod cluster;
 mod demo;
 mod login;
 mod progress;
+mod shipped;
 #[cfg(feature = "coordinator")]
 mod users;
 

@@ -166,6 +166,7 @@ impl From<JobView> for pb::JobStatus {
             finished_at_ms: job.finished_ms,
             input_bytes: job.input_bytes,
             owner: job.owner,
+            code: job.code.iter().map(|(name, hash)| (name.clone(), hash.to_string())).collect(),
             running: job
                 .running
                 .into_iter()

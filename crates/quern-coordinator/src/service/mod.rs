@@ -36,6 +36,14 @@ pub(crate) struct CoordinatorService {
     pub(crate) stopping: watch::Receiver<bool>,
 }
 
+/// Bytes of a code file per chunk sent.
+const CODE_CHUNK: usize = 256 << 10;
+
+/// A code file's hash as a request gives it.
+fn parse_code_hash(text: &str) -> Result<quern_core::CodeHash, Status> {
+    text.parse().map_err(|e: quern_core::BadCodeHash| bad(e.to_string()))
+}
+
 /// A server stream of `T`s.
 type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -124,6 +132,7 @@ impl CoordinatorService {
 impl pb::coordinator_server::Coordinator for CoordinatorService {
     type WatchWorkStream = Streamed<pb::WorkNudge>;
     type WatchJobStream = Streamed<pb::JobStatus>;
+    type GetCodeStream = Streamed<pb::CodeChunk>;
 
     async fn register_worker(
         &self,
@@ -342,5 +351,60 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         Ok(Response::new(pb::GetLogsResponse {
             attempts: rows.into_iter().map(|a| convert::attempt_log(job, a)).collect(),
         }))
+    }
+
+    async fn missing_code(
+        &self,
+        request: Request<pb::MissingCodeRequest>,
+    ) -> Result<Response<pb::MissingCodeResponse>, Status> {
+        self.caller(&request).await?;
+        let hashes = request.into_inner().sha256.iter().map(|h| parse_code_hash(h)).collect::<Result<Vec<_>, _>>()?;
+        let missing = self.handle.code_store()?.missing(hashes).await?;
+        Ok(Response::new(pb::MissingCodeResponse { sha256: missing.iter().map(ToString::to_string).collect() }))
+    }
+
+    async fn put_code(
+        &self,
+        request: Request<tonic::Streaming<pb::CodeChunk>>,
+    ) -> Result<Response<pb::PutCodeResponse>, Status> {
+        self.caller(&request).await?;
+        let mut chunks = request.into_inner();
+        let first = chunks.message().await?.ok_or_else(|| bad("an upload without a chunk"))?;
+        let expected = parse_code_hash(&first.sha256)?;
+        let rest = tokio_stream::StreamExt::map(chunks, |chunk| chunk.map(|c| c.data));
+        let stream = tokio_stream::StreamExt::chain(tokio_stream::iter([Ok(first.data)]), rest);
+        let size = self.handle.code_store()?.put(expected, Box::pin(stream)).await?;
+        tracing::info!(sha256 = %expected, size, "code file stored");
+        Ok(Response::new(pb::PutCodeResponse { sha256: expected.to_string(), size }))
+    }
+
+    async fn get_code(&self, request: Request<pb::GetCodeRequest>) -> Result<Response<Self::GetCodeStream>, Status> {
+        self.caller(&request).await?;
+        let hash = parse_code_hash(&request.into_inner().sha256)?;
+        let store = self.handle.code_store()?.clone();
+        let reader = tokio::task::spawn_blocking(move || store.open(hash))
+            .await
+            .map_err(|e| Status::unavailable(format!("reading the code file: {e}")))??
+            .ok_or_else(|| Status::not_found(format!("no code file {hash:?}")))?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut reader = reader;
+            loop {
+                let mut data = vec![0u8; CODE_CHUNK];
+                let read = match std::io::Read::read(&mut reader, &mut data) {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::unavailable(format!("reading the code file: {e}"))));
+                        return;
+                    }
+                };
+                data.truncate(read);
+                if tx.blocking_send(Ok(pb::CodeChunk { sha256: String::new(), data })).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }

@@ -422,3 +422,30 @@ pub fn s3_parts(bucket: &quern_testkit::s3_server::Bucket<'_>, prefix: &str) -> 
     assert_eq!(bucket.get(&format!("{prefix}/_SUCCESS")), b"");
     keys.iter().zip(names).filter(|(_, n)| n.starts_with("part-")).map(|(k, n)| (n, bucket.get(k))).collect()
 }
+
+/// Builds the workspace's `package` for `wasm32-wasip1` (release; into a
+/// target directory of the tests' own, so that tests running at once wait
+/// for one build) and returns its module.
+pub fn wasm_module(package: &str) -> PathBuf {
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-guests");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--locked", "--release", "--target", "wasm32-wasip1", "-p", package])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo");
+    assert!(
+        status.success(),
+        "building {package} for wasm32-wasip1 failed (is the target installed? `rustup target add wasm32-wasip1`)"
+    );
+    let module = target_dir.join("wasm32-wasip1/release").join(format!("{package}.wasm"));
+    assert!(module.is_file(), "{} was not built", module.display());
+    module
+}
+
+/// Writes the WebAssembly module given as text (WAT) to `path`.
+pub fn write_module(path: &Path, text: &str) {
+    fs::write(path, wat::parse_str(text).expect("valid module text")).expect("write module");
+}

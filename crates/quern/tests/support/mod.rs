@@ -20,29 +20,6 @@ pub fn gutenberg() -> PathBuf {
     dir
 }
 
-/// Builds the workspace's `package` for `wasm32-wasip1` (release; into a
-/// target directory of the tests' own, so that tests running at once wait
-/// for one build) and returns its module.
-#[allow(dead_code)] // Not every test file runs modules.
-pub fn wasm_module(package: &str) -> PathBuf {
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-guests");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "--locked", "--release", "--target", "wasm32-wasip1", "-p", package])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo");
-    assert!(
-        status.success(),
-        "building {package} for wasm32-wasip1 failed (is the target installed? `rustup target add wasm32-wasip1`)"
-    );
-    let module = target_dir.join("wasm32-wasip1/release").join(format!("{package}.wasm"));
-    assert!(module.is_file(), "{} was not built", module.display());
-    module
-}
-
 /// Part files, by name, with their bytes.
 #[allow(dead_code)] // Not every test file reads outputs.
 pub type Parts = Vec<(String, Vec<u8>)>;

@@ -1,4 +1,4 @@
-//! WebAssembly jobs through the `quern` binary: the Rust modules of
+//! WebAssembly jobs, embedded: the Rust modules of
 //! `examples/wasm-wordcount` and `examples/wasm-indexer` give the native
 //! apps' part files byte for byte; modules that loop forever, allocate
 //! without bound or try to open a file fail the job with an error naming
@@ -8,25 +8,20 @@ mod support;
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use support::*;
 
 /// Runs the built-in `app` and the module `package` (map, combine and
 /// reduce) over the Gutenberg books with 2 reducers and a small sort
-/// buffer (several spills, each combined by the module), and returns both
-/// outputs' part files.
-fn native_and_wasm(app: &str, package: &str) -> (Parts, Parts) {
+/// buffer (several spills, each combined by the module), and asserts that
+/// their part files are the same, byte for byte.
+fn assert_wasm_equals_native(app: &str, package: &str) {
     let module = wasm_module(package).display().to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let (native, wasm) = (dir.path().join("native"), dir.path().join("wasm"));
-    quern()
-        .args(["run", "--quiet", "--app", app, "--reducers", "2", "--input"])
-        .arg(gutenberg())
-        .arg("--output")
-        .arg(&native)
-        .assert()
-        .success();
-    quern()
+    embedded(app, &gutenberg(), &native, &["--reducers", "2"]);
+    let ran = Command::new(BIN)
         .args(["run", "--quiet", "--reducers", "2", "--sort-buffer", "4MiB", "--input"])
         .arg(gutenberg())
         .arg("--output")
@@ -34,23 +29,23 @@ fn native_and_wasm(app: &str, package: &str) -> (Parts, Parts) {
         .args(["--mapper", &format!("{module} map")])
         .args(["--combiner", &format!("{module} combine")])
         .args(["--reducer", &format!("{module} reduce")])
-        .assert()
-        .success();
-    (parts(&native), parts(&wasm))
+        .status()
+        .expect("run quern");
+    assert!(ran.success());
+    let (native, wasm) = (parts(&native), parts(&wasm));
+    assert_eq!(wasm.len(), 2, "two reducers");
+    assert!(!wasm[0].1.is_empty());
+    assert!(wasm == native, "the module's output differs from the native {app}'s");
 }
 
 #[test]
 fn wasm_wordcount_equals_the_native_wordcount_byte_for_byte() {
-    let (native, wasm) = native_and_wasm("wordcount", "wasm-wordcount");
-    assert_eq!(wasm.len(), 2);
-    assert!(wasm == native, "the module's wordcount differs from the native one");
+    assert_wasm_equals_native("wordcount", "wasm-wordcount");
 }
 
 #[test]
 fn wasm_indexer_equals_the_native_indexer_byte_for_byte() {
-    let (native, wasm) = native_and_wasm("indexer", "wasm-indexer");
-    assert!(!wasm[0].1.is_empty());
-    assert!(wasm == native, "the module's index differs from the native one");
+    assert_wasm_equals_native("indexer", "wasm-indexer");
 }
 
 /// Writes the module given as text to `dir/name` and runs it as the mapper
@@ -59,11 +54,11 @@ fn wasm_indexer_equals_the_native_indexer_byte_for_byte() {
 /// that looks complete.
 fn failing(dir: &Path, name: &str, text: &str, limits: &[&str]) -> String {
     let module = dir.join(name);
-    fs::write(&module, wat::parse_str(text).expect("valid module text")).expect("write module");
+    write_module(&module, text);
     let input = dir.join("in.txt");
     fs::write(&input, "one line\n").expect("write input");
     let out = dir.join(format!("out-{name}"));
-    let output = quern()
+    let output = Command::new(BIN)
         .args(["run", "--quiet", "--max-attempts", "1", "--input"])
         .arg(&input)
         .arg("--output")
