@@ -8,8 +8,11 @@
 #             memory, and vs limit-sort (everything in RAM: the limit), over
 #             gen_sortdata.py's 100-byte lines;
 #  streaming  the Python streaming wordcount of examples/streaming
-#             (mapper, combiner, reducer) vs `quern run --app wordcount`,
-#             over the corpus: what a Python job costs against a native one;
+#             (mapper, combiner, reducer) and the WebAssembly wordcount of
+#             examples/wasm-wordcount (map, combine, reduce in the sandbox)
+#             vs `quern run --app wordcount`, over the corpus, the three in
+#             each pair: what a Python job and a module cost against a
+#             native one;
 #  pipes      a streaming `cat` mapper, map-only, vs the native identity
 #             (`--app sort --reducers 0`), over the sort lines: the cost of
 #             the pipes themselves;
@@ -178,6 +181,10 @@ note() { echo "== $*" >&2; }
 # ---------------------------------------------------------------- builds
 note "building quern (release) and the references"
 cargo build --release --quiet -p quern
+if has_case streaming; then
+  cargo build --release --quiet --target wasm32-wasip1 -p wasm-wordcount \
+    || die "building the WebAssembly wordcount needs the target: rustup target add wasm32-wasip1"
+fi
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 QUERN=$TARGET/release/quern
 REFS=$BENCH/refs-target
@@ -295,9 +302,14 @@ streaming_pair() {
   measure streaming "$pair" python "$QUERN" run --quiet --input "$CORPUS" --output "$OUT/streaming-python" \
     --reducers 2 --work-dir "$SCRATCH" --mapper "python3 mapper.py" --combiner "python3 reducer.py" \
     --reducer "python3 reducer.py" --file "$STREAMING_EXAMPLE/mapper.py" --file "$STREAMING_EXAMPLE/reducer.py"
+  rm -rf "$OUT/streaming-wasm"
+  local wc=$TARGET/wasm32-wasip1/release/wasm-wordcount.wasm
+  measure streaming "$pair" wasm "$QUERN" run --quiet --input "$CORPUS" --output "$OUT/streaming-wasm" \
+    --reducers 2 --work-dir "$SCRATCH" --mapper "$wc map" --combiner "$wc combine" --reducer "$wc reduce"
   measure streaming "$pair" native "$QUERN" run --quiet --app wordcount --input "$CORPUS" \
     --output "$OUT/streaming-native" --reducers 2 --work-dir "$SCRATCH"
   same_parts "$OUT/streaming-python" "$OUT/streaming-native" "streaming: the Python and the native wordcount"
+  same_parts "$OUT/streaming-wasm" "$OUT/streaming-native" "streaming: the WebAssembly and the native wordcount"
 }
 
 pipes_pair() {
@@ -405,7 +417,7 @@ echo
 echo "quern $COMMIT, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'); $PAIRS pair(s) after $WARMUP warm-up pair(s); every run's output checked"
 if has_case wordcount; then echo "wordcount: $(basename "$CORPUS") ($(bytes_of "$CORPUS") bytes), 2 reducers"; fi
 if has_case sort; then echo "sort: $(basename "$SORTDATA") ($(bytes_of "$SORTDATA") bytes), --sort-buffer $SORT_BUFFER, 2 reducers"; fi
-if has_case streaming; then echo "streaming: $(basename "$CORPUS"), Python mapper, combiner and reducer, 2 reducers"; fi
+if has_case streaming; then echo "streaming: $(basename "$CORPUS"), Python (or WebAssembly) mapper, combiner and reducer, 2 reducers"; fi
 if has_case pipes; then echo "pipes: $(basename "$SORTDATA"), map-only"; fi
 if has_case cluster; then echo "cluster: $(basename "$CLUSTER_INPUT") ($(bytes_of "$CLUSTER_INPUT") bytes), $CLUSTER_REDUCERS reducers, $WORKERS workers x $SLOTS slot(s)"; fi
 python3 - "$RESULTS" <<'PY'
@@ -427,6 +439,7 @@ rows = [
     ("sort", "quern", "gnu-sort", "sort vs GNU sort"),
     ("sort", "quern", "limit-sort", "sort vs limit-sort"),
     ("streaming", "python", "native", "Python vs native wc"),
+    ("streaming", "wasm", "native", "WASM vs native wc"),
     ("pipes", "cat", "native", "cat mapper vs native"),
     ("cluster", "cluster", "embedded", "cluster vs quern run"),
 ]

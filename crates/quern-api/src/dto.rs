@@ -123,6 +123,8 @@ pub struct Job {
     pub finished_ms: i64,
     /// Why it failed ("" otherwise).
     pub error: String,
+    /// The code files it ships: name in an attempt's directory → SHA-256.
+    pub code: BTreeMap<String, String>,
 }
 
 impl From<JobView> for Job {
@@ -143,6 +145,7 @@ impl From<JobView> for Job {
             started_ms: j.started_ms,
             finished_ms: j.finished_ms,
             error: j.error,
+            code: j.code.iter().map(|(name, hash)| (name.clone(), hash.to_string())).collect(),
         }
     }
 }
@@ -205,6 +208,11 @@ pub struct NewJob {
     /// Higher goes first (default 0).
     #[serde(default)]
     pub priority: i32,
+    /// Code files put into each attempt's directory (a WebAssembly module,
+    /// a streaming program, a support file): name → SHA-256 of a file
+    /// stored with `POST /api/v1/code`.
+    #[serde(default)]
+    pub code: BTreeMap<String, String>,
 }
 
 /// A job's counters: the engine's and the app's, of committed attempts.
@@ -535,6 +543,15 @@ pub struct UploadForm {
 pub struct Uploaded {
     /// Each file, in the order sent.
     pub files: Vec<UploadedFile>,
+}
+
+/// A stored code file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredCode {
+    /// The SHA-256 of its bytes (hex): how a job's `code` names it.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// A stored upload.

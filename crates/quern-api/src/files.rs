@@ -18,7 +18,7 @@ use quern_core::JobId;
 use quern_storage::{Location, Storage};
 use tokio::io::AsyncWriteExt;
 
-use crate::dto::{OutputFile, OutputList, UploadForm, Uploaded, UploadedFile};
+use crate::dto::{OutputFile, OutputList, StoredCode, UploadForm, Uploaded, UploadedFile};
 use crate::{ApiError, ApiState, Authorized, Caller};
 
 /// Where the API keeps what people upload, and the outputs they name
@@ -337,4 +337,37 @@ mod tests {
         assert!(area.output_location("../etc").is_err());
         assert!(area.output_location("").is_err());
     }
+}
+
+/// Stores a code file a job ships (a WebAssembly module, a streaming
+/// program, a support file): the request's body, as it is. Stored once
+/// under the SHA-256 of its bytes, which the answer gives; a job names it
+/// by that hash in its `code`.
+#[utoipa::path(post, path = "/api/v1/code", tag = "files", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = StoredCode), (status = 400, body = crate::ErrorBody),
+        (status = 401, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody),
+        (status = 413, body = crate::ErrorBody), (status = 422, body = crate::ErrorBody),
+        (status = 503, body = crate::ErrorBody)))]
+pub(crate) async fn put_code(
+    Authorized(_, _): Authorized,
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<StoredCode>), ApiError> {
+    let limit = s.files.max_upload;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(format!("a code file may have at most {limit} bytes")));
+    }
+    // The hash is the content's: read it whole (within the limit), then
+    // store it under that hash.
+    let bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .await
+        .map_err(|_| ApiError::too_large(format!("a code file may have at most {limit} bytes")))?;
+    let hash = quern_core::CodeHash::of(&bytes);
+    let size = bytes.len() as u64;
+    let chunks = tokio_stream::iter([Ok::<_, std::convert::Infallible>(bytes.to_vec())]);
+    s.handle.code_store()?.put(hash, chunks).await?;
+    Ok((StatusCode::CREATED, Json(StoredCode { sha256: hash.to_string(), size })))
 }

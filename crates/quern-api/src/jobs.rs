@@ -66,6 +66,11 @@ pub(crate) async fn submit(
     spec.skip_bad_records = new.skip_bad_records;
     spec.shuffle = new.shuffle;
     spec.partitioner = new.partitioner.map(Into::into);
+    for (name, hash) in new.code {
+        let hash =
+            hash.parse().map_err(|e: quern_core::BadCodeHash| ApiError::unprocessable(format!("code.{name}: {e}")))?;
+        spec.code.insert(name, hash);
+    }
     spec.validate().map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let id = s.handle.submit_as(spec, new.priority, caller.name()).await?;
     Ok((StatusCode::CREATED, Json(s.handle.job(id).await?.into())))

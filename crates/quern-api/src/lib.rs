@@ -97,6 +97,7 @@ pub fn router(handle: CoordinatorHandle, access: Arc<Access>, files: FileArea) -
         .route("/jobs/{id}/output/{*name}", get(files::download))
         // The upload handler counts bytes against its own limit (413).
         .route("/uploads", post(files::upload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/code", post(files::put_code).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/workers", get(workers::list))
         .route("/workers/{id}/drain", post(workers::drain))
         .route("/workers/{id}/enable", post(workers::enable))

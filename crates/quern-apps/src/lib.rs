@@ -6,6 +6,8 @@
 //!   containing it.
 //! - [`Grep`]: map-only; every line matching a regex, as
 //!   `FILE:LINE<TAB>line`.
+//! - [`Top`]: the `n` keys with the largest counts, from `KEY<TAB>COUNT`
+//!   lines (a wordcount's output), largest first.
 //! - [`Sort`]: every input line, sorted by bytes (identity map and reduce),
 //!   in total order: its part files concatenated in order are sorted.
 //! - [`builtin_registry`]: all of the above, by name, with their parameters.
@@ -36,6 +38,7 @@ pub mod corpus;
 mod grep;
 mod indexer;
 mod sort;
+mod top;
 mod wordcount;
 
 use std::sync::Arc;
@@ -46,6 +49,7 @@ pub use grep::Grep;
 pub use indexer::Indexer;
 pub use quern_words::for_each_word;
 pub use sort::Sort;
+pub use top::Top;
 pub use wordcount::WordCount;
 
 /// A registry of every built-in app.
@@ -65,6 +69,12 @@ pub fn builtin_registry() -> AppRegistry {
         "map-only: every line matching a regex, as FILE:LINE<TAB>line",
         vec![ParamSpec::required("pattern", "the regular expression to search for (Rust regex syntax)")],
         |params| Ok(Arc::new(Grep::new(params.require("pattern")?)?)),
+    );
+    r.register(
+        "top",
+        "the n keys with the largest counts from KEY<TAB>COUNT lines (a wordcount's output), largest first",
+        vec![ParamSpec::optional("n", "how many keys (default 10)")],
+        |params| Ok(Arc::new(Top::new(params.get("n").unwrap_or("10"))?)),
     );
     r.register(
         "sort",

@@ -166,6 +166,14 @@ pub enum SpecError {
         /// The most a job may have.
         max: u64,
     },
+    /// A step of a chain is not a valid job.
+    #[error("step {step}: {cause}")]
+    Step {
+        /// The step, from 1.
+        step: usize,
+        /// What is wrong with it (part of the message, not a `source()`).
+        cause: Box<SpecError>,
+    },
 }
 
 fn bytes(n: u64) -> String {

@@ -48,6 +48,7 @@
 //!   over cut points the plan carries: a pure function of the plan.
 
 mod app;
+mod chain;
 mod code;
 mod counters;
 mod error;
@@ -66,6 +67,7 @@ pub use app::{
     Aggregation, App, CombineOutput, Combiner, MapContext, MapSink, OutputDecl, Record, ReduceContext, ReduceSink,
     SliceValues, ValueSource, Values,
 };
+pub use chain::{ChainSpec, MAX_STEPS, StepSpec};
 pub use code::{BadCodeHash, CodeHash, CodeHasher, is_plain_file_name};
 pub use counters::{Counters, EngineCounters};
 pub use error::{AppError, InputError, SpecError};

@@ -48,6 +48,7 @@
 
 pub mod aggregate;
 pub mod attempt;
+mod chain;
 mod code;
 pub mod collect;
 mod error;
@@ -59,6 +60,7 @@ mod sample;
 pub mod shuffle;
 pub mod task;
 
+pub use chain::{ChainError, StepOutcome, run_chain};
 pub use code::JobCode;
 pub use error::{Error, TaskError};
 pub use plan::{PlanOutcome, plan_job};

@@ -59,6 +59,13 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<Refused>().is_some() {
         return 2;
     }
+    if let Some(chain) = e.downcast_ref::<quern_engine::ChainError>() {
+        return match chain {
+            quern_engine::ChainError::Step { cause: EngineError::Cancelled, .. } => 130,
+            chain if chain.is_refusal() => 2,
+            _ => 1,
+        };
+    }
     match e.downcast_ref::<EngineError>() {
         Some(EngineError::Cancelled) => 130,
         Some(err) if err.is_refusal() => 2,
@@ -225,8 +232,20 @@ fn parse_reducers(s: &str) -> Result<(String, u32), String> {
 #[derive(Args)]
 pub(crate) struct JobArgs {
     /// The app to run (see `quern apps`).
-    #[arg(long, required_unless_present = "mapper")]
+    #[arg(long, required_unless_present_any = ["mapper", "job"])]
     app: Option<String>,
+    /// A multi-step job, instead of `--app`/`--mapper`, `--input` and
+    /// `--output`: a JSON file with the first step's `inputs`, the last
+    /// step's `output`, and `steps`, each a job without inputs or output
+    /// (`app`, `params`, `reducers`, …, as the REST API's job spec) that
+    /// reads the step before's output. The outputs of the steps before the
+    /// last are kept in OUTPUT.steps until the last step succeeds.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["app", "mapper", "input", "output"])]
+    pub(crate) job: Option<PathBuf>,
+    /// With `--job`: continue the earlier, failed run of the same job file
+    /// from its first step whose output is not complete.
+    #[arg(long, requires = "job")]
+    pub(crate) resume: bool,
     /// Hadoop streaming, instead of `--app`: the mapper's command, started
     /// once per map attempt in the attempt's directory, reading the split's
     /// lines on stdin and writing KEY<TAB>VALUE lines on stdout. Split into
@@ -261,13 +280,13 @@ pub(crate) struct JobArgs {
     wasm_cpu_time: Option<std::time::Duration>,
     /// Input files, directories (read recursively) and glob patterns
     /// (UTF-8 paths).
-    #[arg(long, required = true, num_args = 1.., value_parser = Utf8Path)]
+    #[arg(long, required_unless_present = "job", num_args = 1.., value_parser = Utf8Path)]
     input: Vec<String>,
     /// Output directory (a UTF-8 path or file:// URL) that must not exist,
     /// or, for `run`, an S3 prefix (s3://BUCKET/PREFIX) with no object
     /// under it.
-    #[arg(long, value_parser = Utf8Path)]
-    output: String,
+    #[arg(long, required_unless_present = "job", value_parser = Utf8Path)]
+    output: Option<String>,
     /// Reducers (0: map-only; at most 10,000 per output and in all).
     /// Default: the app's choice, else 1.
     #[arg(long)]
@@ -389,7 +408,8 @@ impl JobArgs {
             // clap requires one of the two.
             None => self.app.unwrap_or_default(),
         };
-        let mut spec = JobSpec::new(app, self.input, self.output);
+        // clap requires an output without `--job`, which has its own.
+        let mut spec = JobSpec::new(app, self.input, self.output.unwrap_or_default());
         spec.params = params;
         spec.reducers = self.reducers;
         spec.output_reducers = self.output_reducers.into_iter().collect();
@@ -419,7 +439,7 @@ struct RunArgs {
     work_dir: Option<PathBuf>,
     /// Write the job's counters and timings as JSON to this file (checked
     /// before the job starts; not written if the job fails).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "job")]
     stats_json: Option<PathBuf>,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -544,6 +564,7 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             print_apps(&apps);
             Ok(())
         }
+        Command::Run(args) if args.job.job.is_some() => run_chain_file(&apps, args),
         Command::Run(args) => {
             let quiet = args.quiet;
             // `_code` holds the job's code files until the job ends.
@@ -613,6 +634,63 @@ fn job_from_args(args: RunArgs) -> anyhow::Result<EmbeddedJob> {
         opts.parallelism = usize::from(p);
     }
     Ok((spec, opts, args.stats_json, code))
+}
+
+/// `quern run --job FILE`: reads the chain, and runs it with Ctrl-C wired
+/// to cancellation and progress shown, then says how each step went.
+fn run_chain_file(apps: &AppRegistry, args: RunArgs) -> anyhow::Result<()> {
+    let Some(file) = args.job.job.clone() else { anyhow::bail!("--job is missing") };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("--job {}", file.display()))?;
+    let chain: quern_core::ChainSpec =
+        serde_json::from_str(&text).map_err(|e| Refused(format!("--job {}: {e}", file.display())))?;
+    let show_bar = !args.quiet && std::io::stderr().is_terminal();
+    init_logging(show_bar || args.quiet);
+    let mut opts = RunOptions {
+        work_dir: args.work_dir,
+        merge_factor: usize::from(args.merge_factor),
+        storage: args.s3.storage(),
+        ..RunOptions::default()
+    };
+    if let Some(p) = args.parallelism {
+        opts.parallelism = usize::from(p);
+    }
+    let cancel = opts.cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if cancel.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("quern: cancelling (Ctrl-C again to exit now)");
+    });
+    quiet_task_panics();
+    let display = ProgressDisplay::start(opts.progress.clone(), show_bar);
+    let outcome = quern_engine::run_chain(&chain, apps, &opts, args.job.resume);
+    display.finish();
+    let outcomes = outcome?;
+    if !args.quiet {
+        let mut out = std::io::stdout().lock();
+        for (i, step) in outcomes.iter().enumerate() {
+            let app = &chain.steps[i].app;
+            let line = match step {
+                quern_engine::StepOutcome::Ran(r) => format!(
+                    "step {}/{} {app}: succeeded in {:.2}s, {} map tasks, {} reduce tasks",
+                    i + 1,
+                    outcomes.len(),
+                    r.elapsed.as_secs_f64(),
+                    r.map_tasks,
+                    r.reduce_tasks
+                ),
+                quern_engine::StepOutcome::Kept { output } => {
+                    format!("step {}/{} {app}: kept from the earlier run ({output})", i + 1, outcomes.len())
+                }
+            };
+            match writeln!(out, "{line}") {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                other => other.context("printing the summary")?,
+            }
+        }
+        let _ = writeln!(out, "output: {}", chain.output);
+    }
+    Ok(())
 }
 
 /// Builds the app, runs the job with Ctrl-C wired to cancellation, and shows

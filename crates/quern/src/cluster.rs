@@ -645,6 +645,11 @@ pub(crate) fn plan_process(
 /// this client needs neither the app nor the inputs (only a spec's local
 /// paths are made absolute, since the cluster resolves them elsewhere).
 pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    if args.job.job.is_some() {
+        return Err(anyhow::Error::new(ExitStatus(2)).context(
+            "--job: a multi-step job runs embedded for now (quern run --job FILE); on a cluster, submit its steps one by one",
+        ));
+    }
     let (mut spec, shipped) = args.job.into_spec()?;
     // Workers and the coordinator resolve paths from their own directories:
     // send absolute local paths (URLs are sent as they are).

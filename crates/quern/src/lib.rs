@@ -45,9 +45,10 @@
 //! - [`AppRegistry`]: the apps a binary knows ([`AppInfo`]), each built from
 //!   its [`Params`] as declared by its [`ParamSpec`]s.
 //! - [`builtin_registry`]: the built-in apps [`WordCount`], [`Indexer`],
-//!   [`Grep`] and [`Sort`], and [`StreamingApp`] (`streaming`: a mapper and
-//!   reducer as commands in any language); [`for_each_word`] is the word
-//!   rule, [`corpus`] the demo corpus generator.
+//!   [`Grep`], [`Top`] and [`Sort`], and [`StreamingApp`] (`streaming`: a
+//!   mapper and reducer as commands in any language, or WebAssembly
+//!   modules in a sandbox, `wasm`); [`for_each_word`] is the word rule,
+//!   [`corpus`] the demo corpus generator.
 //!
 //! Running jobs:
 //! - [`cli::main`]: the whole command line, with your registry.
@@ -55,6 +56,9 @@
 //!   (parallelism, scratch directory, cancellation, live [`JobProgress`], the
 //!   [`Storage`] inputs are read through, configured by [`S3Options`]),
 //!   returning a [`JobReport`] or a [`JobError`].
+//! - [`run_chain`]: a multi-step job, a [`ChainSpec`] of [`StepSpec`]s in
+//!   which each step reads the one before's output, step by step, resumable
+//!   from a failed step ([`StepOutcome`], [`ChainError`]).
 //!
 //! Testing an app without running a job: [`MapContext::new`] over a
 //! [`MapSink`], [`ReduceContext::new`] over a [`ReduceSink`], [`Values::new`]
@@ -100,26 +104,27 @@ mod shipped;
 #[cfg(feature = "coordinator")]
 mod users;
 
-pub use quern_apps::{Grep, Indexer, Sort, WordCount, corpus, for_each_word};
+pub use quern_apps::{Grep, Indexer, Sort, Top, WordCount, corpus, for_each_word};
 pub use quern_streaming::{CommandLine, StreamingApp};
 
 /// The apps every quern binary knows: [`WordCount`], [`Indexer`], [`Grep`],
-/// [`Sort`], and `streaming` ([`StreamingApp`]: the mapper and reducer are
-/// commands, as in Hadoop streaming). Add your own to it.
+/// [`Top`], [`Sort`], and `streaming` ([`StreamingApp`]: the mapper and
+/// reducer are commands, as in Hadoop streaming; with the `wasm` feature
+/// also `wasm`, the same with WebAssembly modules). Add your own to it.
 pub fn builtin_registry() -> AppRegistry {
     let mut apps = quern_apps::builtin_registry();
     quern_streaming::register(&mut apps);
     apps
 }
 pub use quern_core::{
-    Aggregation, App, AppError, AppInfo, AppPartitioner, AppRegistry, AttemptId, AttemptInfo, CombineOutput,
+    Aggregation, App, AppError, AppInfo, AppPartitioner, AppRegistry, AttemptId, AttemptInfo, ChainSpec, CombineOutput,
     CombineSession, Combiner, Counters, EngineCounters, InputError, InputFormat, InputSplit, JobSpec, LineStart,
     MapContext, MapSession, MapSink, OutputDecl, OutputFormat, ParamSpec, Params, Partitioner, Record, RecordSink,
-    RecordWriter, ReduceContext, ReduceSession, ReduceSink, SliceValues, SpecError, SplitInput, TextLines, TextOutput,
-    ValueSource, Values, WholeFile, partition,
+    RecordWriter, ReduceContext, ReduceSession, ReduceSink, SliceValues, SpecError, SplitInput, StepSpec, TextLines,
+    TextOutput, ValueSource, Values, WholeFile, partition,
 };
 /// Why a job run by [`run_job`] did not succeed (refused before it started,
 /// failed, or cancelled).
 pub use quern_engine::Error as JobError;
-pub use quern_engine::{JobProgress, JobReport, RunOptions, run_job};
+pub use quern_engine::{ChainError, JobProgress, JobReport, RunOptions, StepOutcome, run_chain, run_job};
 pub use quern_storage::{S3Options, Storage};
