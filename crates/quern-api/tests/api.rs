@@ -377,6 +377,7 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/api/v1/workers/{id}/enable",
         "/api/v1/workers/{id}/deregister",
         "/api/v1/uploads",
+        "/api/v1/code",
         "/api/v1/jobs/{id}/output",
         "/api/v1/jobs/{id}/output/{name}",
         "/api/v1/users",

@@ -255,3 +255,43 @@ fn quern_login_gives_the_cli_a_user_s_token_and_rights() {
     assert!(logout.status.success() && !saved.exists(), "{}", text(&logout));
     assert_eq!(quern!(&["jobs"], "").status.code(), Some(2));
 }
+
+#[test]
+fn a_webassembly_module_uploaded_over_rest_runs_as_a_jobs_code() {
+    let (c, api, _files) = start_with_http(1, &[], Vec::new());
+    let module = std::fs::read(support::wasm_module("wasm-wordcount")).expect("the module");
+    let (status, head, body) =
+        request(&api, "POST", "/api/v1/code", Some(TOKEN), Some(("application/octet-stream", &module)));
+    let stored: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(status, 201, "{head}\n{stored}");
+    let hash = quern_core::CodeHash::of(&module).to_string();
+    assert_eq!((stored["sha256"].as_str(), stored["size"].as_u64()), (Some(hash.as_str()), Some(module.len() as u64)));
+
+    let output = c.path("out");
+    let mut spec = json!({
+        "app": "wasm",
+        "params": {"mapper": "wc.wasm map", "combiner": "wc.wasm combine", "reducer": "wc.wasm reduce"},
+        "code": {"wc.wasm": hash},
+        "inputs": [gutenberg()],
+        "output": output,
+        "reducers": 2,
+    });
+    let (status, job) = http(&api, "POST", "/api/v1/jobs", Some(TOKEN), Some(&spec));
+    assert_eq!(status, 201, "{job}\n{}", c.logs());
+    assert_eq!(job["code"]["wc.wasm"], hash.as_str(), "{job}");
+    let job = wait_for_state(&api, job["id"].as_u64().expect("id"), &c, &["succeeded", "failed", "killed"]);
+    assert_eq!(job["state"], "succeeded", "{job}\n{}", c.logs());
+    let local = c.path("local");
+    embedded("wordcount", &gutenberg(), &local, &["--reducers", "2"]);
+    assert!(parts(&output) == parts(&local), "the module's output differs from the native wordcount");
+
+    // A job naming code that is not stored is refused, naming it.
+    spec["code"] = json!({"wc.wasm": quern_core::CodeHash::of(b"never uploaded").to_string()});
+    spec["output"] = json!(c.path("other"));
+    let (status, refused) = http(&api, "POST", "/api/v1/jobs", Some(TOKEN), Some(&spec));
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().is_some_and(|m| m.contains("wc.wasm") && m.contains("upload it")),
+        "{refused}"
+    );
+}
