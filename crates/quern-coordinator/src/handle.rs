@@ -59,6 +59,8 @@ struct Shared {
     /// Where the code files jobs ship are stored, once set; a coordinator
     /// without refuses jobs that ship code.
     code: std::sync::OnceLock<CodeStore>,
+    /// Held while chains move on, so that a step is submitted once.
+    chains: Mutex<()>,
 }
 
 /// Output work ready to run (its decisions are stored), in decision order.
@@ -409,6 +411,7 @@ impl CoordinatorHandle {
             storage_done: tokio::sync::watch::Sender::new(0),
             nudges: tokio::sync::watch::Sender::new(Nudges::default()),
             code: std::sync::OnceLock::new(),
+            chains: Mutex::new(()),
         });
         let handle = CoordinatorHandle { shared };
         handle.run_storage_work(work);
@@ -419,6 +422,16 @@ impl CoordinatorHandle {
     /// reads and writes files through).
     pub fn storage(&self) -> &Storage {
         &self.shared.storage
+    }
+
+    /// The state store.
+    pub(crate) fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Held while chains move on.
+    pub(crate) fn chain_lock(&self) -> &Mutex<()> {
+        &self.shared.chains
     }
 
     /// Stores the code files jobs ship in `code` from now on (the first
@@ -611,7 +624,7 @@ impl CoordinatorHandle {
 
     /// Waits until the output work queued so far has run (for a caller
     /// whose stored decision queued work it must see done).
-    async fn storage_settled(&self) {
+    pub(crate) async fn storage_settled(&self) {
         let queued = self.shared.storage_work.lock().unwrap_or_else(PoisonError::into_inner).queued;
         let mut done = self.shared.storage_done.subscribe();
         // The sender lives in `shared`, which outlives this wait.

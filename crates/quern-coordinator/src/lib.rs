@@ -21,6 +21,9 @@
 //! - [`nudge`]: the counts workers watch (`WatchWork`) to poll or
 //!   heartbeat as soon as something may wait for them, not at their next
 //!   tick.
+//! - chains: multi-step jobs, each step an ordinary job that the
+//!   coordinator submits when the step before succeeds
+//!   ([`CoordinatorHandle::submit_chain_as`], `resume_chain`, `chain_of`).
 //! - [`code`]: the code files jobs ship ([`CodeStore`]), stored by the
 //!   SHA-256 of their bytes, which a job's spec names them by.
 //! - [`storage_work`]: the commits and clean-ups of job outputs (local
@@ -41,6 +44,7 @@
 //!   after they are stored, each job's in decision order.
 
 pub mod access;
+mod chains;
 pub mod cluster;
 pub mod code;
 mod error;
@@ -138,6 +142,23 @@ impl Coordinator {
                 }
             })
         };
+        // Chains move on when a job ends (and once now, for jobs that ended
+        // while no coordinator ran).
+        let chain_driver = {
+            let handle = self.handle.clone();
+            let mut events = handle.events();
+            tokio::spawn(async move {
+                handle.advance_chains().await;
+                loop {
+                    match events.recv().await {
+                        Ok(Event::Job { state, .. }) if state.is_terminal() => handle.advance_chains().await,
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => handle.advance_chains().await,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            })
+        };
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let shutdown = async move {
             shutdown.await;
@@ -162,9 +183,12 @@ impl Coordinator {
             )
             .await;
         ticker.abort();
-        // Wait for the ticker to be dropped: it holds the store, and with it
-        // the state's lock, which a coordinator opened next must be able to take.
+        chain_driver.abort();
+        // Wait for the ticker and the chain driver to be dropped: they hold
+        // the store, and with it the state's lock, which a coordinator
+        // opened next must be able to take.
         let _ = ticker.await;
+        let _ = chain_driver.await;
         result.map_err(Error::from)
     }
 }

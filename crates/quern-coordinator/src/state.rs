@@ -43,6 +43,31 @@ impl JobPhase {
     }
 }
 
+/// A chain's state (a multi-step job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum ChainPhase {
+    /// A step's job is pending or running, or the next one is being
+    /// submitted.
+    Running,
+    /// Its last step succeeded.
+    Succeeded,
+    /// A step failed or was killed; it may be resumed from that step.
+    Failed,
+}
+
+impl ChainPhase {
+    /// The stored (and shown) name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Result<ChainPhase, Error> {
+        parse(s, "chain state")
+    }
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr, strum::Display)]
 #[strum(serialize_all = "snake_case")]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use quern_coordinator::cluster::{Effect, Outcome, ReportedIndex, Segment};
-use quern_coordinator::store::{StoredAttempt, StoredJob, StoredTask, StoredUser, StoredWorker};
+use quern_coordinator::store::{StoredAttempt, StoredChain, StoredJob, StoredTask, StoredUser, StoredWorker};
 use quern_coordinator::{CoordinatorHandle, Error, Event, Policy, Registration, StateStore, Store};
 use quern_core::{AttemptId, Counters, InputFile, InputSplit, JobId, JobPlan, JobSpec, PlannedOutput, TaskId};
 
@@ -56,6 +56,12 @@ impl StateStore for RefusingStore {
     }
     async fn remove_user(&self, name: &str) -> Result<bool, Error> {
         self.inner.remove_user(name).await
+    }
+    async fn put_chain(&self, chain: &StoredChain) -> Result<(), Error> {
+        self.inner.put_chain(chain).await
+    }
+    async fn chains(&self) -> Result<Vec<StoredChain>, Error> {
+        self.inner.chains().await
     }
 }
 

@@ -565,3 +565,63 @@ fn wasm_jobs_run_on_every_worker_from_code_the_coordinator_stores_by_hash() {
     assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
     assert!(parts(&again) == parts(&native));
 }
+
+/// A job file of `steps` (JSON) from `input` into `output`, at `path`.
+fn job_file(path: &std::path::Path, input: &std::path::Path, output: &std::path::Path, steps: &str) {
+    let text = format!(
+        r#"{{"inputs": [{:?}], "output": {:?}, "steps": {steps}}}"#,
+        input.display().to_string(),
+        output.display().to_string()
+    );
+    fs::write(path, text).expect("write the job file");
+}
+
+#[test]
+fn a_chain_runs_step_by_step_on_a_cluster_and_resumes_from_its_failed_step() {
+    let mut c = TestCluster::start(1, &["--no-speculation"]);
+    c.add_worker(&["--allow-exec"]);
+    c.wait_for_workers(2);
+
+    // Wordcount, then the top 10: as the embedded chain gives it.
+    let steps = r#"[{"app": "wordcount", "reducers": 2}, {"app": "top", "params": {"n": "10"}}]"#;
+    let (top, local) = (c.path("top"), c.path("local-top"));
+    job_file(&c.path("top.json"), &gutenberg(), &top, steps);
+    let run = c.cli().args(["submit", "--wait", "--job"]).arg(c.path("top.json")).output().expect("submit");
+    assert!(run.status.success(), "{}\n{}", String::from_utf8_lossy(&run.stderr), c.logs());
+    job_file(&c.path("local.json"), &gutenberg(), &local, steps);
+    let status = Command::new(BIN).args(["run", "--quiet", "--job"]).arg(c.path("local.json")).status().expect("run");
+    assert!(status.success());
+    assert_eq!(parts(&top), parts(&local));
+    assert!(!c.path("top.steps").exists(), "the steps' outputs go once the chain succeeded");
+
+    // A second step that fails until `ready` exists: the chain fails there,
+    // keeping the first step's output, and resumes from the second.
+    let ready = c.path("ready");
+    let steps = format!(
+        r#"[{{"app": "wordcount", "reducers": 2}},
+           {{"app": "streaming", "params": {{"mapper": "sh -c 'test -e {} && cat'"}}, "max_attempts": 1}}]"#,
+        ready.display()
+    );
+    let out = c.path("out");
+    job_file(&c.path("failing.json"), &gutenberg(), &out, &steps);
+    let failed = c.cli().args(["submit", "--wait", "--job"]).arg(c.path("failing.json")).output().expect("submit");
+    let (stdout, stderr) = (String::from_utf8_lossy(&failed.stdout), String::from_utf8_lossy(&failed.stderr));
+    assert!(!failed.status.success(), "{stderr}");
+    let chain: u64 = stdout.trim().parse().expect("the chain's id");
+    assert!(stderr.contains("step 2 of 2") && stderr.contains(&format!("quern resume {chain}")), "{stderr}");
+    assert!(c.path("out.steps/step-1/_SUCCESS").exists(), "the first step's output is kept");
+    let first_attempts = c.attempts(chain).len();
+
+    fs::write(&ready, "").expect("make the second step work");
+    let resumed = c.cli().args(["resume", "--wait", &chain.to_string()]).output().expect("resume");
+    assert!(resumed.status.success(), "{}\n{}", String::from_utf8_lossy(&resumed.stderr), c.logs());
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("resumed at step 2"));
+    assert_eq!(c.attempts(chain).len(), first_attempts, "the first step did not run again");
+    let native = c.path("native");
+    embedded("wordcount", &gutenberg(), &native, &["--reducers", "2"]);
+    assert_eq!(sorted_lines(&out), sorted_lines(&native), "`cat` after wordcount: the wordcount's pairs");
+    assert!(!c.path("out.steps").exists());
+    // A chain that succeeded does not resume.
+    let again = c.cli().args(["resume", &chain.to_string()]).output().expect("resume");
+    assert_eq!(again.status.code(), Some(2), "{}", String::from_utf8_lossy(&again.stderr));
+}

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use quern_coordinator::Error;
 use quern_coordinator::cluster::{Effect, MapOutputLoc, Segment};
-use quern_coordinator::state::{AttemptEnd, JobPhase, Role, WorkerState};
-use quern_coordinator::store::{self, JobUpdate, Store, StoredJob, StoredTask, StoredUser, StoredWorker};
+use quern_coordinator::state::{AttemptEnd, ChainPhase, JobPhase, Role, WorkerState};
+use quern_coordinator::store::{self, JobUpdate, Store, StoredChain, StoredJob, StoredTask, StoredUser, StoredWorker};
 use quern_core::{AttemptId, Counters, JobId, TaskId, TaskKind, TaskRecord};
 use quern_testkit::postgres::TestPostgres;
 use sqlx::{Connection, Row};
@@ -51,6 +51,20 @@ async fn round_trip(store: Store, reopen: impl AsyncFnOnce(Store) -> Store) {
     store.put_user(&ann).await.expect("ann");
     let bob = StoredUser { role: Role::Admin, password_hash: "h2".into(), ..bob };
     store.put_user(&bob).await.expect("bob's new role and password");
+    let mut chain = StoredChain {
+        id: job.id,
+        owner: "ann".into(),
+        priority: -3,
+        spec_json: r#"{"inputs":["a"],"output":"b","steps":[]}"#.into(),
+        jobs: vec![Some(job.id), None],
+        state: ChainPhase::Running,
+        error: String::new(),
+    };
+    store.put_chain(&chain).await.expect("a chain");
+    chain.jobs[1] = Some(JobId(99));
+    chain.state = ChainPhase::Failed;
+    chain.error = "step 2 of 2 (job 99, top) failed: boom".into();
+    store.put_chain(&chain).await.expect("the chain moved on");
     assert!(second > job.id, "ids grow");
     let mut counters = Counters::default();
     counters.engine.input_records = 42;
@@ -143,6 +157,7 @@ async fn round_trip(store: Store, reopen: impl AsyncFnOnce(Store) -> Store) {
     assert!(store.tasks(second).await.expect("tasks").is_empty());
     assert_eq!(store.workers().await.expect("workers"), vec![worker]);
     assert_eq!(store.users().await.expect("users"), vec![ann, bob.clone()], "by name, bob's change kept");
+    assert_eq!(store.chains().await.expect("chains"), vec![chain], "the chain's last state");
     assert!(store.remove_user("bob").await.expect("remove"));
     assert!(!store.remove_user("bob").await.expect("remove again"), "no second bob");
     assert_eq!(store.users().await.expect("users").len(), 1);

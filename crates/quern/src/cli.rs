@@ -112,6 +112,10 @@ enum Command {
     Status(crate::cluster::JobRefArgs),
     /// Kill a running job.
     Kill(crate::cluster::JobRefArgs),
+    /// Resume a failed multi-step job (`submit --job`) from its failed
+    /// step, the earlier steps' outputs kept: give the id of the chain or
+    /// of any of its jobs.
+    Resume(crate::cluster::ResumeArgs),
     /// List a cluster's workers.
     Workers(crate::cluster::ListArgs),
     /// Log in to a coordinator as a user: the client commands then use
@@ -155,6 +159,7 @@ impl Command {
             | Command::Jobs(_)
             | Command::Status(_)
             | Command::Kill(_)
+            | Command::Resume(_)
             | Command::Workers(_)
             | Command::Login(_)
             | Command::Logout
@@ -555,6 +560,7 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
         Command::Jobs(args) => crate::cluster::jobs(args),
         Command::Status(args) => crate::cluster::status(args),
         Command::Kill(args) => crate::cluster::kill(args),
+        Command::Resume(args) => crate::cluster::resume(args),
         Command::Workers(args) => crate::cluster::workers(args),
         Command::Logs(args) => crate::cluster::logs(args),
         Command::Login(args) => crate::login::login(args),

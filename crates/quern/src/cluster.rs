@@ -240,6 +240,17 @@ pub(crate) struct ListArgs {
 }
 
 #[derive(Args)]
+pub(crate) struct ResumeArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The chain's id (its first job's), or any of its jobs' ids.
+    job: u64,
+    /// Follow the chain until it ends; exit 0 only if it succeeded.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Args)]
 pub(crate) struct JobRefArgs {
     #[command(flatten)]
     client: ClientArgs,
@@ -645,10 +656,8 @@ pub(crate) fn plan_process(
 /// this client needs neither the app nor the inputs (only a spec's local
 /// paths are made absolute, since the cluster resolves them elsewhere).
 pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
-    if args.job.job.is_some() {
-        return Err(anyhow::Error::new(ExitStatus(2)).context(
-            "--job: a multi-step job runs embedded for now (quern run --job FILE); on a cluster, submit its steps one by one",
-        ));
+    if let Some(file) = args.job.job.clone() {
+        return submit_chain(args, &file);
     }
     let (mut spec, shipped) = args.job.into_spec()?;
     // Workers and the coordinator resolve paths from their own directories:
@@ -694,6 +703,68 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         }
         follow(&mut coordinator, id, args.wait_retry).await
     })
+}
+
+/// `submit --job FILE`: the chain's local paths made absolute, submitted
+/// whole; the coordinator submits each step when the one before succeeds.
+fn submit_chain(args: SubmitArgs, file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("--job {}", file.display()))?;
+    let mut chain: quern_core::ChainSpec = serde_json::from_str(&text)
+        .map_err(|e| anyhow::Error::new(ExitStatus(2)).context(format!("--job {}: {e}", file.display())))?;
+    for path in chain.inputs.iter_mut().chain([&mut chain.output]).chain(chain.shuffle.as_mut()) {
+        let location = quern_storage::Location::parse(path).map_err(quern_engine::Error::from)?;
+        if let Some(local) = location.as_local() {
+            *path = absolute(&local.display().to_string())?;
+        }
+    }
+    chain.validate()?;
+    let request = pb::SubmitChainRequest { chain_json: serde_json::to_string(&chain)?, priority: args.priority };
+    let mut coordinator = CoordinatorConnection::new(&args.client)?;
+    runtime()?.block_on(async move {
+        // Never retried, as a job's submission.
+        let id = match coordinator.try_call(|mut c| async move { c.submit_chain(request).await }).await {
+            Ok(response) => response.job_id,
+            Err(e @ CallError::Answered(_)) => return Err(coordinator.error("submit", e)),
+            Err(e) => bail!("{}; see `quern jobs` before submitting again", coordinator.describe("submit", &e)),
+        };
+        println!("{id}");
+        if args.wait { follow_chain(&mut coordinator, id).await } else { Ok(()) }
+    })
+}
+
+/// `resume ID`: the failed chain again from its failed step.
+pub(crate) fn resume(args: ResumeArgs) -> anyhow::Result<()> {
+    let mut coordinator = CoordinatorConnection::new(&args.client)?;
+    runtime()?.block_on(async move {
+        let request = pb::GetChainRequest { job_id: args.job };
+        let chain = coordinator.call("resume", |mut c| async move { c.resume_chain(request).await }).await?;
+        let step = chain.step_jobs.iter().rposition(|&j| j != 0).unwrap_or(0);
+        println!("chain {} resumed at step {} (job {})", chain.chain_id, step + 1, chain.step_jobs[step]);
+        if args.wait { follow_chain(&mut coordinator, chain.chain_id).await } else { Ok(()) }
+    })
+}
+
+/// Follows a chain until it ends, saying when each step's job starts.
+async fn follow_chain(coordinator: &mut CoordinatorConnection, id: u64) -> anyhow::Result<()> {
+    let mut seen = Vec::new();
+    loop {
+        let request = pb::GetChainRequest { job_id: id };
+        let chain = coordinator.call("submit", |mut c| async move { c.get_chain(request).await }).await?;
+        if chain.step_jobs != seen {
+            for (i, job) in chain.step_jobs.iter().enumerate().filter(|(i, j)| **j != 0 && seen.get(*i) != Some(*j)) {
+                tracing::warn!("chain {id}: step {}/{} is job {job}", i + 1, chain.step_jobs.len());
+            }
+            seen = chain.step_jobs.clone();
+        }
+        match chain.state.as_str() {
+            "succeeded" => {
+                tracing::warn!("chain {id} succeeded");
+                return Ok(());
+            }
+            "failed" => bail!("chain {id} failed: {}; resume it with `quern resume {id}`", chain.error),
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
 }
 
 /// Uploads the job's code files the coordinator does not have yet.

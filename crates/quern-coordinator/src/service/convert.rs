@@ -218,3 +218,14 @@ pub(super) fn attempt_log(job: JobId, a: StoredAttempt) -> pb::AttemptLog {
 pub(super) fn parse_task(s: &str) -> Result<TaskId, Status> {
     s.parse().map_err(|e: quern_core::BadTaskName| bad(e.to_string()))
 }
+
+/// A stored chain as the wire shows it.
+pub(crate) fn chain_status(chain: crate::store::StoredChain) -> pb::ChainStatus {
+    pb::ChainStatus {
+        chain_id: chain.id.0,
+        state: chain.state.as_str().to_owned(),
+        error: chain.error,
+        step_jobs: chain.jobs.iter().map(|j| j.map_or(0, |j| j.0)).collect(),
+        owner: chain.owner,
+    }
+}

@@ -407,4 +407,36 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
+
+    async fn submit_chain(
+        &self,
+        request: Request<pb::SubmitChainRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let chain: quern_core::ChainSpec =
+            serde_json::from_str(&r.chain_json).map_err(|e| bad(format!("chain_json: {e}")))?;
+        let id = self.handle.submit_chain_as(chain, r.priority, caller.name()).await?;
+        self.handle.advance_chains().await;
+        Ok(Response::new(pb::SubmitJobResponse { job_id: id.0 }))
+    }
+
+    async fn get_chain(&self, request: Request<pb::GetChainRequest>) -> Result<Response<pb::ChainStatus>, Status> {
+        let caller = self.caller(&request).await?;
+        let id = JobId(request.into_inner().job_id);
+        let chain = self.handle.chain_of(id).await?;
+        if !caller.may_see(&chain.owner) {
+            return Err(crate::Error::NoSuchJob(id).into());
+        }
+        Ok(Response::new(convert::chain_status(chain)))
+    }
+
+    async fn resume_chain(&self, request: Request<pb::GetChainRequest>) -> Result<Response<pb::ChainStatus>, Status> {
+        let caller = self.caller(&request).await?;
+        let id = JobId(request.into_inner().job_id);
+        if !caller.may_see(&self.handle.chain_of(id).await?.owner) {
+            return Err(crate::Error::NoSuchJob(id).into());
+        }
+        Ok(Response::new(convert::chain_status(self.handle.resume_chain(id).await?)))
+    }
 }

@@ -167,6 +167,27 @@ pub struct StoredUser {
     pub created_at_ms: i64,
 }
 
+/// A chain of jobs (a multi-step job): its spec, and the job of each step
+/// submitted so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChain {
+    /// Its id: the id of its first step's first job.
+    pub id: JobId,
+    /// The user who submitted it ("" for the cluster token).
+    pub owner: String,
+    /// Its jobs' priority.
+    pub priority: i32,
+    /// The `quern_core::ChainSpec`, as JSON.
+    pub spec_json: String,
+    /// The job running (or last run) for each step; `None` for steps not
+    /// submitted yet.
+    pub jobs: Vec<Option<JobId>>,
+    /// Where it is.
+    pub state: crate::state::ChainPhase,
+    /// Why it failed ("" otherwise).
+    pub error: String,
+}
+
 /// A store of the coordinator's state. Every method is one transaction:
 /// all of it or none of it.
 #[async_trait::async_trait]
@@ -195,6 +216,12 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
 
     /// Removes a user; false if there was none of that name.
     async fn remove_user(&self, name: &str) -> Result<bool, Error>;
+
+    /// Stores a chain, or its new state.
+    async fn put_chain(&self, chain: &StoredChain) -> Result<(), Error>;
+
+    /// Every chain, by id.
+    async fn chains(&self) -> Result<Vec<StoredChain>, Error>;
 
     /// A job's attempts (of one task, if given), by task and attempt; with
     /// their logs if `logs` (otherwise each log is empty).

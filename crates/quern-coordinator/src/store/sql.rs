@@ -541,6 +541,57 @@ macro_rules! impl_sql_store {
                 Ok(users)
             }
 
+            async fn put_chain(&self, chain: &$crate::store::StoredChain) -> Result<(), $crate::error::Error> {
+                use $crate::store::sql::db;
+                let jobs: Vec<Option<u64>> = chain.jobs.iter().map(|j| j.map(|j| j.0)).collect();
+                let jobs = serde_json::to_string(&jobs).map_err(|e| $crate::error::Error::Corrupt(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO chains (id, owner, priority, spec_json, jobs_json, state, error) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
+                     jobs_json = excluded.jobs_json, state = excluded.state, error = excluded.error",
+                )
+                .bind(chain.id.0 as i64)
+                .bind(&chain.owner)
+                .bind(chain.priority)
+                .bind(&chain.spec_json)
+                .bind(jobs)
+                .bind(chain.state.as_str())
+                .bind(&chain.error)
+                .execute(&self.pool)
+                .await
+                .map_err(db("storing a chain"))?;
+                Ok(())
+            }
+
+            async fn chains(&self) -> Result<Vec<$crate::store::StoredChain>, $crate::error::Error> {
+                use $crate::store::sql::db;
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, owner, priority, spec_json, jobs_json, state, error FROM chains ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("loading chains"))?;
+                let mut chains = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let e = || db("loading chains");
+                    let jobs: String = r.try_get("jobs_json").map_err(e())?;
+                    let jobs: Vec<Option<u64>> = serde_json::from_str(&jobs)
+                        .map_err(|err| $crate::error::Error::Corrupt(format!("a chain's jobs_json: {err}")))?;
+                    let state: String = r.try_get("state").map_err(e())?;
+                    chains.push($crate::store::StoredChain {
+                        id: quern_core::JobId(r.try_get::<i64, _>("id").map_err(e())? as u64),
+                        owner: r.try_get("owner").map_err(e())?,
+                        priority: r.try_get("priority").map_err(e())?,
+                        spec_json: r.try_get("spec_json").map_err(e())?,
+                        jobs: jobs.into_iter().map(|j| j.map(quern_core::JobId)).collect(),
+                        state: $crate::state::ChainPhase::parse(&state)?,
+                        error: r.try_get("error").map_err(e())?,
+                    });
+                }
+                Ok(chains)
+            }
+
             async fn remove_user(&self, name: &str) -> Result<bool, $crate::error::Error> {
                 use $crate::store::sql::db;
                 let done = sqlx::query("DELETE FROM users WHERE name = $1")
