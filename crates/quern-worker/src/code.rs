@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use quern_core::{CodeHash, CodeHasher};
 use quern_proto as pb;
@@ -48,7 +49,11 @@ impl CodeCache {
     /// into place, so that `held` is whole or absent.
     async fn fetch(&self, hash: CodeHash, held: &Path, client: &CoordinatorClient) -> Result<(), String> {
         tokio::fs::create_dir_all(&self.dir).await.map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
-        let partial = self.dir.join(format!(".{hash}.{}.partial", std::process::id()));
+        // Two jobs shipping the same file may fetch it at once: each into a
+        // file of its own, the last rename wins (same bytes).
+        static FETCHES: AtomicU64 = AtomicU64::new(0);
+        let n = FETCHES.fetch_add(1, Ordering::Relaxed);
+        let partial = self.dir.join(format!(".{hash}.{}-{n}.partial", std::process::id()));
         let result = async {
             let request = pb::GetCodeRequest { sha256: hash.to_string() };
             let mut chunks = client.clone().get_code(request).await.map_err(|s| s.message().to_owned())?.into_inner();

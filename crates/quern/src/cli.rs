@@ -624,8 +624,13 @@ fn job_from_args(args: RunArgs) -> anyhow::Result<EmbeddedJob> {
     let code = if shipped.is_empty() {
         None
     } else {
-        let dir =
-            tempfile::Builder::new().prefix("quern-code-").tempdir().context("a directory for the job's code files")?;
+        // Beside the job's scratch: where the user said there is room.
+        let base = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix("quern-code-")
+            .tempdir_in(&base)
+            .context("a directory for the job's code files")?;
         crate::shipped::put_in_dir(&shipped, dir.path())?;
         Some(dir)
     };
