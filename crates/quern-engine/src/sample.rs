@@ -419,6 +419,13 @@ mod tests {
 
     use super::*;
 
+    /// The sample of `pieces` of local files, through `app`, with no code
+    /// files.
+    fn local_sample(pieces: &[Piece], app: &Lines, budget: Budget) -> Sample {
+        let source = Source { format: &*app.input_format(), storage: &Storage::default(), code: JobCode::none() };
+        read_pieces(pieces, app, source, &[true], budget)
+    }
+
     /// Lines as keys, in total order; optionally numbering lines, and
     /// panicking on lines that start with `!`.
     struct Lines {
@@ -576,13 +583,7 @@ mod tests {
             let app = Lines { numbered };
             let budget = Budget { places: 4, bytes: 1 << 20, keys: 1_000, key_bytes: 1 << 20 };
             let pieces = lay_out(&plan, numbered, budget);
-            let sample = read_pieces(
-                &pieces,
-                &app,
-                Source { format: &*app.input_format(), storage: &Storage::default(), code: JobCode::none() },
-                &[true],
-                budget,
-            );
+            let sample = local_sample(&pieces, &app, budget);
             let keys: Vec<&[u8]> = sample.keys[0].iter().collect();
             assert!(keys.len() <= 1_000 + pieces.len(), "{} keys", keys.len());
             assert!(keys.len() >= 900, "{} keys", keys.len());
@@ -593,13 +594,7 @@ mod tests {
         let app = Lines { numbered: false };
         let budget = Budget { places: 4, bytes: 1 << 20, keys: 100_000, key_bytes: 1_000 };
         let pieces = lay_out(&plan, false, budget);
-        let sample = read_pieces(
-            &pieces,
-            &app,
-            Source { format: &*app.input_format(), storage: &Storage::default(), code: JobCode::none() },
-            &[true],
-            budget,
-        );
+        let sample = local_sample(&pieces, &app, budget);
         let kept = sample.keys[0].bytes.len();
         assert!((900..=1_000 + pieces.len()).contains(&kept), "{kept} key bytes");
     }

@@ -234,7 +234,7 @@ fn parse_reducers(s: &str) -> Result<(String, u32), String> {
 }
 
 /// What a job is: shared by `run` and `submit`.
-#[derive(Args)]
+#[derive(Args, Default)]
 pub(crate) struct JobArgs {
     /// The app to run (see `quern apps`).
     #[arg(long, required_unless_present_any = ["mapper", "job"])]
@@ -618,8 +618,8 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
 /// of its code files (removed when dropped).
 type EmbeddedJob = (JobSpec, RunOptions, Option<PathBuf>, Option<tempfile::TempDir>);
 
-fn job_from_args(args: RunArgs) -> anyhow::Result<EmbeddedJob> {
-    let (spec, shipped) = args.job.into_spec()?;
+fn job_from_args(mut args: RunArgs) -> anyhow::Result<EmbeddedJob> {
+    let (spec, shipped) = std::mem::take(&mut args.job).into_spec()?;
     spec.validate()?;
     let code = if shipped.is_empty() {
         None
@@ -634,17 +634,41 @@ fn job_from_args(args: RunArgs) -> anyhow::Result<EmbeddedJob> {
         crate::shipped::put_in_dir(&shipped, dir.path())?;
         Some(dir)
     };
+    let opts = RunOptions { code_dir: code.as_ref().map(|dir| dir.path().to_path_buf()), ..run_options(&args) };
+    Ok((spec, opts, args.stats_json, code))
+}
+
+/// How `run` runs: parallelism, scratch, merge factor, storage.
+fn run_options(args: &RunArgs) -> RunOptions {
     let mut opts = RunOptions {
-        work_dir: args.work_dir,
+        work_dir: args.work_dir.clone(),
         merge_factor: usize::from(args.merge_factor),
         storage: args.s3.storage(),
-        code_dir: code.as_ref().map(|dir| dir.path().to_path_buf()),
         ..RunOptions::default()
     };
     if let Some(p) = args.parallelism {
         opts.parallelism = usize::from(p);
     }
-    Ok((spec, opts, args.stats_json, code))
+    opts
+}
+
+/// Runs `work` with Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination`
+/// feature) wired to `opts`' cancellation (the job stops cleanly: no output
+/// directory, no scratch left behind; a second signal exits at once), and
+/// progress shown.
+fn with_progress<T>(opts: &RunOptions, show_bar: bool, work: impl FnOnce() -> T) -> T {
+    let cancel = opts.cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if cancel.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("quern: cancelling (Ctrl-C again to exit now)");
+    });
+    quiet_task_panics();
+    let display = ProgressDisplay::start(opts.progress.clone(), show_bar);
+    let result = work();
+    display.finish();
+    result
 }
 
 /// `quern run --job FILE`: reads the chain, and runs it with Ctrl-C wired
@@ -656,26 +680,8 @@ fn run_chain_file(apps: &AppRegistry, args: RunArgs) -> anyhow::Result<()> {
         serde_json::from_str(&text).map_err(|e| Refused(format!("--job {}: {e}", file.display())))?;
     let show_bar = !args.quiet && std::io::stderr().is_terminal();
     init_logging(show_bar || args.quiet);
-    let mut opts = RunOptions {
-        work_dir: args.work_dir,
-        merge_factor: usize::from(args.merge_factor),
-        storage: args.s3.storage(),
-        ..RunOptions::default()
-    };
-    if let Some(p) = args.parallelism {
-        opts.parallelism = usize::from(p);
-    }
-    let cancel = opts.cancel.clone();
-    let _ = ctrlc::set_handler(move || {
-        if cancel.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("quern: cancelling (Ctrl-C again to exit now)");
-    });
-    quiet_task_panics();
-    let display = ProgressDisplay::start(opts.progress.clone(), show_bar);
-    let outcome = quern_engine::run_chain(&chain, apps, &opts, args.job.resume);
-    display.finish();
+    let opts = run_options(&args);
+    let outcome = with_progress(&opts, show_bar, || quern_engine::run_chain(&chain, apps, &opts, args.job.resume));
     let outcomes = outcome?;
     if !args.quiet {
         let mut out = std::io::stdout().lock();
@@ -713,21 +719,7 @@ pub(crate) fn run_with_progress(
     show_bar: bool,
 ) -> anyhow::Result<JobReport> {
     let app = apps.build(&spec.app, &spec.params)?;
-    let cancel = opts.cancel.clone();
-    // Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature) ask the job
-    // to stop cleanly: no output directory, no scratch left behind. A second
-    // one exits at once.
-    let _ = ctrlc::set_handler(move || {
-        if cancel.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("quern: cancelling (Ctrl-C again to exit now)");
-    });
-    quiet_task_panics();
-    let display = ProgressDisplay::start(opts.progress.clone(), show_bar);
-    let result = quern_engine::run_job(spec, Arc::clone(&app), &opts);
-    display.finish();
-    Ok(result?)
+    Ok(with_progress(&opts, show_bar, || quern_engine::run_job(spec, Arc::clone(&app), &opts))?)
 }
 
 /// Panics in user code are caught and reported as attempt failures (with
