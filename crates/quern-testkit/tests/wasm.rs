@@ -113,3 +113,27 @@ fn modules_that_loop_allocate_without_bound_or_open_files_fail_naming_the_limit(
     let err = failing(dir.path(), "lib.wasm", "(module)", &[]);
     assert!(err.contains("lib.wasm is not a WASI command"), "{err}");
 }
+
+#[test]
+fn a_chain_step_may_run_a_module_given_by_path() {
+    let module = wasm_module("wasm-wordcount").display().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, first_step: &str| {
+        let out = dir.path().join(name).display().to_string();
+        let text = format!(
+            r#"{{"inputs": [{:?}], "output": {out:?}, "steps": [{first_step}, {{"app": "top", "params": {{"n": "25"}}}}]}}"#,
+            gutenberg().display().to_string()
+        );
+        let file = dir.path().join(format!("{name}.json"));
+        fs::write(&file, text).expect("write the job file");
+        file
+    };
+    let wasm_step = format!(
+        r#"{{"app": "wasm", "params": {{"mapper": "{module} map", "combiner": "{module} combine", "reducer": "{module} reduce"}}, "reducers": 2}}"#
+    );
+    for (name, step) in [("native", r#"{"app": "wordcount", "reducers": 2}"#), ("wasm", wasm_step.as_str())] {
+        let status = Command::new(BIN).args(["run", "--quiet", "--job"]).arg(write(name, step)).status().expect("run");
+        assert!(status.success(), "{name}");
+    }
+    assert_eq!(parts(&dir.path().join("wasm")), parts(&dir.path().join("native")));
+}

@@ -20,10 +20,9 @@ use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
 use quern_core::{AppRegistry, JobSpec, Partitioner};
 use quern_engine::{Error as EngineError, JobReport, RunOptions};
-use quern_streaming::CommandLine;
 
 use crate::progress::ProgressDisplay;
-use crate::shipped::{LocalCode, local_code};
+use crate::shipped::{LocalCode, Shipment};
 
 /// Runs the quern command line with `apps` registered, returning the exit
 /// code. This is the whole `quern` binary: call it from your own `main` to get
@@ -361,24 +360,11 @@ impl JobArgs {
     /// every command is a module is a `wasm` job, which any worker runs.
     pub(crate) fn into_spec(self) -> anyhow::Result<(JobSpec, Vec<LocalCode>)> {
         let mut params = self.params.into_iter().collect::<BTreeMap<_, _>>();
-        let mut shipped: Vec<LocalCode> = Vec::new();
-        let mut ship = |flag: &str, given: &str| -> anyhow::Result<String> {
-            let file = local_code(flag, given)?;
-            let name = file.name.clone();
-            match shipped.iter().find(|f| f.name == name) {
-                Some(same) if same.path == file.path => {}
-                Some(other) => anyhow::bail!(
-                    "{flag} {given} and {} would both be {name:?} in the attempt's directory",
-                    other.path.display()
-                ),
-                None => shipped.push(file),
-            }
-            Ok(name)
-        };
+        let mut shipped = Shipment::default();
         let app = match self.mapper {
             Some(mapper) => {
                 for given in &self.files {
-                    ship("--file", given)?;
+                    shipped.ship("--file", given)?;
                 }
                 let mut all_wasm = true;
                 for (param, command) in [
@@ -387,15 +373,9 @@ impl JobArgs {
                     (quern_streaming::REDUCER, self.reducer),
                 ] {
                     let Some(command) = command else { continue };
-                    let flag = format!("--{param}");
-                    let parsed = CommandLine::parse(&command).with_context(|| flag.clone())?;
-                    if !quern_streaming::is_wasm(&parsed) {
-                        all_wasm = false;
-                        params.insert(param.to_owned(), command);
-                        continue;
-                    }
-                    let name = ship(&flag, parsed.program())?;
-                    params.insert(param.to_owned(), parsed.with_program(&name).as_str().to_owned());
+                    let (command, wasm) = shipped.command(&format!("--{param}"), &command)?;
+                    all_wasm &= wasm;
+                    params.insert(param.to_owned(), command);
                 }
                 if !self.cmdenv.is_empty() {
                     let pairs: Vec<String> = self.cmdenv.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -424,8 +404,8 @@ impl JobArgs {
         spec.skip_bad_records = self.skip_bad_records;
         spec.shuffle = self.shuffle;
         spec.partitioner = self.partitioner.map(Partitioner::from);
-        spec.code = shipped.iter().map(|f| (f.name.clone(), f.hash)).collect();
-        Ok((spec, shipped))
+        spec.code = shipped.files.iter().map(|f| (f.name.clone(), f.hash)).collect();
+        Ok((spec, shipped.files))
     }
 }
 
@@ -621,21 +601,26 @@ type EmbeddedJob = (JobSpec, RunOptions, Option<PathBuf>, Option<tempfile::TempD
 fn job_from_args(mut args: RunArgs) -> anyhow::Result<EmbeddedJob> {
     let (spec, shipped) = std::mem::take(&mut args.job).into_spec()?;
     spec.validate()?;
-    let code = if shipped.is_empty() {
-        None
-    } else {
-        // Beside the job's scratch: where the user said there is room.
-        let base = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-        std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-        let dir = tempfile::Builder::new()
-            .prefix("quern-code-")
-            .tempdir_in(&base)
-            .context("a directory for the job's code files")?;
-        crate::shipped::put_in_dir(&shipped, dir.path())?;
-        Some(dir)
-    };
+    let code = code_dir(&args, &shipped)?;
     let opts = RunOptions { code_dir: code.as_ref().map(|dir| dir.path().to_path_buf()), ..run_options(&args) };
     Ok((spec, opts, args.stats_json, code))
+}
+
+/// A directory of the job's code files by hash, for an embedded run
+/// (removed when dropped), under `--work-dir` where given; none when the
+/// job ships none.
+fn code_dir(args: &RunArgs, shipped: &[LocalCode]) -> anyhow::Result<Option<tempfile::TempDir>> {
+    if shipped.is_empty() {
+        return Ok(None);
+    }
+    let base = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("quern-code-")
+        .tempdir_in(&base)
+        .context("a directory for the job's code files")?;
+    crate::shipped::put_in_dir(shipped, dir.path())?;
+    Ok(Some(dir))
 }
 
 /// How `run` runs: parallelism, scratch, merge factor, storage.
@@ -675,12 +660,11 @@ fn with_progress<T>(opts: &RunOptions, show_bar: bool, work: impl FnOnce() -> T)
 /// to cancellation and progress shown, then says how each step went.
 fn run_chain_file(apps: &AppRegistry, args: RunArgs) -> anyhow::Result<()> {
     let Some(file) = args.job.job.clone() else { anyhow::bail!("--job is missing") };
-    let text = std::fs::read_to_string(&file).with_context(|| format!("--job {}", file.display()))?;
-    let chain: quern_core::ChainSpec =
-        serde_json::from_str(&text).map_err(|e| Refused(format!("--job {}: {e}", file.display())))?;
+    let (chain, shipped) = crate::shipped::read_job_file(&file)?;
+    let code = code_dir(&args, &shipped)?;
     let show_bar = !args.quiet && std::io::stderr().is_terminal();
     init_logging(show_bar || args.quiet);
-    let opts = run_options(&args);
+    let opts = RunOptions { code_dir: code.as_ref().map(|dir| dir.path().to_path_buf()), ..run_options(&args) };
     let outcome = with_progress(&opts, show_bar, || quern_engine::run_chain(&chain, apps, &opts, args.job.resume));
     let outcomes = outcome?;
     if !args.quiet {

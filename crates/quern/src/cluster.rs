@@ -708,9 +708,7 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
 /// `submit --job FILE`: the chain's local paths made absolute, submitted
 /// whole; the coordinator submits each step when the one before succeeds.
 fn submit_chain(args: SubmitArgs, file: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("--job {}", file.display()))?;
-    let mut chain: quern_core::ChainSpec = serde_json::from_str(&text)
-        .map_err(|e| anyhow::Error::new(ExitStatus(2)).context(format!("--job {}: {e}", file.display())))?;
+    let (mut chain, shipped) = crate::shipped::read_job_file(file)?;
     for path in chain.inputs.iter_mut().chain([&mut chain.output]).chain(chain.shuffle.as_mut()) {
         let location = quern_storage::Location::parse(path).map_err(quern_engine::Error::from)?;
         if let Some(local) = location.as_local() {
@@ -721,6 +719,7 @@ fn submit_chain(args: SubmitArgs, file: &Path) -> anyhow::Result<()> {
     let request = pb::SubmitChainRequest { chain_json: serde_json::to_string(&chain)?, priority: args.priority };
     let mut coordinator = CoordinatorConnection::new(&args.client)?;
     runtime()?.block_on(async move {
+        upload_code(&mut coordinator, &shipped).await?;
         // Never retried, as a job's submission.
         let id = match coordinator.try_call(|mut c| async move { c.submit_chain(request).await }).await {
             Ok(response) => response.job_id,

@@ -126,3 +126,40 @@ fn a_job_file_that_does_not_parse_or_has_a_bad_step_is_refused_naming_it() {
     assert!(err.contains("step 2: --max-attempts"), "{err}");
     assert!(!out.exists() && !dir.path().join("out.steps").exists(), "nothing was created");
 }
+
+#[test]
+fn a_steps_files_are_shipped_into_its_attempts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (native, out) = (dir.path().join("native"), dir.path().join("out"));
+    quern()
+        .args(["run", "--quiet", "--app", "wordcount", "--input"])
+        .arg(gutenberg())
+        .arg("--output")
+        .arg(&native)
+        .assert()
+        .success();
+    let script = dir.path().join("swap.sh");
+    fs::write(&script, "awk -F'\\t' '{ print $2 \"\\t\" $1 }'\n").expect("write the script");
+    let steps = format!(
+        r#"[{{"app": "wordcount"}}, {{"app": "streaming", "params": {{"mapper": "sh swap.sh"}}, "files": [{:?}]}}]"#,
+        script.display().to_string()
+    );
+    let file = job_file(dir.path(), &gutenberg(), &out, &steps);
+    // The script is read from the attempt's directory, not from here.
+    let run = quern().args(["run", "--quiet", "--job"]).arg(&file).current_dir("/").output().expect("run quern");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let lines = |dir: &Path| {
+        let mut lines: Vec<String> = parts(dir)
+            .iter()
+            .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        lines.sort();
+        lines
+    };
+    let mut swapped: Vec<String> = lines(&native)
+        .iter()
+        .map(|l| l.split_once('\t').map(|(w, c)| format!("{c}\t{w}")).expect("word<TAB>count"))
+        .collect();
+    swapped.sort();
+    assert_eq!(lines(&out), swapped);
+}
