@@ -24,6 +24,11 @@
 //! quern_guest::main!(map = map, reduce = reduce, combine = reduce);
 //! ```
 //!
+//! A map with state over its whole split (Hadoop's `Mapper` with its
+//! `cleanup`) implements [`Mapper`]: `map` for each line, then `finish`,
+//! which may still emit; `main!(map = Counts::default(), …)` runs it. That
+//! is how a module combines in the mapper, as the built-in wordcount does.
+//!
 //! Built with `cargo build --release --target wasm32-wasip1`, the binary
 //! `target/wasm32-wasip1/release/NAME.wasm` is the module; its first
 //! argument says which function runs (`map`, `combine` or `reduce`).
@@ -52,8 +57,28 @@ use std::process::ExitCode;
 /// What a map, combine or reduce function returns: `?` works on any error.
 pub type Result = std::result::Result<(), Box<dyn Error + Send + Sync>>;
 
-/// A map function: one input line (without its `\n`), and where to emit.
-pub type MapFn = fn(&[u8], &mut Emitter) -> Result;
+/// A map over a split's lines, with state: `map` for each line (without
+/// its `\n`), then `finish` once after the last, where it may still emit.
+/// A plain function `fn(&[u8], &mut Emitter) -> Result` is a mapper.
+pub trait Mapper {
+    /// Maps one line.
+    fn map(&mut self, line: &[u8], out: &mut Emitter<'_>) -> Result;
+
+    /// Called once after the last line.
+    fn finish(&mut self, out: &mut Emitter<'_>) -> Result {
+        let _ = out;
+        Ok(())
+    }
+}
+
+impl<F: FnMut(&[u8], &mut Emitter<'_>) -> Result> Mapper for F {
+    fn map(&mut self, line: &[u8], out: &mut Emitter<'_>) -> Result {
+        self(line, out)
+    }
+}
+
+/// Makes the program's mapper (what `main!(map = …)` is given).
+pub type MapFn = fn() -> Box<dyn Mapper>;
 /// A combine or reduce function: one key, its values, and where to emit.
 pub type ReduceFn = fn(&[u8], &mut Values<'_>, &mut Emitter) -> Result;
 
@@ -61,14 +86,15 @@ pub type ReduceFn = fn(&[u8], &mut Values<'_>, &mut Emitter) -> Result;
 const BUFFER: usize = 64 << 10;
 
 /// The program's entry: `main!(map = m, reduce = r, combine = c)`, each
-/// part optional but at least one, in that order. Defines `fn main`, which
-/// runs the function its first argument names.
+/// part optional but at least one, in that order; `m` is a function or a
+/// [`Mapper`] value. Defines `fn main`, which runs the step its first
+/// argument names.
 #[macro_export]
 macro_rules! main {
-    ($(map = $map:path)? $(, reduce = $reduce:path)? $(, combine = $combine:path)? $(,)?) => {
+    ($(map = $map:expr)? $(, reduce = $reduce:path)? $(, combine = $combine:path)? $(,)?) => {
         fn main() -> ::std::process::ExitCode {
             $crate::main_with($crate::Steps {
-                map: None $(.or(Some($map as $crate::MapFn)))?,
+                map: None $(.or(Some((|| Box::new($map) as Box<dyn $crate::Mapper>) as $crate::MapFn)))?,
                 reduce: None $(.or(Some($reduce as $crate::ReduceFn)))?,
                 combine: None $(.or(Some($combine as $crate::ReduceFn)))?,
             })
@@ -94,7 +120,7 @@ pub fn main_with(steps: Steps) -> ExitCode {
     let stdin = BufReader::with_capacity(BUFFER, io::stdin().lock());
     let stdout = io::stdout().lock();
     let ran = match (role.as_str(), steps) {
-        ("map", Steps { map: Some(map), .. }) => run_map(stdin, stdout, map),
+        ("map", Steps { map: Some(mapper), .. }) => run_map(stdin, stdout, &mut *mapper()),
         ("reduce", Steps { reduce: Some(reduce), .. }) => run_reduce(stdin, stdout, reduce),
         ("combine", Steps { combine: Some(combine), .. }) => run_reduce(stdin, stdout, combine),
         _ => {
@@ -211,9 +237,13 @@ pub fn input_file() -> Option<String> {
     env::var("mapreduce_map_input_file").ok()
 }
 
-/// Calls `map` with each line of `input` (without its `\n`), its pairs
-/// written to `output`.
-pub fn run_map(mut input: impl BufRead, output: impl Write, map: MapFn) -> std::result::Result<(), StepError> {
+/// Calls `mapper` with each line of `input` (without its `\n`), then
+/// finishes it; its pairs are written to `output`.
+pub fn run_map(
+    mut input: impl BufRead,
+    output: impl Write,
+    mapper: &mut dyn Mapper,
+) -> std::result::Result<(), StepError> {
     let mut out = Emitter::new(output);
     let mut line = Vec::new();
     let mut number = 0;
@@ -224,8 +254,9 @@ pub fn run_map(mut input: impl BufRead, output: impl Write, map: MapFn) -> std::
         }
         number += 1;
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        map(text, &mut out).map_err(|error| StepError::Function { line: number, error })?;
+        mapper.map(text, &mut out).map_err(|error| StepError::Function { line: number, error })?;
     }
+    mapper.finish(&mut out).map_err(|error| StepError::Function { line: number, error })?;
     Ok(out.finish()?)
 }
 
@@ -373,8 +404,31 @@ mod tests {
     #[test]
     fn map_gets_each_line_and_emits_tab_separated_pairs() {
         let mut out = Vec::new();
-        run_map(&b"a b\n\nb c"[..], &mut out, words).expect("maps");
+        run_map(&b"a b\n\nb c"[..], &mut out, &mut words).expect("maps");
         assert_eq!(out, b"a\t1\nb\t1\nb\t1\nc\t1\n");
+    }
+
+    /// Counts lines, and emits the count at the end.
+    #[derive(Default)]
+    struct LineCount(u64);
+
+    impl Mapper for LineCount {
+        fn map(&mut self, _: &[u8], _: &mut Emitter<'_>) -> Result {
+            self.0 += 1;
+            Ok(())
+        }
+
+        fn finish(&mut self, out: &mut Emitter<'_>) -> Result {
+            out.emit(b"lines", self.0.to_string().as_bytes());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_mapper_keeps_state_over_the_split_and_emits_when_it_finishes() {
+        let mut out = Vec::new();
+        run_map(&b"a\nb\nc\n"[..], &mut out, &mut LineCount::default()).expect("maps");
+        assert_eq!(out, b"lines\t3\n");
     }
 
     #[test]
