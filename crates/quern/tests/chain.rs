@@ -25,9 +25,8 @@ fn job_file(dir: &Path, input: &Path, output: &Path, steps: &str) -> std::path::
 /// The `n` words with the largest counts in `wordcount`'s output,
 /// largest first, ties by word, as `word<TAB>count` lines.
 fn top_of(wordcount: &Path, n: usize) -> String {
-    let mut counts: Vec<(u64, String)> = parts(wordcount)
+    let mut counts: Vec<(u64, String)> = sorted_lines(wordcount)
         .iter()
-        .flat_map(|(_, bytes)| String::from_utf8_lossy(bytes).lines().map(str::to_owned).collect::<Vec<_>>())
         .map(|line| {
             let (word, count) = line.split_once('\t').expect("word<TAB>count");
             (count.parse().expect("a count"), word.to_owned())
@@ -37,17 +36,32 @@ fn top_of(wordcount: &Path, n: usize) -> String {
     counts.iter().take(n).map(|(c, w)| format!("{w}\t{c}\n")).collect()
 }
 
-#[test]
-fn the_example_chain_gives_the_top_words_of_the_wordcount_and_removes_its_steps() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (native, out) = (dir.path().join("native"), dir.path().join("top"));
+/// The built-in wordcount of the Gutenberg books, into `out`.
+fn native_wordcount(out: &Path) {
     quern()
         .args(["run", "--quiet", "--app", "wordcount", "--input"])
         .arg(gutenberg())
         .arg("--output")
-        .arg(&native)
+        .arg(out)
         .assert()
         .success();
+}
+
+/// Every line of `dir`'s part files, sorted.
+fn sorted_lines(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = parts(dir)
+        .iter()
+        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn the_example_chain_gives_the_top_words_of_the_wordcount_and_removes_its_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (native, out) = (dir.path().join("native"), dir.path().join("top"));
+    native_wordcount(&native);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/chains/top-words.json");
     let steps: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(example).expect("the example")).expect("JSON");
@@ -79,8 +93,7 @@ fn a_failed_chain_resumes_from_its_failed_step_keeping_the_earlier_outputs() {
     assert_eq!(failed.status.code(), Some(1), "{err}");
     assert!(err.contains("step 2 of 2 (streaming) failed") && err.contains("--resume"), "{err}");
     assert!(!out.exists(), "no output that looks complete");
-    let first = dir.path().join("out.steps/step-1");
-    let kept = parts(&first);
+    let kept = sorted_lines(&dir.path().join("out.steps/step-1"));
 
     // Run again without --resume: refused, naming what is in the way.
     let again = quern().args(["run", "--quiet", "--job"]).arg(&file).output().expect("run quern");
@@ -95,17 +108,7 @@ fn a_failed_chain_resumes_from_its_failed_step_keeping_the_earlier_outputs() {
     assert!(stdout.contains("step 1/2 wordcount: kept from the earlier run"), "{stdout}");
     assert!(stdout.contains("step 2/2 streaming: succeeded"), "{stdout}");
     // Map-only `cat`: the same pairs as step 1's, in map-output files.
-    let mut lines: Vec<String> = parts(&out)
-        .iter()
-        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    let mut expected: Vec<String> = kept
-        .iter()
-        .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    lines.sort();
-    expected.sort();
-    assert_eq!(lines, expected);
+    assert_eq!(sorted_lines(&out), kept);
     assert!(!dir.path().join("out.steps").exists());
 }
 
@@ -131,13 +134,7 @@ fn a_job_file_that_does_not_parse_or_has_a_bad_step_is_refused_naming_it() {
 fn a_steps_files_are_shipped_into_its_attempts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (native, out) = (dir.path().join("native"), dir.path().join("out"));
-    quern()
-        .args(["run", "--quiet", "--app", "wordcount", "--input"])
-        .arg(gutenberg())
-        .arg("--output")
-        .arg(&native)
-        .assert()
-        .success();
+    native_wordcount(&native);
     let script = dir.path().join("swap.sh");
     fs::write(&script, "awk -F'\\t' '{ print $2 \"\\t\" $1 }'\n").expect("write the script");
     let steps = format!(
@@ -148,18 +145,10 @@ fn a_steps_files_are_shipped_into_its_attempts() {
     // The script is read from the attempt's directory, not from here.
     let run = quern().args(["run", "--quiet", "--job"]).arg(&file).current_dir("/").output().expect("run quern");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let lines = |dir: &Path| {
-        let mut lines: Vec<String> = parts(dir)
-            .iter()
-            .flat_map(|(_, b)| String::from_utf8_lossy(b).lines().map(str::to_owned).collect::<Vec<_>>())
-            .collect();
-        lines.sort();
-        lines
-    };
-    let mut swapped: Vec<String> = lines(&native)
+    let mut swapped: Vec<String> = sorted_lines(&native)
         .iter()
         .map(|l| l.split_once('\t').map(|(w, c)| format!("{c}\t{w}")).expect("word<TAB>count"))
         .collect();
     swapped.sort();
-    assert_eq!(lines(&out), swapped);
+    assert_eq!(sorted_lines(&out), swapped);
 }
