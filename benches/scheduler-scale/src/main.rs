@@ -163,7 +163,8 @@ fn with_store(
                             path: format!("/sim/{}", a.attempt).into(),
                             segments: segments.clone(),
                         });
-                        let outcome = Outcome::Succeeded { counters: Counters::default(), map_output };
+                        let outcome =
+                            Outcome::Succeeded { counters: Counters::default(), map_output, output_digest: None };
                         handle.report(&worker, id, a.attempt, outcome, Vec::new()).await?;
                     }
                 }
@@ -228,7 +229,7 @@ fn decisions_only(workers: usize, tasks: usize, dir: &std::path::Path) -> Result
         for (worker, attempt) in in_flight.drain(..) {
             let map_output = (attempt.task.kind == quern_core::TaskKind::Map)
                 .then(|| ReportedIndex { path: format!("/sim/{attempt}").into(), segments: segments.clone() });
-            let outcome = Outcome::Succeeded { counters: Counters::default(), map_output };
+            let outcome = Outcome::Succeeded { counters: Counters::default(), map_output, output_digest: None };
             let (_, effects) = cluster.report(&worker, id, attempt, outcome, Vec::new(), now)?;
             persist(effects)?;
         }

@@ -232,7 +232,7 @@ async fn a_job_is_submitted_followed_and_killed_over_http() {
         path: "/w1/m0.run".into(),
         segments: vec![quern_core::Segment { offset: 0, len: 1, records: 1, raw_len: 1 }],
     };
-    let done = Outcome::Succeeded { counters, map_output: Some(index) };
+    let done = Outcome::Succeeded { counters, map_output: Some(index), output_digest: None };
     assert!(api.handle.report("w1", JobId(id), m0, done, b"map says hi\n".to_vec()).await.expect("report"));
 
     let (status, job) = api.get(&format!("/api/v1/jobs/{id}")).await;

@@ -132,7 +132,7 @@ fn map_done(attempt: AttemptId) -> Outcome {
         path: format!("/w1/{attempt}.run").into(),
         segments: vec![Segment { offset: 0, len: 10, records: 2, raw_len: 12 }],
     };
-    Outcome::Succeeded { counters, map_output: Some(index) }
+    Outcome::Succeeded { counters, map_output: Some(index), output_digest: None }
 }
 
 #[tokio::test]
@@ -164,7 +164,7 @@ async fn a_failed_write_changes_nothing_and_the_retry_gets_the_answer_it_would_h
     assert_eq!(reduces.len(), 1);
     let inputs: Vec<u32> = reduces[0].inputs.iter().map(|(m, _, _)| *m).collect();
     assert_eq!(inputs, vec![0, 1], "the reduce reads both maps' outputs");
-    let done = Outcome::Succeeded { counters: Counters::default(), map_output: None };
+    let done = Outcome::Succeeded { counters: Counters::default(), map_output: None, output_digest: None };
     assert!(handle.report("w1", id, reduces[0].attempt, done, vec![]).await.expect("reduce"));
     let job = common::ended(&handle, id).await;
     assert_eq!((job.state.as_str(), job.counters.engine.input_records), ("succeeded", 4));

@@ -331,7 +331,7 @@ async fn the_handle_runs_a_job_without_grpc() {
     assert_eq!((tasks[0].attempts[0].worker_id.as_str(), tasks[0].attempts[0].outcome), ("w1", None));
     let mut counters = Counters::default();
     counters.engine.input_records = 1;
-    let outcome = quern_coordinator::cluster::Outcome::Succeeded { counters, map_output: None };
+    let outcome = quern_coordinator::cluster::Outcome::Succeeded { counters, map_output: None, output_digest: None };
     let committed = handle.report("w1", id, assignments[0].attempt, outcome, b"log".to_vec()).await.expect("report");
     assert!(committed);
     let job = common::ended(&handle, id).await;
@@ -516,6 +516,7 @@ async fn a_watching_worker_is_nudged_for_plans_and_tasks_and_a_job_s_watch_ends_
     let succeeded = pb::AttemptSucceeded {
         counters_json: serde_json::to_string(&quern_core::Counters::default()).expect("counters"),
         map_output_json: String::new(),
+        output_digest: String::new(),
     };
     let report = pb::ReportAttemptRequest {
         worker_id: "w1".into(),

@@ -14,6 +14,7 @@ use quern_storage::Storage;
 use serde::{Deserialize, Serialize};
 
 use crate::code::JobCode;
+use crate::digest::OutputDigest;
 use crate::merge::RunSegment;
 use crate::run::RunIndex;
 use crate::task::{MapTask, ReduceTask, TaskEnv};
@@ -49,6 +50,10 @@ pub enum AttemptOutcome {
         counters: Counters,
         /// A map's output index (`None`: no pair went to a reduced output).
         map_output: Option<RunIndex>,
+        /// The digest of every file it wrote ([`OutputDigest`]), which a
+        /// replay of the task must reproduce. (Older workers send none.)
+        #[serde(default)]
+        output_digest: Option<String>,
     },
     /// It failed.
     Failed {
@@ -96,6 +101,7 @@ pub fn run_attempt(
     cancel: &AtomicBool,
 ) -> AttemptOutcome {
     let AttemptRequest { spec, plan, attempt, work_dir, runs, merge_factor, code_dir } = request;
+    let digest = OutputDigest::default();
     let env = TaskEnv {
         app,
         plan,
@@ -107,6 +113,7 @@ pub fn run_attempt(
         records_done: &progress.records,
         storage,
         code: JobCode { files: &spec.code, dir: code_dir.as_deref() },
+        digest: Some(&digest),
     };
     let committer = match storage.open_output(&spec.output) {
         Ok(committer) => committer,
@@ -143,7 +150,21 @@ pub fn run_attempt(
         }
     };
     match result {
-        Ok((counters, map_output)) => AttemptOutcome::Succeeded { counters, map_output },
+        Ok((counters, map_output)) => {
+            if let Some(index) = &map_output
+                && let Err(e) = digest.add_file("map-output", &index.path)
+            {
+                return AttemptOutcome::Failed {
+                    message: format!(
+                        "{}: reading back {}: {e}",
+                        describe_task(plan, attempt.task),
+                        index.path.display()
+                    ),
+                    retryable: true,
+                };
+            }
+            AttemptOutcome::Succeeded { counters, map_output, output_digest: Some(digest.finish()) }
+        }
         Err(e) => AttemptOutcome::Failed {
             message: format!("{}: {e}", describe_task(plan, attempt.task)),
             retryable: e.retryable(),

@@ -51,6 +51,7 @@ pub mod attempt;
 mod chain;
 mod code;
 pub mod collect;
+mod digest;
 mod error;
 pub mod merge;
 mod plan;
@@ -62,6 +63,7 @@ pub mod task;
 
 pub use chain::{ChainError, StepOutcome, run_chain};
 pub use code::JobCode;
+pub use digest::OutputDigest;
 pub use error::{Error, TaskError};
 pub use plan::{PlanOutcome, plan_job};
 pub use runner::{DEFAULT_MERGE_FACTOR, JobProgress, JobReport, RunOptions, run_job};

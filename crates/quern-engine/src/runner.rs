@@ -186,6 +186,7 @@ pub fn run_job(spec: &JobSpec, app: Arc<dyn App>, opts: &RunOptions) -> Result<J
         records_done: &progress.records_done,
         storage: &opts.storage,
         code,
+        digest: None,
     };
     let slot = Slot { env: &env, shared: &shared, wake: &wake, committer: &committer, work: work.path(), progress };
     std::thread::scope(|scope| {

@@ -26,6 +26,7 @@ use quern_core::{
 
 use crate::code::JobCode;
 use crate::collect::{CollectError, Collector, SpillTarget};
+use crate::digest::OutputDigest;
 use crate::error::{TaskError, panic_message};
 use quern_core::{InputSplit, JobPlan};
 use quern_storage::{FileEnd, OutputCommitter, Storage};
@@ -56,6 +57,9 @@ pub struct TaskEnv<'a> {
     pub storage: &'a Storage,
     /// The job's code files, put into each attempt's directory first.
     pub code: JobCode<'a>,
+    /// Where the digests of the output files go, when they are kept (a
+    /// cluster's attempts: the coordinator records them).
+    pub digest: Option<&'a OutputDigest>,
 }
 
 /// How many records between updates of `records_done`.
@@ -98,7 +102,8 @@ impl DirectOutputs<'_> {
     fn write(&mut self, output: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
         if self.writers[output].is_none() {
             let name = part_name(&self.env.plan.outputs[output].name, 'm', self.attempt.task.index);
-            self.writers[output] = Some(PartWriter::create(self.env.app, output, self.output, self.attempt, &name)?);
+            let env = self.env;
+            self.writers[output] = Some(PartWriter::create(env, output, self.output, self.attempt, &name)?);
         }
         let w = self.writers[output].as_mut().expect("invariant: writer created above");
         w.writer.write(key, value)
@@ -131,16 +136,21 @@ impl PartWriter {
     /// job's output (which fails when the output area is gone: the job was
     /// killed or ended).
     fn create(
-        app: &dyn App,
+        env: &TaskEnv<'_>,
         output: usize,
         committer: &OutputCommitter,
         attempt: AttemptId,
         name: &str,
     ) -> io::Result<PartWriter> {
         let file = committer.create_file(attempt, name)?;
-        let name = file.name().to_owned();
+        let location = file.name().to_owned();
         let (out, end) = file.into_parts();
-        Ok(PartWriter { writer: app.output_format(output).writer(out), end, name })
+        // Digested under its name in the output, the same in every attempt.
+        let out = match env.digest {
+            Some(digest) => Box::new(digest.writer(name, out)),
+            None => out,
+        };
+        Ok(PartWriter { writer: env.app.output_format(output).writer(out), end, name: location })
     }
 
     /// Flushes the format and completes the file.
@@ -610,7 +620,7 @@ impl ReduceTask<'_> {
         let merger = RunMerger::open(&runs).map_err(TaskError::io("opening map outputs"))?;
         let mut groups = KeyGroups::new(merger).map_err(TaskError::io("reading map outputs"))?;
         let name = part_name(&out.name, 'r', self.partition);
-        let part = PartWriter::create(env.app, self.output, self.committer, self.attempt, &name)
+        let part = PartWriter::create(env, self.output, self.committer, self.attempt, &name)
             .map_err(TaskError::io("creating output file"))?;
         let PartWriter { writer, end, name: path } = part;
         let mut sink = WriterSink { writer, counters: EngineCounters::default(), error: None };

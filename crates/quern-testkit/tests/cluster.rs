@@ -625,3 +625,57 @@ fn a_chain_runs_step_by_step_on_a_cluster_and_resumes_from_its_failed_step() {
     let again = c.cli().args(["resume", &chain.to_string()]).output().expect("resume");
     assert_eq!(again.status.code(), Some(2), "{}", String::from_utf8_lossy(&again.stderr));
 }
+
+#[test]
+fn replay_reproduces_a_recorded_tasks_output_digest_and_shows_how_a_task_fails() {
+    let c = TestCluster::start(2, &["--no-speculation"]);
+    let out = c.path("out");
+    let id = c.submit_job("wordcount", &gutenberg(), &out, &["--reducers", "2", "--split-size", "1MiB"]);
+    let status = c.wait_job(id, Duration::from_secs(120));
+    assert_eq!(status["state"], "succeeded", "{status}\n{}", c.logs());
+    let logs = c.json(&["logs", &id.to_string(), "--task", "m-00001"]);
+    let recorded = logs
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["outcome"] == "succeeded"))
+        .and_then(|a| a["output_digest"].as_str())
+        .expect("a committed attempt with its digest")
+        .to_owned();
+    assert_eq!(recorded.len(), 32, "{logs}");
+    for task in ["m-00001", "r-00001"] {
+        let replayed = c.cli().args(["replay", &id.to_string(), task, "--json"]).output().expect("replay");
+        let report: Value = serde_json::from_slice(&replayed.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&replayed.stderr)));
+        assert!(replayed.status.success(), "{report}\n{}", String::from_utf8_lossy(&replayed.stderr));
+        assert_eq!(report["same"], true, "{report}");
+        assert_eq!(report["output_digest"], report["recorded_digest"], "{report}");
+    }
+    assert_eq!(
+        c.json(&["logs", &id.to_string(), "--task", "m-00001"]).to_string(),
+        logs.to_string(),
+        "a replay changes nothing on the cluster"
+    );
+
+    // Input that changed since: the replay says its output differs.
+    let changing = c.path("changing.txt");
+    fs::write(&changing, "one two two\n").expect("write");
+    let small = c.submit_job("wordcount", &changing, &c.path("small"), &[]);
+    assert_eq!(c.wait_job(small, Duration::from_secs(60))["state"], "succeeded");
+    fs::write(&changing, "one two two!\n").expect("the same words, not the same bytes");
+    let same = c.cli().args(["replay", &small.to_string(), "m-00000"]).output().expect("replay");
+    assert!(same.status.success(), "the same pairs: {}", String::from_utf8_lossy(&same.stdout));
+    fs::write(&changing, "one two three\n").expect("change the words");
+    let differs = c.cli().args(["replay", &small.to_string(), "m-00000"]).output().expect("replay");
+    let stdout = String::from_utf8_lossy(&differs.stdout);
+    assert_eq!(differs.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("DIFFERENT"), "{stdout}");
+
+    // A task that failed: the replay fails the same way, here.
+    let input = c.path("in.txt");
+    fs::write(&input, "the quick brown fox\n").expect("write");
+    let failed = c.submit_job("flaky", &input, &c.path("flaky"), &["--param", "failures=100", "--max-attempts", "1"]);
+    assert_eq!(c.wait_job(failed, Duration::from_secs(60))["state"], "failed");
+    let replayed = c.cli().args(["replay", &failed.to_string(), "m-00000"]).output().expect("replay");
+    let stdout = String::from_utf8_lossy(&replayed.stdout);
+    assert_eq!(replayed.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("failed here") && stdout.contains("flaky failure on purpose"), "{stdout}");
+}

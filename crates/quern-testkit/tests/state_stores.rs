@@ -125,6 +125,7 @@ async fn round_trip(store: Store, reopen: impl AsyncFnOnce(Store) -> Store) {
                 error: "boom".into(),
                 log: Some(b"first log".to_vec()),
                 counters: None,
+                output_digest: None,
                 at_ms: 9,
             },
             Effect::AttemptStarted { job: job.id, attempt: a2, worker: "w1".into(), at_ms: 10 },
@@ -141,6 +142,7 @@ async fn round_trip(store: Store, reopen: impl AsyncFnOnce(Store) -> Store) {
             error: String::new(),
             log: Some(vec![0, 159, 146, 150]),
             counters: Some(counters.clone()),
+            output_digest: None,
             at_ms: 11,
         }])
         .await

@@ -16,22 +16,19 @@ use crate::CoordinatorClient;
 
 /// The directory of code files, by hash.
 #[derive(Debug, Clone)]
-pub(crate) struct CodeCache {
+pub struct CodeCache {
     dir: PathBuf,
 }
 
 impl CodeCache {
-    pub(crate) fn new(dir: PathBuf) -> CodeCache {
+    /// Code files kept in `dir`.
+    pub fn new(dir: PathBuf) -> CodeCache {
         CodeCache { dir }
     }
 
     /// The directory, once every file of `code` is in it: those missing
     /// are fetched with `client`. An error says which file could not be had.
-    pub(crate) async fn ensure(
-        &self,
-        code: &BTreeMap<String, CodeHash>,
-        client: &CoordinatorClient,
-    ) -> Result<&Path, String> {
+    pub async fn ensure(&self, code: &BTreeMap<String, CodeHash>, client: &CoordinatorClient) -> Result<&Path, String> {
         for (name, hash) in code {
             let held = self.dir.join(hash.to_string());
             if tokio::fs::try_exists(&held).await.unwrap_or(false) {

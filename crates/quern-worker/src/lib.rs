@@ -18,6 +18,8 @@
 
 mod attempt;
 mod code;
+
+pub use code::CodeCache;
 mod jobs;
 mod plan;
 pub mod protocol;
@@ -481,10 +483,13 @@ async fn send_report(
 ) -> Result<bool, Error> {
     use pb::report_attempt_request::Outcome as O;
     let outcome = match report {
-        Report::Outcome(AttemptOutcome::Succeeded { counters, map_output }) => O::Succeeded(pb::AttemptSucceeded {
-            counters_json: serde_json::to_string(&counters).unwrap_or_default(),
-            map_output_json: map_output.and_then(|m| serde_json::to_string(&m).ok()).unwrap_or_default(),
-        }),
+        Report::Outcome(AttemptOutcome::Succeeded { counters, map_output, output_digest }) => {
+            O::Succeeded(pb::AttemptSucceeded {
+                counters_json: serde_json::to_string(&counters).unwrap_or_default(),
+                map_output_json: map_output.and_then(|m| serde_json::to_string(&m).ok()).unwrap_or_default(),
+                output_digest: output_digest.unwrap_or_default(),
+            })
+        }
         Report::Outcome(AttemptOutcome::Failed { message, retryable }) => {
             O::Failed(pb::AttemptFailed { message, retryable })
         }

@@ -115,6 +115,11 @@ enum Command {
     /// step, the earlier steps' outputs kept: give the id of the chain or
     /// of any of its jobs.
     Resume(crate::cluster::ResumeArgs),
+    /// Run one task of a cluster job again on this machine, on one thread,
+    /// from what the coordinator recorded (its split or the job's maps, its
+    /// code files by hash), and say whether its output's digest is the one
+    /// recorded, or how it fails. Takes the cluster token.
+    Replay(crate::replay::ReplayArgs),
     /// List a cluster's workers.
     Workers(crate::cluster::ListArgs),
     /// Log in to a coordinator as a user: the client commands then use
@@ -165,9 +170,12 @@ impl Command {
             | Command::Logs(_) => true,
             #[cfg(feature = "coordinator")]
             Command::User(_) => true,
-            Command::Run(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Task(_) | Command::Plan(_) => {
-                false
-            }
+            Command::Run(_)
+            | Command::Replay(_)
+            | Command::Coordinator(_)
+            | Command::Worker(_)
+            | Command::Task(_)
+            | Command::Plan(_) => false,
         }
     }
 }
@@ -541,6 +549,11 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
         Command::Status(args) => crate::cluster::status(args),
         Command::Kill(args) => crate::cluster::kill(args),
         Command::Resume(args) => crate::cluster::resume(args),
+        Command::Replay(args) => {
+            init_logging(false);
+            quiet_task_panics();
+            crate::replay::replay(&apps, args)
+        }
         Command::Workers(args) => crate::cluster::workers(args),
         Command::Logs(args) => crate::cluster::logs(args),
         Command::Login(args) => crate::login::login(args),

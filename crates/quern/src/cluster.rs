@@ -275,7 +275,7 @@ pub(crate) struct LogsArgs {
     json: bool,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
@@ -379,7 +379,7 @@ fn from_transport(s: &tonic::Status) -> bool {
 /// bounds the connection and each call by `timeout`, reconnects after a
 /// call that got no answer, and says which coordinator did not answer
 /// which call within how long.
-struct CoordinatorConnection {
+pub(crate) struct CoordinatorConnection {
     address: String,
     endpoint: tonic::transport::Endpoint,
     token: pb::TokenAttach,
@@ -388,7 +388,7 @@ struct CoordinatorConnection {
 }
 
 impl CoordinatorConnection {
-    fn new(args: &ClientArgs) -> anyhow::Result<CoordinatorConnection> {
+    pub(crate) fn new(args: &ClientArgs) -> anyhow::Result<CoordinatorConnection> {
         let credentials = crate::login::Credentials::resolve(args.coordinator.clone(), args.token.clone())?;
         let address = credentials.coordinator;
         let token = pb::TokenAttach::new(&credentials.token).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
@@ -432,6 +432,21 @@ impl CoordinatorConnection {
         result
     }
 
+    /// A connected client, for calls that stream.
+    pub(crate) async fn client(&mut self) -> anyhow::Result<Client> {
+        if self.client.is_none() {
+            let channel = tokio::time::timeout(self.timeout, self.endpoint.connect())
+                .await
+                .map_err(|_| anyhow::anyhow!("could not connect to the coordinator at {}", self.address))?
+                .with_context(|| format!("connecting to the coordinator at {}", self.address))?;
+            let client = pb::coordinator_client::CoordinatorClient::with_interceptor(channel, self.token.clone())
+                .max_decoding_message_size(pb::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(pb::MAX_MESSAGE_BYTES);
+            self.client = Some(client);
+        }
+        self.client.clone().ok_or_else(|| anyhow::anyhow!("no connection to the coordinator"))
+    }
+
     /// Starts afresh at the next call rather than wait on a connection
     /// that may be dead.
     fn forget_connection(&mut self) {
@@ -440,7 +455,7 @@ impl CoordinatorConnection {
 
     /// Like `try_call`, with the failure explained for `call` (the
     /// command's name).
-    async fn call<T, F, Fut>(&mut self, call: &str, f: F) -> anyhow::Result<T>
+    pub(crate) async fn call<T, F, Fut>(&mut self, call: &str, f: F) -> anyhow::Result<T>
     where
         F: FnOnce(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -1133,7 +1148,7 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
                     json!({
                         "attempt": name(a), "worker": a.worker_id, "outcome": a.outcome, "error": a.error,
                         "log": String::from_utf8_lossy(&a.log), "started_at_ms": a.started_at_ms,
-                        "finished_at_ms": a.finished_at_ms,
+                        "finished_at_ms": a.finished_at_ms, "output_digest": a.output_digest,
                     })
                 })
                 .collect();
@@ -1141,7 +1156,9 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
         }
         for a in &attempts {
             let error = if a.error.is_empty() { String::new() } else { format!(": {}", a.error) };
-            println!("== {} on {}: {}{error}", name(a), a.worker_id, a.outcome);
+            let digest =
+                if a.output_digest.is_empty() { String::new() } else { format!(" (output {})", a.output_digest) };
+            println!("== {} on {}: {}{digest}{error}", name(a), a.worker_id, a.outcome);
             let log = String::from_utf8_lossy(&a.log);
             if !log.trim().is_empty() {
                 println!("{}", log.trim_end());

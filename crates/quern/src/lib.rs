@@ -100,6 +100,7 @@ mod cluster;
 mod demo;
 mod login;
 mod progress;
+mod replay;
 mod shipped;
 #[cfg(feature = "coordinator")]
 mod users;

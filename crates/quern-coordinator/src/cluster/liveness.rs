@@ -149,6 +149,7 @@ impl Cluster {
                 error: format!("no progress for {secs}s"),
                 log: None,
                 counters: None,
+                output_digest: None,
                 at_ms: now_ms,
             });
             self.settle(job_id, now_ms, &mut effects);
@@ -228,6 +229,7 @@ impl Cluster {
             error: why.to_owned(),
             log: None,
             counters: None,
+            output_digest: None,
             at_ms: now_ms,
         });
     }

@@ -145,6 +145,8 @@ pub enum Effect {
         log: Option<Vec<u8>>,
         /// Its counters.
         counters: Option<Counters>,
+        /// The digest of what it wrote, when it succeeded.
+        output_digest: Option<String>,
         /// When.
         at_ms: i64,
     },
@@ -214,6 +216,8 @@ pub enum Outcome {
         counters: Counters,
         /// A map's output index, if it has one.
         map_output: Option<ReportedIndex>,
+        /// The digest of every file it wrote (`quern_engine::OutputDigest`).
+        output_digest: Option<String>,
     },
     /// Failed.
     Failed(Failure),
@@ -397,6 +401,7 @@ impl Cluster {
                         error: "the coordinator restarted".into(),
                         log: None,
                         counters: None,
+                        output_digest: None,
                         at_ms: now_ms,
                     });
                 }
@@ -618,6 +623,7 @@ impl Cluster {
                 error: why.to_owned(),
                 log: None,
                 counters: None,
+                output_digest: None,
                 at_ms: now_ms,
             });
         }

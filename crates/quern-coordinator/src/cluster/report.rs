@@ -55,7 +55,7 @@ impl Cluster {
         let mut committed = false;
         let mut failed_here = false;
         match outcome {
-            Outcome::Succeeded { counters, map_output } => {
+            Outcome::Succeeded { counters, map_output, output_digest } => {
                 let attempt_counters = Some(counters.clone());
                 match sched.attempt_ended(attempt, AttemptResult::Succeeded) {
                     Verdict::Commit { superseded } => {
@@ -89,6 +89,7 @@ impl Cluster {
                                     error: format!("superseded by {attempt}"),
                                     log: None,
                                     counters: None,
+                                    output_digest: None,
                                     at_ms: now_ms,
                                 });
                             }
@@ -103,6 +104,7 @@ impl Cluster {
                             error: String::new(),
                             log,
                             counters: attempt_counters.clone(),
+                            output_digest: output_digest.clone(),
                             at_ms: now_ms,
                         });
                     }
@@ -114,6 +116,7 @@ impl Cluster {
                             error: "another attempt committed, or the attempt was given up".into(),
                             log,
                             counters: attempt_counters.clone(),
+                            output_digest: output_digest.clone(),
                             at_ms: now_ms,
                         });
                     }
@@ -144,6 +147,7 @@ impl Cluster {
                     error,
                     log,
                     counters: None,
+                    output_digest: None,
                     at_ms: now_ms,
                 });
             }
@@ -167,6 +171,7 @@ impl Cluster {
                     error: format!("{}: {message}", names.join(", ")),
                     log,
                     counters: None,
+                    output_digest: None,
                     at_ms: now_ms,
                 });
             }
@@ -179,6 +184,7 @@ impl Cluster {
                     error: String::new(),
                     log,
                     counters: None,
+                    output_digest: None,
                     at_ms: now_ms,
                 });
             }

@@ -42,7 +42,7 @@ fn job(id: u64, app: &str, maps: usize, priority: i32, out: &Path) -> NewJob {
 }
 
 fn succeeded(index: Option<ReportedIndex>) -> Outcome {
-    Outcome::Succeeded { counters: Counters::default(), map_output: index }
+    Outcome::Succeeded { counters: Counters::default(), map_output: index, output_digest: None }
 }
 
 fn index(path: &str) -> Option<ReportedIndex> {
@@ -166,7 +166,7 @@ fn failed(message: &str) -> Outcome {
 fn counted(input_records: u64) -> Outcome {
     let mut counters = Counters::default();
     counters.engine.input_records = input_records;
-    Outcome::Succeeded { counters, map_output: index("/x/map.out") }
+    Outcome::Succeeded { counters, map_output: index("/x/map.out"), output_digest: None }
 }
 
 #[test]

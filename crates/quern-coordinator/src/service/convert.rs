@@ -110,7 +110,8 @@ impl TryFrom<Option<pb::report_attempt_request::Outcome>> for Outcome {
                             .map_err(|e| bad(format!("map_output_json: {e}")))?,
                     )
                 };
-                Outcome::Succeeded { counters, map_output }
+                let output_digest = (!s.output_digest.is_empty()).then_some(s.output_digest);
+                Outcome::Succeeded { counters, map_output, output_digest }
             }
             Some(O::Failed(f)) => Outcome::Failed(Failure { message: f.message, retryable: f.retryable }),
             Some(O::FetchFailed(f)) => {
@@ -211,6 +212,7 @@ pub(super) fn attempt_log(job: JobId, a: StoredAttempt) -> pb::AttemptLog {
         log: a.log,
         started_at_ms: a.started_at_ms,
         finished_at_ms: a.finished_at_ms,
+        output_digest: a.output_digest,
     }
 }
 

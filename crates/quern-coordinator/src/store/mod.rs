@@ -148,6 +148,9 @@ pub struct StoredAttempt {
     pub error: String,
     /// Its stderr (last 64 KiB).
     pub log: Vec<u8>,
+    /// The digest of what it wrote, when it succeeded ("" otherwise, and
+    /// for attempts recorded before digests were).
+    pub output_digest: String,
     /// When it started.
     pub started_at_ms: i64,
     /// When it ended (0: running).

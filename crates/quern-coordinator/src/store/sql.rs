@@ -106,6 +106,7 @@ pub(super) struct EndRow<'a> {
     pub error: &'a str,
     pub log: Option<&'a [u8]>,
     pub counters_json: Option<String>,
+    pub output_digest: &'a str,
     pub at_ms: i64,
 }
 
@@ -150,7 +151,7 @@ impl<'a> Batch<'a> {
                     let row = StartRow { job: job.0 as i64, attempt: *attempt, worker: worker.as_str(), at_ms: *at_ms };
                     b.starts.insert((*job, attempt.task, attempt.attempt), row);
                 }
-                Effect::AttemptEnded { job, attempt, outcome, error, log, counters, at_ms } => {
+                Effect::AttemptEnded { job, attempt, outcome, error, log, counters, output_digest, at_ms } => {
                     let counters_json = counters.as_ref().map(|c| json(c, "an attempt's counters")).transpose()?;
                     let key = (*job, attempt.task, attempt.attempt);
                     let earlier_log = b.ends.get(&key).and_then(|e| e.log);
@@ -161,6 +162,7 @@ impl<'a> Batch<'a> {
                         error,
                         log: log.as_deref().or(earlier_log),
                         counters_json,
+                        output_digest: output_digest.as_deref().unwrap_or_default(),
                         at_ms: *at_ms,
                     };
                     b.ends.insert(key, row);
@@ -203,6 +205,7 @@ macro_rules! impl_sql_store {
                         s => Some(named($crate::state::AttemptEnd::parse(s), "outcome", &whose)?),
                     },
                     error: r.try_get("error").map_err(e())?,
+                    output_digest: r.try_get("output_digest").map_err(e())?,
                     log: log.unwrap_or_default(),
                     started_at_ms: r.try_get("started_at_ms").map_err(e())?,
                     finished_at_ms: r.try_get("finished_at_ms").map_err(e())?,
@@ -281,7 +284,7 @@ macro_rules! impl_sql_store {
                     // insert's worker and start are never used.
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO attempts (job_id, kind, idx, attempt, worker_id, started_at_ms, outcome, error, \
-                         log, counters_json, finished_at_ms) ",
+                         log, counters_json, output_digest, finished_at_ms) ",
                     );
                     q.push_values(chunk, |mut b, e| {
                         b.push_bind(e.job)
@@ -294,12 +297,14 @@ macro_rules! impl_sql_store {
                             .push_bind(e.error.to_owned())
                             .push_bind(e.log.map(<[u8]>::to_vec))
                             .push_bind(e.counters_json.clone())
+                            .push_bind(e.output_digest.to_owned())
                             .push_bind(e.at_ms);
                     });
                     q.push(
                         " ON CONFLICT (job_id, kind, idx, attempt) DO UPDATE SET outcome = excluded.outcome, \
                          error = excluded.error, log = COALESCE(excluded.log, attempts.log), \
-                         counters_json = excluded.counters_json, finished_at_ms = excluded.finished_at_ms",
+                         counters_json = excluded.counters_json, output_digest = excluded.output_digest, \
+                         finished_at_ms = excluded.finished_at_ms",
                     );
                     q.build().execute(&mut *tx).await.map_err(db("finishing attempts"))?;
                 }
@@ -492,7 +497,7 @@ macro_rules! impl_sql_store {
                 // The logs stay behind: a restore needs who runs what.
                 let rows = sqlx::query(
                     "SELECT kind, idx, attempt, worker_id, outcome, '' AS error, CAST(NULL AS BYTEA) AS log, \
-                     started_at_ms, finished_at_ms FROM attempts \
+                     output_digest, started_at_ms, finished_at_ms FROM attempts \
                      WHERE job_id = $1 AND outcome = 'running' ORDER BY kind, idx, attempt",
                 )
                 .bind(job.0 as i64)
@@ -610,10 +615,10 @@ macro_rules! impl_sql_store {
             ) -> Result<Vec<$crate::store::StoredAttempt>, $crate::error::Error> {
                 use $crate::store::sql::{db, kind_str};
                 let mut q = sqlx::QueryBuilder::<$db>::new(if logs {
-                    "SELECT kind, idx, attempt, worker_id, outcome, error, log, started_at_ms, finished_at_ms \
-                     FROM attempts WHERE job_id = "
+                    "SELECT kind, idx, attempt, worker_id, outcome, error, log, output_digest, started_at_ms, \
+                     finished_at_ms FROM attempts WHERE job_id = "
                 } else {
-                    "SELECT kind, idx, attempt, worker_id, outcome, error, CAST(NULL AS BYTEA) AS log, \
+                    "SELECT kind, idx, attempt, worker_id, outcome, error, CAST(NULL AS BYTEA) AS log, output_digest, \
                      started_at_ms, finished_at_ms FROM attempts WHERE job_id = "
                 });
                 q.push_bind(job.0 as i64);
