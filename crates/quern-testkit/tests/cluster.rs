@@ -648,6 +648,8 @@ fn replay_reproduces_a_recorded_tasks_output_digest_and_shows_how_a_task_fails()
         assert!(replayed.status.success(), "{report}\n{}", String::from_utf8_lossy(&replayed.stderr));
         assert_eq!(report["same"], true, "{report}");
         assert_eq!(report["output_digest"], report["recorded_digest"], "{report}");
+        let worker = report["recorded_worker"].as_str().unwrap_or_default();
+        assert!(worker.contains("as here"), "the binary that ran it is this version: {report}");
     }
     assert_eq!(
         c.json(&["logs", &id.to_string(), "--task", "m-00001"]).to_string(),

@@ -45,7 +45,8 @@ pub(crate) struct ReplayArgs {
 struct Recorded {
     spec: JobSpec,
     plan: JobPlan,
-    /// The committed attempt's digest, and where it ran.
+    /// The committed attempt's digest, its name, and where it ran (the
+    /// worker and its quern version).
     committed: Option<(String, String, String)>,
 }
 
@@ -141,9 +142,22 @@ async fn fetch(coordinator: &mut CoordinatorConnection, job: u64, task: TaskId) 
     }
     let request = pb::GetLogsRequest { job_id: job, task: task.to_string() };
     let attempts = coordinator.call("replay", |mut c| async move { c.get_logs(request).await }).await?.attempts;
-    let committed = attempts.iter().find(|a| a.outcome == "succeeded").map(|a| {
+    let committed = attempts.iter().find(|a| a.outcome == "succeeded");
+    // The code of a built-in or compiled-in app is the binary: say which
+    // version ran the task, and whether it is this one.
+    let workers = coordinator
+        .call("replay", |mut c| async move { c.list_workers(pb::ListWorkersRequest {}).await })
+        .await?
+        .workers;
+    let committed = committed.map(|a| {
         let name = a.attempt.as_ref().map(|r| format!("{}#{}", task, r.attempt)).unwrap_or_default();
-        (a.output_digest.clone(), name, a.worker_id.clone())
+        let version = workers.iter().find(|w| w.worker_id == a.worker_id).map(|w| w.version.clone());
+        let worker = match version {
+            Some(v) if v == env!("CARGO_PKG_VERSION") => format!("{} (quern {v}, as here)", a.worker_id),
+            Some(v) => format!("{} (quern {v}; this is quern {})", a.worker_id, env!("CARGO_PKG_VERSION")),
+            None => a.worker_id.clone(),
+        };
+        (a.output_digest.clone(), name, worker)
     });
     Ok(Recorded { spec, plan, committed })
 }
@@ -169,6 +183,7 @@ fn report(
             "output_digest": digest,
             "recorded_digest": committed.map(|c| c.0.clone()),
             "recorded_attempt": committed.map(|c| c.1.clone()),
+            "recorded_worker": committed.map(|c| c.2.clone()),
             "same": same,
         });
         println!("{value}");
