@@ -151,18 +151,6 @@ pub fn run_attempt(
     };
     match result {
         Ok((counters, map_output)) => {
-            if let Some(index) = &map_output
-                && let Err(e) = digest.add_file("map-output", &index.path)
-            {
-                return AttemptOutcome::Failed {
-                    message: format!(
-                        "{}: reading back {}: {e}",
-                        describe_task(plan, attempt.task),
-                        index.path.display()
-                    ),
-                    retryable: true,
-                };
-            }
             AttemptOutcome::Succeeded { counters, map_output, output_digest: Some(digest.finish()) }
         }
         Err(e) => AttemptOutcome::Failed {

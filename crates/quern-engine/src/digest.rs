@@ -1,5 +1,6 @@
 //! What an attempt wrote, as one digest: the XXH3-128 of each file it
-//! wrote (its part files, and a map's output file), combined in name order.
+//! wrote (its part files, and a map's output file, taken while it is local,
+//! before a shuffle through storage uploads it), combined in name order.
 //! A cluster records the digest of each committed attempt; `quern replay`
 //! runs the task again and compares.
 //!

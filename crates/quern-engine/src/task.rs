@@ -453,6 +453,10 @@ impl MapTask<'_> {
         collector.flush(&mut spills, &mut counters.engine, &|o, k| partition_of(env, o, k)).map_err(collect_error)?;
         direct.finish().map_err(TaskError::io("finishing map-only output"))?;
         let mut index = self.merge_spills(env, combiner, spills.runs, &mut counters)?;
+        if let (Some(digest), Some(index)) = (env.digest, &index) {
+            // While the file is here: a shuffle through storage moves it.
+            digest.add_file("map-output", &index.path).map_err(TaskError::io("digesting the map output"))?;
+        }
         if let (Some(index), Some(prefix)) = (index.as_mut(), env.plan.shuffle.as_deref()) {
             // Shuffled through storage: the index names the uploaded copy,
             // and the local file is no longer needed.
