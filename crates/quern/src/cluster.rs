@@ -677,16 +677,7 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let (mut spec, shipped) = args.job.into_spec()?;
     // Workers and the coordinator resolve paths from their own directories:
     // send absolute local paths (URLs are sent as they are).
-    let output = quern_storage::Location::parse(&spec.output).map_err(quern_engine::Error::from)?;
-    if let Some(path) = output.as_local() {
-        spec.output = absolute(&path.display().to_string())?;
-    }
-    for input in spec.inputs.iter_mut().chain(spec.shuffle.as_mut()) {
-        let location = quern_storage::Location::parse(input).map_err(quern_engine::Error::from)?;
-        if let Some(path) = location.as_local() {
-            *input = absolute(&path.display().to_string())?;
-        }
-    }
+    absolute_locations(std::iter::once(&mut spec.output).chain(spec.inputs.iter_mut()).chain(spec.shuffle.as_mut()))?;
     spec.validate()?;
     let request = pb::SubmitJobRequest { spec_json: serde_json::to_string(&spec)?, priority: args.priority };
     let mut coordinator = CoordinatorConnection::new(&args.client)?;
@@ -720,16 +711,24 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Makes each local path among `locations` absolute (workers and the
+/// coordinator resolve paths from their own directories); URLs stay as
+/// they are.
+fn absolute_locations<'a>(locations: impl Iterator<Item = &'a mut String>) -> anyhow::Result<()> {
+    for location in locations {
+        let parsed = quern_storage::Location::parse(location).map_err(quern_engine::Error::from)?;
+        if let Some(path) = parsed.as_local() {
+            *location = absolute(&path.display().to_string())?;
+        }
+    }
+    Ok(())
+}
+
 /// `submit --job FILE`: the chain's local paths made absolute, submitted
 /// whole; the coordinator submits each step when the one before succeeds.
 fn submit_chain(args: SubmitArgs, file: &Path) -> anyhow::Result<()> {
     let (mut chain, shipped) = crate::shipped::read_job_file(file)?;
-    for path in chain.inputs.iter_mut().chain([&mut chain.output]).chain(chain.shuffle.as_mut()) {
-        let location = quern_storage::Location::parse(path).map_err(quern_engine::Error::from)?;
-        if let Some(local) = location.as_local() {
-            *path = absolute(&local.display().to_string())?;
-        }
-    }
+    absolute_locations(chain.inputs.iter_mut().chain([&mut chain.output]).chain(chain.shuffle.as_mut()))?;
     chain.validate()?;
     let request = pb::SubmitChainRequest { chain_json: serde_json::to_string(&chain)?, priority: args.priority };
     let mut coordinator = CoordinatorConnection::new(&args.client)?;
