@@ -122,6 +122,14 @@ enum Command {
     Replay(crate::replay::ReplayArgs),
     /// List a cluster's workers.
     Workers(crate::cluster::ListArgs),
+    /// Deploy on Kubernetes: print the manifests, or the MapReduceJob CRD.
+    #[cfg(feature = "kubernetes")]
+    #[command(subcommand)]
+    K8s(crate::k8s::K8sCommand),
+    /// Deploy on Kubernetes: not in this binary (run it to see how to get
+    /// it).
+    #[cfg(not(feature = "kubernetes"))]
+    K8s(crate::no_k8s::NoKubernetesArgs),
     /// Log in to a coordinator as a user: the client commands then use
     /// that user's token (kept in ~/.config/quern/login.json).
     Login(crate::login::LoginArgs),
@@ -167,7 +175,8 @@ impl Command {
             | Command::Workers(_)
             | Command::Login(_)
             | Command::Logout
-            | Command::Logs(_) => true,
+            | Command::Logs(_)
+            | Command::K8s(_) => true,
             #[cfg(feature = "coordinator")]
             Command::User(_) => true,
             Command::Run(_)
@@ -558,6 +567,10 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
         Command::Logs(args) => crate::cluster::logs(args),
         Command::Login(args) => crate::login::login(args),
         Command::Logout => crate::login::logout(),
+        #[cfg(feature = "kubernetes")]
+        Command::K8s(command) => crate::k8s::k8s(command),
+        #[cfg(not(feature = "kubernetes"))]
+        Command::K8s(_) => Err(Refused(crate::no_k8s::NO_KUBERNETES.to_owned()).into()),
         Command::Apps => {
             init_logging(false);
             print_apps(&apps);

@@ -98,7 +98,11 @@
 pub mod cli;
 mod cluster;
 mod demo;
+#[cfg(feature = "kubernetes")]
+mod k8s;
 mod login;
+#[cfg(not(feature = "kubernetes"))]
+mod no_k8s;
 mod progress;
 mod replay;
 mod shipped;
