@@ -489,6 +489,17 @@ pub enum Event {
         /// `alive` or `lost`.
         state: String,
     },
+    /// Something happened to a job that its tasks do not show: a worker
+    /// lost, or one launched for it that cannot start.
+    JobEvent {
+        /// The job.
+        job: u64,
+        /// A CamelCase reason (Kubernetes' own, when it gave one:
+        /// `OOMKilled`, `Evicted`, `ErrImagePull`, `Unschedulable`).
+        reason: String,
+        /// What happened.
+        message: String,
+    },
 }
 
 impl Event {
@@ -498,7 +509,8 @@ impl Event {
             Event::Job { job, .. }
             | Event::Task { job, .. }
             | Event::AttemptStarted { job, .. }
-            | Event::AttemptEnded { job, .. } => Some(*job),
+            | Event::AttemptEnded { job, .. }
+            | Event::JobEvent { job, .. } => Some(*job),
             Event::Worker { .. } => None,
         }
     }
@@ -525,6 +537,7 @@ impl From<quern_coordinator::Event> for Event {
                 outcome: end.as_str().to_owned(),
             },
             E::Worker { id, state } => Event::Worker { worker: id.to_string(), state: state.as_str().to_owned() },
+            E::JobEvent { job, reason, message } => Event::JobEvent { job: job.0, reason, message },
         }
     }
 }

@@ -13,9 +13,10 @@ use quern_storage::Storage;
 use tokio::sync::{Mutex, MutexGuard, broadcast, oneshot};
 
 pub use crate::cluster::HeartbeatAnswer;
-use crate::cluster::{Assignment, Cluster, Effect, Job, NewJob, Outcome, Worker};
+use crate::cluster::{Assignment, Cluster, Effect, Job, JobEvent, NewJob, Outcome, Worker};
 use crate::code::CodeStore;
 use crate::error::Error;
+use crate::launch::{Demand, LaunchControl};
 use crate::nudge::{Nudge, Nudges};
 use crate::state::{AttemptEnd, JobPhase, WorkerAdmin, WorkerState};
 use crate::storage_work::{self, StorageWork};
@@ -61,6 +62,8 @@ struct Shared {
     code: std::sync::OnceLock<CodeStore>,
     /// Held while chains move on, so that a step is submitted once.
     chains: Mutex<()>,
+    /// The launcher loop, if workers are launched on demand.
+    launcher: std::sync::OnceLock<LaunchControl>,
 }
 
 /// Output work ready to run (its decisions are stored), in decision order.
@@ -163,6 +166,16 @@ pub enum Event {
         /// How.
         end: AttemptEnd,
     },
+    /// Something happened to a job that its tasks do not show (a worker
+    /// lost, one launched for it that cannot start).
+    JobEvent {
+        /// The job.
+        job: JobId,
+        /// A CamelCase reason (the platform's, when it gave one).
+        reason: String,
+        /// What happened.
+        message: String,
+    },
     /// A worker registered or was lost.
     Worker {
         /// The worker.
@@ -189,6 +202,7 @@ impl Event {
                 Event::AttemptEnded { job: *job, attempt: *attempt, end: *outcome }
             }
             Effect::Worker(row) => Event::Worker { id: row.id.clone(), state: row.state },
+            Effect::JobEvent(e) => Event::JobEvent { job: e.job, reason: e.reason.clone(), message: e.message.clone() },
         }
     }
 }
@@ -412,6 +426,7 @@ impl CoordinatorHandle {
             nudges: tokio::sync::watch::Sender::new(Nudges::default()),
             code: std::sync::OnceLock::new(),
             chains: Mutex::new(()),
+            launcher: std::sync::OnceLock::new(),
         });
         let handle = CoordinatorHandle { shared };
         handle.run_storage_work(work);
@@ -961,6 +976,45 @@ impl CoordinatorHandle {
             Ok((view, effects))
         })
         .await
+    }
+
+    /// Hands admins' `workers add` and `remove` to a launcher loop
+    /// ([`crate::launch::run_launcher`]) from now on (the first one set
+    /// stays).
+    pub fn set_launcher(&self, control: LaunchControl) {
+        let _ = self.shared.launcher.set(control);
+    }
+
+    /// The launcher loop, if this coordinator launches workers.
+    pub fn launcher(&self) -> Result<&LaunchControl, Error> {
+        self.shared
+            .launcher
+            .get()
+            .ok_or_else(|| Error::Refused("this coordinator launches no workers: start it with --launcher".to_owned()))
+    }
+
+    /// The work waiting for slots and the workers' load, for the launcher.
+    pub async fn launch_demand(&self) -> Result<Demand, Error> {
+        Ok(self.memory().await?.cluster.demand())
+    }
+
+    /// A launched worker ended on its platform, for `why` (see
+    /// [`Cluster::worker_ended`]).
+    pub async fn worker_ended(&self, worker: &WorkerId, why: &str, for_job: Option<JobId>) -> Result<(), Error> {
+        self.decide(|c| Ok(((), c.worker_ended(worker, why, for_job, now_ms())))).await
+    }
+
+    /// Records an event on a job that has not ended (what a launcher saw).
+    pub async fn note_job_event(&self, job: JobId, reason: &str, message: &str) -> Result<(), Error> {
+        self.decide(|c| Ok(((), c.note_job_event(job, reason, message, now_ms())))).await
+    }
+
+    /// A job's events, oldest first.
+    pub async fn job_events(&self, job: JobId) -> Result<Vec<JobEvent>, Error> {
+        if self.memory().await?.cluster.job(job).is_none() {
+            return Err(Error::NoSuchJob(job));
+        }
+        self.shared.store.job_events(job).await
     }
 
     /// A job's attempts (of one task, if given), with their logs.

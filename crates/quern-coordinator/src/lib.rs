@@ -49,6 +49,7 @@ pub mod cluster;
 pub mod code;
 mod error;
 mod handle;
+pub mod launch;
 pub mod nudge;
 mod service;
 pub mod state;

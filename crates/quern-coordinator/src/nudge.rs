@@ -69,7 +69,9 @@ impl Nudge {
                 Effect::Job(update) if update.state.is_terminal() => Nudge::HEARTBEAT,
                 Effect::Job(update) if update.state == JobPhase::Pending => Nudge::POLL,
                 Effect::Worker(_) => Nudge::POLL.and(Nudge::HEARTBEAT),
-                Effect::Job(_) | Effect::Task(..) | Effect::AttemptStarted { .. } => Nudge::default(),
+                Effect::Job(_) | Effect::Task(..) | Effect::AttemptStarted { .. } | Effect::JobEvent(_) => {
+                    Nudge::default()
+                }
             })
         })
     }

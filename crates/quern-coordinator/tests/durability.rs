@@ -63,6 +63,9 @@ impl StateStore for RefusingStore {
     async fn chains(&self) -> Result<Vec<StoredChain>, Error> {
         self.inner.chains().await
     }
+    async fn job_events(&self, job: JobId) -> Result<Vec<quern_coordinator::cluster::JobEvent>, Error> {
+        self.inner.job_events(job).await
+    }
 }
 
 const POLICY: Policy = Policy::with_timeouts(60_000, 600_000, false);

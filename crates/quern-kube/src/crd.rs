@@ -3,7 +3,7 @@
 //! Group `quern.dev`, version `v1alpha1` (the fields may still change; a
 //! `v1` will be served beside it when they settle). The
 //! `CustomResourceDefinition` is generated from these types
-//! ([`MapReduceJob::crd`], `quern k8s crd`), so the schema the API server
+//! ([`crate::crd_manifest`], `quern k8s crd`), so the schema the API server
 //! checks and the types the operator reads cannot drift apart.
 
 use std::collections::BTreeMap;

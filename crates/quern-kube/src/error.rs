@@ -31,3 +31,19 @@ pub enum RenderError {
     #[error("writing YAML: {0}")]
     Yaml(String),
 }
+
+/// A pod launcher that cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The worker pod template cannot be read.
+    #[error("--worker-template {}: {message}", path.display())]
+    Template {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// No cluster to talk to.
+    #[error("connecting to Kubernetes (in-cluster, or the kubeconfig: KUBECONFIG or ~/.kube/config): {0}")]
+    Connect(String),
+}

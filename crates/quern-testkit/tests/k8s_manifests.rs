@@ -267,3 +267,22 @@ fn quern_k8s_render_names_a_bad_setting_and_makes_a_new_token_each_time() {
     let crd = objects(&String::from_utf8_lossy(&crd.stdout));
     assert_eq!(crd.keys().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["CustomResourceDefinition"]);
 }
+
+#[test]
+fn the_coordinator_takes_the_arguments_the_deployment_gives_it() {
+    for settings in [volume(), s3()] {
+        let objects = objects(&rendered(&settings));
+        let deployment = &objects[&("Deployment".to_owned(), "quern-coordinator".to_owned())];
+        let args: Vec<String> =
+            serde_json::from_value(deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone())
+                .expect("args");
+        // Every flag parses (clap refuses an unknown one before `--help`).
+        let out = assert_cmd::Command::cargo_bin("quern-testkit")
+            .expect("binary")
+            .args(&args)
+            .arg("--help")
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -93,7 +93,7 @@ enum Command {
     GenCorpus(GenCorpusArgs),
     /// Run the cluster coordinator.
     #[cfg(feature = "coordinator")]
-    Coordinator(crate::cluster::CoordinatorArgs),
+    Coordinator(Box<crate::cluster::CoordinatorArgs>),
     /// Run the cluster coordinator: not in this binary (run it to see how
     /// to get it).
     #[cfg(not(feature = "coordinator"))]
@@ -540,7 +540,7 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
         #[cfg(feature = "coordinator")]
         Command::Coordinator(args) => {
             init_logging(false);
-            crate::cluster::coordinator(args)
+            crate::cluster::coordinator(*args)
         }
         #[cfg(not(feature = "coordinator"))]
         Command::Coordinator(_) => Err(Refused(crate::cluster::NO_COORDINATOR.to_owned()).into()),

@@ -140,6 +140,8 @@ pub(crate) struct CoordinatorArgs {
     /// The most bytes one upload request may carry (413 beyond).
     #[arg(long, default_value = "1GiB", value_parser = crate::cli::parse_size)]
     max_upload: u64,
+    #[command(flatten)]
+    launch: crate::launcher::LauncherArgs,
 }
 
 /// `coordinator`'s arguments in a build without it: anything, so that the
@@ -512,6 +514,7 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     let shown = quern_coordinator::store::redact(&state);
     let key_path = args.signing_key.clone().unwrap_or_else(|| args.data_dir.join("api-signing.key"));
+    let token = args.token.clone();
     let config = quern_coordinator::CoordinatorConfig {
         state_url: state,
         token: args.token,
@@ -579,6 +582,18 @@ pub(crate) fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 Some(tokio::spawn(quern_api::serve(http, router, until_stopped(stopped.clone()))))
             }
         };
+        if let Some((launcher, policy)) = args.launch.launcher(bound, &data_dir, &token).await? {
+            let (control, requests) = quern_coordinator::launch::LaunchControl::new(launcher.describe());
+            coordinator.handle().set_launcher(control);
+            let handle = coordinator.handle();
+            tokio::spawn(quern_coordinator::launch::run_launcher(
+                handle,
+                launcher,
+                policy,
+                requests,
+                until_stopped(stopped.clone()),
+            ));
+        }
         if let Some(path) = &args.address_file {
             write_address_file("--address-file", path, bound)?;
         }

@@ -153,3 +153,102 @@ impl RenderArgs {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// `quern coordinator --launcher kubernetes`'s flags: the worker pods.
+#[derive(Args)]
+pub(crate) struct PodArgs {
+    /// With --launcher kubernetes: the worker pod template, a Pod manifest
+    /// in YAML (the manifests mount it from the quern-worker-template
+    /// ConfigMap). Volumes, node selectors and tolerations come from it; the
+    /// launcher sets the `worker` container's image, arguments, token and
+    /// resources. Default: a `worker` container with an emptyDir at /work.
+    #[arg(long, value_name = "PATH")]
+    worker_template: Option<PathBuf>,
+    /// With --launcher kubernetes: the worker pods' image (default: the
+    /// template's).
+    #[arg(long, value_name = "IMAGE")]
+    worker_image: Option<String>,
+    /// With --launcher kubernetes: each worker pod's CPU request.
+    #[arg(long, default_value = "1")]
+    worker_cpu: String,
+    /// With --launcher kubernetes: each worker pod's CPU limit (default: none).
+    #[arg(long)]
+    worker_cpu_limit: Option<String>,
+    /// With --launcher kubernetes: each worker pod's memory, request and
+    /// limit (over it, Kubernetes kills the pod: OOMKilled).
+    #[arg(long, default_value = "2Gi")]
+    worker_memory: String,
+    /// With --launcher kubernetes: the namespace of the worker pods
+    /// (default: the coordinator pod's, else the kubeconfig context's).
+    #[arg(long = "worker-namespace", env = "POD_NAMESPACE", value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// With --launcher kubernetes: the Secret whose key `token` is the
+    /// cluster token, given to every worker pod.
+    #[arg(long, default_value = quern_kube::names::TOKEN_SECRET)]
+    token_secret: String,
+    /// With --launcher kubernetes: names and labels this coordinator's
+    /// pods (`NAME-worker-…`, `quern.dev/launcher=NAME`), so that two
+    /// installations in one namespace keep apart.
+    #[arg(long, default_value = "quern")]
+    launcher_name: String,
+}
+
+impl PodArgs {
+    /// The pod launcher these flags describe, connected to the cluster
+    /// (in-cluster, or the kubeconfig: KUBECONFIG or ~/.kube/config).
+    pub(crate) async fn launcher(
+        &self,
+        coordinator_url: &str,
+        slots: u32,
+        extra_args: &[String],
+    ) -> anyhow::Result<std::sync::Arc<dyn quern_coordinator::launch::WorkerLauncher>> {
+        let refuse = |m: String| anyhow::Error::new(Refused(m));
+        for (flag, value) in [("--worker-cpu", &self.worker_cpu), ("--worker-memory", &self.worker_memory)]
+            .into_iter()
+            .chain(self.worker_cpu_limit.iter().map(|v| ("--worker-cpu-limit", v)))
+        {
+            if !quern_kube::deploy::is_quantity(value) {
+                return Err(refuse(format!("{flag} {value:?}: not a Kubernetes quantity (like 500m, 2, 512Mi, 2Gi)")));
+            }
+        }
+        if !quern_kube::deploy::is_dns_label(&self.launcher_name) || self.launcher_name.len() > 40 {
+            return Err(refuse(format!(
+                "--launcher-name {:?}: use up to 40 lowercase letters, digits and `-`",
+                self.launcher_name
+            )));
+        }
+        let template = match &self.worker_template {
+            Some(path) => quern_kube::read_template(path).map_err(|e| refuse(e.to_string()))?,
+            None => Default::default(),
+        };
+        if self.worker_image.is_none() && quern_kube::template_image(&template).is_none() {
+            return Err(refuse(
+                "--launcher kubernetes needs an image: --worker-image, or a `worker` container with one in \
+                 --worker-template"
+                    .to_owned(),
+            ));
+        }
+        // The coordinator's own pod (the manifests give its name and uid)
+        // owns the workers, so that they go with it.
+        let owner = match (std::env::var("POD_NAME"), std::env::var("POD_UID")) {
+            (Ok(name), Ok(uid)) if !name.is_empty() && !uid.is_empty() => Some(quern_kube::PodOwner { name, uid }),
+            _ => None,
+        };
+        let settings = quern_kube::PodSettings {
+            launcher_name: self.launcher_name.clone(),
+            image: self.worker_image.clone(),
+            resources: quern_kube::Resources {
+                cpu: self.worker_cpu.clone(),
+                cpu_limit: self.worker_cpu_limit.clone(),
+                memory: self.worker_memory.clone(),
+            },
+            slots,
+            coordinator_url: coordinator_url.to_owned(),
+            extra_args: extra_args.to_vec(),
+            token_secret: self.token_secret.clone(),
+            owner,
+        };
+        let launcher = quern_kube::connect(self.namespace.clone(), template, settings).await?;
+        Ok(std::sync::Arc::new(launcher))
+    }
+}

@@ -100,6 +100,8 @@ mod cluster;
 mod demo;
 #[cfg(feature = "kubernetes")]
 mod k8s;
+#[cfg(feature = "coordinator")]
+mod launcher;
 mod login;
 #[cfg(not(feature = "kubernetes"))]
 mod no_k8s;

@@ -169,7 +169,10 @@ impl Cluster {
         worker.cancels.clear();
         let running: Vec<(JobId, AttemptId)> = worker.running.drain().collect();
         effects.push(Effect::Worker(worker.row.clone()));
+        // What each job lost with it, for the job's events.
+        let mut lost: BTreeMap<JobId, Vec<String>> = BTreeMap::new();
         for (job, attempt) in running {
+            lost.entry(job).or_default().push(format!("attempt {attempt}"));
             let why = format!("its worker was lost ({why})");
             self.lose_attempt(job, attempt, AttemptEnd::Lost, &why, now_ms, effects);
         }
@@ -192,6 +195,9 @@ impl Cluster {
                 .filter(|&m| job.map_outputs[m as usize].as_ref().is_some_and(|l| l.worker_id == id))
                 .collect();
             let requeued: Vec<u32> = held.into_iter().filter(|&m| sched.map_output_lost(m)).collect();
+            if !requeued.is_empty() {
+                lost.entry(job_id).or_default().push(format!("the output of {} map(s)", requeued.len()));
+            }
             for m in requeued {
                 job.forget_map_output(m);
                 if let Some(row) = job.task_row(TaskId { kind: TaskKind::Map, index: m }) {
@@ -199,6 +205,14 @@ impl Cluster {
                 }
             }
             self.settle(job_id, now_ms, effects);
+        }
+        for (job, what) in lost {
+            effects.push(Effect::JobEvent(JobEvent {
+                job,
+                at_ms: now_ms,
+                reason: "WorkerLost".to_owned(),
+                message: format!("worker {id} was lost ({why}): {} run again", what.join(", ")),
+            }));
         }
     }
 

@@ -35,6 +35,7 @@ use crate::storage_work::{StorageOutcome, StorageWork};
 use crate::store::{JobUpdate, SavedState, StoredTask, StoredWorker};
 
 mod admin;
+mod capacity;
 mod job;
 mod liveness;
 mod placement;
@@ -152,6 +153,24 @@ pub enum Effect {
     },
     /// A worker changed.
     Worker(StoredWorker),
+    /// Something happened to a job that its tasks do not show: a worker
+    /// lost, a worker launched for it that cannot start.
+    JobEvent(JobEvent),
+}
+
+/// Something that happened to a job, with the platform's reason when it
+/// gave one (Kubernetes' `OOMKilled`, `Evicted`, `ErrImagePull`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEvent {
+    /// The job.
+    pub job: JobId,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// A CamelCase reason: `WorkerLost`, `WorkerNotStarted`, or the
+    /// platform's own.
+    pub reason: String,
+    /// What happened, for people.
+    pub message: String,
 }
 
 /// A job accepted by [`Cluster::check_submission`] and stored.

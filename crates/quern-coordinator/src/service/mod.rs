@@ -59,7 +59,8 @@ fn concerns(event: &Event, id: JobId) -> bool {
         Event::Job { id: job, .. }
         | Event::Task { job, .. }
         | Event::AttemptStarted { job, .. }
-        | Event::AttemptEnded { job, .. } => *job == id,
+        | Event::AttemptEnded { job, .. }
+        | Event::JobEvent { job, .. } => *job == id,
         Event::Worker { .. } => false,
     }
 }

@@ -226,6 +226,9 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Every chain, by id.
     async fn chains(&self) -> Result<Vec<StoredChain>, Error>;
 
+    /// A job's events, oldest first.
+    async fn job_events(&self, job: JobId) -> Result<Vec<crate::cluster::JobEvent>, Error>;
+
     /// A job's attempts (of one task, if given), by task and attempt; with
     /// their logs if `logs` (otherwise each log is empty).
     async fn attempts(&self, job: JobId, task: Option<TaskId>, logs: bool) -> Result<Vec<StoredAttempt>, Error>;

@@ -120,7 +120,7 @@ pub(super) struct TaskRow {
 
 /// A batch of effects, folded so that each row is written once (the last
 /// change wins), in the order the statements must run: jobs, tasks, attempt
-/// starts, attempt ends, workers.
+/// starts, attempt ends, workers, job events (appended, in order).
 #[derive(Default)]
 pub(super) struct Batch<'a> {
     pub jobs: BTreeMap<JobId, (&'a JobUpdate, String)>,
@@ -128,6 +128,7 @@ pub(super) struct Batch<'a> {
     pub starts: BTreeMap<(JobId, TaskId, u32), StartRow<'a>>,
     pub ends: BTreeMap<(JobId, TaskId, u32), EndRow<'a>>,
     pub workers: BTreeMap<&'a str, (&'a StoredWorker, String)>,
+    pub events: Vec<&'a crate::cluster::JobEvent>,
 }
 
 impl<'a> Batch<'a> {
@@ -170,6 +171,7 @@ impl<'a> Batch<'a> {
                 Effect::Worker(w) => {
                     b.workers.insert(w.id.as_str(), (w, json(&w.apps, "a worker's apps")?));
                 }
+                Effect::JobEvent(event) => b.events.push(event),
             }
         }
         Ok(b)
@@ -334,6 +336,17 @@ macro_rules! impl_sql_store {
                          admin = excluded.admin",
                     );
                     q.build().execute(&mut *tx).await.map_err(db("saving workers"))?;
+                }
+                for chunk in batch.events.chunks(BATCH_ROWS) {
+                    let mut q =
+                        sqlx::QueryBuilder::<$db>::new("INSERT INTO job_events (job_id, at_ms, reason, message) ");
+                    q.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.job.0 as i64)
+                            .push_bind(e.at_ms)
+                            .push_bind(e.reason.clone())
+                            .push_bind(e.message.clone());
+                    });
+                    q.build().execute(&mut *tx).await.map_err(db("recording job events"))?;
                 }
                 tx.commit().await.map_err(db("committing a transaction"))
             }
@@ -595,6 +608,30 @@ macro_rules! impl_sql_store {
                     });
                 }
                 Ok(chains)
+            }
+
+            async fn job_events(
+                &self,
+                job: quern_core::JobId,
+            ) -> Result<Vec<$crate::cluster::JobEvent>, $crate::error::Error> {
+                use $crate::store::sql::db;
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT at_ms, reason, message FROM job_events WHERE job_id = $1 ORDER BY id")
+                    .bind(job.0 as i64)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("loading job events"))?;
+                let mut events = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let e = || db("loading job events");
+                    events.push($crate::cluster::JobEvent {
+                        job,
+                        at_ms: r.try_get("at_ms").map_err(e())?,
+                        reason: r.try_get("reason").map_err(e())?,
+                        message: r.try_get("message").map_err(e())?,
+                    });
+                }
+                Ok(events)
             }
 
             async fn remove_user(&self, name: &str) -> Result<bool, $crate::error::Error> {
