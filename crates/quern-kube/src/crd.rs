@@ -253,6 +253,17 @@ impl MapReduceJobSpec {
             }
             params.insert(quern_streaming::CMDENV.to_owned(), pairs.join("\n"));
         }
+        // A pod has no working directory of the user's: paths are absolute.
+        for (field, location) in
+            self.inputs.iter().map(|i| ("spec.inputs", i)).chain(std::iter::once(("spec.output", &self.output)))
+        {
+            if !location.is_empty() && !location.starts_with('/') && !location.contains("://") {
+                return Err(SpecError::Field {
+                    field,
+                    message: format!("{location:?}: give an absolute path (on a volume the workers mount) or a URL"),
+                });
+            }
+        }
         let mut spec = JobSpec::new(app, self.inputs.clone(), self.output.clone());
         spec.params = params;
         spec.reducers = self.reducers;

@@ -201,17 +201,19 @@ pub fn render(settings: &DeploySettings) -> Result<Vec<Manifest>, RenderError> {
     let mut out = Vec::new();
     push(&mut out, "Namespace", ns, &Namespace { metadata: meta(None, ns, "namespace"), ..Default::default() })?;
     out.push(crd_manifest()?);
-    for (name, component) in [(COORDINATOR, "coordinator"), (WORKER, "worker")] {
+    for (name, component) in [(COORDINATOR, "coordinator"), (OPERATOR, "operator"), (WORKER, "worker")] {
         let account = ServiceAccount {
             metadata: meta(Some(ns), name, component),
-            // Only the coordinator calls the API server.
-            automount_service_account_token: Some(name == COORDINATOR),
+            // Workers never call the API server.
+            automount_service_account_token: Some(name != WORKER),
             ..Default::default()
         };
         push(&mut out, "ServiceAccount", name, &account)?;
     }
-    push(&mut out, "Role", COORDINATOR, &coordinator_role(ns))?;
+    push(&mut out, "Role", COORDINATOR, &role(ns, COORDINATOR, "coordinator", COORDINATOR_RIGHTS))?;
     push(&mut out, "RoleBinding", COORDINATOR, &binding(ns, COORDINATOR, "coordinator"))?;
+    push(&mut out, "Role", OPERATOR, &role(ns, OPERATOR, "operator", OPERATOR_RIGHTS))?;
+    push(&mut out, "RoleBinding", OPERATOR, &binding(ns, OPERATOR, "operator"))?;
     push(&mut out, "Secret", TOKEN_SECRET, &token_secret(settings))?;
     if let StorageLayout::Volume { size, class } = &settings.storage {
         push(&mut out, "PersistentVolumeClaim", DATA_CLAIM, &data_claim(ns, size, class.as_deref()))?;
@@ -230,6 +232,7 @@ pub fn render(settings: &DeploySettings) -> Result<Vec<Manifest>, RenderError> {
     push(&mut out, "ConfigMap", WORKER_TEMPLATE, &config)?;
     push(&mut out, "Service", COORDINATOR, &coordinator_service(ns))?;
     push(&mut out, "Deployment", COORDINATOR, &coordinator_deployment(settings))?;
+    push(&mut out, "Deployment", OPERATOR, &operator_deployment(settings))?;
     Ok(out)
 }
 
@@ -242,28 +245,80 @@ pub const WORK_DIR: &str = "/work";
 /// Where the coordinator finds the worker pod template.
 pub const TEMPLATE_DIR: &str = "/etc/quern";
 
-/// The verbs each Role grants, and why: the docs print this table, so what
-/// the manifests grant and what the documentation justifies are one list.
-pub const COORDINATOR_RIGHTS: &[(&str, &str, &[&str], &str)] = &[(
-    "",
-    "pods",
-    &["create", "delete", "get", "list", "watch"],
-    "launch worker pods when work is queued (create), remove idle or \
-         retired ones (delete), adopt its own pods after a restart (list), \
-         and follow them to report a pod that cannot start or dies with \
-         Kubernetes' reason (get, watch)",
-)];
+/// One rule of a Role, and why it is there: the docs print these lists, so
+/// what the manifests grant and what the documentation justifies are one.
+#[derive(Debug, Clone, Copy)]
+pub struct Right {
+    /// The API group (`""` for the core group).
+    pub group: &'static str,
+    /// The resource.
+    pub resource: &'static str,
+    /// The verbs.
+    pub verbs: &'static [&'static str],
+    /// Only these objects (empty: any).
+    pub names: &'static [&'static str],
+    /// Why.
+    pub why: &'static str,
+}
 
-fn coordinator_role(ns: &str) -> Role {
+/// The coordinator's rights: worker pods, nothing else.
+pub const COORDINATOR_RIGHTS: &[Right] = &[Right {
+    group: "",
+    resource: "pods",
+    verbs: &["create", "delete", "get", "list", "watch"],
+    names: &[],
+    why: "launch worker pods when work is queued (create), remove idle or removed ones and ended ones once \
+          reported (delete), adopt its own after a restart (list), and follow them to report a pod that cannot \
+          start or dies with Kubernetes' reason (get, watch)",
+}];
+
+/// The Lease the operator's replicas elect a leader with.
+pub const OPERATOR_LEASE: &str = "quern-operator";
+
+/// The operator's rights: its resources and its Lease.
+pub const OPERATOR_RIGHTS: &[Right] = &[
+    Right {
+        group: "quern.dev",
+        resource: "mapreducejobs",
+        verbs: &["get", "list", "watch", "patch"],
+        names: &[],
+        why: "follow MapReduceJobs (get, list, watch) and add or remove its finalizer, which holds a deleted \
+              one until its job is killed (patch)",
+    },
+    Right {
+        group: "quern.dev",
+        resource: "mapreducejobs/status",
+        verbs: &["patch"],
+        names: &[],
+        why: "write a job's progress into its status, with the resourceVersion it read (patch)",
+    },
+    Right {
+        group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["create"],
+        names: &[],
+        why: "create the Lease the first time (create cannot be limited to a name)",
+    },
+    Right {
+        group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["get", "update"],
+        names: &[OPERATOR_LEASE],
+        why: "read and renew the one Lease, so that one replica leads at a time (get, update)",
+    },
+];
+
+fn role(ns: &str, name: &str, component: &str, rights: &[Right]) -> Role {
     Role {
-        metadata: meta(Some(ns), COORDINATOR, "coordinator"),
+        metadata: meta(Some(ns), name, component),
         rules: Some(
-            COORDINATOR_RIGHTS
+            rights
                 .iter()
-                .map(|(group, resource, verbs, _)| PolicyRule {
-                    api_groups: Some(vec![(*group).to_owned()]),
-                    resources: Some(vec![(*resource).to_owned()]),
-                    verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+                .map(|r| PolicyRule {
+                    api_groups: Some(vec![r.group.to_owned()]),
+                    resources: Some(vec![r.resource.to_owned()]),
+                    resource_names: (!r.names.is_empty()).then(|| r.names.iter().map(|n| (*n).to_owned()).collect()),
+                    verbs: r.verbs.iter().map(|v| (*v).to_owned()).collect(),
                     ..Default::default()
                 })
                 .collect(),
@@ -465,6 +520,49 @@ fn coordinator_deployment(settings: &DeploySettings) -> Deployment {
                     security_context: Some(pod_security()),
                     containers: vec![container],
                     volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The operator's Deployment: two replicas, one leading (the Lease), the
+/// other ready to take over.
+fn operator_deployment(settings: &DeploySettings) -> Deployment {
+    let ns = settings.namespace.as_str();
+    let container = Container {
+        name: "operator".to_owned(),
+        image: Some(settings.image.clone()),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        args: Some(
+            ["operator", "--coordinator", &settings.coordinator_url(), "--lease", OPERATOR_LEASE]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        ),
+        env: Some(vec![
+            secret_env("QUERN_TOKEN", TOKEN_SECRET, TOKEN_KEY),
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+        ]),
+        resources: Some(resources(&Resources { cpu: "100m".to_owned(), cpu_limit: None, memory: "128Mi".to_owned() })),
+        security_context: Some(container_security()),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: meta(Some(ns), OPERATOR, "operator"),
+        spec: Some(DeploymentSpec {
+            replicas: Some(2),
+            selector: LabelSelector { match_labels: Some(selector("operator")), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels("operator")), ..Default::default() }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(OPERATOR.to_owned()),
+                    security_context: Some(pod_security()),
+                    containers: vec![container],
                     ..Default::default()
                 }),
             },

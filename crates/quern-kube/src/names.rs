@@ -21,6 +21,8 @@ pub const JOB_LABEL: &str = "quern.dev/job";
 
 /// The coordinator's Deployment, Service and ServiceAccount.
 pub const COORDINATOR: &str = "quern-coordinator";
+/// The operator's Deployment and ServiceAccount.
+pub const OPERATOR: &str = "quern-operator";
 /// The worker pods' ServiceAccount (no rights, no token mounted).
 pub const WORKER: &str = "quern-worker";
 /// The Secret holding the cluster token (key [`TOKEN_KEY`]) and the REST

@@ -16,7 +16,10 @@
 //!   bucket per test and the environment that points quern at it.
 //! - [`fault_proxy`]: an HTTP proxy in front of it that answers 503 and
 //!   500, loses answers and cuts bodies for a seeded share of requests.
+//! - [`fake_kube`]: a fake Kubernetes API server and a kubelet that runs
+//!   its pods as local processes, for the coordinator's pod launcher.
 
+pub mod fake_kube;
 pub mod fault_proxy;
 pub mod postgres;
 pub mod reference;

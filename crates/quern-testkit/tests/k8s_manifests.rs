@@ -132,7 +132,7 @@ fn every_manifest_passes_kubernetes_validate_strict() {
     assert!(!report.contains("WARN") && !report.contains("ERROR"), "{report}");
     // Every object was checked (one line each), not skipped.
     let checked = report.lines().filter(|l| l.contains("passed for resource")).count();
-    assert_eq!(checked, 11 + 10 + 11 + 10 + 2, "{report}");
+    assert_eq!(checked, 15 + 14 + 15 + 14 + 2, "{report}");
 }
 
 #[test]
@@ -269,10 +269,12 @@ fn quern_k8s_render_names_a_bad_setting_and_makes_a_new_token_each_time() {
 }
 
 #[test]
-fn the_coordinator_takes_the_arguments_the_deployment_gives_it() {
-    for settings in [volume(), s3()] {
+fn the_coordinator_and_the_operator_take_the_arguments_their_deployments_give_them() {
+    for (settings, deployment) in
+        [(volume(), "quern-coordinator"), (s3(), "quern-coordinator"), (volume(), "quern-operator")]
+    {
         let objects = objects(&rendered(&settings));
-        let deployment = &objects[&("Deployment".to_owned(), "quern-coordinator".to_owned())];
+        let deployment = &objects[&("Deployment".to_owned(), deployment.to_owned())];
         let args: Vec<String> =
             serde_json::from_value(deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone())
                 .expect("args");

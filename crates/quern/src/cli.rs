@@ -120,8 +120,9 @@ enum Command {
     /// code files by hash), and say whether its output's digest is the one
     /// recorded, or how it fails. Takes the cluster token.
     Replay(crate::replay::ReplayArgs),
-    /// List a cluster's workers.
-    Workers(crate::cluster::ListArgs),
+    /// List a cluster's workers; `workers add N` and `workers remove ID`
+    /// launch and stop workers on a coordinator started with --launcher.
+    Workers(crate::cluster::WorkersArgs),
     /// Deploy on Kubernetes: print the manifests, or the MapReduceJob CRD.
     #[cfg(feature = "kubernetes")]
     #[command(subcommand)]
@@ -130,6 +131,15 @@ enum Command {
     /// it).
     #[cfg(not(feature = "kubernetes"))]
     K8s(crate::no_k8s::NoKubernetesArgs),
+    /// Run the MapReduceJob operator: each resource in the namespace
+    /// becomes a job on the coordinator, and its progress the resource's
+    /// status (replicas elect one leader with a Lease).
+    #[cfg(feature = "kubernetes")]
+    Operator(crate::k8s::OperatorArgs),
+    /// Run the MapReduceJob operator: not in this binary (run it to see how
+    /// to get it).
+    #[cfg(not(feature = "kubernetes"))]
+    Operator(crate::no_k8s::NoKubernetesArgs),
     /// Log in to a coordinator as a user: the client commands then use
     /// that user's token (kept in ~/.config/quern/login.json).
     Login(crate::login::LoginArgs),
@@ -184,6 +194,7 @@ impl Command {
             | Command::Coordinator(_)
             | Command::Worker(_)
             | Command::Task(_)
+            | Command::Operator(_)
             | Command::Plan(_) => false,
         }
     }
@@ -563,12 +574,19 @@ fn run(cli: Cli, apps: AppRegistry) -> anyhow::Result<()> {
             quiet_task_panics();
             crate::replay::replay(&apps, args)
         }
-        Command::Workers(args) => crate::cluster::workers(args),
+        Command::Workers(args) => crate::cluster::workers_command(args),
         Command::Logs(args) => crate::cluster::logs(args),
         Command::Login(args) => crate::login::login(args),
         Command::Logout => crate::login::logout(),
         #[cfg(feature = "kubernetes")]
         Command::K8s(command) => crate::k8s::k8s(command),
+        #[cfg(feature = "kubernetes")]
+        Command::Operator(args) => {
+            init_logging(false);
+            crate::k8s::operator(args)
+        }
+        #[cfg(not(feature = "kubernetes"))]
+        Command::Operator(_) => Err(Refused(crate::no_k8s::NO_KUBERNETES.to_owned()).into()),
         #[cfg(not(feature = "kubernetes"))]
         Command::K8s(_) => Err(Refused(crate::no_k8s::NO_KUBERNETES.to_owned()).into()),
         Command::Apps => {

@@ -155,8 +155,9 @@ pub(crate) struct NoCoordinatorArgs {
 }
 
 /// What `coordinator` says in a build without it (an app's own binary,
-/// built from `quern` without its `coordinator` feature).
-#[cfg(not(feature = "coordinator"))]
+/// built from `quern` without its `coordinator` feature). Compiled in
+/// every build, so that its test runs where CI builds the coordinator.
+#[cfg_attr(feature = "coordinator", allow(dead_code))]
 pub(crate) const NO_COORDINATOR: &str = concat!(
     "this program was built without quern's coordinator (the `coordinator` feature of the quern crate, ",
     "which brings its state stores: sqlx, SQLite, PostgreSQL). The coordinator runs no app code, so the `quern` ",
@@ -282,7 +283,7 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -983,6 +984,9 @@ fn job_json(job: &pb::JobStatus) -> serde_json::Value {
             "records": r.records,
             "started_at_ms": r.started_at_ms,
         })).collect::<Vec<_>>(),
+        "events": job.events.iter().map(|e| json!({
+            "at_ms": e.at_ms, "reason": e.reason, "message": e.message,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -1020,6 +1024,12 @@ fn print_status(job: &pb::JobStatus) {
         when(job.finished_at_ms),
         elapsed(job)
     );
+    if !job.events.is_empty() {
+        println!("  events:");
+        for e in &job.events {
+            println!("    {}  {:<18} {}", when(e.at_ms), e.reason, e.message);
+        }
+    }
     if let Ok(counters) = serde_json::from_str::<quern_core::Counters>(&job.counters_json) {
         println!("  counters:");
         for (name, value) in counters.engine.iter() {
@@ -1098,6 +1108,70 @@ pub(crate) fn kill(args: JobRefArgs) -> anyhow::Result<()> {
             bail!("job {} had already ended", args.job)
         }
     })
+}
+
+/// `quern workers`: the list, or an admin's `add` and `remove` on a
+/// coordinator that launches workers.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct WorkersArgs {
+    #[command(subcommand)]
+    action: Option<WorkersAction>,
+    #[command(flatten)]
+    list: ListArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum WorkersAction {
+    /// Launch workers now on a coordinator started with --launcher (pods
+    /// or processes), kept until removed (admins; within --max-workers).
+    Add {
+        /// How many.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Drain a worker the coordinator launched and stop its pod or process
+    /// (admins); its running attempts may finish within its grace period.
+    Remove {
+        /// The worker's id (`quern workers` lists them).
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+pub(crate) fn workers_command(args: WorkersArgs) -> anyhow::Result<()> {
+    match args.action {
+        None => workers(args.list),
+        Some(WorkersAction::Add { count, client }) => {
+            let mut coordinator = CoordinatorConnection::new(&client)?;
+            runtime()?.block_on(async move {
+                let request = pb::LaunchWorkersRequest { count };
+                let ids = coordinator
+                    .call("workers add", |mut c| async move { c.launch_workers(request).await })
+                    .await?
+                    .worker_ids;
+                for id in &ids {
+                    println!("{id}");
+                }
+                if (ids.len() as u32) < count {
+                    eprintln!("launched {} of {count}: the coordinator's --max-workers was reached", ids.len());
+                }
+                Ok(())
+            })
+        }
+        Some(WorkersAction::Remove { id, client }) => {
+            let mut coordinator = CoordinatorConnection::new(&client)?;
+            runtime()?.block_on(async move {
+                let request = pb::RemoveWorkerRequest { worker_id: id.clone() };
+                coordinator.call("workers remove", |mut c| async move { c.remove_worker(request).await }).await?;
+                println!("worker {id} drained and stopped");
+                Ok(())
+            })
+        }
+    }
 }
 
 pub(crate) fn workers(args: ListArgs) -> anyhow::Result<()> {
@@ -1180,4 +1254,14 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod no_coordinator_tests {
+    #[test]
+    fn an_app_binary_without_the_coordinator_says_how_to_get_one() {
+        let answer = super::NO_COORDINATOR;
+        assert!(answer.contains(r#"features = ["coordinator"]"#), "{answer}");
+        assert!(answer.contains(concat!("cargo install quern --version ", env!("CARGO_PKG_VERSION"))), "{answer}");
+    }
 }

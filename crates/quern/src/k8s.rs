@@ -252,3 +252,48 @@ impl PodArgs {
         Ok(std::sync::Arc::new(launcher))
     }
 }
+
+/// `quern operator`'s arguments.
+#[derive(Args)]
+pub(crate) struct OperatorArgs {
+    /// The coordinator, as http://host:port.
+    #[arg(long, env = "QUERN_COORDINATOR", default_value = "http://quern-coordinator:7070")]
+    coordinator: String,
+    /// The cluster token (the operator submits and kills jobs as an admin).
+    #[arg(long, env = "QUERN_TOKEN", hide_env_values = true, value_parser = crate::cli::parse_token)]
+    token: String,
+    /// The namespace whose MapReduceJobs it runs (default: its pod's, else
+    /// the kubeconfig context's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// The Lease the replicas elect a leader with: one reconciles at a time.
+    #[arg(long, default_value = quern_kube::deploy::OPERATOR_LEASE)]
+    lease: String,
+    /// This replica's name in the Lease (default: its pod's name, else the
+    /// host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+}
+
+/// Runs `quern operator` until SIGINT or SIGTERM.
+pub(crate) fn operator(args: OperatorArgs) -> anyhow::Result<()> {
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    crate::cluster::runtime()?.block_on(async move {
+        // Connects lazily, on the runtime.
+        let jobs = quern_kube::grpc::GrpcJobService::new(&args.coordinator, &args.token)
+            .map_err(|e| anyhow::Error::new(Refused(e.to_string())))?;
+        quern_kube::operator::serve(
+            args.namespace.clone(),
+            std::sync::Arc::new(jobs),
+            &args.lease,
+            &identity,
+            crate::cluster::shutdown_signal(),
+        )
+        .await?;
+        tracing::info!("operator stopped");
+        Ok(())
+    })
+}

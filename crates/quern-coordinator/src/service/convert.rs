@@ -168,6 +168,8 @@ impl From<JobView> for pb::JobStatus {
             input_bytes: job.input_bytes,
             owner: job.owner,
             code: job.code.iter().map(|(name, hash)| (name.clone(), hash.to_string())).collect(),
+            // GetJob adds them (from the store).
+            events: Vec::new(),
             running: job
                 .running
                 .into_iter()
@@ -229,5 +231,11 @@ pub(crate) fn chain_status(chain: crate::store::StoredChain) -> pb::ChainStatus 
         error: chain.error,
         step_jobs: chain.jobs.iter().map(|j| j.map_or(0, |j| j.0)).collect(),
         owner: chain.owner,
+    }
+}
+
+impl From<crate::cluster::JobEvent> for pb::JobEvent {
+    fn from(e: crate::cluster::JobEvent) -> pb::JobEvent {
+        pb::JobEvent { at_ms: e.at_ms, reason: e.reason, message: e.message }
     }
 }

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quern_core::{JobId, JobSpec};
+use quern_core::{JobId, JobSpec, WorkerId};
 use quern_proto as pb;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
@@ -116,6 +116,15 @@ impl CoordinatorService {
             AuthError::State(e) => e.into(),
             other => Status::unauthenticated(other.to_string()),
         })
+    }
+
+    /// The caller, if an admin.
+    async fn admin<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let caller = self.caller(request).await?;
+        if !caller.is_admin() {
+            return Err(Status::permission_denied("only admins add and remove workers"));
+        }
+        Ok(caller)
     }
 
     /// The job, if `caller` may see it: another user's job is as absent as
@@ -272,7 +281,9 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::JobStatus>, Status> {
         let caller = self.caller(&request).await?;
         let id = JobId(request.into_inner().job_id);
-        Ok(Response::new(self.visible(&caller, id).await?.into()))
+        let mut status: pb::JobStatus = self.visible(&caller, id).await?.into();
+        status.events = self.handle.job_events(id).await?.into_iter().map(Into::into).collect();
+        Ok(Response::new(status))
     }
 
     async fn watch_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
@@ -332,6 +343,32 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let caller = self.caller(&request).await?;
         let id = self.visible(&caller, JobId(request.into_inner().job_id)).await?.id;
         Ok(Response::new(pb::KillJobResponse { killed: self.handle.kill(id).await? }))
+    }
+
+    async fn launch_workers(
+        &self,
+        request: Request<pb::LaunchWorkersRequest>,
+    ) -> Result<Response<pb::LaunchWorkersResponse>, Status> {
+        self.admin(&request).await?;
+        let count = request.into_inner().count;
+        if count == 0 || count > 1000 {
+            return Err(Status::invalid_argument(format!("count {count}: launch 1 to 1000 workers")));
+        }
+        let ids = self.handle.launcher()?.add(count).await?;
+        Ok(Response::new(pb::LaunchWorkersResponse { worker_ids: ids.iter().map(ToString::to_string).collect() }))
+    }
+
+    async fn remove_worker(
+        &self,
+        request: Request<pb::RemoveWorkerRequest>,
+    ) -> Result<Response<pb::RemoveWorkerResponse>, Status> {
+        self.admin(&request).await?;
+        let id = request.into_inner().worker_id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("worker_id: empty"));
+        }
+        self.handle.launcher()?.remove(WorkerId::new(id)).await?;
+        Ok(Response::new(pb::RemoveWorkerResponse {}))
     }
 
     async fn list_workers(

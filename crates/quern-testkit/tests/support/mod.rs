@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod http;
+pub mod kube;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_quern-testkit");
 pub const TOKEN: &str = "test-token";
