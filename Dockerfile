@@ -9,6 +9,7 @@
 #   pulled, or to reuse a build):
 #     rustup target add x86_64-unknown-linux-musl    # Debian: apt-get install musl-tools
 #     cargo build --release --locked -p quern --features kubernetes --target x86_64-unknown-linux-musl
+#     strip --strip-debug target/x86_64-unknown-linux-musl/release/quern   # the release profile keeps line tables
 #     podman build --build-arg QUERN_BINARY=host -t localhost/quern:0.1.0 .
 # Only the stage chosen is built (buildah and BuildKit skip unused stages).
 ARG QUERN_BINARY=build
@@ -19,6 +20,8 @@ RUN apt-get update \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY . .
+# No debug information in the image (the release profile keeps line tables).
+ENV CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN cargo build --release --locked -p quern --features kubernetes --target x86_64-unknown-linux-musl \
  && cp target/x86_64-unknown-linux-musl/release/quern /quern
 
