@@ -389,3 +389,131 @@ pub async fn serve(
     run(client, &namespace, jobs, lease_name, identity, shutdown).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+    use std::sync::Mutex;
+
+    /// A coordinator that records what it was asked.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<String>>,
+        state: String,
+    }
+
+    #[async_trait]
+    impl JobService for Recorder {
+        async fn submit(&self, spec: &JobSpec, priority: i32) -> Result<u64, CoordinatorError> {
+            self.calls.lock().expect("calls").push(format!("submit {} {priority}", spec.output));
+            Ok(9)
+        }
+        async fn job(&self, id: u64) -> Result<JobSnapshot, CoordinatorError> {
+            self.calls.lock().expect("calls").push(format!("job {id}"));
+            Ok(JobSnapshot { state: self.state.clone(), ..Default::default() })
+        }
+        async fn find(&self, _output: &str, _after: i64) -> Result<Option<u64>, CoordinatorError> {
+            Ok(None)
+        }
+        async fn kill(&self, id: u64) -> Result<(), CoordinatorError> {
+            self.calls.lock().expect("calls").push(format!("kill {id}"));
+            Ok(())
+        }
+    }
+
+    fn resource(extra: serde_json::Value) -> MapReduceJob {
+        let mut v = json!({
+            "apiVersion": "quern.dev/v1alpha1", "kind": "MapReduceJob",
+            "metadata": {"name": "wc", "namespace": "quern", "resourceVersion": "17", "generation": 1,
+                         "finalizers": [FINALIZER]},
+            "spec": {"app": "wordcount", "inputs": ["/data/books"], "output": "/data/out"}
+        });
+        if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, x) in extra {
+                if k == "metadata" {
+                    for (mk, mx) in x.as_object().into_iter().flatten() {
+                        v["metadata"][mk] = mx.clone();
+                    }
+                } else {
+                    v.insert(k.clone(), x.clone());
+                }
+            }
+        }
+        serde_json::from_value(v).expect("a MapReduceJob")
+    }
+
+    async fn body(request: Request<Body>) -> serde_json::Value {
+        serde_json::from_slice(&request.into_body().collect_bytes().await.expect("body")).expect("json")
+    }
+
+    #[tokio::test]
+    async fn a_new_resource_is_submitted_and_its_status_patched_with_the_version_read() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let jobs = Arc::new(Recorder::default());
+        let ctx = Arc::new(Context { client: kube::Client::new(service, "quern"), jobs: jobs.clone() });
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a status patch");
+            assert_eq!(request.method(), Method::PATCH);
+            assert_eq!(request.uri().path(), "/apis/quern.dev/v1alpha1/namespaces/quern/mapreducejobs/wc/status");
+            let kind = request.headers()["content-type"].to_str().expect("ascii").to_owned();
+            assert_eq!(kind, "application/merge-patch+json");
+            let patch = body(request).await;
+            assert_eq!(patch["metadata"]["resourceVersion"], "17", "the precondition");
+            assert_eq!(patch["status"]["jobId"], 9);
+            assert_eq!(patch["status"]["phase"], "Pending");
+            assert_eq!(patch["status"]["observedGeneration"], 1);
+            let answer = serde_json::to_vec(&resource(json!({}))).expect("json");
+            send.send_response(Response::builder().status(200).body(Body::from(answer)).expect("ok"));
+        });
+        reconcile(Arc::new(resource(json!({}))), ctx).await.expect("reconciled");
+        server.await.expect("server");
+        assert_eq!(*jobs.calls.lock().expect("calls"), ["submit /data/out 0"]);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_resource_has_its_job_killed_then_its_finalizer_removed() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let jobs = Arc::new(Recorder::default());
+        let ctx = Arc::new(Context { client: kube::Client::new(service, "quern"), jobs: jobs.clone() });
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a finalizer patch");
+            assert_eq!(request.method(), Method::PATCH);
+            assert_eq!(request.uri().path(), "/apis/quern.dev/v1alpha1/namespaces/quern/mapreducejobs/wc");
+            let patch = body(request).await;
+            assert_eq!(patch["metadata"]["resourceVersion"], "17");
+            assert_eq!(patch["metadata"]["finalizers"], json!([]));
+            let answer = serde_json::to_vec(&resource(json!({}))).expect("json");
+            send.send_response(Response::builder().status(200).body(Body::from(answer)).expect("ok"));
+        });
+        let deleted = resource(json!({
+            "metadata": {"deletionTimestamp": "2026-11-26T12:00:00Z"},
+            "status": {"jobId": 9, "phase": "Running"}
+        }));
+        reconcile(Arc::new(deleted), ctx).await.expect("reconciled");
+        server.await.expect("server");
+        assert_eq!(*jobs.calls.lock().expect("calls"), ["kill 9"]);
+    }
+
+    #[test]
+    fn status_follows_the_job_and_keeps_condition_times_while_they_hold() {
+        let running = JobSnapshot {
+            state: "running".into(),
+            maps: PhaseProgress { total: 10, succeeded: 3, running: 2 },
+            ..Default::default()
+        };
+        let first = status_for(&running, 4, Some(1), &MapReduceJobStatus::default(), "t1");
+        assert_eq!(first.phase, Some(JobResourcePhase::Running));
+        assert_eq!(first.progress.as_deref(), Some("maps 3/10"));
+        let again = status_for(&running, 4, Some(1), &first, "t2");
+        assert_eq!(again, first, "nothing changed, nothing to write");
+        let done = JobSnapshot { state: "succeeded".into(), output: "/out".into(), ..running };
+        let last = status_for(&done, 4, Some(1), &again, "t3");
+        assert_eq!(last.output.as_deref(), Some("/out"));
+        let submitted = last.conditions.iter().find(|c| c.type_ == "Submitted").expect("submitted");
+        assert_eq!(submitted.last_transition_time, "t1");
+        let complete = last.conditions.iter().find(|c| c.type_ == "Complete").expect("complete");
+        assert_eq!((complete.status.as_str(), complete.last_transition_time.as_str()), ("True", "t3"));
+    }
+}
