@@ -17,7 +17,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -26,18 +26,6 @@ const IMAGE: &str = "localhost/quern:image-test";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository")
-}
-
-fn run(what: &str, command: &mut Command) -> Output {
-    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// podman as this machine needs it: runc, cgroupfs, no default ulimits.
@@ -82,7 +70,7 @@ fn free_port() -> u16 {
 fn the_image_runs_a_coordinator_and_two_workers_that_count_words() {
     let repo = repo();
     let binary = repo.join("target/x86_64-unknown-linux-musl/release/quern");
-    run(
+    run_ok(
         "building the static binary",
         Command::new(env!("CARGO")).current_dir(&repo).args([
             "build",
@@ -99,19 +87,20 @@ fn the_image_runs_a_coordinator_and_two_workers_that_count_words() {
     assert!(binary.is_file(), "{}", binary.display());
     // The release profile keeps line tables (for profiling); the image
     // does not need them: 280 MiB of the binary's 293.
-    run("strip", Command::new("strip").arg("--strip-debug").arg(&binary));
+    run_ok("strip", Command::new("strip").arg("--strip-debug").arg(&binary));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let podman = Podman::new(dir.path());
-    run(
+    run_ok(
         "podman build",
         podman.command().current_dir(&repo).args(["build", "--build-arg", "QUERN_BINARY=host", "-t", IMAGE, "."]),
     );
-    let size = run("podman image inspect", podman.command().args(["image", "inspect", IMAGE, "--format", "{{.Size}}"]));
+    let size =
+        run_ok("podman image inspect", podman.command().args(["image", "inspect", IMAGE, "--format", "{{.Size}}"]));
     let bytes: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().expect("a size");
     println!("image {IMAGE}: {:.1} MiB ({bytes} bytes)", bytes as f64 / (1 << 20) as f64);
     // `scratch` has no libc: this runs only if the binary is static.
-    let help = run("the image's entrypoint", podman.command().args(["run", "--rm", IMAGE, "--version"]));
+    let help = run_ok("the image's entrypoint", podman.command().args(["run", "--rm", IMAGE, "--version"]));
     assert!(String::from_utf8_lossy(&help.stdout).contains(env!("CARGO_PKG_VERSION")));
 
     // A data directory the containers' user (65532) writes, with the books.
@@ -121,7 +110,7 @@ fn the_image_runs_a_coordinator_and_two_workers_that_count_words() {
         let path = entry.expect("a book").path();
         std::fs::copy(&path, data.join("books").join(path.file_name().expect("a name"))).expect("copy");
     }
-    run("chmod", Command::new("chmod").args(["-R", "a+rwX"]).arg(&data));
+    run_ok("chmod", Command::new("chmod").args(["-R", "a+rwX"]).arg(&data));
 
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -130,7 +119,7 @@ fn the_image_runs_a_coordinator_and_two_workers_that_count_words() {
     let mut containers = Containers { podman: &podman, names: Vec::new() };
     let mut start = |name: &str, args: &[&str]| {
         let name = format!("quern-image-test-{name}-{suffix}");
-        run(
+        run_ok(
             &format!("starting {name}"),
             podman
                 .command()
@@ -163,7 +152,7 @@ fn the_image_runs_a_coordinator_and_two_workers_that_count_words() {
         assert!(started.elapsed() < Duration::from_secs(60), "the workers did not register");
         std::thread::sleep(Duration::from_millis(200));
     }
-    run(
+    run_ok(
         "submitting wordcount",
         cli()
             .args([

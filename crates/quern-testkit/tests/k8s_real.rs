@@ -14,22 +14,10 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
-
-fn run(what: &str, command: &mut Command) -> Output {
-    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Deletes the test's namespace however the test ends.
 struct Namespace {
@@ -60,7 +48,7 @@ fn a_mapreducejob_runs_on_a_real_cluster() {
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let manifests = run(
+    let manifests = run_ok(
         "quern k8s render",
         Command::new(BIN).args([
             "k8s",
@@ -81,9 +69,9 @@ fn a_mapreducejob_runs_on_a_real_cluster() {
     );
     let path = dir.path().join("quern.yaml");
     std::fs::write(&path, &manifests.stdout).expect("write");
-    run("kubectl apply", kubectl().arg("apply").arg("-f").arg(&path));
+    run_ok("kubectl apply", kubectl().arg("apply").arg("-f").arg(&path));
     for deployment in ["quern-coordinator", "quern-operator"] {
-        run(
+        run_ok(
             &format!("{deployment} to be available"),
             kubectl().args(["rollout", "status", &format!("deployment/{deployment}"), "--timeout=300s"]),
         );
@@ -103,8 +91,8 @@ fn a_mapreducejob_runs_on_a_real_cluster() {
     });
     let path = dir.path().join("gen.json");
     std::fs::write(&path, generator.to_string()).expect("write");
-    run("the corpus pod", kubectl().arg("apply").arg("-f").arg(&path));
-    run(
+    run_ok("the corpus pod", kubectl().arg("apply").arg("-f").arg(&path));
+    run_ok(
         "the corpus to be written",
         kubectl().args(["wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/gen-corpus", "--timeout=300s"]),
     );
@@ -115,10 +103,10 @@ fn a_mapreducejob_runs_on_a_real_cluster() {
     );
     let path = dir.path().join("job.yaml");
     std::fs::write(&path, job).expect("write");
-    run("kubectl apply the MapReduceJob", kubectl().arg("apply").arg("-f").arg(&path));
+    run_ok("kubectl apply the MapReduceJob", kubectl().arg("apply").arg("-f").arg(&path));
     let started = Instant::now();
     loop {
-        let out = run(
+        let out = run_ok(
             "kubectl get mapreducejob",
             kubectl().args(["get", "mapreducejob", "wordcount", "-o", "jsonpath={.status.phase}"]),
         );
@@ -130,11 +118,11 @@ fn a_mapreducejob_runs_on_a_real_cluster() {
         assert!(started.elapsed() < Duration::from_secs(600), "not done in 10 minutes: {phase}");
         std::thread::sleep(Duration::from_secs(2));
     }
-    let status = run("the status", kubectl().args(["get", "mapreducejob", "wordcount", "-o", "json"]));
+    let status = run_ok("the status", kubectl().args(["get", "mapreducejob", "wordcount", "-o", "json"]));
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["status"]["progress"], "done");
     assert_eq!(status["status"]["output"], "/data/out/wordcount");
-    let workers = run(
+    let workers = run_ok(
         "the worker pods",
         kubectl().args(["get", "pods", "-l", "app.kubernetes.io/component=worker", "-o", "name"]),
     );

@@ -450,3 +450,16 @@ pub fn wasm_module(package: &str) -> PathBuf {
 pub fn write_module(path: &Path, text: &str) {
     fs::write(path, wat::parse_str(text).expect("valid module text")).expect("write module");
 }
+
+/// Runs `command`, failing the test with its output unless it succeeds.
+pub fn run_ok(what: &str, command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
