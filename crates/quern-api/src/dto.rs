@@ -232,6 +232,26 @@ impl From<Counters> for JobCounters {
     }
 }
 
+/// Something that happened to a job: a worker lost with its attempts, a
+/// worker launched for it that never started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobEvent {
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// A CamelCase reason: `WorkerLost`, `WorkerNotStarted`, or the
+    /// platform's own (Kubernetes' `OOMKilled`, `Evicted`, `ErrImagePull`,
+    /// …).
+    pub reason: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl From<quern_coordinator::cluster::JobEvent> for JobEvent {
+    fn from(e: quern_coordinator::cluster::JobEvent) -> JobEvent {
+        JobEvent { at_ms: e.at_ms, reason: e.reason, message: e.message }
+    }
+}
+
 /// A task's state.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -1,12 +1,12 @@
-//! Jobs: list, submit, one job, kill, its tasks, counters and logs.
+//! Jobs: list, submit, one job, kill, its tasks, counters, events and logs.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use quern_core::{JobId, JobSpec, TaskId};
+use quern_core::{JobId, JobSpec, TaskId, Tuning};
 
-use crate::dto::{AttemptLog, Job, JobCounters, JobPage, JobQuery, Killed, NewJob, Task};
+use crate::dto::{AttemptLog, Job, JobCounters, JobEvent, JobPage, JobQuery, Killed, NewJob, Task};
 use crate::{ApiError, ApiState, Authorized};
 
 const MAX_PAGE: usize = 1000;
@@ -54,15 +54,7 @@ pub(crate) async fn submit(
     let mut spec = JobSpec::new(new.app, new.inputs, output);
     spec.params = new.params;
     spec.reducers = new.reducers;
-    if let Some(v) = new.split_size {
-        spec.split_size = v;
-    }
-    if let Some(v) = new.sort_buffer {
-        spec.sort_buffer = v;
-    }
-    if let Some(v) = new.max_attempts {
-        spec.max_attempts = v;
-    }
+    spec.tune(Tuning { split_size: new.split_size, sort_buffer: new.sort_buffer, max_attempts: new.max_attempts });
     spec.skip_bad_records = new.skip_bad_records;
     spec.shuffle = new.shuffle;
     spec.partitioner = new.partitioner.map(Into::into);
@@ -143,6 +135,22 @@ pub(crate) async fn counters(
     id: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<JobCounters>, ApiError> {
     Ok(Json(visible(&s, &caller, job_id(id)?).await?.counters.into()))
+}
+
+/// What happened to a job that its state does not say, oldest first: a
+/// worker lost with its attempts (with the platform's reason, such as
+/// Kubernetes' `OOMKilled` or `Evicted`), a worker launched for it that
+/// never started.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/events", tag = "jobs",
+    params(("id" = u64, Path, description = "The job's id")), security(("bearer" = [])),
+    responses((status = 200, body = Vec<JobEvent>), (status = 401, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
+pub(crate) async fn events(
+    Authorized(caller, _): Authorized,
+    State(s): State<ApiState>,
+    id: Result<Path<u64>, PathRejection>,
+) -> Result<Json<Vec<JobEvent>>, ApiError> {
+    let job = visible(&s, &caller, job_id(id)?).await?;
+    Ok(Json(s.handle.job_events(job.id).await?.into_iter().map(Into::into).collect()))
 }
 
 /// The logs of a task's attempts.

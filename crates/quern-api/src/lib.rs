@@ -92,6 +92,7 @@ pub fn router(handle: CoordinatorHandle, access: Arc<Access>, files: FileArea) -
         .route("/jobs/{id}/kill", post(jobs::kill))
         .route("/jobs/{id}/tasks", get(jobs::tasks))
         .route("/jobs/{id}/counters", get(jobs::counters))
+        .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/tasks/{task}/log", get(jobs::log))
         .route("/jobs/{id}/output", get(files::list_output))
         .route("/jobs/{id}/output/{*name}", get(files::download))

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
         crate::system::health, crate::system::version, crate::system::apps,
         crate::login::login, crate::login::validate,
         crate::jobs::list, crate::jobs::submit, crate::jobs::get, crate::jobs::kill,
-        crate::jobs::tasks, crate::jobs::counters, crate::jobs::log,
+        crate::jobs::tasks, crate::jobs::counters, crate::jobs::events, crate::jobs::log,
         crate::workers::list, crate::workers::drain, crate::workers::enable, crate::workers::deregister,
         crate::files::upload, crate::files::put_code, crate::files::list_output, crate::files::download,
         crate::users::list, crate::users::add, crate::users::remove, crate::users::password,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::code::CodeHash;
 use crate::error::SpecError;
 use crate::partition::Partitioner;
-use crate::spec::{DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec};
+use crate::spec::{JobSpec, Tuning};
 
 /// The most steps in one chain.
 pub const MAX_STEPS: usize = 100;
@@ -113,9 +113,11 @@ impl ChainSpec {
         spec.params = step.params.clone();
         spec.reducers = step.reducers;
         spec.output_reducers = step.output_reducers.clone();
-        spec.split_size = step.split_size.unwrap_or(DEFAULT_SPLIT_SIZE);
-        spec.sort_buffer = step.sort_buffer.unwrap_or(DEFAULT_SORT_BUFFER);
-        spec.max_attempts = step.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        spec.tune(Tuning {
+            split_size: step.split_size,
+            sort_buffer: step.sort_buffer,
+            max_attempts: step.max_attempts,
+        });
         spec.skip_bad_records = step.skip_bad_records;
         spec.shuffle = self.shuffle.clone();
         spec.partitioner = step.partitioner;
@@ -144,6 +146,7 @@ impl ChainSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::DEFAULT_SPLIT_SIZE;
 
     fn chain() -> ChainSpec {
         serde_json::from_str(

@@ -86,5 +86,6 @@ pub use schedule::{
 pub use session::{AttemptInfo, CombineSession, MapSession, ReduceSession};
 pub use spec::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_SORT_BUFFER, DEFAULT_SPLIT_SIZE, JobSpec, MAX_ATTEMPTS, MAX_MAP_TASKS, MAX_REDUCERS,
+    Tuning,
 };
 pub use total_order::CutPoints;

@@ -80,6 +80,19 @@ pub struct JobSpec {
     pub code: BTreeMap<String, CodeHash>,
 }
 
+/// The settings a submission (a REST body, a `MapReduceJob`, a chain's
+/// step) may leave out, for [`JobSpec::tune`]: `None` keeps the spec's
+/// value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// Maximum bytes of one input split.
+    pub split_size: Option<u64>,
+    /// Bytes of one map task's sort buffer.
+    pub sort_buffer: Option<u64>,
+    /// Attempts per task before the job fails.
+    pub max_attempts: Option<u32>,
+}
+
 impl JobSpec {
     /// A spec with the defaults for everything but app, inputs and output.
     pub fn new(app: impl Into<String>, inputs: Vec<String>, output: impl Into<String>) -> Self {
@@ -98,6 +111,16 @@ impl JobSpec {
             partitioner: None,
             code: BTreeMap::new(),
         }
+    }
+
+    /// Lays a submission's optional settings over this spec: each one given
+    /// replaces the spec's value, each one left out keeps it (the default,
+    /// for a spec from [`JobSpec::new`]).
+    pub fn tune(&mut self, tuning: Tuning) {
+        let Tuning { split_size, sort_buffer, max_attempts } = tuning;
+        self.split_size = split_size.unwrap_or(self.split_size);
+        self.sort_buffer = sort_buffer.unwrap_or(self.sort_buffer);
+        self.max_attempts = max_attempts.unwrap_or(self.max_attempts);
     }
 
     /// Checks the fields that do not depend on the file system or the app.
@@ -167,6 +190,16 @@ pub(crate) fn check_reducers(field: &'static str, n: u32) -> Result<(), SpecErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tuning_replaces_what_it_gives_and_keeps_the_rest() {
+        let mut spec = JobSpec::new("wordcount", vec!["books/".into()], "out");
+        spec.sort_buffer = 12345;
+        spec.tune(Tuning { split_size: Some(1 << 20), sort_buffer: None, max_attempts: Some(7) });
+        assert_eq!((spec.split_size, spec.sort_buffer, spec.max_attempts), (1 << 20, 12345, 7));
+        spec.tune(Tuning::default());
+        assert_eq!((spec.split_size, spec.sort_buffer, spec.max_attempts), (1 << 20, 12345, 7));
+    }
 
     #[test]
     fn round_trips_through_json() {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use kube::{CustomResource, KubeSchema};
-use quern_core::JobSpec;
+use quern_core::{JobSpec, Tuning};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SpecError;
@@ -267,15 +267,11 @@ impl MapReduceJobSpec {
         let mut spec = JobSpec::new(app, self.inputs.clone(), self.output.clone());
         spec.params = params;
         spec.reducers = self.reducers;
-        if let Some(split) = self.split_size {
-            spec.split_size = split;
-        }
-        if let Some(buffer) = self.sort_buffer {
-            spec.sort_buffer = buffer;
-        }
-        if let Some(attempts) = self.max_attempts {
-            spec.max_attempts = attempts;
-        }
+        spec.tune(Tuning {
+            split_size: self.split_size,
+            sort_buffer: self.sort_buffer,
+            max_attempts: self.max_attempts,
+        });
         spec.skip_bad_records = self.skip_bad_records;
         spec.shuffle = self.shuffle.clone();
         for (name, hash) in &self.code {

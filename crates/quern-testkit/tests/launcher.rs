@@ -117,7 +117,11 @@ fn workers_add_without_a_launcher_says_how_to_get_one() {
 fn a_launched_worker_killed_mid_job_is_lost_at_once_with_its_reason_in_the_jobs_events() {
     // The loss comes from the launcher's report (within 200 ms), before
     // the heartbeats' timeout (2 s here): the event says "Killed".
-    let c = TestCluster::start(0, &["--launcher", "local", "--max-workers", "2", "--worker-slots", "1"]);
+    let (c, api, _files) = support::http::start_with_http(
+        0,
+        &["--launcher", "local", "--max-workers", "2", "--worker-slots", "1"],
+        vec![],
+    );
     let (id, out) = c.slow_job_under_way(300, 2);
     let victim = c
         .try_json(&["status", &id.to_string()])
@@ -138,4 +142,14 @@ fn a_launched_worker_killed_mid_job_is_lost_at_once_with_its_reason_in_the_jobs_
     assert!(message.contains(&victim) && message.contains("Killed"), "{message}");
     let plain = c.cli().args(["status", &id.to_string()]).output().expect("runs");
     assert!(String::from_utf8_lossy(&plain.stdout).contains("WorkerLost"));
+    // The REST API (and so the dashboard's job page) has the same events.
+    let (code, rest) = support::http::http(&api, "GET", &format!("/api/v1/jobs/{id}/events"), Some(TOKEN), None);
+    assert_eq!(code, 200, "{rest}");
+    let rest = rest.as_array().cloned().unwrap_or_default();
+    assert_eq!(rest.len(), events.len(), "{rest:?} vs {events:?}");
+    let lost = rest.iter().find(|e| e["reason"] == "WorkerLost").unwrap_or_else(|| panic!("{rest:?}"));
+    assert_eq!(lost["message"].as_str(), Some(message));
+    assert!(lost["at_ms"].as_i64().is_some_and(|at| at > 0), "{lost}");
+    let (code, _) = support::http::http(&api, "GET", "/api/v1/jobs/999999/events", Some(TOKEN), None);
+    assert_eq!(code, 404);
 }

@@ -1,5 +1,5 @@
-// #/jobs/ID: a job's state, progress, task grid, timeline, counters and
-// output, kept current by its event stream (and a 2 s poll while it runs,
+// #/jobs/ID: a job's state, events, progress, task grid, timeline, counters
+// and output, kept current by its event stream (and a 2 s poll while it runs,
 // since a running attempt's progress is not an event).
 
 import { api, download, followEvents, seg } from '../api.js';
@@ -51,6 +51,10 @@ export default async function job(ctx) {
   const grid = taskGrid(id);
   const timelineBox = h('div');
   const countersBox = h('div', { class: 'counters' });
+  const eventsBody = h('div');
+  const eventsPanel = h('section', { class: 'panel', 'aria-labelledby': 'events-title', hidden: true },
+    h('h2', { id: 'events-title' }, 'Events'), eventsBody);
+  let eventCount = -1;
   const outputBody = h('div');
   const outputPanel = h('section', { class: 'panel', 'aria-labelledby': 'output-title', hidden: true },
     h('h2', { id: 'output-title' }, 'Output'), outputBody);
@@ -63,6 +67,7 @@ export default async function job(ctx) {
   ctx.main.append(
     head, alert,
     h('section', { class: 'panel', 'aria-label': 'Summary' }, stateRegion, facts, errorBox),
+    eventsPanel,
     h('section', { class: 'panel', 'aria-labelledby': 'progress-title' }, h('h2', { id: 'progress-title' }, 'Progress'), progress),
     h('section', { class: 'panel', 'aria-labelledby': 'tasks-title' },
       h('div', { class: 'panel-head' }, h('h2', { id: 'tasks-title' }, 'Tasks'), h('span', { class: 'small muted' }, 'Select a task for its attempts and logs; arrow keys move between tasks.')),
@@ -102,6 +107,17 @@ export default async function job(ctx) {
       `${number(p.succeeded)} of ${number(p.total)} succeeded · ${number(p.running)} running · ${number(p.pending)} pending · ${number(p.failed)} failed`);
   }
 
+  // Workers lost with their attempts, and why (the platform's own reason,
+  // such as Kubernetes' OOMKilled): shown once there is one.
+  function renderEvents(events) {
+    if (events.length === eventCount) return;
+    eventCount = events.length;
+    const rows = events.map((e) => [when(e.at_ms), h('code', {}, e.reason), e.message]);
+    replace(eventsBody,
+      table([{ label: 'When' }, { label: 'Reason' }, { label: 'What happened' }], rows, { caption: 'Job events', empty: 'None.' }));
+    eventsPanel.hidden = events.length === 0;
+  }
+
   function renderOutput(out) {
     const rows = out.files.map((f) => {
       const button = h('button', { type: 'button', class: 'btn btn-quiet btn-small', 'aria-label': `Download ${f.name}`, 'data-key': `dl-${f.name}` }, 'Download');
@@ -131,10 +147,11 @@ export default async function job(ctx) {
 
   const refresh = refresher(async () => {
     try {
-      const [j, t, c] = await Promise.all([
+      const [j, t, c, ev] = await Promise.all([
         api(`/jobs/${seg(id)}`, { signal: ctx.signal }),
         api(`/jobs/${seg(id)}/tasks`, { signal: ctx.signal }),
         api(`/jobs/${seg(id)}/counters`, { signal: ctx.signal }),
+        api(`/jobs/${seg(id)}/events`, { signal: ctx.signal }),
       ]);
       if (!ctx.isCurrent()) return;
       current = j;
@@ -143,6 +160,7 @@ export default async function job(ctx) {
       grid.update(t);
       drawTimeline();
       replace(countersBox, counterTable('Engine', c.engine), counterTable('App', c.app));
+      renderEvents(ev);
       if (j.state === 'succeeded' && !output) {
         output = await api(`/jobs/${seg(id)}/output`, { signal: ctx.signal });
         if (ctx.isCurrent()) renderOutput(output);
