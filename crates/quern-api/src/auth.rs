@@ -17,6 +17,7 @@ impl From<AuthError> for ApiError {
             | AuthError::Expired
             | AuthError::Invalid
             | AuthError::Removed(_)
+            | AuthError::Revoked(_)
             | AuthError::WrongPassword => ApiError::unauthorized(message),
             AuthError::LockedOut { .. } => ApiError::too_many(message),
             AuthError::Forbidden(_) => ApiError::forbidden(message),

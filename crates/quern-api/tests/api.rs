@@ -371,6 +371,7 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/api/v1/jobs/{id}/kill",
         "/api/v1/jobs/{id}/tasks",
         "/api/v1/jobs/{id}/counters",
+        "/api/v1/jobs/{id}/events",
         "/api/v1/jobs/{id}/tasks/{task}/log",
         "/api/v1/workers",
         "/api/v1/workers/{id}/drain",
@@ -461,7 +462,7 @@ async fn users_log_in_and_see_and_kill_only_their_own_jobs() {
     .expect("forge");
     let (status, body) = api.call("GET", "/api/v1/jobs", Some(&forged), None).await;
     assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
-    let old = json!({"sub": "ann", "role": "user", "iat": 1, "exp": 2});
+    let old = json!({"sub": "ann", "role": "user", "pwd": "", "iat": 1, "exp": 2});
     let expired =
         jsonwebtoken::encode(&jsonwebtoken::Header::default(), &old, &jsonwebtoken::EncodingKey::from_secret(KEY))
             .expect("sign");
@@ -595,14 +596,38 @@ async fn admins_manage_users_over_http_and_a_removed_user_s_token_stops_working(
     let (status, body) =
         api.call("POST", "/api/v1/users", Some(&ann), Some(&add("eve", "eve's password", "admin"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    // Ann changes her own password, and not root's.
+    // Ann changes her own password, and not root's; the change ends every
+    // session she had (this one too), and root's stays.
     let new = json!({"password": "ann's new password"}).to_string();
-    let (status, _) = api.call("POST", "/api/v1/users/ann/password", Some(&ann), Some(&new)).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = api.call("POST", "/api/v1/users/root/password", Some(&ann), Some(&new)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, login) = api.login("ann", "ann's password").await;
+    let ann_elsewhere = login["token"].as_str().expect("token").to_owned();
+    let (status, _) = api.call("POST", "/api/v1/users/ann/password", Some(&ann), Some(&new)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for old in [&ann, &ann_elsewhere] {
+        let (status, body) = api.call("GET", "/api/v1/jobs", Some(old), None).await;
+        assert_eq!(
+            (status, body["error"]["message"].as_str()),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some("the password of ann was changed after this token was issued: log in again")
+            )
+        );
+    }
+    assert_eq!(api.call("GET", "/api/v1/jobs", Some(&root), None).await.0, StatusCode::OK);
     assert_eq!(api.login("ann", "ann's password").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(api.login("ann", "ann's new password").await.0, StatusCode::OK);
+    let (status, login) = api.login("ann", "ann's new password").await;
+    assert_eq!(status, StatusCode::OK);
+    let ann = login["token"].as_str().expect("token").to_owned();
+    assert_eq!(api.call("GET", "/api/v1/jobs", Some(&ann), None).await.0, StatusCode::OK);
+    // An admin's change of her password ends her sessions too.
+    let newer = json!({"password": "ann's third password"}).to_string();
+    let (status, _) = api.call("POST", "/api/v1/users/ann/password", Some(&root), Some(&newer)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(api.call("GET", "/api/v1/jobs", Some(&ann), None).await.0, StatusCode::UNAUTHORIZED);
+    let (_, login) = api.login("ann", "ann's third password").await;
+    let ann = login["token"].as_str().expect("token").to_owned();
 
     let (status, users) = api.call("GET", "/api/v1/users", Some(&root), None).await;
     let names: Vec<&str> = users.as_array().expect("users").iter().filter_map(|u| u["name"].as_str()).collect();

@@ -2,7 +2,8 @@
 //! HS256, 30 minutes by default) or whoever holds the cluster token (an
 //! admin, and the only caller workers may be). Passwords are kept as
 //! argon2 hashes; repeated failed logins for a name are refused for a
-//! while. The gRPC service and the REST API both ask [`Access`], so a user
+//! while. A token carries a stamp of the password it was issued under, so
+//! changing a password ends every session signed before. The gRPC service and the REST API both ask [`Access`], so a user
 //! is the same user, with the same rights, on either.
 
 use std::collections::HashMap;
@@ -43,6 +44,9 @@ pub enum AuthError {
     /// The token's user was removed.
     #[error("user {0} no longer exists")]
     Removed(String),
+    /// The token's user changed password after it was issued.
+    #[error("the password of {0} was changed after this token was issued: log in again")]
+    Revoked(String),
     /// A login's name or password is wrong.
     #[error("wrong username or password")]
     WrongPassword,
@@ -77,6 +81,10 @@ pub enum Caller {
         name: String,
         /// Their role.
         role: Role,
+        /// The stamp of the password the token was issued under
+        /// ([`password_stamp`]): a token whose stamp no longer matches the
+        /// user's password is refused.
+        stamp: String,
     },
 }
 
@@ -105,6 +113,8 @@ impl Caller {
 struct Claims {
     sub: String,
     role: String,
+    /// The password's stamp when the token was signed.
+    pwd: String,
     iat: u64,
     exp: u64,
 }
@@ -153,11 +163,18 @@ impl Access {
         })
     }
 
-    /// Signs a token for `name` with `role`.
-    pub fn sign(&self, name: &str, role: Role) -> Result<SignedToken, AuthError> {
+    /// Signs a token for `name` with `role`, valid while their password
+    /// hash stays `password_hash`.
+    pub fn sign(&self, name: &str, role: Role, password_hash: &str) -> Result<SignedToken, AuthError> {
         let iat = now_secs();
         let exp = iat + self.lifetime.as_secs().max(1);
-        let claims = Claims { sub: name.to_owned(), role: role.as_str().to_owned(), iat, exp };
+        let claims = Claims {
+            sub: name.to_owned(),
+            role: role.as_str().to_owned(),
+            pwd: password_stamp(password_hash),
+            iat,
+            exp,
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::Internal(format!("signing a token: {e}")))?;
         Ok(SignedToken { token, expires_at_ms: exp * 1000, role })
@@ -176,17 +193,20 @@ impl Access {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // A token without `pwd` (signed before tokens carried it) does not
+        // decode: it is refused as invalid.
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
             _ => AuthError::Invalid,
         })?;
         let role = Role::parse(&data.claims.role).map_err(|_| AuthError::Invalid)?;
-        Ok((Caller::User { name: data.claims.sub, role }, Some(data.claims.exp * 1000)))
+        Ok((Caller::User { name: data.claims.sub, role, stamp: data.claims.pwd }, Some(data.claims.exp * 1000)))
     }
 
     /// [`Access::caller`], then, for a user's token, the user as stored
-    /// now: a removed user's token is refused at once, and a changed role
-    /// applies at once.
+    /// now: a removed user's token, or one issued before the user's
+    /// password changed, is refused at once, and a changed role applies at
+    /// once.
     pub async fn authorize(
         &self,
         handle: &CoordinatorHandle,
@@ -200,8 +220,11 @@ impl Access {
     pub async fn current(&self, handle: &CoordinatorHandle, caller: Caller) -> Result<Caller, AuthError> {
         match caller {
             Caller::ClusterToken => Ok(Caller::ClusterToken),
-            Caller::User { name, .. } => match handle.user(&name).await? {
-                Some(user) => Ok(Caller::User { name: user.name, role: user.role }),
+            Caller::User { name, stamp, .. } => match handle.user(&name).await? {
+                Some(user) if password_stamp(&user.password_hash) == stamp => {
+                    Ok(Caller::User { name: user.name, role: user.role, stamp })
+                }
+                Some(_) => Err(AuthError::Revoked(name)),
                 None => Err(AuthError::Removed(name)),
             },
         }
@@ -232,7 +255,7 @@ impl Access {
         .map_err(|e| AuthError::Internal(format!("checking the password: {e}")))?;
         self.record_login(name, matches);
         match (matches, user) {
-            (true, Some(user)) => self.sign(&user.name, user.role),
+            (true, Some(user)) => self.sign(&user.name, user.role, &user.password_hash),
             _ => Err(AuthError::WrongPassword),
         }
     }
@@ -260,6 +283,15 @@ impl Access {
         entry.0 += 1;
         entry.1 = Instant::now();
     }
+}
+
+/// A password's stamp, for tokens: the first 16 bytes of the SHA-256 of
+/// its stored hash, in hex. Every password change stores a new hash (a new
+/// salt), and so a new stamp; the stamp tells nothing of the password
+/// without the hash.
+pub fn password_stamp(password_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(password_hash.as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hashes a password for storage (argon2id, a random salt; a PHC string).
@@ -306,17 +338,20 @@ mod tests {
     #[test]
     fn tokens_name_their_user_and_forged_or_expired_ones_are_refused() {
         let access = Access::new("cluster", KEY, Duration::from_secs(60)).expect("access");
-        let signed = access.sign("ann", Role::User).expect("sign");
+        let signed = access.sign("ann", Role::User, "$argon2id$stored").expect("sign");
         let bearer = format!("Bearer {}", signed.token);
         let (caller, expires) = access.caller(Some(bearer.as_bytes())).expect("valid");
-        assert_eq!(caller, Caller::User { name: "ann".into(), role: Role::User });
+        assert_eq!(
+            caller,
+            Caller::User { name: "ann".into(), role: Role::User, stamp: password_stamp("$argon2id$stored") }
+        );
         assert_eq!(expires, Some(signed.expires_at_ms));
         assert_eq!(access.caller(Some(b"Bearer cluster")).expect("cluster").0, Caller::ClusterToken);
         let other = Access::new("cluster", b"another key of thirty-two bytes!", Duration::from_secs(60)).expect("a");
         assert!(matches!(other.caller(Some(bearer.as_bytes())), Err(AuthError::Invalid)));
         assert!(matches!(access.caller(None), Err(AuthError::Missing)));
         assert!(matches!(access.caller(Some(b"Basic abc")), Err(AuthError::Malformed)));
-        let claims = Claims { sub: "ann".into(), role: "user".into(), iat: 1, exp: 2 };
+        let claims = Claims { sub: "ann".into(), role: "user".into(), pwd: String::new(), iat: 1, exp: 2 };
         let old = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(KEY))
             .expect("encode");
         assert!(matches!(access.caller(Some(format!("Bearer {old}").as_bytes())), Err(AuthError::Expired)));
@@ -333,5 +368,9 @@ mod tests {
         let hash = hash_password("correct horse").expect("hash");
         assert!(verify_password("correct horse", &hash) && !verify_password("wrong", &hash));
         assert!(!verify_password("x", "not a hash"));
+        let again = hash_password("correct horse").expect("hash");
+        assert_eq!(password_stamp(&hash), password_stamp(&hash));
+        assert_ne!(password_stamp(&hash), password_stamp(&again), "a new salt, a new stamp");
+        assert_eq!(password_stamp(&hash).len(), 32);
     }
 }

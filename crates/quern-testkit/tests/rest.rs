@@ -89,6 +89,8 @@ fn a_job_submitted_over_rest_runs_on_the_cluster() {
     let changed = user(&["passwd", "ann", "--password-stdin"], "battery staple\n");
     assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
     assert_eq!(http(&api, "POST", "/api/v1/auth/login", None, Some(&login)).0, 401, "the old password is gone");
+    let (status, body) = http(&api, "GET", "/api/v1/jobs", Some(&token), None);
+    assert_eq!(status, 401, "a token from before the change is refused: {body}");
     let removed = user(&["remove", "ann"], "");
     assert!(removed.status.success());
     let login = json!({"username": "ann", "password": "battery staple"});

@@ -4,13 +4,20 @@ import { api, seg } from '../api.js';
 import { h, table, fillRows } from '../dom.js';
 import { alertBox, confirmDialog, pageHead, roleBadge, showError, showNotice } from '../components.js';
 
-/** Asks for a new password in a modal dialog; resolves to it, or null. */
-function passwordDialog(name) {
+/**
+ * Asks for a new password in a modal dialog; resolves to it, or null. A
+ * change ends the user's sessions (tokens issued before it are refused):
+ * the dialog says so.
+ */
+function passwordDialog(name, isMe) {
   return new Promise((resolve) => {
     const input = h('input', { type: 'password', id: 'new-password', autocomplete: 'new-password', required: true, minlength: 1 });
     const dialog = h('dialog', { 'aria-labelledby': 'pw-title' },
       h('form', { method: 'dialog', class: 'form' },
         h('h2', { id: 'pw-title' }, `New password for ${name}`),
+        h('p', { class: 'small muted' }, isMe
+          ? 'Changing your password ends your sessions, this one too: you log in again with the new one.'
+          : `Changing it ends ${name}'s sessions: they log in again with the new one.`),
         h('div', { class: 'field' }, h('label', { for: input.id }, 'New password'), input),
         h('div', { class: 'form-actions' },
           h('button', { type: 'submit', value: 'cancel', class: 'btn btn-quiet', formnovalidate: true }, 'Cancel'),
@@ -52,7 +59,7 @@ export default async function users(ctx) {
     const isMe = u.name === ctx.me.username;
     const change = h('button', { type: 'button', class: 'btn btn-quiet btn-small', 'aria-label': `Change password of ${u.name}`, 'data-key': `pw-${u.name}` }, 'Change password');
     change.addEventListener('click', async () => {
-      const pw = await passwordDialog(u.name);
+      const pw = await passwordDialog(u.name, isMe);
       if (pw) await run(() => api(`/users/${seg(u.name)}/password`, { method: 'POST', body: { password: pw }, signal: ctx.signal }), `The password of ${u.name} was changed.`);
     });
     const remove = h('button', { type: 'button', class: 'btn btn-danger btn-small', 'aria-label': `Remove ${u.name}`, 'data-key': `rm-${u.name}`, disabled: isMe, title: isMe ? 'You cannot remove yourself' : null }, 'Remove');
