@@ -510,6 +510,43 @@ fn a_hanging_streaming_mapper_is_timed_out_and_killed_with_its_attempt() {
 }
 
 #[test]
+fn a_killed_worker_s_attempts_and_their_commands_end_with_it() {
+    // A worker killed with -9 cannot kill its attempts' process groups
+    // itself: each attempt sees its parent go, and ends its group.
+    let mut c = TestCluster::start(0, &[]);
+    c.add_worker(&["--allow-exec"]);
+    c.wait_for_workers(1);
+    let input = c.path("in.txt");
+    fs::write(&input, "one line\n").expect("write input");
+    // A duration no other test sleeps, to find this test's processes.
+    let seconds = (8000 + std::process::id() % 1000).to_string();
+    let (input, out) = (input.display().to_string(), c.path("out").display().to_string());
+    let mapper = format!("sleep {seconds}");
+    let id = c.submit(&["--input", &input, "--output", &out, "--mapper", &mapper]);
+    c.wait_until("the mapper runs", Duration::from_secs(30), || !processes_running(&["sleep", &seconds]).is_empty());
+    // The mapper's parent is the attempt process, `quern task`.
+    let attempts: Vec<u32> = processes_running(&["sleep", &seconds]).iter().filter_map(|&pid| parent_of(pid)).collect();
+    for &pid in &attempts {
+        let command = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert_eq!(command.split(|&b| b == 0).nth(1), Some(&b"task"[..]), "{}", String::from_utf8_lossy(&command));
+    }
+    TestCluster::kill9(&mut c.workers[0]);
+    c.wait_until("the killed worker's mapper is gone", Duration::from_secs(5), || {
+        processes_running(&["sleep", &seconds]).is_empty()
+    });
+    c.wait_until("its attempt process is gone", Duration::from_secs(5), || {
+        attempts.iter().all(|pid| fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z ")))
+    });
+    let _ = c.cli().args(["kill", &id.to_string()]).output();
+}
+
+/// A process's parent, from `/proc`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
 fn wasm_jobs_run_on_every_worker_from_code_the_coordinator_stores_by_hash() {
     // No worker allows commands: modules run in the sandbox anywhere.
     let c = TestCluster::start(2, &["--no-speculation"]);

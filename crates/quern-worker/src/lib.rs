@@ -545,6 +545,7 @@ pub fn attempt_process_main(
     build: impl Fn(&JobSpec) -> Result<Arc<dyn App>, String>,
 ) -> std::process::ExitCode {
     let started = Instant::now();
+    end_when_orphaned();
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
         eprintln!("quern task: reading the request: {e}");
@@ -610,6 +611,40 @@ pub fn attempt_process_main(
     let _ = writeln!(out, "{}", protocol::outcome_line(&outcome));
     let _ = out.flush();
     std::process::ExitCode::SUCCESS
+}
+
+/// How often an attempt process looks whether its worker is still there.
+const ORPHAN_CHECK: Duration = Duration::from_millis(200);
+
+/// Ends this attempt process, and what it started, once the worker that
+/// started it is gone (its parent changes: it was killed, or crashed). Such
+/// a worker cannot kill its attempts' groups itself, and an orphaned
+/// attempt would go on using CPU and disk for a task that runs again
+/// elsewhere. The worker starts each attempt as the leader of a process
+/// group of its own, with the streaming commands it starts in it: the whole
+/// group is killed. (A process that leads no group of its own, run by hand,
+/// ends alone.)
+fn end_when_orphaned() {
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(ORPHAN_CHECK);
+            if std::os::unix::process::parent_id() != parent {
+                break;
+            }
+        }
+        // Its log went with the worker, most likely: a failed write is no
+        // reason not to stop (eprintln! would panic on it).
+        let _ = writeln!(
+            std::io::stderr(),
+            "quern task: the worker that started this attempt (pid {parent}) is gone: stopping"
+        );
+        if nix::unistd::getpgrp() == nix::unistd::Pid::this() {
+            // Kills this process too.
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+        }
+        std::process::exit(3);
+    });
 }
 
 /// This process's user plus system CPU time, where `/proc` tells it.
