@@ -32,6 +32,8 @@ use crate::state::{AttemptEnd, JobPhase, WorkerState};
 
 #[macro_use]
 mod sql;
+
+mod migrations;
 mod postgres;
 mod sqlite;
 

@@ -9,9 +9,6 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 use super::redact;
 use crate::error::Error;
 
-/// The migrations, embedded at build time.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
-
 /// The advisory lock's key: ("quer", 1), the coordinator's state.
 const LOCK_KEY: (i32, i32) = (0x7175_6572, 1);
 
@@ -53,7 +50,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| Error::Database { context: format!("connecting to {shown}"), cause: e })?;
-        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate { url: shown, cause: e })?;
+        super::migrations::postgres().run(&pool).await.map_err(|e| Error::Migrate { url: shown, cause: e })?;
         Ok(PostgresStore { pool, _lock: Some(std::sync::Mutex::new(lock)) })
     }
 
@@ -68,7 +65,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| Error::Database { context: format!("connecting to {shown}"), cause: e })?;
-        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate { url: shown, cause: e })?;
+        super::migrations::postgres().run(&pool).await.map_err(|e| Error::Migrate { url: shown, cause: e })?;
         Ok(PostgresStore { pool, _lock: None })
     }
 }

@@ -11,9 +11,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::error::Error;
 
-/// The migrations, embedded at build time.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
-
 /// The exclusive lock on a state database, held while it is open.
 #[derive(Debug)]
 struct StateLock {
@@ -102,7 +99,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| Error::Database { context: format!("opening {url}"), cause: e })?;
-        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate { url: url.to_owned(), cause: e })?;
+        super::migrations::sqlite().run(&pool).await.map_err(|e| Error::Migrate { url: url.to_owned(), cause: e })?;
         Ok(SqliteStore { pool, _lock: lock })
     }
 }
