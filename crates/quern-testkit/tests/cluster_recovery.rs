@@ -75,7 +75,13 @@ fn a_reduce_on_a_worker_that_lost_its_own_map_outputs_runs_those_maps_again() {
             .is_some_and(|s| s["phase"] == "reduce" && s["reduces"]["running"].as_u64().unwrap_or(0) > 0)
     });
     TestCluster::kill9(&mut c.workers[0]);
-    fs::remove_dir_all(c.path("worker-0")).expect("lose the work directory");
+    // Its attempt processes notice within 200 ms that it is gone, and end;
+    // until then they may still write under the directory.
+    let work_dir = c.path("worker-0");
+    c.wait_until("the work directory is lost", Duration::from_secs(10), || match fs::remove_dir_all(&work_dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    });
     // The same worker comes back with an empty work directory.
     c.add_worker(&["--id", "solo", "--coordinator-timeout", "20s"]);
     let status = c.wait_job(id, Duration::from_secs(120));
